@@ -1,0 +1,368 @@
+/*
+ * Fristad wire protocol: framing, request validation, reply encoding, error codes.
+ *
+ * This is the public surface of libfristad-proto, shared by the daemon (fristadd), the client
+ * (fristad), the fuzzers and any third-party C client. It depends on msgpack-c and libc only.
+ * proto/PROTOCOL.md is the normative description; this header is its C binding.
+ *
+ * Glossary
+ *   frame      4-byte big-endian length, then exactly that many bytes holding one msgpack map.
+ *   request    {"id": uint, "op": str, "args": map}; id is echoed in the reply.
+ *   reply      {"id": uint|nil, "ok": true, "result": any} or
+ *              {"id": uint|nil, "ok": false, "error": {"code": str, "message": str}}.
+ *   shelter    a kvinnojour, skyddat boende or crisis centre; has units.
+ *   unit       a room or apartment with a number of beds; one household takes one unit.
+ *   hold       a unit reserved for one referral for a limited time.
+ *   placement  a confirmed hold: the household has arrived.
+ *   referral   an opaque reference from the municipality's case system; never a name or
+ *              personal identity number.
+ *   kommun     municipality, 4-digit SCB code ("0180"); län: county, 2-digit code ("01").
+ */
+#ifndef FRISTAD_PROTO_H
+#define FRISTAD_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PROTO_VERSION 1
+
+#define PROTO_HEADER_LEN        4u     /* bytes of the big-endian length prefix */
+#define PROTO_DEFAULT_MAX_FRAME 65536u /* default cap on a frame body */
+#define PROTO_MIN_MAX_FRAME     1024u  /* smallest cap a deployment may configure */
+#define PROTO_MAX_MAX_FRAME     (16u * 1024u * 1024u)
+
+#define PROTO_MAX_DEPTH   4u    /* root map > args map > children array > child map */
+#define PROTO_MAX_ITEMS   256u  /* elements of one array, or pairs of one map */
+#define PROTO_MAX_OBJECTS 4096u /* msgpack objects in one frame */
+
+#define PROTO_ID_MAX        32u  /* shelter and unit ids */
+#define PROTO_TOKEN_MAX     64u  /* hold, placement, referral, idempotency key */
+#define PROTO_NAME_MAX      100u /* shelter name, in characters */
+#define PROTO_REASON_MAX    200u /* decline reason, in characters */
+#define PROTO_PHONE_MAX     20u
+#define PROTO_PRINCIPAL_MAX 80u /* "role:id" */
+#define PROTO_MAX_LANGUAGES 16u
+#define PROTO_MAX_CHILDREN  12u
+#define PROTO_MAX_PERP      10u /* municipalities where the perpetrator lives or works */
+#define PROTO_MAX_EXCLUDE   50u /* further excluded municipalities */
+#define PROTO_MAX_BEDS      30u
+#define PROTO_MAX_ADULTS    6u
+#define PROTO_MAX_LIMIT     200u /* search result limit */
+#define PROTO_MESSAGE_MAX   240u /* error message buffer, including NUL */
+
+#define PROTO_WARN_UNUSED __attribute__((warn_unused_result))
+
+/* Stable error codes; the strings (proto_err_code) are the contract, the numbers are not. */
+enum proto_err {
+    PROTO_OK = 0,
+    PROTO_E_BAD_FRAME,       /* not a msgpack map of the right shape; framing may be lost */
+    PROTO_E_TOO_LARGE,       /* length prefix above the maximum frame size */
+    PROTO_E_BAD_REQUEST,     /* a field is missing, unknown, of the wrong type or out of range */
+    PROTO_E_UNKNOWN_OP,      /* op name not known to this server */
+    PROTO_E_UNAUTHORIZED,    /* no usable identity in the client certificate */
+    PROTO_E_FORBIDDEN,       /* the principal may not do this to this target */
+    PROTO_E_NOT_FOUND,       /* shelter, unit, hold or placement does not exist */
+    PROTO_E_CONFLICT,        /* state forbids it: unit not free, hold expired, id taken */
+    PROTO_E_UNAVAILABLE,     /* the store cannot be reached right now; nothing was done */
+    PROTO_E_INTERNAL,        /* a bug; the request failed, the server goes on */
+    PROTO_E_RATE_LIMITED,    /* too many requests from this principal; retry later */
+    PROTO_E_PERSONAL_DATA,   /* a field looks like a personal identity number or address */
+    PROTO_E_OUTCOME_UNKNOWN, /* the write may or may not have happened; retry with same key */
+    PROTO_E__COUNT
+};
+
+const char *proto_err_code(enum proto_err e);
+/* Returns PROTO_E__COUNT for an unknown code. */
+enum proto_err proto_err_from_code(const char *s, size_t n);
+
+struct proto_error {
+    enum proto_err code;
+    char message[PROTO_MESSAGE_MAX];
+};
+
+/* Fills e and returns e->code, so a caller can `return proto_fail(e, ...)`. */
+enum proto_err proto_fail(struct proto_error *e, enum proto_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- framing --------------------------------------------------------------------------- */
+
+enum proto_frame_status {
+    PROTO_FRAME_NEED_MORE,  /* fewer than 4 + len bytes available */
+    PROTO_FRAME_READY,      /* *len bytes of body follow the header */
+    PROTO_FRAME_BAD_LENGTH, /* zero length: the stream cannot be trusted any more */
+    PROTO_FRAME_TOO_LARGE,  /* length above max_frame: the stream cannot be trusted any more */
+};
+
+/* Looks at the start of a byte stream. *len is set whenever 4 header bytes are present. */
+enum proto_frame_status proto_frame_peek(const uint8_t *buf, size_t avail, uint32_t max_frame,
+                                         uint32_t *len);
+void proto_frame_put_header(uint8_t out[PROTO_HEADER_LEN], uint32_t len);
+
+/*
+ * Structural pre-check of one msgpack document before msgpack-c sees it: exactly one root
+ * object and no trailing bytes, every declared length and count fits in the bytes left, depth
+ * at most PROTO_MAX_DEPTH, at most PROTO_MAX_ITEMS per container and PROTO_MAX_OBJECTS in all,
+ * no ext types, no reserved byte 0xc1. msgpack-c 4 allocates declared counts before reading
+ * elements, so this check is what keeps a 5-byte frame from reserving gigabytes.
+ */
+enum proto_err proto_check(const uint8_t *p, size_t n, struct proto_error *err);
+
+/*
+ * Unpacks one pre-checked document into `out` (which the caller destroys with
+ * msgpack_unpacked_destroy). Returns PROTO_E_BAD_FRAME on any msgpack error.
+ */
+enum proto_err proto_unpack(const uint8_t *p, size_t n, msgpack_unpacked *out,
+                            struct proto_error *err);
+
+/* ---- domain enumerations --------------------------------------------------------------- */
+
+enum proto_kind { KIND_KVINNOJOUR, KIND_SKYDDAT_BOENDE, KIND_KRISCENTRUM, KIND_OTHER, KIND__COUNT };
+enum proto_group { GROUP_WOMEN, GROUP_MEN, GROUP_HBTQI, GROUP_YOUTH, GROUP__COUNT };
+enum proto_vacancy { VAC_FREE, VAC_OCCUPIED, VAC_CLOSED, VAC__COUNT };
+enum proto_risk { RISK_LOW, RISK_MODERATE, RISK_HIGH, RISK_SEVERE, RISK__COUNT };
+enum proto_role { ROLE_SHELTER, ROLE_SOCIAL, ROLE_ONCALL, ROLE_ADMIN, ROLE__COUNT };
+
+const char *proto_kind_name(enum proto_kind k);
+const char *proto_group_name(enum proto_group g);
+const char *proto_vacancy_name(enum proto_vacancy v);
+const char *proto_risk_name(enum proto_risk r);
+const char *proto_role_name(enum proto_role r);
+/* Each returns -1 when the name is unknown. */
+int proto_kind_parse(const char *s, size_t n);
+int proto_group_parse(const char *s, size_t n);
+int proto_vacancy_parse(const char *s, size_t n);
+int proto_risk_parse(const char *s, size_t n);
+int proto_role_parse(const char *s, size_t n);
+
+/* ---- reference data -------------------------------------------------------------------- */
+
+#define PROTO_MUNICIPALITIES 290u
+#define PROTO_COUNTIES       21u
+
+/* Index 0..289 of a valid municipality code (4 digits), or -1. */
+int proto_municipality_index(const char *code, size_t n);
+const char *proto_municipality_code(unsigned idx);
+bool proto_county_valid(const char *code, size_t n);
+
+/* ---- privacy checks -------------------------------------------------------------------- */
+
+/*
+ * True when the text holds something shaped like a Swedish personal identity number
+ * (personnummer or samordningsnummer): 10 or 12 digits not part of a longer digit run,
+ * optionally with '-' or '+' before the last four, a plausible month and day, and a valid
+ * check digit (Luhn over the 10-digit form).
+ */
+bool proto_has_personal_number(const char *s, size_t n);
+/* True when the text looks like a street address or a postal code ("Storgatan 12", "123 45"). */
+bool proto_has_street_address(const char *s, size_t n);
+/* Valid UTF-8 without control characters (tab excepted) and without overlong forms. */
+bool proto_utf8_valid(const char *s, size_t n, size_t *chars);
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+enum proto_op {
+    OP_SHELTER_ADD,
+    OP_SHELTER_UPDATE,
+    OP_SHELTER_RETIRE,
+    OP_SHELTER_SHOW,
+    OP_SHELTER_LIST,
+    OP_UNIT_ADD,
+    OP_UNIT_UPDATE,
+    OP_UNIT_REMOVE,
+    OP_VACANCY_SET,
+    OP_VACANCY_CONFIRM,
+    OP_INTAKE_PAUSE,
+    OP_INTAKE_RESUME,
+    OP_FREE,
+    OP_SEARCH,
+    OP_HOLD,
+    OP_HOLD_RELEASE,
+    OP_HOLD_CONFIRM,
+    OP_HOLD_DECLINE,
+    OP_PLACEMENT_DISCHARGE,
+    OP_HOLDS_LIST,
+    OP_PLACEMENTS_LIST,
+    OP_AUDIT,
+    OP_STATS,
+    OP_WHOAMI,
+    OP__COUNT
+};
+
+const char *proto_op_name(enum proto_op op);
+/* Returns -1 when unknown. */
+int proto_op_parse(const char *s, size_t n);
+/* True for ops that change stored state (and are therefore audited). */
+bool proto_op_writes(enum proto_op op);
+
+/* Argument fields; the wire name is proto_field_name(). */
+enum proto_field {
+    F_SHELTER,
+    F_UNIT,
+    F_NAME,
+    F_KIND,
+    F_MUNICIPALITY,
+    F_PROTECTION,
+    F_PHONE,
+    F_GROUPS,
+    F_MAX_CHILDREN,
+    F_BOYS_MAX_AGE,
+    F_PETS,
+    F_SUBSTANCE,
+    F_LANGUAGES,
+    F_BEDS,
+    F_ACCESSIBLE,
+    F_STATE,
+    F_COUNTY,
+    F_HOME,
+    F_RISK,
+    F_ADULTS,
+    F_CHILDREN,
+    F_GROUP,
+    F_WHEELCHAIR,
+    F_LANGUAGE,
+    F_PERPETRATOR,
+    F_EXCLUDE,
+    F_LIMIT,
+    F_REF,
+    F_IDEMPOTENCY_KEY,
+    F_HOLD,
+    F_PLACEMENT,
+    F_REASON,
+    F_SINCE,
+    F_PRINCIPAL,
+    F__COUNT
+};
+
+const char *proto_field_name(enum proto_field f);
+
+#define PROTO_BIT(f) (UINT64_C(1) << (f))
+
+struct proto_child {
+    uint8_t age; /* 0..17 */
+    char sex;    /* 'm' or 'f' */
+};
+
+/* Decoded, validated arguments. A field is meaningful only when its bit is in `present`. */
+struct proto_args {
+    uint64_t present;
+    char shelter[PROTO_ID_MAX + 1];
+    char unit[PROTO_ID_MAX + 1];
+    char name[PROTO_NAME_MAX * 4 + 1]; /* UTF-8 */
+    uint8_t kind;                      /* enum proto_kind */
+    char municipality[5];
+    uint8_t protection; /* 1..3 */
+    char phone[PROTO_PHONE_MAX + 1];
+    uint8_t groups; /* bit per enum proto_group */
+    uint8_t max_children;
+    uint8_t boys_max_age;
+    bool pets;
+    bool substance;
+    uint8_t n_languages;
+    char languages[PROTO_MAX_LANGUAGES][4];
+    uint8_t beds;
+    bool accessible;
+    uint8_t state; /* enum proto_vacancy */
+    char county[3];
+    char home[5];
+    uint8_t risk; /* enum proto_risk */
+    uint8_t adults;
+    uint8_t n_children;
+    struct proto_child children[PROTO_MAX_CHILDREN];
+    uint8_t group; /* enum proto_group */
+    bool wheelchair;
+    char language[4];
+    uint8_t n_perpetrator;
+    char perpetrator[PROTO_MAX_PERP][5];
+    uint8_t n_exclude;
+    char exclude[PROTO_MAX_EXCLUDE][5];
+    uint16_t limit;
+    char ref[PROTO_TOKEN_MAX + 1];
+    char idempotency_key[PROTO_TOKEN_MAX + 1];
+    char hold[PROTO_TOKEN_MAX + 1];
+    char placement[PROTO_TOKEN_MAX + 1];
+    char reason[PROTO_REASON_MAX * 4 + 1]; /* UTF-8 */
+    int64_t since;                         /* milliseconds since the epoch */
+    char principal[PROTO_PRINCIPAL_MAX + 1];
+};
+
+static inline bool proto_has(const struct proto_args *a, enum proto_field f)
+{
+    return (a->present & PROTO_BIT(f)) != 0;
+}
+
+struct proto_request {
+    uint64_t id;
+    bool has_id; /* false only while reporting an error for a frame without a usable id */
+    enum proto_op op;
+    struct proto_args args;
+};
+
+/* Allowed and required fields of an op, as bit masks over enum proto_field. */
+uint64_t proto_op_allowed(enum proto_op op);
+uint64_t proto_op_required(enum proto_op op);
+
+/*
+ * Decodes and validates one frame body into `out`. On failure, `err` says why and
+ * out->has_id/out->id tell whether the error reply can carry the request's id.
+ * Every string is copied: nothing in `out` points into `p`.
+ */
+enum proto_err proto_decode_request(const uint8_t *p, size_t n, struct proto_request *out,
+                                    struct proto_error *err) PROTO_WARN_UNUSED;
+
+/*
+ * Checks one typed request against the same rules the decoder applies (used by the client
+ * before sending, and by tests). Returns PROTO_OK or the error with a message.
+ */
+enum proto_err proto_validate_request(const struct proto_request *req, struct proto_error *err);
+
+/* Packs a request (map with id, op, args) into `pk`. Returns 0 or -1 on allocation failure. */
+int proto_pack_request(msgpack_packer *pk, const struct proto_request *req) PROTO_WARN_UNUSED;
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+/*
+ * Starts an ok reply: packs the map header and "id", "ok": true, and the key "result"; the
+ * caller then packs exactly one object as the result. Returns 0 or -1.
+ */
+int proto_pack_ok_begin(msgpack_packer *pk, uint64_t id, bool has_id) PROTO_WARN_UNUSED;
+/* Packs a whole error reply. Returns 0 or -1. */
+int proto_pack_error(msgpack_packer *pk, uint64_t id, bool has_id, enum proto_err code,
+                     const char *message) PROTO_WARN_UNUSED;
+/* Packs a NUL-terminated string. Returns 0 or -1. */
+int proto_pack_cstr(msgpack_packer *pk, const char *s) PROTO_WARN_UNUSED;
+/* Packs a key (NUL-terminated) followed by a NUL-terminated string value. */
+int proto_pack_kv_str(msgpack_packer *pk, const char *k, const char *v) PROTO_WARN_UNUSED;
+int proto_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v) PROTO_WARN_UNUSED;
+int proto_pack_kv_bool(msgpack_packer *pk, const char *k, bool v) PROTO_WARN_UNUSED;
+
+struct proto_reply {
+    uint64_t id;
+    bool has_id;
+    bool ok;
+    enum proto_err code;            /* when !ok; PROTO_E__COUNT for a code this build lacks */
+    char code_text[32];             /* the code as sent */
+    char message[PROTO_MESSAGE_MAX];/* when !ok */
+    const msgpack_object *result;   /* when ok; points into `unpacked` */
+    msgpack_unpacked unpacked;
+};
+
+/* Decodes a reply frame body. On success the caller frees with proto_reply_free. */
+enum proto_err proto_decode_reply(const uint8_t *p, size_t n, struct proto_reply *out,
+                                  struct proto_error *err) PROTO_WARN_UNUSED;
+void proto_reply_free(struct proto_reply *r);
+
+/* Looks up a key in a msgpack map object; NULL when absent or when `map` is not a map. */
+const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,809 @@
+/*
+ * Requests: the op and field tables, and the decoder that turns one frame body into a fully
+ * validated struct proto_request. Nothing past this file sees an unchecked value.
+ *
+ * Error messages name the field and the rule, never the value: a value may be exactly the
+ * personal data the check exists to keep out of logs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto_internal.h"
+
+enum ftype {
+    T_ID,        /* shelter or unit id */
+    T_TOKEN,     /* opaque token: hold, placement, referral, idempotency key */
+    T_TEXT,      /* free text in UTF-8 */
+    T_KIND,      /* enum proto_kind */
+    T_STATE,     /* enum proto_vacancy */
+    T_RISK,      /* enum proto_risk */
+    T_GROUP,     /* enum proto_group */
+    T_GROUPS,    /* array of enum proto_group */
+    T_MUNI,      /* municipality code */
+    T_MUNI_LIST, /* array of municipality codes */
+    T_COUNTY,    /* county code */
+    T_UINT,      /* unsigned integer in [min, max] */
+    T_BOOL,
+    T_PHONE,
+    T_LANG,      /* ISO 639 language code */
+    T_LANGS,     /* array of language codes */
+    T_CHILDREN,  /* array of {age, sex} */
+    T_TIME,      /* milliseconds since the epoch */
+    T_PRINCIPAL, /* "role:id" */
+};
+
+struct field_def {
+    const char *name;
+    enum ftype type;
+    unsigned min, max; /* value range, text length in characters, or list length */
+};
+
+static const struct field_def fields[F__COUNT] = {
+    [F_SHELTER] = {"shelter", T_ID, 1, PROTO_ID_MAX},
+    [F_UNIT] = {"unit", T_ID, 1, PROTO_ID_MAX},
+    [F_NAME] = {"name", T_TEXT, 1, PROTO_NAME_MAX},
+    [F_KIND] = {"kind", T_KIND, 0, 0},
+    [F_MUNICIPALITY] = {"municipality", T_MUNI, 0, 0},
+    [F_PROTECTION] = {"protection", T_UINT, 1, 3},
+    [F_PHONE] = {"phone", T_PHONE, 0, 0},
+    [F_GROUPS] = {"groups", T_GROUPS, 1, GROUP__COUNT},
+    [F_MAX_CHILDREN] = {"max_children", T_UINT, 0, 20},
+    [F_BOYS_MAX_AGE] = {"boys_max_age", T_UINT, 0, 17},
+    [F_PETS] = {"pets", T_BOOL, 0, 0},
+    [F_SUBSTANCE] = {"substance", T_BOOL, 0, 0},
+    [F_LANGUAGES] = {"languages", T_LANGS, 0, PROTO_MAX_LANGUAGES},
+    [F_BEDS] = {"beds", T_UINT, 1, PROTO_MAX_BEDS},
+    [F_ACCESSIBLE] = {"accessible", T_BOOL, 0, 0},
+    [F_STATE] = {"state", T_STATE, 0, 0},
+    [F_COUNTY] = {"county", T_COUNTY, 0, 0},
+    [F_HOME] = {"home", T_MUNI, 0, 0},
+    [F_RISK] = {"risk", T_RISK, 0, 0},
+    [F_ADULTS] = {"adults", T_UINT, 1, PROTO_MAX_ADULTS},
+    [F_CHILDREN] = {"children", T_CHILDREN, 0, PROTO_MAX_CHILDREN},
+    [F_GROUP] = {"group", T_GROUP, 0, 0},
+    [F_WHEELCHAIR] = {"wheelchair", T_BOOL, 0, 0},
+    [F_LANGUAGE] = {"language", T_LANG, 0, 0},
+    [F_PERPETRATOR] = {"perpetrator", T_MUNI_LIST, 0, PROTO_MAX_PERP},
+    [F_EXCLUDE] = {"exclude", T_MUNI_LIST, 0, PROTO_MAX_EXCLUDE},
+    [F_LIMIT] = {"limit", T_UINT, 1, PROTO_MAX_LIMIT},
+    [F_REF] = {"ref", T_TOKEN, 1, PROTO_TOKEN_MAX},
+    [F_IDEMPOTENCY_KEY] = {"idempotency_key", T_TOKEN, 8, PROTO_TOKEN_MAX},
+    [F_HOLD] = {"hold", T_TOKEN, 1, PROTO_TOKEN_MAX},
+    [F_PLACEMENT] = {"placement", T_TOKEN, 1, PROTO_TOKEN_MAX},
+    [F_REASON] = {"reason", T_TEXT, 1, PROTO_REASON_MAX},
+    [F_SINCE] = {"since", T_TIME, 0, 0},
+    [F_PRINCIPAL] = {"principal", T_PRINCIPAL, 0, 0},
+};
+
+const char *proto_field_name(enum proto_field f)
+{
+    return (unsigned)f < F__COUNT ? fields[f].name : "?";
+}
+
+#define B(f) PROTO_BIT(F_##f)
+#define SHELTER_PROFILE                                                                        \
+    (B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE) | B(GROUPS) |              \
+     B(MAX_CHILDREN) | B(BOYS_MAX_AGE) | B(PETS) | B(SUBSTANCE) | B(LANGUAGES))
+
+struct op_def {
+    const char *name;
+    uint64_t required;
+    uint64_t optional;
+    bool writes;
+};
+
+static const struct op_def ops[OP__COUNT] = {
+    [OP_SHELTER_ADD] = {"shelter.add",
+                        B(SHELTER) | B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE),
+                        SHELTER_PROFILE, true},
+    [OP_SHELTER_UPDATE] = {"shelter.update", B(SHELTER), SHELTER_PROFILE, true},
+    [OP_SHELTER_RETIRE] = {"shelter.retire", B(SHELTER), 0, true},
+    [OP_SHELTER_SHOW] = {"shelter.show", B(SHELTER), 0, false},
+    [OP_SHELTER_LIST] = {"shelter.list", 0, B(COUNTY) | B(MUNICIPALITY), false},
+    [OP_UNIT_ADD] = {"unit.add", B(SHELTER) | B(UNIT) | B(BEDS), B(ACCESSIBLE), true},
+    [OP_UNIT_UPDATE] = {"unit.update", B(SHELTER) | B(UNIT), B(BEDS) | B(ACCESSIBLE), true},
+    [OP_UNIT_REMOVE] = {"unit.remove", B(SHELTER) | B(UNIT), 0, true},
+    [OP_VACANCY_SET] = {"vacancy.set", B(SHELTER) | B(UNIT) | B(STATE), 0, true},
+    [OP_VACANCY_CONFIRM] = {"vacancy.confirm", B(SHELTER), 0, true},
+    [OP_INTAKE_PAUSE] = {"intake.pause", B(SHELTER), 0, true},
+    [OP_INTAKE_RESUME] = {"intake.resume", B(SHELTER), 0, true},
+    [OP_FREE] = {"free", 0, B(COUNTY) | B(MUNICIPALITY), false},
+    [OP_SEARCH] = {"search", B(HOME) | B(RISK),
+                   B(ADULTS) | B(CHILDREN) | B(GROUP) | B(WHEELCHAIR) | B(PETS) | B(SUBSTANCE) |
+                       B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE) | B(LIMIT),
+                   false},
+    [OP_HOLD] = {"hold", B(SHELTER) | B(UNIT) | B(REF), B(IDEMPOTENCY_KEY) | B(MUNICIPALITY),
+                 true},
+    [OP_HOLD_RELEASE] = {"hold.release", B(HOLD), 0, true},
+    [OP_HOLD_CONFIRM] = {"hold.confirm", B(HOLD), 0, true},
+    [OP_HOLD_DECLINE] = {"hold.decline", B(HOLD) | B(REASON), 0, true},
+    [OP_PLACEMENT_DISCHARGE] = {"placement.discharge", B(PLACEMENT), 0, true},
+    [OP_HOLDS_LIST] = {"holds.list", 0, 0, false},
+    [OP_PLACEMENTS_LIST] = {"placements.list", 0, 0, false},
+    [OP_AUDIT] = {"audit", 0, B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT), false},
+    [OP_STATS] = {"stats", 0, 0, false},
+    [OP_WHOAMI] = {"whoami", 0, 0, false},
+};
+
+const char *proto_op_name(enum proto_op op)
+{
+    return (unsigned)op < OP__COUNT ? ops[op].name : "?";
+}
+
+int proto_op_parse(const char *s, size_t n)
+{
+    for (unsigned i = 0; i < OP__COUNT; i++) {
+        if (proto_str_eq(s, n, ops[i].name))
+            return (int)i;
+    }
+    return -1;
+}
+
+bool proto_op_writes(enum proto_op op)
+{
+    return (unsigned)op < OP__COUNT && ops[op].writes;
+}
+
+uint64_t proto_op_allowed(enum proto_op op)
+{
+    return (unsigned)op < OP__COUNT ? ops[op].required | ops[op].optional : 0;
+}
+
+uint64_t proto_op_required(enum proto_op op)
+{
+    return (unsigned)op < OP__COUNT ? ops[op].required : 0;
+}
+
+/* ---- value decoders --------------------------------------------------------------------- */
+
+static bool id_char(char c, bool token)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    if (c == '-' || c == '_' || c == '.')
+        return true;
+    return token && (c == ':' || c == '/');
+}
+
+static bool alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static enum proto_err want_str(const msgpack_object *v, const char *name, struct proto_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_STR)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be a string", name);
+    return PROTO_OK;
+}
+
+/* Strings that reach storage go through here: no personal identity numbers, ever. */
+static enum proto_err no_pin(const char *s, size_t n, const char *name, struct proto_error *err)
+{
+    if (proto_has_personal_number(s, n))
+        return proto_fail(err, PROTO_E_PERSONAL_DATA,
+                          "field '%s' looks like it holds a personal identity number; Fristad "
+                          "stores no personal data: use the case system's reference instead",
+                          name);
+    return PROTO_OK;
+}
+
+static enum proto_err dec_ident(const msgpack_object *v, const struct field_def *fd, bool token,
+                                char *out, struct proto_error *err)
+{
+    enum proto_err e = want_str(v, fd->name, err);
+    if (e)
+        return e;
+    const char *s = v->via.str.ptr;
+    size_t n = v->via.str.size;
+    if (n < fd->min || n > fd->max)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be %u to %u characters long",
+                          fd->name, fd->min, fd->max);
+    if (!alnum(s[0]))
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field '%s' must start with a letter or a digit", fd->name);
+    for (size_t i = 0; i < n; i++) {
+        if (!id_char(s[i], token))
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              token ? "field '%s' may hold only letters, digits and . _ - : /"
+                                    : "field '%s' may hold only letters, digits and . _ -",
+                              fd->name);
+    }
+    if ((e = no_pin(s, n, fd->name, err)))
+        return e;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return PROTO_OK;
+}
+
+static enum proto_err dec_text(const msgpack_object *v, const struct field_def *fd, char *out,
+                               struct proto_error *err)
+{
+    enum proto_err e = want_str(v, fd->name, err);
+    if (e)
+        return e;
+    const char *s = v->via.str.ptr;
+    size_t n = v->via.str.size, chars = 0;
+    if (!proto_utf8_valid(s, n, &chars))
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field '%s' must be valid UTF-8 text without control characters",
+                          fd->name);
+    if (chars < fd->min || chars > fd->max)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be %u to %u characters long",
+                          fd->name, fd->min, fd->max);
+    bool blank = true;
+    for (size_t i = 0; i < n && blank; i++)
+        blank = s[i] == ' ' || s[i] == '\t';
+    if (blank)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must not be blank", fd->name);
+    if ((e = no_pin(s, n, fd->name, err)))
+        return e;
+    if (proto_has_street_address(s, n))
+        return proto_fail(err, PROTO_E_PERSONAL_DATA,
+                          "field '%s' looks like it holds a street address or postal code; "
+                          "Fristad stores no addresses",
+                          fd->name);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return PROTO_OK;
+}
+
+static enum proto_err dec_enum(const msgpack_object *v, const char *name,
+                               int (*parse)(const char *, size_t), const char *choices,
+                               uint8_t *out, struct proto_error *err)
+{
+    enum proto_err e = want_str(v, name, err);
+    if (e)
+        return e;
+    int k = parse(v->via.str.ptr, v->via.str.size);
+    if (k < 0)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be one of %s", name, choices);
+    *out = (uint8_t)k;
+    return PROTO_OK;
+}
+
+static enum proto_err dec_muni(const msgpack_object *v, const char *name, char out[5],
+                               struct proto_error *err)
+{
+    enum proto_err e = want_str(v, name, err);
+    if (e)
+        return e;
+    if (proto_municipality_index(v->via.str.ptr, v->via.str.size) < 0)
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field '%s' must be one of the 290 four-digit municipality codes "
+                          "(kommunkod), such as 0180",
+                          name);
+    memcpy(out, v->via.str.ptr, 4);
+    out[4] = '\0';
+    return PROTO_OK;
+}
+
+static enum proto_err dec_uint(const msgpack_object *v, const struct field_def *fd, uint64_t *out,
+                               struct proto_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER && v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be an integer", fd->name);
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || v->via.u64 < fd->min ||
+        v->via.u64 > fd->max)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be an integer from %u to %u",
+                          fd->name, fd->min, fd->max);
+    *out = v->via.u64;
+    return PROTO_OK;
+}
+
+static enum proto_err dec_lang(const msgpack_object *v, const char *name, char out[4],
+                               struct proto_error *err)
+{
+    enum proto_err e = want_str(v, name, err);
+    if (e)
+        return e;
+    size_t n = v->via.str.size;
+    bool ok = n == 2 || n == 3;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = v->via.str.ptr[i] >= 'a' && v->via.str.ptr[i] <= 'z';
+    if (!ok)
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field '%s' must hold ISO 639 language codes of 2 or 3 lower-case "
+                          "letters, such as sv",
+                          name);
+    memcpy(out, v->via.str.ptr, n);
+    out[n] = '\0';
+    return PROTO_OK;
+}
+
+static enum proto_err want_array(const msgpack_object *v, const struct field_def *fd,
+                                 struct proto_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be an array", fd->name);
+    if (v->via.array.size < fd->min || v->via.array.size > fd->max)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must have %u to %u elements",
+                          fd->name, fd->min, fd->max);
+    return PROTO_OK;
+}
+
+static enum proto_err dec_phone(const msgpack_object *v, char *out, struct proto_error *err)
+{
+    enum proto_err e = want_str(v, "phone", err);
+    if (e)
+        return e;
+    const char *s = v->via.str.ptr;
+    size_t n = v->via.str.size;
+    unsigned digits = 0;
+    bool ok = n >= 5 && n <= PROTO_PHONE_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9')
+            digits++;
+        else if (!(c == ' ' || c == '-' || (c == '+' && i == 0)))
+            ok = false;
+    }
+    if (!ok || digits < 5 || s[n - 1] < '0' || s[n - 1] > '9')
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field 'phone' must be a telephone number of 5 to 20 characters: "
+                          "digits, spaces, '-' and a leading '+'");
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return PROTO_OK;
+}
+
+static enum proto_err dec_children(const msgpack_object *v, const struct field_def *fd,
+                                   struct proto_args *a, struct proto_error *err)
+{
+    enum proto_err e = want_array(v, fd, err);
+    if (e)
+        return e;
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *c = &v->via.array.ptr[i];
+        if (c->type != MSGPACK_OBJECT_MAP)
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              "each element of 'children' must be a map {age, sex}");
+        bool have_age = false, have_sex = false;
+        for (uint32_t k = 0; k < c->via.map.size; k++) {
+            const msgpack_object *key = &c->via.map.ptr[k].key;
+            const msgpack_object *val = &c->via.map.ptr[k].val;
+            if (key->type != MSGPACK_OBJECT_STR)
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "map keys must be strings");
+            if (proto_str_eq(key->via.str.ptr, key->via.str.size, "age")) {
+                if (have_age)
+                    return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate key 'age' in a child");
+                if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER || val->via.u64 > 17)
+                    return proto_fail(err, PROTO_E_BAD_REQUEST,
+                                      "a child's 'age' must be an integer from 0 to 17");
+                a->children[i].age = (uint8_t)val->via.u64;
+                have_age = true;
+            } else if (proto_str_eq(key->via.str.ptr, key->via.str.size, "sex")) {
+                if (have_sex)
+                    return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate key 'sex' in a child");
+                if (val->type != MSGPACK_OBJECT_STR || val->via.str.size != 1 ||
+                    (val->via.str.ptr[0] != 'm' && val->via.str.ptr[0] != 'f'))
+                    return proto_fail(err, PROTO_E_BAD_REQUEST,
+                                      "a child's 'sex' must be \"m\" or \"f\"");
+                a->children[i].sex = val->via.str.ptr[0];
+                have_sex = true;
+            } else {
+                return proto_fail(err, PROTO_E_BAD_REQUEST,
+                                  "a child has only the keys 'age' and 'sex'");
+            }
+        }
+        if (!have_age || !have_sex)
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "each child needs both 'age' and 'sex'");
+    }
+    a->n_children = (uint8_t)v->via.array.size;
+    return PROTO_OK;
+}
+
+static enum proto_err dec_principal(const msgpack_object *v, char *out, struct proto_error *err)
+{
+    enum proto_err e = want_str(v, "principal", err);
+    if (e)
+        return e;
+    const char *s = v->via.str.ptr;
+    size_t n = v->via.str.size;
+    const char *colon = memchr(s, ':', n);
+    bool ok = colon && n <= PROTO_PRINCIPAL_MAX &&
+              proto_role_parse(s, (size_t)(colon - s)) >= 0 && colon + 1 < s + n;
+    for (const char *c = colon ? colon + 1 : s; ok && c < s + n; c++)
+        ok = id_char(*c, false);
+    if (!ok)
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field 'principal' must be ROLE:ID, such as social:0180");
+    if ((e = no_pin(s, n, "principal", err)))
+        return e;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return PROTO_OK;
+}
+
+static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, struct proto_args *a,
+                                struct proto_error *err)
+{
+    const struct field_def *fd = &fields[f];
+    enum proto_err e = PROTO_OK;
+    uint64_t u = 0;
+
+    switch (f) {
+    case F_SHELTER: return dec_ident(v, fd, false, a->shelter, err);
+    case F_UNIT: return dec_ident(v, fd, false, a->unit, err);
+    case F_REF: return dec_ident(v, fd, true, a->ref, err);
+    case F_IDEMPOTENCY_KEY: return dec_ident(v, fd, true, a->idempotency_key, err);
+    case F_HOLD: return dec_ident(v, fd, true, a->hold, err);
+    case F_PLACEMENT: return dec_ident(v, fd, true, a->placement, err);
+    case F_NAME: return dec_text(v, fd, a->name, err);
+    case F_REASON: return dec_text(v, fd, a->reason, err);
+    case F_PHONE: return dec_phone(v, a->phone, err);
+    case F_PRINCIPAL: return dec_principal(v, a->principal, err);
+    case F_KIND:
+        return dec_enum(v, fd->name, proto_kind_parse,
+                        "kvinnojour, skyddat_boende, kriscentrum, other", &a->kind, err);
+    case F_STATE:
+        return dec_enum(v, fd->name, proto_vacancy_parse, "free, occupied, closed", &a->state,
+                        err);
+    case F_RISK:
+        return dec_enum(v, fd->name, proto_risk_parse, "low, moderate, high, severe", &a->risk,
+                        err);
+    case F_GROUP:
+        return dec_enum(v, fd->name, proto_group_parse, "women, men, hbtqi, youth", &a->group,
+                        err);
+    case F_MUNICIPALITY: return dec_muni(v, fd->name, a->municipality, err);
+    case F_HOME: return dec_muni(v, fd->name, a->home, err);
+    case F_LANGUAGE: return dec_lang(v, fd->name, a->language, err);
+    case F_COUNTY:
+        if ((e = want_str(v, fd->name, err)))
+            return e;
+        if (!proto_county_valid(v->via.str.ptr, v->via.str.size))
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              "field 'county' must be one of the 21 two-digit county codes "
+                              "(länskod), such as 01");
+        memcpy(a->county, v->via.str.ptr, 2);
+        a->county[2] = '\0';
+        return PROTO_OK;
+    case F_PROTECTION:
+    case F_MAX_CHILDREN:
+    case F_BOYS_MAX_AGE:
+    case F_BEDS:
+    case F_ADULTS:
+    case F_LIMIT:
+        if ((e = dec_uint(v, fd, &u, err)))
+            return e;
+        if (f == F_PROTECTION)
+            a->protection = (uint8_t)u;
+        else if (f == F_MAX_CHILDREN)
+            a->max_children = (uint8_t)u;
+        else if (f == F_BOYS_MAX_AGE)
+            a->boys_max_age = (uint8_t)u;
+        else if (f == F_BEDS)
+            a->beds = (uint8_t)u;
+        else if (f == F_ADULTS)
+            a->adults = (uint8_t)u;
+        else
+            a->limit = (uint16_t)u;
+        return PROTO_OK;
+    case F_PETS:
+    case F_SUBSTANCE:
+    case F_ACCESSIBLE:
+    case F_WHEELCHAIR:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be true or false",
+                              fd->name);
+        if (f == F_PETS)
+            a->pets = v->via.boolean;
+        else if (f == F_SUBSTANCE)
+            a->substance = v->via.boolean;
+        else if (f == F_ACCESSIBLE)
+            a->accessible = v->via.boolean;
+        else
+            a->wheelchair = v->via.boolean;
+        return PROTO_OK;
+    case F_GROUPS:
+        if ((e = want_array(v, fd, err)))
+            return e;
+        a->groups = 0;
+        for (uint32_t i = 0; i < v->via.array.size; i++) {
+            uint8_t g;
+            if ((e = dec_enum(&v->via.array.ptr[i], fd->name, proto_group_parse,
+                              "women, men, hbtqi, youth", &g, err)))
+                return e;
+            if (a->groups & (1u << g))
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "field 'groups' repeats a group");
+            a->groups |= (uint8_t)(1u << g);
+        }
+        return PROTO_OK;
+    case F_LANGUAGES:
+        if ((e = want_array(v, fd, err)))
+            return e;
+        for (uint32_t i = 0; i < v->via.array.size; i++) {
+            if ((e = dec_lang(&v->via.array.ptr[i], fd->name, a->languages[i], err)))
+                return e;
+            for (uint32_t k = 0; k < i; k++) {
+                if (strcmp(a->languages[k], a->languages[i]) == 0)
+                    return proto_fail(err, PROTO_E_BAD_REQUEST,
+                                      "field 'languages' repeats a language");
+            }
+        }
+        a->n_languages = (uint8_t)v->via.array.size;
+        return PROTO_OK;
+    case F_PERPETRATOR:
+    case F_EXCLUDE:
+        if ((e = want_array(v, fd, err)))
+            return e;
+        for (uint32_t i = 0; i < v->via.array.size; i++) {
+            char *slot = f == F_PERPETRATOR ? a->perpetrator[i] : a->exclude[i];
+            if ((e = dec_muni(&v->via.array.ptr[i], fd->name, slot, err)))
+                return e;
+        }
+        if (f == F_PERPETRATOR)
+            a->n_perpetrator = (uint8_t)v->via.array.size;
+        else
+            a->n_exclude = (uint8_t)v->via.array.size;
+        return PROTO_OK;
+    case F_CHILDREN: return dec_children(v, fd, a, err);
+    case F_SINCE:
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > (uint64_t)INT64_MAX)
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              "field 'since' must be a non-negative integer of milliseconds "
+                              "since 1970");
+        a->since = (int64_t)v->via.u64;
+        return PROTO_OK;
+    case F__COUNT: break;
+    }
+    return proto_fail(err, PROTO_E_INTERNAL, "unhandled field");
+}
+
+/* ---- request decoding ------------------------------------------------------------------- */
+
+static int field_parse(const char *s, size_t n)
+{
+    for (unsigned i = 0; i < F__COUNT; i++) {
+        if (proto_str_eq(s, n, fields[i].name))
+            return (int)i;
+    }
+    return -1;
+}
+
+static enum proto_err check_semantics(const struct proto_request *r, struct proto_error *err)
+{
+    const struct proto_args *a = &r->args;
+    uint64_t others = a->present & ~PROTO_BIT(F_SHELTER) & ~PROTO_BIT(F_UNIT);
+    switch (r->op) {
+    case OP_SHELTER_UPDATE:
+    case OP_UNIT_UPDATE:
+        if (others == 0)
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "'%s' needs at least one field to change",
+                              proto_op_name(r->op));
+        break;
+    case OP_FREE:
+    case OP_SHELTER_LIST:
+        if (proto_has(a, F_COUNTY) && proto_has(a, F_MUNICIPALITY) &&
+            memcmp(a->county, a->municipality, 2) != 0)
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              "municipality is not in the given county");
+        break;
+    default: break;
+    }
+    return PROTO_OK;
+}
+
+static enum proto_err decode_root(const msgpack_object *root, struct proto_request *out,
+                                  struct proto_error *err)
+{
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return proto_fail(err, PROTO_E_BAD_FRAME, "a frame must hold one msgpack map");
+
+    const msgpack_object *op = NULL, *args = NULL;
+    bool seen_id = false;
+
+    /* The id first, so that every later error can be matched to its request. */
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        const msgpack_object *k = &root->via.map.ptr[i].key;
+        const msgpack_object *v = &root->via.map.ptr[i].val;
+        if (k->type == MSGPACK_OBJECT_STR && proto_str_eq(k->via.str.ptr, k->via.str.size, "id")) {
+            if (seen_id) {
+                out->has_id = false;
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate key 'id'");
+            }
+            seen_id = true;
+            if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                out->id = v->via.u64;
+                out->has_id = true;
+            }
+        }
+    }
+    if (!seen_id)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "missing key 'id'");
+    if (!out->has_id)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "'id' must be a non-negative integer");
+
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        const msgpack_object *k = &root->via.map.ptr[i].key;
+        const msgpack_object *v = &root->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "map keys must be strings");
+        const char *ks = k->via.str.ptr;
+        size_t kn = k->via.str.size;
+        if (proto_str_eq(ks, kn, "id")) {
+            continue;
+        } else if (proto_str_eq(ks, kn, "op")) {
+            if (op)
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate key 'op'");
+            op = v;
+        } else if (proto_str_eq(ks, kn, "args")) {
+            if (args)
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate key 'args'");
+            args = v;
+        } else {
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              "unknown key in request; a request has only id, op and args");
+        }
+    }
+    if (!op)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "missing key 'op'");
+    if (op->type != MSGPACK_OBJECT_STR)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "'op' must be a string");
+    int opi = proto_op_parse(op->via.str.ptr, op->via.str.size);
+    if (opi < 0)
+        return proto_fail(err, PROTO_E_UNKNOWN_OP, "unknown op; see PROTOCOL.md for the list");
+    out->op = (enum proto_op)opi;
+
+    uint64_t allowed = proto_op_allowed(out->op);
+    if (args) {
+        if (args->type != MSGPACK_OBJECT_MAP)
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "'args' must be a map");
+        for (uint32_t i = 0; i < args->via.map.size; i++) {
+            const msgpack_object *k = &args->via.map.ptr[i].key;
+            if (k->type != MSGPACK_OBJECT_STR)
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "map keys must be strings");
+            int f = field_parse(k->via.str.ptr, k->via.str.size);
+            if (f < 0 || !(allowed & PROTO_BIT(f)))
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "%s field for '%s'%s%s%s",
+                                  f < 0 ? "unknown" : "unexpected", ops[opi].name,
+                                  f < 0 ? "" : ": '", f < 0 ? "" : fields[f].name,
+                                  f < 0 ? "" : "'");
+            if (out->args.present & PROTO_BIT(f))
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate field '%s'",
+                                  fields[f].name);
+            enum proto_err e = dec_field((enum proto_field)f, &args->via.map.ptr[i].val,
+                                         &out->args, err);
+            if (e)
+                return e;
+            out->args.present |= PROTO_BIT(f);
+        }
+    }
+    uint64_t missing = proto_op_required(out->op) & ~out->args.present;
+    if (missing) {
+        unsigned f = (unsigned)__builtin_ctzll(missing);
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "'%s' needs the field '%s'", ops[opi].name,
+                          fields[f].name);
+    }
+    return check_semantics(out, err);
+}
+
+enum proto_err proto_decode_request(const uint8_t *p, size_t n, struct proto_request *out,
+                                    struct proto_error *err)
+{
+    memset(out, 0, sizeof *out);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    enum proto_err e = proto_unpack(p, n, &u, err);
+    if (e == PROTO_OK)
+        e = decode_root(&u.data, out, err);
+    msgpack_unpacked_destroy(&u);
+    if (e == PROTO_OK && err)
+        err->code = PROTO_OK;
+    return e;
+}
+
+/* ---- request packing -------------------------------------------------------------------- */
+
+static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto_args *a)
+{
+    int rc = proto_pack_cstr(pk, fields[f].name);
+    switch (f) {
+    case F_SHELTER: return rc | proto_pack_cstr(pk, a->shelter);
+    case F_UNIT: return rc | proto_pack_cstr(pk, a->unit);
+    case F_NAME: return rc | proto_pack_cstr(pk, a->name);
+    case F_KIND: return rc | proto_pack_cstr(pk, proto_kind_name(a->kind));
+    case F_MUNICIPALITY: return rc | proto_pack_cstr(pk, a->municipality);
+    case F_PROTECTION: return rc | msgpack_pack_uint8(pk, a->protection);
+    case F_PHONE: return rc | proto_pack_cstr(pk, a->phone);
+    case F_GROUPS: {
+        unsigned count = (unsigned)__builtin_popcount(a->groups);
+        rc |= msgpack_pack_array(pk, count);
+        for (unsigned g = 0; g < GROUP__COUNT; g++) {
+            if (a->groups & (1u << g))
+                rc |= proto_pack_cstr(pk, proto_group_name(g));
+        }
+        return rc;
+    }
+    case F_MAX_CHILDREN: return rc | msgpack_pack_uint8(pk, a->max_children);
+    case F_BOYS_MAX_AGE: return rc | msgpack_pack_uint8(pk, a->boys_max_age);
+    case F_PETS: return rc | (a->pets ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    case F_SUBSTANCE:
+        return rc | (a->substance ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    case F_LANGUAGES:
+        rc |= msgpack_pack_array(pk, a->n_languages);
+        for (unsigned i = 0; i < a->n_languages && i < PROTO_MAX_LANGUAGES; i++)
+            rc |= proto_pack_cstr(pk, a->languages[i]);
+        return rc;
+    case F_BEDS: return rc | msgpack_pack_uint8(pk, a->beds);
+    case F_ACCESSIBLE:
+        return rc | (a->accessible ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    case F_STATE: return rc | proto_pack_cstr(pk, proto_vacancy_name(a->state));
+    case F_COUNTY: return rc | proto_pack_cstr(pk, a->county);
+    case F_HOME: return rc | proto_pack_cstr(pk, a->home);
+    case F_RISK: return rc | proto_pack_cstr(pk, proto_risk_name(a->risk));
+    case F_ADULTS: return rc | msgpack_pack_uint8(pk, a->adults);
+    case F_CHILDREN:
+        rc |= msgpack_pack_array(pk, a->n_children);
+        for (unsigned i = 0; i < a->n_children && i < PROTO_MAX_CHILDREN; i++) {
+            char sex[2] = {a->children[i].sex, '\0'};
+            rc |= msgpack_pack_map(pk, 2);
+            rc |= proto_pack_kv_int(pk, "age", a->children[i].age);
+            rc |= proto_pack_kv_str(pk, "sex", sex);
+        }
+        return rc;
+    case F_GROUP: return rc | proto_pack_cstr(pk, proto_group_name(a->group));
+    case F_WHEELCHAIR:
+        return rc | (a->wheelchair ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    case F_LANGUAGE: return rc | proto_pack_cstr(pk, a->language);
+    case F_PERPETRATOR:
+        rc |= msgpack_pack_array(pk, a->n_perpetrator);
+        for (unsigned i = 0; i < a->n_perpetrator && i < PROTO_MAX_PERP; i++)
+            rc |= proto_pack_cstr(pk, a->perpetrator[i]);
+        return rc;
+    case F_EXCLUDE:
+        rc |= msgpack_pack_array(pk, a->n_exclude);
+        for (unsigned i = 0; i < a->n_exclude && i < PROTO_MAX_EXCLUDE; i++)
+            rc |= proto_pack_cstr(pk, a->exclude[i]);
+        return rc;
+    case F_LIMIT: return rc | msgpack_pack_uint16(pk, a->limit);
+    case F_REF: return rc | proto_pack_cstr(pk, a->ref);
+    case F_IDEMPOTENCY_KEY: return rc | proto_pack_cstr(pk, a->idempotency_key);
+    case F_HOLD: return rc | proto_pack_cstr(pk, a->hold);
+    case F_PLACEMENT: return rc | proto_pack_cstr(pk, a->placement);
+    case F_REASON: return rc | proto_pack_cstr(pk, a->reason);
+    case F_SINCE: return rc | msgpack_pack_int64(pk, a->since);
+    case F_PRINCIPAL: return rc | proto_pack_cstr(pk, a->principal);
+    case F__COUNT: break;
+    }
+    return -1;
+}
+
+int proto_pack_request(msgpack_packer *pk, const struct proto_request *req)
+{
+    if ((unsigned)req->op >= OP__COUNT)
+        return -1;
+    uint64_t present = req->args.present & ((UINT64_C(1) << F__COUNT) - 1);
+    int rc = msgpack_pack_map(pk, 3);
+    rc |= proto_pack_kv_int(pk, "id", (int64_t)req->id);
+    rc |= proto_pack_kv_str(pk, "op", proto_op_name(req->op));
+    rc |= proto_pack_cstr(pk, "args");
+    rc |= msgpack_pack_map(pk, (size_t)__builtin_popcountll(present));
+    for (unsigned f = 0; f < F__COUNT; f++) {
+        if (present & PROTO_BIT(f))
+            rc |= pack_field(pk, (enum proto_field)f, &req->args);
+    }
+    return rc ? -1 : 0;
+}
+
+enum proto_err proto_validate_request(const struct proto_request *req, struct proto_error *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    enum proto_err e;
+    if (proto_pack_request(&pk, req) != 0) {
+        e = proto_fail(err, PROTO_E_INTERNAL, "out of memory");
+    } else {
+        struct proto_request *copy = malloc(sizeof *copy);
+        if (!copy) {
+            e = proto_fail(err, PROTO_E_INTERNAL, "out of memory");
+        } else {
+            e = proto_decode_request((const uint8_t *)sb.data, sb.size, copy, err);
+            free(copy);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return e;
+}
