@@ -1,0 +1,127 @@
+/*
+ * The authorisation matrix (proto/PROTOCOL.md section 6). One row per op; a role absent from
+ * a row may not perform that op. Scopes the daemon can check from the request alone are
+ * checked here; ownership of holds and placements is checked again inside the store function,
+ * which reads the record in the same atomic step as the change.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "authz.h"
+
+#define R(role) (1u << ROLE_##role)
+
+struct rule {
+    unsigned roles;
+    enum authz_scope scope[ROLE__COUNT];
+};
+
+static const struct rule rules[OP__COUNT] = {
+    [OP_SHELTER_ADD] = {R(ADMIN), {0}},
+    [OP_SHELTER_UPDATE] = {R(ADMIN), {0}},
+    [OP_SHELTER_RETIRE] = {R(ADMIN), {0}},
+    [OP_UNIT_ADD] = {R(ADMIN), {0}},
+    [OP_UNIT_UPDATE] = {R(ADMIN), {0}},
+    [OP_UNIT_REMOVE] = {R(ADMIN), {0}},
+    [OP_VACANCY_SET] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
+    [OP_VACANCY_CONFIRM] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
+    [OP_INTAKE_PAUSE] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
+    [OP_INTAKE_RESUME] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
+    [OP_SHELTER_SHOW] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
+    [OP_SHELTER_LIST] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
+    [OP_FREE] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
+    [OP_SEARCH] = {R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
+    [OP_HOLD] = {R(SOCIAL) | R(ONCALL), {[ROLE_SOCIAL] = SCOPE_OWN_MUNI}},
+    [OP_HOLD_RELEASE] = {R(SOCIAL) | R(ONCALL), {[ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
+    [OP_HOLD_CONFIRM] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
+    [OP_HOLD_DECLINE] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
+    [OP_PLACEMENT_DISCHARGE] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
+    [OP_HOLDS_LIST] = {R(SHELTER) | R(SOCIAL) | R(ONCALL),
+                       {[ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
+    [OP_PLACEMENTS_LIST] = {R(SHELTER) | R(SOCIAL) | R(ONCALL),
+                            {[ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
+    [OP_AUDIT] = {R(ADMIN), {0}},
+    [OP_STATS] = {R(ADMIN), {0}},
+    [OP_WHOAMI] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
+};
+
+bool authz_allowed(enum proto_op op, enum proto_role role, enum authz_scope *scope)
+{
+    if ((unsigned)op >= OP__COUNT || (unsigned)role >= ROLE__COUNT)
+        return false;
+    if (!(rules[op].roles & (1u << role)))
+        return false;
+    if (scope)
+        *scope = rules[op].scope[role];
+    return true;
+}
+
+static bool id_chars(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (i > 0 && (c == '-' || c == '_' || c == '.'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+void authz_principal_set(struct principal *p, const char *role, const char *cn)
+{
+    memset(p, 0, sizeof *p);
+    int r = proto_role_parse(role, strlen(role));
+    if (r < 0) {
+        snprintf(p->why, sizeof p->why, "the certificate's OU names no role");
+        return;
+    }
+    size_t max = r == ROLE_SHELTER ? PROTO_ID_MAX : PROTO_TOKEN_MAX;
+    if (!id_chars(cn, max)) {
+        snprintf(p->why, sizeof p->why, "the certificate's CN is not a valid %s id", role);
+        return;
+    }
+    if (r == ROLE_SOCIAL && proto_municipality_index(cn, strlen(cn)) < 0) {
+        snprintf(p->why, sizeof p->why,
+                 "a social services certificate's CN must be a municipality code");
+        return;
+    }
+    if (proto_has_personal_number(cn, strlen(cn))) {
+        snprintf(p->why, sizeof p->why, "the certificate's CN looks like a personal number");
+        return;
+    }
+    p->role = (enum proto_role)r;
+    snprintf(p->id, sizeof p->id, "%s", cn);
+    snprintf(p->name, sizeof p->name, "%s:%s", role, cn);
+    p->valid = true;
+}
+
+enum proto_err authz_check(const struct principal *p, const struct proto_request *req,
+                           struct proto_error *err)
+{
+    enum authz_scope scope;
+    if (!p->valid)
+        return proto_fail(err, PROTO_E_UNAUTHORIZED, "%s", p->why);
+    if (!authz_allowed(req->op, p->role, &scope))
+        return proto_fail(err, PROTO_E_FORBIDDEN, "the %s role may not use '%s'",
+                          proto_role_name(p->role), proto_op_name(req->op));
+    const struct proto_args *a = &req->args;
+    switch (scope) {
+    case SCOPE_OWN_SHELTER:
+        if (strcmp(a->shelter, p->id) != 0)
+            return proto_fail(err, PROTO_E_FORBIDDEN, "a shelter may act only on its own units");
+        break;
+    case SCOPE_OWN_MUNI:
+        if (proto_has(a, F_MUNICIPALITY) && strcmp(a->municipality, p->id) != 0)
+            return proto_fail(err, PROTO_E_FORBIDDEN,
+                              "social services hold units only for their own municipality");
+        break;
+    case SCOPE_ANY:
+    case SCOPE_OWN_RECORD:
+        break;
+    }
+    return PROTO_OK;
+}

@@ -1,0 +1,350 @@
+/*
+ * Configuration file. Every key is a row in one table with its type, bounds, default and
+ * whether SIGHUP may change it. A file is parsed whole into a fresh struct and validated; only
+ * a complete, valid struct is ever used, so a bad reload leaves the running configuration as it
+ * was.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+enum key_type {
+    K_STR,      /* copied as is */
+    K_PATH,     /* relative paths resolved against the config file's directory */
+    K_UINT,     /* unsigned in [min, max] */
+    K_DURATION, /* milliseconds in [min, max] */
+    K_LISTEN,   /* host:port */
+    K_REDIS_MODE,
+    K_LOG_LEVEL,
+    K_LOG_TARGET,
+};
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    size_t size; /* of the field, for strings */
+    int64_t min, max;
+    bool reload;
+    const char *def;
+};
+
+#define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define SEC      1000
+#define MIN      (60 * SEC)
+#define HOUR     (60 * MIN)
+#define DAY      (24 * HOUR)
+
+static const struct key_def keys[] = {
+    {"server", "listen", K_LISTEN, F(listen_host), 0, 0, false, "127.0.0.1:7420"},
+    {"server", "data_dir", K_PATH, F(data_dir), 0, 0, false, "/var/lib/fristad"},
+    {"server", "max_connections", K_UINT, F(max_connections), 4, 100000, true, "256"},
+    {"server", "max_connections_per_principal", K_UINT, F(max_connections_per_principal), 1,
+     100000, true, "32"},
+    {"server", "max_frame", K_UINT, F(max_frame), 1024, 16 * 1024 * 1024, true, "65536"},
+    {"server", "handshake_timeout", K_DURATION, F(handshake_timeout_ms), 100, 10 * MIN, true, "10s"},
+    {"server", "frame_timeout", K_DURATION, F(frame_timeout_ms), 100, 10 * MIN, true, "10s"},
+    {"server", "idle_timeout", K_DURATION, F(idle_timeout_ms), SEC, DAY, true, "300s"},
+    {"server", "rate", K_UINT, F(rate), 1, 100000, true, "20"},
+    {"server", "burst", K_UINT, F(burst), 1, 100000, true, "40"},
+    {"tls", "cert", K_PATH, F(tls_cert), 0, 0, true, ""},
+    {"tls", "key", K_PATH, F(tls_key), 0, 0, true, ""},
+    {"tls", "ca", K_PATH, F(tls_ca), 0, 0, true, ""},
+    {"tls", "crl", K_PATH, F(tls_crl), 0, 0, true, ""},
+    {"redis", "mode", K_REDIS_MODE, F(redis_mode), 0, 0, false, "spawn"},
+    {"redis", "address", K_STR, F(redis_address), 0, 0, false, ""},
+    {"redis", "namespace", K_STR, F(redis_namespace), 0, 0, false, "fristad"},
+    {"redis", "server", K_STR, F(redis_server), 0, 0, false, "redis-server"},
+    {"redis", "wait_replicas", K_UINT, F(wait_replicas), 0, 16, true, "0"},
+    {"redis", "wait_timeout", K_DURATION, F(wait_timeout_ms), 10, MIN, true, "500ms"},
+    {"log", "level", K_LOG_LEVEL, F(log_level), 0, 0, true, "info"},
+    {"log", "target", K_LOG_TARGET, F(log_target), 0, 0, true, "stderr"},
+    {"data", "municipalities", K_PATH, F(municipalities), 0, 0, false, "municipalities.csv"},
+    {"data", "adjacency", K_PATH, F(adjacency), 0, 0, false, "adjacency.csv"},
+    {"data", "policy", K_PATH, F(policy), 0, 0, false, "policy.conf"},
+    {"holds", "ttl", K_DURATION, F(hold_ttl_ms), SEC, 7 * DAY, true, "60m"},
+    {"holds", "stale_after", K_DURATION, F(stale_after_ms), SEC, 30LL * DAY, true, "24h"},
+    {"holds", "reference_retention", K_DURATION, F(reference_retention_ms), 0, 365LL * DAY, true,
+     "24h"},
+    {"holds", "sweep_interval", K_DURATION, F(sweep_interval_ms), 50, MIN, true, "1s"},
+    {"audit", "retention", K_DURATION, F(audit_retention_ms), DAY, 3650LL * DAY, true, "365d"},
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+void config_redis_address(const struct config *cfg, char *out, size_t cap)
+{
+    if (cfg->redis_mode == REDIS_MODE_SPAWN)
+        snprintf(out, cap, "unix:%.*s/redis.sock", (int)(cap > 24 ? cap - 24 : 0), cfg->data_dir);
+    else
+        snprintf(out, cap, "%s", cfg->redis_address);
+}
+
+int64_t config_parse_duration(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    double mult = 1000;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60e3;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600e3;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400e3;
+    else
+        return -1;
+    double ms = v * mult;
+    if (ms > 9e15)
+        return -1;
+    return (int64_t)(ms + 0.5);
+}
+
+struct parse_state {
+    struct config *cfg;
+    char dir[CONFIG_PATH_MAX];
+    char err[512];
+    bool seen[NKEYS];
+};
+
+static int set_string(char *dst, size_t cap, const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int apply(struct parse_state *st, const struct key_def *k, const char *v)
+{
+    char *field = (char *)st->cfg + k->offset;
+    switch (k->type) {
+    case K_STR:
+        if (set_string(field, k->size, v) < 0) {
+            snprintf(st->err, sizeof st->err, "value too long");
+            return -1;
+        }
+        return 0;
+    case K_PATH:
+        if (v[0] == '\0' || v[0] == '/') {
+            if (set_string(field, k->size, v) < 0)
+                goto too_long;
+        } else if ((size_t)snprintf(field, k->size, "%s/%s", st->dir, v) >= k->size) {
+            goto too_long;
+        }
+        return 0;
+    case K_UINT: {
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (errno || *end || end == v || n < k->min || n > k->max) {
+            snprintf(st->err, sizeof st->err, "must be an integer from %lld to %lld",
+                     (long long)k->min, (long long)k->max);
+            return -1;
+        }
+        *(unsigned *)(void *)field = (unsigned)n;
+        return 0;
+    }
+    case K_DURATION: {
+        int64_t ms = config_parse_duration(v);
+        if (ms < k->min || ms > k->max) {
+            snprintf(st->err, sizeof st->err,
+                     "must be a duration from %lld ms to %lld ms, such as 30s, 5m, 2h or 7d",
+                     (long long)k->min, (long long)k->max);
+            return -1;
+        }
+        *(int64_t *)(void *)field = ms;
+        return 0;
+    }
+    case K_LISTEN: {
+        const char *colon = strrchr(v, ':');
+        char *end;
+        if (!colon || colon == v || (size_t)(colon - v) >= sizeof st->cfg->listen_host)
+            goto bad_listen;
+        errno = 0;
+        long port = strtol(colon + 1, &end, 10);
+        if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+            goto bad_listen;
+        memcpy(st->cfg->listen_host, v, (size_t)(colon - v));
+        st->cfg->listen_host[colon - v] = '\0';
+        st->cfg->listen_port = (unsigned)port;
+        return 0;
+    bad_listen:
+        snprintf(st->err, sizeof st->err, "must be HOST:PORT, such as 127.0.0.1:7420");
+        return -1;
+    }
+    case K_REDIS_MODE:
+        if (strcmp(v, "spawn") == 0)
+            st->cfg->redis_mode = REDIS_MODE_SPAWN;
+        else if (strcmp(v, "connect") == 0)
+            st->cfg->redis_mode = REDIS_MODE_CONNECT;
+        else {
+            snprintf(st->err, sizeof st->err, "must be spawn or connect");
+            return -1;
+        }
+        return 0;
+    case K_LOG_LEVEL: {
+        int l = log_level_parse(v);
+        if (l < 0) {
+            snprintf(st->err, sizeof st->err, "must be error, warning, notice, info or debug");
+            return -1;
+        }
+        st->cfg->log_level = l;
+        return 0;
+    }
+    case K_LOG_TARGET:
+        if (strcmp(v, "stderr") == 0)
+            st->cfg->log_target = LOG_TARGET_STDERR;
+        else if (strcmp(v, "syslog") == 0)
+            st->cfg->log_target = LOG_TARGET_SYSLOG;
+        else {
+            snprintf(st->err, sizeof st->err, "must be stderr or syslog");
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+too_long:
+    snprintf(st->err, sizeof st->err, "path too long");
+    return -1;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_state *st = user;
+    if (st->err[0])
+        return 0; /* keep the first error */
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
+            continue;
+        if (st->seen[i]) {
+            snprintf(st->err, sizeof st->err, "[%s] %s is set twice", section, name);
+            return 0;
+        }
+        st->seen[i] = true;
+        char why[sizeof st->err];
+        if (apply(st, &keys[i], value) < 0) {
+            memcpy(why, st->err, sizeof why);
+            snprintf(st->err, sizeof st->err, "[%s] %s %.200s", section, name, why);
+            return 0;
+        }
+        return 1;
+    }
+    snprintf(st->err, sizeof st->err, "unknown key [%s] %s", section, name);
+    return 0;
+}
+
+static int validate(const struct config *c, char *err, size_t errlen)
+{
+    if (!c->tls_cert[0] || !c->tls_key[0] || !c->tls_ca[0]) {
+        snprintf(err, errlen, "[tls] cert, key and ca are required");
+        return -1;
+    }
+    if (c->redis_mode == REDIS_MODE_CONNECT && !c->redis_address[0]) {
+        snprintf(err, errlen, "[redis] address is required with mode = connect");
+        return -1;
+    }
+    if (c->redis_mode == REDIS_MODE_SPAWN && !c->data_dir[0]) {
+        snprintf(err, errlen, "[server] data_dir is required with mode = spawn");
+        return -1;
+    }
+    for (const char *p = c->redis_namespace; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.')) {
+            snprintf(err, errlen, "[redis] namespace may hold only letters, digits and . _ -");
+            return -1;
+        }
+    }
+    if (!c->redis_namespace[0]) {
+        snprintf(err, errlen, "[redis] namespace must not be empty");
+        return -1;
+    }
+    if (c->burst < c->rate) {
+        snprintf(err, errlen, "[server] burst must be at least rate");
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(const char *path, struct config *out, char *err, size_t errlen)
+{
+    struct parse_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    st->cfg = out;
+    if (set_string(out->path, sizeof out->path, path) < 0) {
+        snprintf(err, errlen, "%s: path too long", path);
+        free(st);
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(st->dir, sizeof st->dir, "%.*s", (int)(slash - path), path);
+    else
+        snprintf(st->dir, sizeof st->dir, ".");
+    if (slash == path)
+        snprintf(st->dir, sizeof st->dir, "/");
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (apply(st, &keys[i], keys[i].def) < 0) {
+            snprintf(err, errlen, "default of [%s] %s is invalid", keys[i].section, keys[i].name);
+            free(st);
+            return -1;
+        }
+    }
+    int rc = ini_parse(path, on_key, st);
+    int result = -1;
+    if (rc == -1)
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    else if (rc == -2)
+        snprintf(err, errlen, "%s: out of memory", path);
+    else if (rc > 0)
+        snprintf(err, errlen, "%s:%d: %s", path, rc, st->err[0] ? st->err : "syntax error");
+    else if (validate(out, st->err, sizeof st->err) < 0)
+        snprintf(err, errlen, "%s: %s", path, st->err);
+    else
+        result = 0;
+    free(st);
+    return result;
+}
+
+void config_keep_fixed(const struct config *old, struct config *next)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].reload)
+            continue;
+        const char *a = (const char *)old + keys[i].offset;
+        char *b = (char *)next + keys[i].offset;
+        bool differ;
+        if (keys[i].type == K_LISTEN)
+            differ = strcmp(old->listen_host, next->listen_host) != 0 ||
+                     old->listen_port != next->listen_port;
+        else if (keys[i].type == K_STR || keys[i].type == K_PATH)
+            differ = strcmp(a, b) != 0;
+        else
+            differ = memcmp(a, b, keys[i].size) != 0;
+        if (!differ)
+            continue;
+        log_warning("[%s] %s changed in the file; it needs a restart, keeping the running value",
+                    keys[i].section, keys[i].name);
+        if (keys[i].type == K_LISTEN)
+            next->listen_port = old->listen_port;
+        memcpy(b, a, keys[i].size);
+    }
+}

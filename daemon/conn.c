@@ -1,0 +1,457 @@
+/*
+ * One connection's life: TLS handshake under a timeout, identity from the certificate, then a
+ * loop over length-prefixed frames. A broken length prefix loses the framing, so that one is
+ * answered and the connection closed; anything wrong inside a well-delimited frame is answered
+ * with its error code and the connection goes on, until too many refusals in a row suggest the
+ * peer sends nothing else.
+ *
+ * Limits, all per connection unless said: one frame of at most max_frame bytes buffered; at
+ * most FRAMES_PER_EVENT frames per read event (fairness); at most MAX_INFLIGHT requests at the
+ * store, after which reading pauses; a started frame must complete within frame_timeout
+ * (slow loris); idle_timeout without a request closes; more than MAX_OUTPUT bytes of unsent
+ * replies closes (slow consumer); requests per second per principal (rate_limited).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "conn.h"
+#include "dispatch.h"
+#include "tls.h"
+
+#define FRAMES_PER_EVENT 16
+#define MAX_INFLIGHT     32
+#define MAX_ERRORS       16
+#define MAX_OUTPUT       (1024 * 1024)
+#define WRITE_TIMEOUT_S  30
+
+static TAILQ_HEAD(conn_list, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
+static unsigned n_conns;
+static uint64_t next_id = 1;
+
+/* One scratch buffer for every reply: the loop is single-threaded and a reply is packed and
+ * written before the next begins. */
+static msgpack_sbuffer scratch;
+static msgpack_packer scratch_pk;
+static bool scratch_ready;
+
+static void conn_close(struct conn *c, const char *why);
+static void read_frames(struct conn *c);
+
+static struct timeval ms_tv(int64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000)};
+    return tv;
+}
+
+unsigned conn_count(void)
+{
+    return n_conns;
+}
+
+bool conn_open(const struct conn *c)
+{
+    return c->state == CONN_READY || c->state == CONN_CLOSING;
+}
+
+static void conn_unref(struct conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    if (c->frame_timer)
+        event_free(c->frame_timer);
+    free(c);
+}
+
+msgpack_packer *conn_reply_packer(void)
+{
+    if (!scratch_ready) {
+        msgpack_sbuffer_init(&scratch);
+        msgpack_packer_init(&scratch_pk, &scratch, msgpack_sbuffer_write);
+        scratch_ready = true;
+    }
+    msgpack_sbuffer_clear(&scratch);
+    return &scratch_pk;
+}
+
+static void maybe_finish_closing(struct conn *c)
+{
+    if (c->state == CONN_CLOSING && c->inflight == 0 &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_close(c, NULL);
+}
+
+void conn_reply_send(struct conn *c)
+{
+    if (!conn_open(c))
+        return;
+    if (scratch.size == 0 || scratch.size > UINT32_MAX) {
+        conn_log(c, LOG_LVL_ERROR, "a reply could not be packed");
+        msgpack_sbuffer_clear(&scratch);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) + scratch.size > MAX_OUTPUT) {
+        conn_close(c, "too many unread replies");
+        return;
+    }
+    uint8_t hdr[PROTO_HEADER_LEN];
+    proto_frame_put_header(hdr, (uint32_t)scratch.size);
+    if (bufferevent_write(c->bev, hdr, sizeof hdr) != 0 ||
+        bufferevent_write(c->bev, scratch.data, scratch.size) != 0)
+        conn_close(c, "out of memory");
+}
+
+void conn_reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err code,
+                      const char *message)
+{
+    c->d->metrics.errors[code < PROTO_E__COUNT ? code : PROTO_E_INTERNAL]++;
+    msgpack_packer *pk = conn_reply_packer();
+    if (proto_pack_error(pk, id, has_id, code, message) == 0)
+        conn_reply_send(c);
+}
+
+void conn_request_start(struct conn *c)
+{
+    c->refs++;
+    c->inflight++;
+}
+
+void conn_request_done(struct conn *c)
+{
+    c->inflight--;
+    if (c->state == CONN_READY && c->paused && c->inflight < MAX_INFLIGHT) {
+        c->paused = false;
+        bufferevent_enable(c->bev, EV_READ);
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    }
+    if (c->state == CONN_CLOSING)
+        maybe_finish_closing(c);
+    conn_unref(c);
+}
+
+/* Stops reading and closes once every reply due has been written. */
+static void close_after_replies(struct conn *c)
+{
+    if (c->state != CONN_READY && c->state != CONN_HANDSHAKE)
+        return;
+    c->state = CONN_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    evtimer_del(c->frame_timer);
+    maybe_finish_closing(c);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (why)
+        conn_log(c, LOG_LVL_INFO, "closed: %s", why);
+    else
+        conn_log(c, LOG_LVL_DEBUG, "closed");
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    if (ssl && c->state != CONN_HANDSHAKE)
+        SSL_shutdown(ssl); /* best effort: tells a well-behaved peer we are done */
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    evtimer_del(c->frame_timer);
+    TAILQ_REMOVE(&conns, c, link);
+    n_conns--;
+    c->d->metrics.connections_current = n_conns;
+    if (c->counted && c->lim)
+        c->lim->conns--;
+    c->state = CONN_CLOSED;
+    conn_unref(c);
+}
+
+static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    conn_close(c, "a frame was not completed in time");
+}
+
+/* Handles one complete frame body. */
+static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
+{
+    struct proto_request req;
+    struct proto_error err = {0};
+    enum proto_err e = proto_decode_request(body, len, &req, &err);
+
+    if (!limits_take(c->lim, c->d->cfg->rate, c->d->cfg->burst, daemon_now_ms())) {
+        conn_reply_error(c, req.id, req.has_id, PROTO_E_RATE_LIMITED,
+                         "too many requests from this principal; slow down and retry");
+        return;
+    }
+    if (e != PROTO_OK) {
+        conn_log(c, LOG_LVL_DEBUG, "refused a frame: %s", proto_err_code(e));
+        conn_reply_error(c, req.id, req.has_id, e, err.message);
+        if (++c->errors_in_row > MAX_ERRORS) {
+            conn_log(c, LOG_LVL_INFO, "too many refused frames in a row");
+            close_after_replies(c);
+        }
+        return;
+    }
+    c->errors_in_row = 0;
+    c->d->metrics.requests[req.op]++;
+    dispatch_request(c, &req);
+}
+
+static void read_frames_locked(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    uint32_t max_frame = c->d->cfg->max_frame;
+
+    for (unsigned n = 0; n < FRAMES_PER_EVENT; n++) {
+        if (c->state != CONN_READY)
+            return;
+        if (c->inflight >= MAX_INFLIGHT) {
+            c->paused = true;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0) {
+            evtimer_del(c->frame_timer);
+            return;
+        }
+        uint8_t hdr[PROTO_HEADER_LEN];
+        uint32_t len = 0;
+        enum proto_frame_status st = PROTO_FRAME_NEED_MORE;
+        if (avail >= PROTO_HEADER_LEN) {
+            evbuffer_copyout(in, hdr, sizeof hdr);
+            /* Only the header is looked at here; the body's presence is checked below. */
+            st = proto_frame_peek(hdr, sizeof hdr, max_frame, &len);
+            if (st == PROTO_FRAME_NEED_MORE && avail - PROTO_HEADER_LEN >= len)
+                st = PROTO_FRAME_READY;
+        }
+        switch (st) {
+        case PROTO_FRAME_NEED_MORE:
+            if (!evtimer_pending(c->frame_timer, NULL)) {
+                struct timeval tv = ms_tv(c->d->cfg->frame_timeout_ms);
+                evtimer_add(c->frame_timer, &tv);
+            }
+            return;
+        case PROTO_FRAME_BAD_LENGTH:
+            conn_reply_error(c, 0, false, PROTO_E_BAD_FRAME,
+                             "a frame length of zero; the stream cannot be read any further");
+            close_after_replies(c);
+            return;
+        case PROTO_FRAME_TOO_LARGE: {
+            char msg[128];
+            snprintf(msg, sizeof msg, "a frame of %u bytes is larger than the maximum of %u",
+                     len, max_frame);
+            conn_reply_error(c, 0, false, PROTO_E_TOO_LARGE, msg);
+            close_after_replies(c);
+            return;
+        }
+        case PROTO_FRAME_READY:
+            break;
+        }
+        evtimer_del(c->frame_timer);
+        evbuffer_drain(in, PROTO_HEADER_LEN);
+        const uint8_t *body = evbuffer_pullup(in, len);
+        if (!body) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        handle_frame(c, body, len);
+        if (c->state == CONN_CLOSED)
+            return;
+        evbuffer_drain(in, len);
+    }
+    /* Fairness: give others a turn, then come back for what is still buffered. */
+    if (c->state == CONN_READY && evbuffer_get_length(in) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* A reply or a limit may close the connection mid-loop: hold a reference across it. */
+static void read_frames(struct conn *c)
+{
+    c->refs++;
+    read_frames_locked(c);
+    conn_unref(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    read_frames(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (c->state == CONN_CLOSING)
+        maybe_finish_closing(c);
+}
+
+static void on_connected(struct conn *c)
+{
+    struct daemon *d = c->d;
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    tls_peer_principal(ssl, &c->who);
+    c->lim = limits_get(d->limits, c->who.valid ? c->who.name : "unauthorized:");
+    if (!c->lim) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    c->state = CONN_READY;
+    struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(c->bev, &idle, &wr);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
+    if (!c->who.valid)
+        conn_log(c, LOG_LVL_WARNING, "certificate names no usable principal: %s", c->who.why);
+    else
+        conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s)", c->peer,
+                 SSL_get_version(ssl));
+    if (c->lim->conns >= d->cfg->max_connections_per_principal) {
+        conn_reply_error(c, 0, false, PROTO_E_RATE_LIMITED,
+                         "this principal has too many connections open");
+        close_after_replies(c);
+        return;
+    }
+    c->lim->conns++;
+    c->counted = true;
+    read_frames(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (c->state == CONN_HANDSHAKE)
+            on_connected(c);
+        return;
+    }
+    if (c->state == CONN_HANDSHAKE) {
+        c->d->metrics.handshakes_failed++;
+        if (what & BEV_EVENT_TIMEOUT) {
+            conn_close(c, "TLS handshake timed out");
+        } else {
+            char why[200] = "connection closed during the TLS handshake";
+            unsigned long e;
+            while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+                if (ERR_GET_LIB(e) != 0) {
+                    ERR_error_string_n(e, why, sizeof why);
+                    break;
+                }
+            }
+            conn_close(c, why);
+        }
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT)
+        conn_close(c, (what & BEV_EVENT_READING) ? "idle too long" : "the peer stopped reading");
+    else if (what & BEV_EVENT_EOF)
+        conn_close(c, evbuffer_get_length(bufferevent_get_input(bev)) ? "closed inside a frame"
+                                                                       : NULL);
+    else
+        conn_close(c, "connection error");
+}
+
+void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    SSL *ssl = c ? SSL_new(d->tls) : NULL;
+    if (!ssl) {
+        free(c);
+        evutil_closesocket(fd);
+        log_error("out of memory for a new connection");
+        return;
+    }
+    c->d = d;
+    c->id = next_id++;
+    c->refs = 1;
+    c->state = CONN_HANDSHAKE;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->frame_timer = evtimer_new(d->base, on_frame_timeout, c);
+    c->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev || !c->frame_timer) {
+        if (c->bev)
+            bufferevent_free(c->bev); /* frees the SSL and closes fd */
+        else {
+            SSL_free(ssl);
+            evutil_closesocket(fd);
+        }
+        if (c->frame_timer)
+            event_free(c->frame_timer);
+        free(c);
+        log_error("out of memory for a new connection");
+        return;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    struct timeval hs = ms_tv(d->cfg->handshake_timeout_ms);
+    bufferevent_set_timeouts(c->bev, &hs, &hs);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&conns, c, link);
+    n_conns++;
+    d->metrics.connections_accepted++;
+    d->metrics.connections_current = n_conns;
+    conn_log(c, LOG_LVL_DEBUG, "accepted");
+}
+
+bool conn_make_room(struct daemon *d)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &conns, link)
+    {
+        if (c->state == CONN_HANDSHAKE) {
+            d->metrics.connections_refused++;
+            conn_close(c, "dropped to make room: still in its handshake");
+            return true;
+        }
+    }
+    return false;
+}
+
+void conn_drain_all(struct daemon *d)
+{
+    (void)d;
+    struct conn *c, *next;
+    for (c = TAILQ_FIRST(&conns); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state == CONN_HANDSHAKE)
+            conn_close(c, "shutting down");
+        else
+            close_after_replies(c);
+    }
+}
+
+void conn_after_reload(struct daemon *d)
+{
+    struct conn *c, *next;
+    for (c = TAILQ_FIRST(&conns); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state != CONN_READY)
+            continue;
+        if (tls_peer_revoked(d->tls, bufferevent_openssl_get_ssl(c->bev))) {
+            conn_close(c, "its certificate has been revoked");
+            continue;
+        }
+        struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
+        bufferevent_set_timeouts(c->bev, &idle, &wr);
+        bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
+    }
+}
+
+void conn_free_all(struct daemon *d)
+{
+    (void)d;
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&conns)) != NULL)
+        conn_close(c, NULL);
+    if (scratch_ready) {
+        msgpack_sbuffer_destroy(&scratch);
+        scratch_ready = false;
+    }
+}

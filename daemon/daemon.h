@@ -1,0 +1,59 @@
+/*
+ * The daemon's shared state, owned by main.c and passed to every module.
+ *
+ * Glossary (see also include/fristad/proto.h)
+ *   principal   who is asking: role and id, taken from the verified client certificate.
+ *   store       Redis, reached through the command link; the single source of truth.
+ *   link        one hiredis async connection (redis_link.c): the command link and the
+ *               subscriber link that carries change events.
+ *   index       the in-memory copy of every shelter and unit that searches read (index.c).
+ *   snapshot    one shelter with its units as a store function returns and publishes it.
+ *   version     the store's global change counter; each snapshot carries the version of its
+ *               shelter's last change, and the index knows which versions it reflects.
+ */
+#ifndef FRISTAD_DAEMON_H
+#define FRISTAD_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "geo.h"
+#include "index.h"
+#include "metrics.h"
+#include "policy.h"
+
+struct conn;
+struct listener;
+struct store;
+struct events;
+struct spawn;
+struct limits;
+
+struct daemon {
+    struct event_base *base;
+    struct config *cfg;       /* the running configuration; replaced whole on reload */
+    struct geo *geo;          /* reference data, fixed after start */
+    struct policy policy;     /* safety policy, fixed after start */
+    struct index index;       /* in-memory shelters and units */
+    SSL_CTX *tls;             /* current server context; replaced whole on reload */
+    struct listener *listener;
+    struct store *store;
+    struct events *events;
+    struct spawn *spawn;      /* NULL unless redis.mode = spawn */
+    struct limits *limits;    /* per-principal rate and connection counts */
+    struct metrics metrics;
+    bool ready_logged;        /* "ready" has been logged once */
+    bool stopping;            /* SIGTERM seen: drain and exit */
+};
+
+/* Wall-clock milliseconds since the epoch. */
+int64_t daemon_now_ms(void);
+
+/* Called by events.c after every completed full index load. */
+void daemon_index_loaded(struct daemon *d);
+
+#endif

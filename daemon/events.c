@@ -1,0 +1,207 @@
+/*
+ * Keeping the index current. Every write function publishes {v, s}: the new global version and
+ * the changed shelter's snapshot. Messages arrive in version order on one subscription, so a
+ * version more than one past the last seen means messages were lost (pub/sub keeps nothing
+ * while a subscriber is away); the cure is a full reload. A full reload is also made after
+ * every (re)subscription, for the same reason.
+ *
+ * During a reload, events keep being applied: each snapshot carries its shelter's version, and
+ * the index keeps whichever copy of a shelter is newer, so the reload result and the events
+ * that raced it merge correctly. The subscription is confirmed before the dump is requested,
+ * so no change after the dump can be missed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "daemon.h"
+#include "events.h"
+#include "log.h"
+#include "redis_link.h"
+#include "store.h"
+
+struct events {
+    struct daemon *d;
+    struct rlink *link;
+    char channel[96];
+    bool subscribed;       /* the subscription is confirmed on the current link */
+    bool reload_wanted;    /* a full load is needed */
+    bool reload_inflight;  /* the dump has been requested */
+    uint64_t max_event_ver; /* highest version seen while the dump was in flight */
+};
+
+static void try_reload(struct events *ev);
+
+static void on_dump(const struct store_result *res, void *ud)
+{
+    struct events *ev = ud;
+    struct index *ix = &ev->d->index;
+    ev->reload_inflight = false;
+    if (res->err) {
+        log_warning("index: reload failed: %s", res->msg ? res->msg : proto_err_code(res->err));
+        return; /* still wanted: tried again when the store is ready */
+    }
+    const msgpack_object *all = proto_map_get(res->whole, "shelters");
+    const msgpack_object *v = proto_map_get(res->whole, "v");
+    if (!all || all->type != MSGPACK_OBJECT_ARRAY || !v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        log_error("index: the store's dump is malformed");
+        return;
+    }
+    struct index fresh;
+    index_init(&fresh);
+    for (uint32_t i = 0; i < all->via.array.size; i++) {
+        if (index_apply(&fresh, &all->via.array.ptr[i]) < 0) {
+            log_error("index: shelter %u of the dump is malformed or memory ran out", i);
+            index_clear(&fresh);
+            return;
+        }
+    }
+    /* Keep what events delivered that is newer than the dump. */
+    for (unsigned i = 0; i < ix->n; i++) {
+        if (index_put_take(&fresh, ix->shelters[i]) < 0) {
+            log_error("index: out of memory while merging");
+            for (unsigned k = i + 1; k < ix->n; k++)
+                index_shelter_free(ix->shelters[k]);
+            ix->n = 0;
+            index_clear(ix);
+            index_clear(&fresh);
+            ev->reload_wanted = true;
+            return;
+        }
+    }
+    free(ix->shelters);
+    fresh.ver = v->via.u64 > ev->max_event_ver ? v->via.u64 : ev->max_event_ver;
+    fresh.loaded = true;
+    *ix = fresh;
+    ev->reload_wanted = false;
+    ev->d->metrics.index_reloads++;
+    log_info("index: loaded %u shelters at version %llu", ix->n, (unsigned long long)ix->ver);
+    daemon_index_loaded(ev->d);
+}
+
+static void try_reload(struct events *ev)
+{
+    if (!ev->reload_wanted || ev->reload_inflight || !ev->subscribed || !store_ready(ev->d->store))
+        return;
+    ev->max_event_ver = 0;
+    if (store_call(ev->d->store, "dump", STORE_READ, "system:index", 0, NULL, on_dump, ev) == 0)
+        ev->reload_inflight = true;
+}
+
+void events_store_ready(struct daemon *d)
+{
+    if (d->events)
+        try_reload(d->events);
+}
+
+void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot)
+{
+    if (snapshot && index_apply(&d->index, snapshot) < 0)
+        log_error("index: a snapshot could not be applied");
+}
+
+static void on_event(struct events *ev, const char *payload, size_t len)
+{
+    struct index *ix = &ev->d->index;
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, payload, len, &off) != MSGPACK_UNPACK_SUCCESS) {
+        log_error("events: unreadable change event; reloading the index");
+        ev->reload_wanted = true;
+        goto out;
+    }
+    const msgpack_object *v = proto_map_get(&u.data, "v");
+    const msgpack_object *s = proto_map_get(&u.data, "s");
+    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || index_apply(ix, s) < 0) {
+        log_error("events: malformed change event; reloading the index");
+        ev->reload_wanted = true;
+        goto out;
+    }
+    uint64_t ver = v->via.u64;
+    if (ev->reload_inflight) {
+        if (ver > ev->max_event_ver)
+            ev->max_event_ver = ver;
+    } else if (ver == ix->ver + 1) {
+        ix->ver = ver;
+    } else if (ver > ix->ver + 1 && ix->loaded) {
+        log_warning("events: missed changes (version %llu after %llu); reloading the index",
+                    (unsigned long long)ver, (unsigned long long)ix->ver);
+        ev->reload_wanted = true;
+    }
+out:
+    msgpack_unpacked_destroy(&u);
+    try_reload(ev);
+}
+
+static void on_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct events *ev = privdata;
+    redisReply *reply = r;
+    if (!reply)
+        return; /* the link is going away; on_down follows */
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = reply->element[0]->str;
+    if (strcmp(kind, "subscribe") == 0) {
+        log_info("events: subscribed");
+        ev->subscribed = true;
+        ev->reload_wanted = true;
+        try_reload(ev);
+    } else if (strcmp(kind, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING) {
+        on_event(ev, reply->element[2]->str, reply->element[2]->len);
+    }
+}
+
+static void on_up(struct rlink *l, void *ud)
+{
+    struct events *ev = ud;
+    const char *argv[] = {"SUBSCRIBE", ev->channel};
+    size_t lens[] = {9, strlen(ev->channel)};
+    if (rlink_command(l, on_message, ev, 2, argv, lens) != 0)
+        log_warning("events: cannot subscribe");
+}
+
+static void on_down(struct rlink *l, void *ud)
+{
+    (void)l;
+    struct events *ev = ud;
+    ev->subscribed = false;
+}
+
+struct events *events_new(struct daemon *d, char *err, size_t errlen)
+{
+    struct events *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ev->d = d;
+    snprintf(ev->channel, sizeof ev->channel, "{%s}:events", d->cfg->redis_namespace);
+    char address[CONFIG_PATH_MAX + 24];
+    config_redis_address(d->cfg, address, sizeof address);
+    struct rlink_hooks hooks = {.up = on_up, .down = on_down};
+    ev->link = rlink_new(d->base, "events", address, hooks, ev, err, errlen);
+    if (!ev->link) {
+        free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+void events_start(struct events *ev)
+{
+    rlink_start(ev->link);
+}
+
+void events_free(struct events *ev)
+{
+    if (!ev)
+        return;
+    rlink_free(ev->link);
+    free(ev);
+}

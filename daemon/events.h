@@ -1,0 +1,23 @@
+/*
+ * Change events: the subscriber link that keeps the index current, the version bookkeeping
+ * that detects missed events, and the full reload that repairs a gap.
+ */
+#ifndef FRISTAD_EVENTS_H
+#define FRISTAD_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+
+struct daemon;
+struct events;
+
+struct events *events_new(struct daemon *d, char *err, size_t errlen);
+void events_start(struct events *ev);
+void events_free(struct events *ev);
+
+/* Applies a snapshot returned by a write of this daemon (it will also arrive as an event). */
+void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot);
+
+#endif

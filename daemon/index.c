@@ -1,0 +1,259 @@
+/* The in-memory index: parsing snapshots and keeping shelters sorted by id. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "index.h"
+
+void index_init(struct index *ix)
+{
+    memset(ix, 0, sizeof *ix);
+}
+
+void index_shelter_free(struct idx_shelter *s)
+{
+    if (!s)
+        return;
+    free(s->units);
+    free(s);
+}
+
+void index_clear(struct index *ix)
+{
+    for (unsigned i = 0; i < ix->n; i++)
+        index_shelter_free(ix->shelters[i]);
+    free(ix->shelters);
+    index_init(ix);
+}
+
+static bool get_str(const msgpack_object *map, const char *key, char *dst, size_t cap,
+                    bool allow_empty)
+{
+    const msgpack_object *o = proto_map_get(map, key);
+    if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap ||
+        (!allow_empty && o->via.str.size == 0))
+        return false;
+    memcpy(dst, o->via.str.ptr, o->via.str.size);
+    dst[o->via.str.size] = '\0';
+    return true;
+}
+
+static bool get_int(const msgpack_object *map, const char *key, int64_t lo, int64_t hi,
+                    int64_t *out)
+{
+    const msgpack_object *o = proto_map_get(map, key);
+    if (!o)
+        return false;
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX)
+        v = (int64_t)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        v = o->via.i64;
+    else
+        return false;
+    if (v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool get_bool(const msgpack_object *map, const char *key, bool *out)
+{
+    const msgpack_object *o = proto_map_get(map, key);
+    if (!o || o->type != MSGPACK_OBJECT_BOOLEAN)
+        return false;
+    *out = o->via.boolean;
+    return true;
+}
+
+/* "women,hbtqi" → bit set; "" is no group. */
+static bool parse_groups(const char *s, uint8_t *out)
+{
+    uint8_t bits = 0;
+    while (*s) {
+        const char *c = strchr(s, ',');
+        size_t n = c ? (size_t)(c - s) : strlen(s);
+        int g = proto_group_parse(s, n);
+        if (g < 0)
+            return false;
+        bits |= (uint8_t)(1u << g);
+        s += n + (c ? 1 : 0);
+    }
+    *out = bits;
+    return true;
+}
+
+static bool parse_languages(const char *s, struct idx_shelter *out)
+{
+    out->n_languages = 0;
+    while (*s) {
+        const char *c = strchr(s, ',');
+        size_t n = c ? (size_t)(c - s) : strlen(s);
+        if (n < 2 || n > 3 || out->n_languages >= PROTO_MAX_LANGUAGES)
+            return false;
+        memcpy(out->languages[out->n_languages], s, n);
+        out->languages[out->n_languages++][n] = '\0';
+        s += n + (c ? 1 : 0);
+    }
+    return true;
+}
+
+static int unit_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct idx_unit *)a)->id, ((const struct idx_unit *)b)->id);
+}
+
+int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
+{
+    char buf[PROTO_MAX_LANGUAGES * 4 + 1], mun[5], kind[32];
+    int64_t v;
+
+    memset(s, 0, sizeof *s);
+    if (!o || o->type != MSGPACK_OBJECT_MAP)
+        return -1;
+    if (!get_str(o, "id", s->id, sizeof s->id, false) ||
+        !get_str(o, "name", s->name, sizeof s->name, false) ||
+        !get_str(o, "kind", kind, sizeof kind, false) || !get_str(o, "mun", mun, sizeof mun, false) ||
+        !get_str(o, "phone", s->phone, sizeof s->phone, false))
+        return -1;
+    int k = proto_kind_parse(kind, strlen(kind));
+    int m = proto_municipality_index(mun, strlen(mun));
+    if (k < 0 || m < 0)
+        return -1;
+    s->kind = (uint8_t)k;
+    s->mun = (unsigned)m;
+    if (!get_int(o, "prot", 1, 3, &v))
+        return -1;
+    s->protection = (uint8_t)v;
+    if (!get_str(o, "groups", buf, sizeof buf, true) || !parse_groups(buf, &s->groups))
+        return -1;
+    if (!get_int(o, "maxch", -1, 20, &v))
+        return -1;
+    s->max_children = (int)v;
+    if (!get_int(o, "boys", -1, 17, &v))
+        return -1;
+    s->boys_max_age = (int)v;
+    if (!get_bool(o, "pets", &s->pets) || !get_bool(o, "subst", &s->substance) ||
+        !get_bool(o, "paused", &s->paused) || !get_bool(o, "retired", &s->retired))
+        return -1;
+    if (!get_str(o, "langs", buf, sizeof buf, true) || !parse_languages(buf, s))
+        return -1;
+    if (!get_int(o, "upd", 0, INT64_MAX, &s->updated_ms) || !get_int(o, "v", 0, INT64_MAX, &v))
+        return -1;
+    s->ver = (uint64_t)v;
+
+    const msgpack_object *units = proto_map_get(o, "units");
+    if (!units || units->type != MSGPACK_OBJECT_ARRAY)
+        return -1;
+    if (units->via.array.size > 0) {
+        s->units = calloc(units->via.array.size, sizeof *s->units);
+        if (!s->units)
+            return -1;
+    }
+    for (uint32_t i = 0; i < units->via.array.size; i++) {
+        const msgpack_object *u = &units->via.array.ptr[i];
+        struct idx_unit *d = &s->units[i];
+        char state[16];
+        if (!get_str(u, "id", d->id, sizeof d->id, false) ||
+            !get_int(u, "beds", 1, PROTO_MAX_BEDS, &v))
+            goto bad;
+        d->beds = (uint8_t)v;
+        if (!get_bool(u, "acc", &d->accessible) || !get_bool(u, "held", &d->held) ||
+            !get_bool(u, "placed", &d->placed) || !get_str(u, "state", state, sizeof state, false))
+            goto bad;
+        int st = proto_vacancy_parse(state, strlen(state));
+        if (st < 0)
+            goto bad;
+        d->state = (uint8_t)st;
+    }
+    s->n_units = units->via.array.size;
+    qsort(s->units, s->n_units, sizeof *s->units, unit_cmp);
+    return 0;
+bad:
+    free(s->units);
+    s->units = NULL;
+    return -1;
+}
+
+/* Position of `id`, or where it would go. */
+static unsigned lower_bound(const struct index *ix, const char *id, bool *found)
+{
+    unsigned lo = 0, hi = ix->n;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        int c = strcmp(ix->shelters[mid]->id, id);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+int index_put_take(struct index *ix, struct idx_shelter *s)
+{
+    bool found;
+    unsigned pos = lower_bound(ix, s->id, &found);
+    if (found) {
+        if (ix->shelters[pos]->ver > s->ver) {
+            index_shelter_free(s); /* an older snapshot arrived late */
+            return 0;
+        }
+        index_shelter_free(ix->shelters[pos]);
+        ix->shelters[pos] = s;
+        return 0;
+    }
+    if (ix->n == ix->cap) {
+        unsigned cap = ix->cap ? ix->cap * 2 : 64;
+        struct idx_shelter **grown = realloc(ix->shelters, cap * sizeof *grown);
+        if (!grown) {
+            index_shelter_free(s);
+            return -1;
+        }
+        ix->shelters = grown;
+        ix->cap = cap;
+    }
+    memmove(ix->shelters + pos + 1, ix->shelters + pos, (ix->n - pos) * sizeof *ix->shelters);
+    ix->shelters[pos] = s;
+    ix->n++;
+    return 0;
+}
+
+int index_apply(struct index *ix, const msgpack_object *snapshot)
+{
+    struct idx_shelter *s = malloc(sizeof *s);
+    if (!s)
+        return -1;
+    if (index_parse_snapshot(snapshot, s) < 0) {
+        free(s);
+        return -1;
+    }
+    return index_put_take(ix, s);
+}
+
+const struct idx_shelter *index_find(const struct index *ix, const char *id)
+{
+    bool found;
+    unsigned pos = lower_bound(ix, id, &found);
+    return found ? ix->shelters[pos] : NULL;
+}
+
+const struct idx_unit *index_find_unit(const struct idx_shelter *s, const char *unit)
+{
+    unsigned lo = 0, hi = s->n_units;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        int c = strcmp(s->units[mid].id, unit);
+        if (c == 0)
+            return &s->units[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

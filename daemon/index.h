@@ -1,0 +1,77 @@
+/*
+ * The in-memory index of every shelter and unit. Searches and listings are answered from it
+ * with no Redis round trip. It is loaded whole from Redis at start and after any gap, and kept
+ * current by the snapshots that every write function returns and publishes (events.c): each
+ * snapshot is a whole shelter with its units and the global version of its last change.
+ */
+#ifndef FRISTAD_INDEX_H
+#define FRISTAD_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fristad/proto.h>
+#include <msgpack.h>
+
+#define IDX_NO_LIMIT (-1)
+
+struct idx_unit {
+    char id[PROTO_ID_MAX + 1];
+    uint8_t beds;
+    bool accessible;
+    uint8_t state; /* enum proto_vacancy, as the shelter set it */
+    bool held;     /* a live hold reserves it */
+    bool placed;   /* an active placement occupies it */
+};
+
+struct idx_shelter {
+    char id[PROTO_ID_MAX + 1];
+    char name[PROTO_NAME_MAX * 4 + 1];
+    char phone[PROTO_PHONE_MAX + 1]; /* intake line: shown to admin and the shelter only */
+    uint8_t kind;       /* enum proto_kind */
+    unsigned mun;       /* municipality index */
+    uint8_t protection; /* 1..3 */
+    uint8_t groups;     /* bit per enum proto_group */
+    int max_children;   /* IDX_NO_LIMIT or 0..20 */
+    int boys_max_age;   /* IDX_NO_LIMIT or 0..17 */
+    bool pets;
+    bool substance;
+    uint8_t n_languages;
+    char languages[PROTO_MAX_LANGUAGES][4];
+    bool paused;        /* intake paused by the shelter: offers nothing */
+    bool retired;       /* retired by an admin: listed nowhere */
+    int64_t updated_ms; /* last vacancy change or confirmation */
+    uint64_t ver;       /* global version of the last change */
+    unsigned n_units;
+    struct idx_unit *units; /* sorted by id */
+};
+
+struct index {
+    struct idx_shelter **shelters; /* sorted by id */
+    unsigned n, cap;
+    uint64_t ver;     /* every change up to this version is reflected */
+    bool loaded;      /* a full load has completed at least once */
+};
+
+void index_init(struct index *ix);
+void index_clear(struct index *ix);
+
+/* Parses one snapshot. Returns 0, or -1 when it is malformed (a bug: logged by the caller). */
+int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *out)
+    __attribute__((warn_unused_result));
+void index_shelter_free(struct idx_shelter *s);
+
+/*
+ * Puts a parsed shelter into the index unless the index already holds a newer version of it;
+ * takes ownership of `s` either way. Returns 0, or -1 on allocation failure.
+ */
+int index_put_take(struct index *ix, struct idx_shelter *s) __attribute__((warn_unused_result));
+
+/* Parses and applies one snapshot object. Returns 0 or -1. */
+int index_apply(struct index *ix, const msgpack_object *snapshot)
+    __attribute__((warn_unused_result));
+
+const struct idx_shelter *index_find(const struct index *ix, const char *id);
+const struct idx_unit *index_find_unit(const struct idx_shelter *s, const char *unit);
+
+#endif

@@ -1,0 +1,291 @@
+/*
+ * fristadd: start-up, signals, reload, shutdown. Only start-up may exit the process; from the
+ * moment the loop runs, every failure is handled where it happens.
+ *
+ * Start order: configuration, reference data and policy (any error stops here with a message),
+ * TLS, the spawned Redis, the store and event links, the listener. The "ready" line is logged
+ * once the index has been loaded from Redis, because before that a search could only answer
+ * "unavailable".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "events.h"
+#include "ratelimit.h"
+#include "listener.h"
+#include "log.h"
+#include "spawn.h"
+#include "store.h"
+#include "tls.h"
+
+#define DRAIN_DEADLINE_MS 10000
+
+static struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *sweep_timer, *drain_timer;
+static int64_t drain_started;
+static bool sweep_inflight;
+
+int64_t daemon_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void daemon_index_loaded(struct daemon *d)
+{
+    if (d->ready_logged || !d->listener)
+        return;
+    d->ready_logged = true;
+    log_notice("ready: listening on %s", listener_address(d->listener));
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fristadd [-c FILE] [--check] [--version]\n"
+               "  -c, --config FILE  configuration file (default /etc/fristad/fristadd.conf)\n"
+               "      --check        read and check the configuration, then exit\n"
+               "      --version      print the version and exit\n");
+}
+
+static void on_sweep_done(const struct store_result *res, void *ud)
+{
+    (void)ud;
+    sweep_inflight = false;
+    if (res->err && res->err != PROTO_E_UNAVAILABLE && res->err != PROTO_E_OUTCOME_UNKNOWN)
+        log_warning("sweep failed: %s", res->msg ? res->msg : proto_err_code(res->err));
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    if (sweep_inflight || !store_ready(d->store))
+        return;
+    if (store_call(d->store, "sweep", STORE_WRITE, "system:sweep", 0, NULL, on_sweep_done, d) == 0)
+        sweep_inflight = true;
+}
+
+static void arm_sweep(struct daemon *d)
+{
+    struct timeval tv = {.tv_sec = (time_t)(d->cfg->sweep_interval_ms / 1000),
+                         .tv_usec = (suseconds_t)(d->cfg->sweep_interval_ms % 1000 * 1000)};
+    event_del(sweep_timer);
+    event_add(sweep_timer, &tv);
+    (void)d;
+}
+
+static void reload(struct daemon *d)
+{
+    char err[512];
+    struct config *next = malloc(sizeof *next);
+    if (!next) {
+        log_error("reload failed: out of memory");
+        return;
+    }
+    if (config_load(d->cfg->path, next, err, sizeof err) < 0) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        free(next);
+        return;
+    }
+    config_keep_fixed(d->cfg, next);
+    SSL_CTX *tls = tls_server_ctx_new(next, err, sizeof err);
+    if (!tls) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        free(next);
+        return;
+    }
+    SSL_CTX_free(d->tls); /* live connections hold their own reference */
+    d->tls = tls;
+    free(d->cfg);
+    d->cfg = next;
+    log_setup((enum log_level)d->cfg->log_level, (enum log_target)d->cfg->log_target);
+    arm_sweep(d);
+    conn_after_reload(d);
+    log_notice("configuration reloaded");
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    if ((conn_count() == 0 && store_inflight(d->store) == 0) ||
+        daemon_now_ms() - drain_started > DRAIN_DEADLINE_MS)
+        event_base_loopexit(d->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct daemon *d = arg;
+    if (sig == SIGHUP) {
+        log_notice("SIGHUP: reloading the configuration");
+        reload(d);
+        return;
+    }
+    if (sig == SIGCHLD) {
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+            spawn_reaped(d->spawn, pid, status);
+        return;
+    }
+    if (d->stopping) {
+        log_notice("second signal: exiting now");
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    log_notice("%s: finishing open requests, then stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    d->stopping = true;
+    listener_disable(d->listener);
+    conn_drain_all(d);
+    drain_started = daemon_now_ms();
+    struct timeval tv = {0, 50 * 1000};
+    event_add(drain_timer, &tv);
+}
+
+static int start(struct daemon *d, char *err, size_t errlen)
+{
+    if (!(d->base = event_base_new())) {
+        snprintf(err, errlen, "cannot create the event loop");
+        return -1;
+    }
+    if (!(d->tls = tls_server_ctx_new(d->cfg, err, errlen)))
+        return -1;
+    if (!(d->limits = limits_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (d->cfg->redis_mode == REDIS_MODE_SPAWN) {
+        if (!(d->spawn = spawn_new(d, err, errlen)) || spawn_start(d->spawn, err, errlen) < 0)
+            return -1;
+    }
+    if (!(d->store = store_new(d, err, errlen)) || !(d->events = events_new(d, err, errlen)))
+        return -1;
+    if (!(d->listener = listener_new(d, err, errlen)))
+        return -1;
+    log_notice("listening on %s (index not loaded yet)", listener_address(d->listener));
+
+    sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+    sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
+    sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
+    sig_chld = evsignal_new(d->base, SIGCHLD, on_signal, d);
+    sweep_timer = event_new(d->base, -1, EV_PERSIST, on_sweep, d);
+    drain_timer = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
+    if (!sig_term || !sig_int || !sig_hup || !sig_chld || !sweep_timer || !drain_timer ||
+        evsignal_add(sig_term, NULL) || evsignal_add(sig_int, NULL) ||
+        evsignal_add(sig_hup, NULL) || evsignal_add(sig_chld, NULL)) {
+        snprintf(err, errlen, "cannot set up signal handling");
+        return -1;
+    }
+    arm_sweep(d);
+    store_start(d->store);
+    events_start(d->events);
+    return 0;
+}
+
+static void stop(struct daemon *d)
+{
+    conn_free_all(d);
+    store_free(d->store); /* pending callbacks run now, with "unavailable" */
+    events_free(d->events);
+    if (d->spawn) {
+        spawn_stop(d->spawn);
+        spawn_free(d->spawn);
+    }
+    listener_free(d->listener);
+    struct event *evs[] = {sig_term, sig_int, sig_hup, sig_chld, sweep_timer, drain_timer};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+        if (evs[i])
+            event_free(evs[i]);
+    }
+    if (d->tls)
+        SSL_CTX_free(d->tls);
+    limits_free(d->limits);
+    index_clear(&d->index);
+    if (d->base)
+        event_base_free(d->base);
+    free(d->geo);
+    free(d->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = "/etc/fristad/fristadd.conf";
+    bool check_only = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'k': check_only = true; break;
+        case 'V': printf("fristadd %s (protocol %d)\n", FRISTAD_VERSION, PROTO_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    static struct daemon d;
+    char err[1024] = "";
+    int rc = 1;
+    d.cfg = malloc(sizeof *d.cfg);
+    d.geo = malloc(sizeof *d.geo);
+    if (!d.cfg || !d.geo) {
+        fprintf(stderr, "fristadd: out of memory\n");
+        goto out;
+    }
+    index_init(&d.index);
+    if (config_load(path, d.cfg, err, sizeof err) < 0 ||
+        geo_load(d.geo, d.cfg->municipalities, d.cfg->adjacency, err, sizeof err) < 0 ||
+        policy_load(&d.policy, d.cfg->policy, err, sizeof err) < 0) {
+        fprintf(stderr, "fristadd: %s\n", err);
+        goto out;
+    }
+    if (check_only) {
+        SSL_CTX *ctx = tls_server_ctx_new(d.cfg, err, sizeof err);
+        if (!ctx) {
+            fprintf(stderr, "fristadd: %s\n", err);
+            goto out;
+        }
+        SSL_CTX_free(ctx);
+        printf("fristadd: %s is valid\n", path);
+        rc = 0;
+        goto out;
+    }
+    log_setup((enum log_level)d.cfg->log_level, (enum log_target)d.cfg->log_target);
+    signal(SIGPIPE, SIG_IGN); /* libevent, OpenSSL and hiredis all write without MSG_NOSIGNAL */
+    srand((unsigned)daemon_now_ms());
+    d.metrics.started_ms = daemon_now_ms();
+    if (start(&d, err, sizeof err) < 0) {
+        log_error("cannot start: %s", err);
+        goto out;
+    }
+    event_base_dispatch(d.base);
+    log_notice("stopped");
+    rc = 0;
+out:
+    stop(&d);
+    return rc;
+}

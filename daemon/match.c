@@ -1,0 +1,155 @@
+/*
+ * Eligibility and ranking. Every free unit is checked against every rule, not just up to the
+ * first failure, because the counts per reason are what tells a social worker (and the yearly
+ * follow-up) why nothing fitted: "no unit for a boy of 15" is an answer in itself.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "match.h"
+
+static const char *const reason_names[REASON__COUNT] = {
+    "safety_policy", "protection_level", "beds",  "children_limit", "boys_age",
+    "target_group",  "wheelchair",       "pets",  "substance",      "language",
+};
+
+const char *match_reason_name(enum match_reason r)
+{
+    return (unsigned)r < REASON__COUNT ? reason_names[r] : "?";
+}
+
+bool match_unit_available(const struct idx_shelter *s, const struct idx_unit *u)
+{
+    return !s->retired && !s->paused && u->state == VAC_FREE && !u->held && !u->placed;
+}
+
+int64_t match_age_s(const struct idx_shelter *s, int64_t now_ms)
+{
+    int64_t age = now_ms - s->updated_ms;
+    return age > 0 ? age / 1000 : 0;
+}
+
+bool match_is_stale(const struct idx_shelter *s, int64_t now_ms, int64_t stale_after_ms)
+{
+    return now_ms - s->updated_ms >= stale_after_ms;
+}
+
+static bool speaks(const struct idx_shelter *s, const char *lang)
+{
+    for (unsigned i = 0; i < s->n_languages; i++) {
+        if (strcmp(s->languages[i], lang) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Reasons that depend on the shelter alone, computed once per shelter. */
+static unsigned shelter_reasons(const struct idx_shelter *s, const struct proto_args *a,
+                                const struct muni_set *excluded, unsigned min_protection)
+{
+    unsigned r = 0;
+    unsigned group = proto_has(a, F_GROUP) ? a->group : GROUP_WOMEN;
+
+    if (muni_set_has(excluded, s->mun))
+        r |= 1u << REASON_SAFETY_POLICY;
+    if (s->protection < min_protection)
+        r |= 1u << REASON_PROTECTION_LEVEL;
+    if (s->max_children != IDX_NO_LIMIT && a->n_children > s->max_children)
+        r |= 1u << REASON_CHILDREN_LIMIT;
+    if (s->boys_max_age != IDX_NO_LIMIT) {
+        for (unsigned i = 0; i < a->n_children; i++) {
+            if (a->children[i].sex == 'm' && a->children[i].age > s->boys_max_age)
+                r |= 1u << REASON_BOYS_AGE;
+        }
+    }
+    if (!(s->groups & (1u << group)))
+        r |= 1u << REASON_TARGET_GROUP;
+    if (proto_has(a, F_PETS) && a->pets && !s->pets)
+        r |= 1u << REASON_PETS;
+    if (proto_has(a, F_SUBSTANCE) && a->substance && !s->substance)
+        r |= 1u << REASON_SUBSTANCE;
+    if (proto_has(a, F_LANGUAGE) && !speaks(s, a->language))
+        r |= 1u << REASON_LANGUAGE;
+    return r;
+}
+
+static int hit_cmp(const void *pa, const void *pb)
+{
+    const struct match_hit *a = pa, *b = pb;
+    if (a->stale != b->stale)
+        return a->stale ? 1 : -1;
+    if (a->distance_km != b->distance_km)
+        return a->distance_km < b->distance_km ? -1 : 1;
+    if (a->unit->beds != b->unit->beds)
+        return a->unit->beds < b->unit->beds ? -1 : 1;
+    int c = strcmp(a->shelter->id, b->shelter->id);
+    return c ? c : strcmp(a->unit->id, b->unit->id);
+}
+
+int match_search(const struct index *ix, const struct geo *g, const struct policy *p,
+                 const struct proto_args *a, int64_t now_ms, int64_t stale_after_ms,
+                 struct match_outcome *out)
+{
+    struct muni_set excluded;
+    unsigned risk = a->risk < RISK__COUNT ? a->risk : RISK_SEVERE;
+    unsigned min_protection = p->level[risk].min_protection;
+    unsigned household = (proto_has(a, F_ADULTS) ? a->adults : 1u) + a->n_children;
+    int home = proto_municipality_index(a->home, strlen(a->home));
+    unsigned cap = 0;
+
+    memset(out, 0, sizeof *out);
+    if (home < 0)
+        return -1;
+    policy_excluded(p, g, a, &excluded);
+
+    for (unsigned i = 0; i < ix->n; i++) {
+        const struct idx_shelter *s = ix->shelters[i];
+        unsigned base = ~0u; /* computed on the first free unit */
+        for (unsigned k = 0; k < s->n_units; k++) {
+            const struct idx_unit *u = &s->units[k];
+            if (!match_unit_available(s, u))
+                continue;
+            if (base == ~0u)
+                base = shelter_reasons(s, a, &excluded, min_protection);
+            unsigned r = base;
+            if (u->beds < household)
+                r |= 1u << REASON_BEDS;
+            if (proto_has(a, F_WHEELCHAIR) && a->wheelchair && !u->accessible)
+                r |= 1u << REASON_WHEELCHAIR;
+            out->considered++;
+            if (r) {
+                for (unsigned b = 0; b < REASON__COUNT; b++)
+                    out->ruled_out[b] += (r >> b) & 1u;
+                continue;
+            }
+            if (out->eligible == cap) {
+                cap = cap ? cap * 2 : 32;
+                struct match_hit *grown = realloc(out->hits, cap * sizeof *grown);
+                if (!grown) {
+                    match_outcome_free(out);
+                    return -1;
+                }
+                out->hits = grown;
+            }
+            out->hits[out->eligible++] = (struct match_hit){
+                .shelter = s,
+                .unit = u,
+                .distance_km = geo_distance_km(g, (unsigned)home, s->mun),
+                .stale = match_is_stale(s, now_ms, stale_after_ms),
+                .age_s = match_age_s(s, now_ms),
+            };
+        }
+    }
+    if (out->eligible > 1)
+        qsort(out->hits, out->eligible, sizeof *out->hits, hit_cmp);
+    unsigned limit = proto_has(a, F_LIMIT) ? a->limit : 20u;
+    out->n_hits = out->eligible < limit ? out->eligible : limit;
+    return 0;
+}
+
+void match_outcome_free(struct match_outcome *out)
+{
+    free(out->hits);
+    out->hits = NULL;
+    out->n_hits = 0;
+}

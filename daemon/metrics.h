@@ -1,0 +1,26 @@
+/* Counters of what the daemon did, for the admin's stats. No personal data, ever. */
+#ifndef FRISTAD_METRICS_H
+#define FRISTAD_METRICS_H
+
+#include <stdint.h>
+
+#include <fristad/proto.h>
+#include <msgpack.h>
+
+struct metrics {
+    int64_t started_ms;
+    uint64_t connections_accepted;
+    uint64_t connections_refused;  /* over the limit, or dropped to make room */
+    uint64_t connections_current;
+    uint64_t handshakes_failed;
+    uint64_t requests[OP__COUNT];
+    uint64_t errors[PROTO_E__COUNT];
+    uint64_t store_reconnects;
+    uint64_t index_reloads;
+};
+
+/* Packs the counters as one map (the "server" part of the stats reply). Returns 0 or -1. */
+int metrics_pack(const struct metrics *m, msgpack_packer *pk, int64_t now_ms)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * The embedded Redis. It runs with appendonly yes and appendfsync always, so a write that
+ * Redis has acknowledged is on disk before fristadd acknowledges it to the client, and it
+ * listens on a unix socket only (port 0), readable by this user alone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "spawn.h"
+
+#define RESTART_MIN_MS 200
+#define RESTART_MAX_MS 5000
+#define STOP_GRACE_MS  10000
+
+enum spawn_state {
+    SPAWN_IDLE,     /* no child: not started yet, or stopped */
+    SPAWN_RUNNING,  /* the child runs */
+    SPAWN_WAITING,  /* the child died; a restart is scheduled */
+    SPAWN_STOPPING, /* we asked it to stop */
+};
+
+struct spawn {
+    struct daemon *d;
+    enum spawn_state state;
+    pid_t pid;
+    int lock_fd;
+    unsigned backoff_ms;
+    struct event *restart_timer;
+    char dir[CONFIG_PATH_MAX];
+};
+
+static int mkdir_private(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        return 0;
+    snprintf(err, errlen, "%s: cannot create the data directory: %s", dir, strerror(errno));
+    return -1;
+}
+
+static void on_restart(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct spawn *sp = arg;
+    char err[256];
+    if (sp->state != SPAWN_WAITING)
+        return;
+    if (spawn_start(sp, err, sizeof err) < 0) {
+        log_error("redis-server: %s", err);
+        sp->state = SPAWN_WAITING;
+        struct timeval tv = {RESTART_MAX_MS / 1000, 0};
+        evtimer_add(sp->restart_timer, &tv);
+    }
+}
+
+struct spawn *spawn_new(struct daemon *d, char *err, size_t errlen)
+{
+    struct spawn *sp = calloc(1, sizeof *sp);
+    char lock[CONFIG_PATH_MAX + 16];
+    if (!sp) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    sp->d = d;
+    sp->lock_fd = -1;
+    sp->backoff_ms = RESTART_MIN_MS;
+    snprintf(sp->dir, sizeof sp->dir, "%s", d->cfg->data_dir);
+    if (mkdir_private(sp->dir, err, errlen) < 0)
+        goto fail;
+    snprintf(lock, sizeof lock, "%s/fristadd.lock", sp->dir);
+    sp->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sp->lock_fd < 0) {
+        snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+        goto fail;
+    }
+    if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "%s: another fristadd is using this data directory", sp->dir);
+        goto fail;
+    }
+    sp->restart_timer = evtimer_new(d->base, on_restart, sp);
+    if (!sp->restart_timer) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    return sp;
+fail:
+    spawn_free(sp);
+    return NULL;
+}
+
+int spawn_start(struct spawn *sp, char *err, size_t errlen)
+{
+    char sock[CONFIG_PATH_MAX + 16], logf[CONFIG_PATH_MAX + 16];
+    snprintf(sock, sizeof sock, "%s/redis.sock", sp->dir);
+    snprintf(logf, sizeof logf, "%s/redis.log", sp->dir);
+    const char *argv[] = {
+        sp->d->cfg->redis_server, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+        "--dir", sp->dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+        "--daemonize", "no", "--logfile", logf, "--protected-mode", "yes", NULL,
+    };
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        /* Child: Redis must not outlive us, and must not hold our descriptors. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+        }
+        closefrom(STDERR_FILENO + 1);
+        execvp(argv[0], (char *const *)(uintptr_t)argv);
+        fprintf(stderr, "fristadd: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    sp->pid = pid;
+    sp->state = SPAWN_RUNNING;
+    log_notice("redis-server started (pid %d, data in %s)", (int)pid, sp->dir);
+    return 0;
+}
+
+int spawn_reaped(struct spawn *sp, pid_t pid, int status)
+{
+    if (!sp || pid != sp->pid)
+        return 0;
+    sp->pid = 0;
+    if (sp->state == SPAWN_STOPPING) {
+        sp->state = SPAWN_IDLE;
+        return 1;
+    }
+    if (WIFEXITED(status))
+        log_error("redis-server exited with status %d; see %s/redis.log", WEXITSTATUS(status),
+                  sp->dir);
+    else
+        log_error("redis-server died of signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    sp->state = SPAWN_WAITING;
+    struct timeval tv = {sp->backoff_ms / 1000, (sp->backoff_ms % 1000) * 1000};
+    evtimer_add(sp->restart_timer, &tv);
+    sp->backoff_ms = sp->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : sp->backoff_ms * 2;
+    return 1;
+}
+
+void spawn_stop(struct spawn *sp)
+{
+    if (!sp)
+        return;
+    evtimer_del(sp->restart_timer);
+    if (sp->state != SPAWN_RUNNING || sp->pid <= 0) {
+        sp->state = SPAWN_IDLE;
+        return;
+    }
+    sp->state = SPAWN_STOPPING;
+    kill(sp->pid, SIGTERM);
+    struct timespec step = {0, 20 * 1000 * 1000};
+    for (int waited = 0; waited < STOP_GRACE_MS; waited += 20) {
+        int status;
+        pid_t r = waitpid(sp->pid, &status, WNOHANG);
+        if (r == sp->pid || (r < 0 && errno == ECHILD)) {
+            log_notice("redis-server stopped");
+            sp->pid = 0;
+            sp->state = SPAWN_IDLE;
+            return;
+        }
+        nanosleep(&step, NULL);
+    }
+    log_error("redis-server did not stop in time; killing it");
+    kill(sp->pid, SIGKILL);
+    waitpid(sp->pid, NULL, 0);
+    sp->pid = 0;
+    sp->state = SPAWN_IDLE;
+}
+
+void spawn_free(struct spawn *sp)
+{
+    if (!sp)
+        return;
+    if (sp->restart_timer)
+        event_free(sp->restart_timer);
+    if (sp->lock_fd >= 0)
+        close(sp->lock_fd);
+    free(sp);
+}

@@ -1,0 +1,366 @@
+/*
+ * The store link. Every write is one FCALL of a function in fristad.lua, so the check and the
+ * change happen in one atomic step inside Redis. This file knows how to call them and what
+ * their failures mean for the person waiting:
+ *   - the link is down before sending: "unavailable", nothing was done;
+ *   - the link is lost after sending a read: "unavailable";
+ *   - the link is lost after sending a write: "outcome_unknown", because Redis may have done it;
+ *   - Redis is still loading its AOF, busy, or read-only after a failover: "unavailable".
+ * Redis that stops answering without closing the socket is caught by a watchdog that drops
+ * the link, which turns every waiting request into one of the answers above.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "redis_link.h"
+#include "store.h"
+
+extern const char fristad_lua[];
+extern const size_t fristad_lua_len;
+
+#define STALL_MS     5000 /* a reply later than this means Redis has stopped answering */
+#define MAX_ARGS     40
+#define RETRY_LOAD_MS 200
+
+struct pending {
+    struct pending *prev, *next; /* in send order: hiredis answers in this order */
+    struct store *st;
+    int64_t sent_ms;
+    enum store_kind kind;
+    store_cb *cb;
+    void *ud;
+    bool waiting_replicas; /* a WAIT follows; the FCALL reply is kept in `body` */
+    bool have_body;
+    bool body_is_error;
+    char *body;
+    size_t body_len;
+};
+
+struct store {
+    struct daemon *d;
+    struct rlink *link;
+    bool ready;
+    char key[96];  /* "{ns}:ver": KEYS[1] of every call */
+    struct pending head; /* sentinel of the in-flight list */
+    unsigned inflight;
+    struct event *watchdog;
+    struct event *load_retry;
+};
+
+static void deliver_error(struct pending *p, enum proto_err err, const char *msg)
+{
+    struct store_result res = {.err = err, .msg = msg};
+    if (p->cb)
+        p->cb(&res, p->ud);
+}
+
+static void unlink_pending(struct pending *p)
+{
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    p->st->inflight--;
+    free(p->body);
+    free(p);
+}
+
+/* Decodes one function result (trusted: produced by our own Lua) and hands it on. */
+static void deliver_body(struct pending *p, const char *body, size_t len)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, body, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_MAP) {
+        log_error("store: a function returned something that is not a msgpack map");
+        deliver_error(p, PROTO_E_INTERNAL, "the store returned an unreadable result");
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    struct store_result res = {.err = PROTO_OK, .whole = &u.data};
+    const msgpack_object *e = proto_map_get(&u.data, "err");
+    char msg[PROTO_MESSAGE_MAX];
+    if (e) {
+        const msgpack_object *m = proto_map_get(&u.data, "msg");
+        res.err = e->type == MSGPACK_OBJECT_STR ? proto_err_from_code(e->via.str.ptr, e->via.str.size)
+                                                : PROTO_E__COUNT;
+        if (res.err == PROTO_E__COUNT || res.err == PROTO_OK)
+            res.err = PROTO_E_INTERNAL;
+        snprintf(msg, sizeof msg, "%.*s", m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
+                 m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
+        res.msg = msg;
+    } else {
+        res.r = proto_map_get(&u.data, "r");
+        res.s = proto_map_get(&u.data, "s");
+        const msgpack_object *rp = proto_map_get(&u.data, "replay");
+        res.replay = rp && rp->type == MSGPACK_OBJECT_BOOLEAN && rp->via.boolean;
+    }
+    if (p->cb)
+        p->cb(&res, p->ud);
+    msgpack_unpacked_destroy(&u);
+}
+
+/* Maps a Redis error reply to what the client is told. */
+static void deliver_redis_error(struct pending *p, const char *text, size_t len)
+{
+    if (len >= 7 && memcmp(text, "LOADING", 7) == 0) {
+        deliver_error(p, PROTO_E_UNAVAILABLE, "the store is starting up; retry in a moment");
+    } else if ((len >= 4 && memcmp(text, "BUSY", 4) == 0) ||
+               (len >= 8 && memcmp(text, "READONLY", 8) == 0) ||
+               (len >= 10 && memcmp(text, "NOREPLICAS", 10) == 0) ||
+               (len >= 4 && memcmp(text, "OOM ", 4) == 0) ||
+               (len >= 11 && memcmp(text, "MASTERDOWN ", 11) == 0)) {
+        log_warning("store: %.*s", (int)(len > 200 ? 200 : len), text);
+        deliver_error(p, PROTO_E_UNAVAILABLE, "the store cannot take requests right now");
+    } else if (strstr(text, "Function not found") || strstr(text, "function not found")) {
+        /* The library vanished (FUNCTION FLUSH, failover to an empty replica): load it again. */
+        log_warning("store: function library missing; reloading it");
+        p->st->ready = false;
+        deliver_error(p, PROTO_E_UNAVAILABLE, "the store is being prepared; retry in a moment");
+        event_active(p->st->load_retry, EV_TIMEOUT, 0);
+    } else {
+        log_error("store: Redis error: %.*s", (int)(len > 300 ? 300 : len), text);
+        deliver_error(p, PROTO_E_INTERNAL, "the store refused the request");
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct pending *p = privdata;
+    redisReply *reply = r;
+
+    if (p->waiting_replicas && !p->have_body) {
+        /* The FCALL's own reply: keep it until the WAIT that follows is answered. */
+        p->have_body = true;
+        if (reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_ERROR)) {
+            p->body_is_error = reply->type == REDIS_REPLY_ERROR;
+            p->body = malloc(reply->len + 1);
+            if (p->body) {
+                memcpy(p->body, reply->str, reply->len);
+                p->body_len = reply->len;
+            }
+        }
+        return;
+    }
+
+    if (p->waiting_replicas) {
+        struct store *st = p->st;
+        if (!p->body) {
+            deliver_error(p, p->kind == STORE_WRITE ? PROTO_E_OUTCOME_UNKNOWN : PROTO_E_UNAVAILABLE,
+                          "the store link was lost; the outcome is not known");
+        } else if (p->body_is_error) {
+            deliver_redis_error(p, p->body, p->body_len);
+        } else if (!reply || reply->type != REDIS_REPLY_INTEGER ||
+                   reply->integer < (long long)st->d->cfg->wait_replicas) {
+            log_warning("store: a write reached fewer replicas than required");
+            deliver_error(p, PROTO_E_OUTCOME_UNKNOWN,
+                          "the write was not confirmed by enough replicas; retry with the same "
+                          "idempotency key or check your holds");
+        } else {
+            deliver_body(p, p->body, p->body_len);
+        }
+        unlink_pending(p);
+        return;
+    }
+
+    if (!reply) {
+        if (p->kind == STORE_WRITE)
+            deliver_error(p, PROTO_E_OUTCOME_UNKNOWN,
+                          "the store link was lost during the request; the outcome is not known: "
+                          "retry with the same idempotency key, or list your holds");
+        else
+            deliver_error(p, PROTO_E_UNAVAILABLE, "the store link was lost; retry in a moment");
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        deliver_redis_error(p, reply->str, reply->len);
+    } else if (reply->type != REDIS_REPLY_STRING) {
+        log_error("store: unexpected reply type %d", reply->type);
+        deliver_error(p, PROTO_E_INTERNAL, "the store returned an unexpected reply");
+    } else {
+        deliver_body(p, reply->str, reply->len);
+    }
+    unlink_pending(p);
+}
+
+int store_call(struct store *st, const char *fn, enum store_kind kind, const char *principal,
+               int nargs, const char *const *args, store_cb *cb, void *ud)
+{
+    if (!st->ready || nargs + 7 > MAX_ARGS)
+        return -1;
+    const struct config *cfg = st->d->cfg;
+    char fname[64], aret[24], rret[24];
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS];
+    int argc = 0;
+
+    snprintf(fname, sizeof fname, "fristad_%s", fn);
+    snprintf(aret, sizeof aret, "%lld", (long long)cfg->audit_retention_ms);
+    snprintf(rret, sizeof rret, "%lld", (long long)cfg->reference_retention_ms);
+    argv[argc++] = "FCALL";
+    argv[argc++] = fname;
+    argv[argc++] = "1";
+    argv[argc++] = st->key;
+    argv[argc++] = principal;
+    argv[argc++] = aret;
+    argv[argc++] = rret;
+    for (int i = 0; i < nargs; i++)
+        argv[argc++] = args[i];
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->st = st;
+    p->kind = kind;
+    p->cb = cb;
+    p->ud = ud;
+    p->sent_ms = daemon_now_ms();
+    p->waiting_replicas = kind == STORE_WRITE && cfg->wait_replicas > 0;
+    if (rlink_command(st->link, on_reply, p, argc, argv, lens) != 0) {
+        free(p);
+        return -1;
+    }
+    if (p->waiting_replicas) {
+        char n[16], ms[24];
+        snprintf(n, sizeof n, "%u", cfg->wait_replicas);
+        snprintf(ms, sizeof ms, "%lld", (long long)cfg->wait_timeout_ms);
+        const char *wargv[] = {"WAIT", n, ms};
+        size_t wlens[] = {4, strlen(n), strlen(ms)};
+        /* The FCALL callback is registered; if WAIT cannot follow, the link is broken and the
+         * FCALL callback will run with NULL, which the WAIT branch then reports. */
+        if (rlink_command(st->link, on_reply, p, 3, wargv, wlens) != 0)
+            p->waiting_replicas = false;
+    }
+    p->prev = st->head.prev;
+    p->next = &st->head;
+    st->head.prev->next = p;
+    st->head.prev = p;
+    st->inflight++;
+    return 0;
+}
+
+static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct store *st = privdata;
+    redisReply *reply = r;
+    if (!reply)
+        return; /* link lost; loading starts again on reconnect */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        bool loading = reply->len >= 7 && memcmp(reply->str, "LOADING", 7) == 0;
+        if (!loading)
+            log_error("store: cannot load the function library: %s", reply->str);
+        struct timeval tv = {0, RETRY_LOAD_MS * 1000};
+        evtimer_add(st->load_retry, &tv);
+        return;
+    }
+    log_info("store: function library loaded");
+    st->ready = true;
+    events_store_ready(st->d);
+}
+
+static void load_library(struct store *st)
+{
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", fristad_lua};
+    size_t lens[] = {8, 4, 7, fristad_lua_len};
+    if (rlink_command(st->link, on_loaded, st, 4, argv, lens) != 0)
+        log_debug("store: link down while loading the library");
+}
+
+static void on_load_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct store *st = arg;
+    if (rlink_is_up(st->link) && !st->ready)
+        load_library(st);
+}
+
+static void on_up(struct rlink *l, void *ud)
+{
+    (void)l;
+    struct store *st = ud;
+    st->d->metrics.store_reconnects++;
+    load_library(st);
+}
+
+static void on_down(struct rlink *l, void *ud)
+{
+    (void)l;
+    struct store *st = ud;
+    st->ready = false;
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct store *st = arg;
+    struct pending *oldest = st->head.next;
+    if (oldest != &st->head && daemon_now_ms() - oldest->sent_ms > STALL_MS) {
+        log_error("store: Redis has not answered for %d ms; dropping the link", STALL_MS);
+        st->ready = false;
+        rlink_reset(st->link);
+    }
+}
+
+struct store *store_new(struct daemon *d, char *err, size_t errlen)
+{
+    struct store *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->d = d;
+    st->head.next = st->head.prev = &st->head;
+    snprintf(st->key, sizeof st->key, "{%s}:ver", d->cfg->redis_namespace);
+    char address[CONFIG_PATH_MAX + 24];
+    config_redis_address(d->cfg, address, sizeof address);
+    struct rlink_hooks hooks = {.up = on_up, .down = on_down};
+    st->link = rlink_new(d->base, "store", address, hooks, st, err, errlen);
+    st->watchdog = event_new(d->base, -1, EV_PERSIST, on_watchdog, st);
+    st->load_retry = evtimer_new(d->base, on_load_retry, st);
+    if (!st->link || !st->watchdog || !st->load_retry) {
+        if (!st->link && !err[0])
+            snprintf(err, errlen, "out of memory");
+        store_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void store_start(struct store *st)
+{
+    struct timeval tv = {1, 0};
+    event_add(st->watchdog, &tv);
+    rlink_start(st->link);
+}
+
+void store_free(struct store *st)
+{
+    if (!st)
+        return;
+    st->ready = false;
+    if (st->link)
+        rlink_free(st->link); /* pending callbacks run with NULL and are unlinked */
+    if (st->watchdog)
+        event_free(st->watchdog);
+    if (st->load_retry)
+        event_free(st->load_retry);
+    free(st);
+}
+
+bool store_ready(const struct store *st)
+{
+    return st->ready;
+}
+
+unsigned store_inflight(const struct store *st)
+{
+    return st->inflight;
+}

@@ -1,0 +1,55 @@
+/*
+ * The store: Redis Functions (fristad.lua) called over the command link. Loads the function
+ * library on every connect, maps results and failures to protocol error codes, bounds how long
+ * a request may wait for Redis, and, when configured, waits for replicas before a write counts.
+ */
+#ifndef FRISTAD_STORE_H
+#define FRISTAD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <fristad/proto.h>
+#include <msgpack.h>
+
+struct daemon;
+struct store;
+
+struct store_result {
+    enum proto_err err;          /* PROTO_OK or the code to answer with */
+    const char *msg;             /* when err: for the person */
+    const msgpack_object *r;     /* when ok: the function's result map */
+    const msgpack_object *s;     /* the changed shelter's snapshot, or NULL */
+    const msgpack_object *whole; /* the whole decoded reply, for dump */
+    bool replay;                 /* an idempotent retry answered from the first result */
+};
+
+/* Runs exactly once per successful store_call, with the result valid only during the call. */
+typedef void store_cb(const struct store_result *res, void *ud);
+
+enum store_kind {
+    STORE_READ,  /* nothing changes: a lost reply means "unavailable" */
+    STORE_WRITE, /* may have changed state: a lost reply means "outcome unknown" */
+};
+
+struct store *store_new(struct daemon *d, char *err, size_t errlen);
+void store_start(struct store *st);
+void store_free(struct store *st);
+/* Connected and the function library is loaded. */
+bool store_ready(const struct store *st);
+/* Requests in flight to Redis. */
+unsigned store_inflight(const struct store *st);
+
+/*
+ * Calls fristad_<fn> as `principal` with the op arguments. Returns 0 when sent (cb runs later,
+ * exactly once), or -1 when the store is not ready (cb never runs; answer "unavailable").
+ * cb may be NULL for fire-and-forget calls.
+ */
+int store_call(struct store *st, const char *fn, enum store_kind kind, const char *principal,
+               int nargs, const char *const *args, store_cb *cb, void *ud)
+    __attribute__((warn_unused_result));
+
+/* Called by the store when it becomes ready (after each reconnect). */
+void events_store_ready(struct daemon *d);
+
+#endif
