@@ -178,8 +178,15 @@ static int apply(struct parse_state *st, const struct key_def *k, const char *v)
         long port = strtol(colon + 1, &end, 10);
         if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
             goto bad_listen;
-        memcpy(st->cfg->listen_host, v, (size_t)(colon - v));
-        st->cfg->listen_host[colon - v] = '\0';
+        /* "[::1]:7420": the brackets only delimit an IPv6 address. */
+        size_t hl = (size_t)(colon - v);
+        const char *h = v;
+        if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {
+            h++;
+            hl -= 2;
+        }
+        memcpy(st->cfg->listen_host, h, hl);
+        st->cfg->listen_host[hl] = '\0';
         st->cfg->listen_port = (unsigned)port;
         return 0;
     bad_listen:

@@ -1,0 +1,167 @@
+/* The daemon's configuration file: defaults, durations, bounds, errors, reload rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char path[64];
+
+static int load(const char *text, struct config *c, char *err, size_t errlen)
+{
+    strcpy(path, "/tmp/fristad-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    int rc = config_load(path, c, err, errlen);
+    remove(path);
+    return rc;
+}
+
+#define TLS "[tls]\ncert = s.crt\nkey = /abs/s.key\nca = ca.crt\n"
+
+static void test_defaults_and_paths(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    assert_int_equal(load(TLS, c, err, sizeof err), 0);
+    assert_string_equal(c->listen_host, "127.0.0.1");
+    assert_int_equal(c->listen_port, 7420);
+    assert_int_equal(c->max_frame, 65536);
+    assert_int_equal(c->hold_ttl_ms, 60 * 60 * 1000);
+    assert_int_equal(c->stale_after_ms, 24LL * 3600 * 1000);
+    assert_int_equal(c->reference_retention_ms, 24LL * 3600 * 1000);
+    assert_int_equal(c->audit_retention_ms, 365LL * 24 * 3600 * 1000);
+    assert_int_equal(c->rate, 20);
+    assert_int_equal(c->redis_mode, REDIS_MODE_SPAWN);
+    assert_string_equal(c->tls_cert, "/tmp/s.crt"); /* relative to the file's directory */
+    assert_string_equal(c->tls_key, "/abs/s.key");
+    assert_string_equal(c->municipalities, "/tmp/municipalities.csv");
+    free(c);
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    assert_int_equal(load(TLS "[server]\nlisten = [::1]:0\n"
+                              "[holds]\nttl = 90s\nstale_after = 2h\nsweep_interval = 250ms\n"
+                              "[redis]\nmode = connect\naddress = unix:/run/r.sock\n"
+                              "namespace = t1\nwait_replicas = 1\n[log]\nlevel = debug\n",
+                          c, err, sizeof err),
+                     0);
+    assert_string_equal(c->listen_host, "::1");
+    assert_int_equal(c->listen_port, 0);
+    assert_int_equal(c->hold_ttl_ms, 90000);
+    assert_int_equal(c->stale_after_ms, 7200000);
+    assert_int_equal(c->sweep_interval_ms, 250);
+    assert_int_equal(c->redis_mode, REDIS_MODE_CONNECT);
+    assert_int_equal(c->wait_replicas, 1);
+    char addr[CONFIG_PATH_MAX + 24];
+    config_redis_address(c, addr, sizeof addr);
+    assert_string_equal(addr, "unix:/run/r.sock");
+    free(c);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *why;
+    } bad[] = {
+        {"[server]\nlisten = 127.0.0.1\n" TLS, "HOST:PORT"},
+        {"[server]\nlisten = 127.0.0.1:99999\n" TLS, "HOST:PORT"},
+        {"[server]\nmax_frame = 100\n" TLS, "from 1024"},
+        {"[server]\nmax_frame = lots\n" TLS, "integer"},
+        {"[server]\nrate = 50\nburst = 10\n" TLS, "burst must be at least rate"},
+        {"[holds]\nttl = 10 minutes\n" TLS, "duration"},
+        {"[holds]\nttl = -5s\n" TLS, "duration"},
+        {"[holds]\nttl = 0\n" TLS, "duration"},
+        {"[server]\ncolour = red\n" TLS, "unknown key [server] colour"},
+        {"[redis]\nmode = cluster\n" TLS, "spawn or connect"},
+        {"[redis]\nmode = connect\n" TLS, "address is required"},
+        {"[redis]\nnamespace = a b\n" TLS, "namespace"},
+        {"[log]\nlevel = loud\n" TLS, "error, warning"},
+        {"[server]\nrate = 5\nrate = 6\n" TLS, "set twice"},
+        {"[server]\n", "cert, key and ca are required"},
+        {"this is not ini\n" TLS, "syntax"},
+    };
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(load(bad[i].text, c, err, sizeof err), -1);
+        if (!strstr(err, bad[i].why))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].why);
+    }
+    assert_int_equal(config_load("/nonexistent/fristadd.conf", c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot open"));
+    free(c);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    assert_int_equal(config_parse_duration("10"), 10000);
+    assert_int_equal(config_parse_duration("1.5s"), 1500);
+    assert_int_equal(config_parse_duration("250ms"), 250);
+    assert_int_equal(config_parse_duration("5m"), 300000);
+    assert_int_equal(config_parse_duration("2h"), 7200000);
+    assert_int_equal(config_parse_duration("365d"), 365LL * 86400000);
+    assert_int_equal(config_parse_duration(""), -1);
+    assert_int_equal(config_parse_duration("5 m"), -1);
+    assert_int_equal(config_parse_duration("5w"), -1);
+}
+
+static void test_reload_keeps_fixed_keys(void **state)
+{
+    (void)state;
+    struct config *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    char err[512];
+    assert_int_equal(load(TLS "[server]\nlisten = 127.0.0.1:7000\n[redis]\nnamespace = one\n", a,
+                          err, sizeof err),
+                     0);
+    assert_int_equal(load(TLS "[server]\nlisten = 0.0.0.0:8000\nrate = 7\nburst = 9\n"
+                              "[redis]\nnamespace = two\n",
+                          b, err, sizeof err),
+                     0);
+    config_keep_fixed(a, b);
+    assert_string_equal(b->listen_host, "127.0.0.1");
+    assert_int_equal(b->listen_port, 7000);
+    assert_string_equal(b->redis_namespace, "one");
+    assert_int_equal(b->rate, 7); /* reloadable: the new value stands */
+    free(a);
+    free(b);
+}
+
+static void test_example_file_parses(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    if (config_load(FRISTAD_SOURCE_ROOT "/conf/fristadd.conf.example", c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_and_paths), cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),             cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_reload_keeps_fixed_keys),
+        cmocka_unit_test(test_example_file_parses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
