@@ -192,7 +192,7 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
     if (e != PROTO_OK) {
         conn_log(c, LOG_LVL_DEBUG, "refused a frame: %s", proto_err_code(e));
         conn_reply_error(c, req.id, req.has_id, e, err.message);
-        if (++c->errors_in_row > MAX_ERRORS) {
+        if (++c->errors_in_row >= MAX_ERRORS) {
             conn_log(c, LOG_LVL_INFO, "too many refused frames in a row");
             close_after_replies(c);
         }

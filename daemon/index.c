@@ -166,7 +166,8 @@ int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
         d->state = (uint8_t)st;
     }
     s->n_units = units->via.array.size;
-    qsort(s->units, s->n_units, sizeof *s->units, unit_cmp);
+    if (s->n_units > 1)
+        qsort(s->units, s->n_units, sizeof *s->units, unit_cmp);
     return 0;
 bad:
     free(s->units);

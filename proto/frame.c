@@ -48,12 +48,25 @@ struct level {
     uint64_t left;
 };
 
+static const struct proto_limits request_limits = {
+    .depth = PROTO_MAX_DEPTH,
+    .items = PROTO_MAX_ITEMS,
+    .objects = PROTO_MAX_OBJECTS,
+};
+
 enum proto_err proto_check(const uint8_t *p, size_t n, struct proto_error *err)
 {
-    struct level stack[PROTO_MAX_DEPTH + 1];
+    return proto_check_limits(p, n, &request_limits, err);
+}
+
+enum proto_err proto_check_limits(const uint8_t *p, size_t n, const struct proto_limits *lim,
+                                  struct proto_error *err)
+{
+    struct level stack[PROTO_CHECK_MAX_DEPTH];
+    unsigned max_depth = lim->depth < PROTO_CHECK_MAX_DEPTH ? lim->depth : PROTO_CHECK_MAX_DEPTH;
     unsigned depth = 0; /* open containers */
     size_t off = 0;
-    unsigned objects = 0;
+    uint64_t objects = 0;
     bool root_done = false;
 
     if (n == 0)
@@ -62,9 +75,9 @@ enum proto_err proto_check(const uint8_t *p, size_t n, struct proto_error *err)
     while (!root_done) {
         if (off >= n)
             return proto_fail(err, PROTO_E_BAD_FRAME, "frame ends inside a msgpack object");
-        if (++objects > PROTO_MAX_OBJECTS)
-            return proto_fail(err, PROTO_E_BAD_FRAME, "more than %u objects in one frame",
-                              PROTO_MAX_OBJECTS);
+        if (++objects > lim->objects)
+            return proto_fail(err, PROTO_E_BAD_FRAME, "more than %llu objects in one frame",
+                              (unsigned long long)lim->objects);
 
         uint8_t b = p[off++];
         size_t left = n - off;
@@ -122,18 +135,19 @@ enum proto_err proto_check(const uint8_t *p, size_t n, struct proto_error *err)
 
         if (container) {
             uint64_t items = (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf ? children / 2 : children;
-            if (items > PROTO_MAX_ITEMS)
-                return proto_fail(err, PROTO_E_BAD_FRAME, "container of %llu items (maximum %u)",
-                                  (unsigned long long)items, PROTO_MAX_ITEMS);
+            if (items > lim->items)
+                return proto_fail(err, PROTO_E_BAD_FRAME, "container of %llu items (maximum %llu)",
+                                  (unsigned long long)items, (unsigned long long)lim->items);
             /* Every child takes at least one byte. */
             if (children > n - off)
                 return proto_fail(err, PROTO_E_BAD_FRAME,
                                   "declared count %llu exceeds the bytes left in the frame",
                                   (unsigned long long)items);
+            /* An empty container is a level too: [[[[[]]]]] nests five deep. */
+            if (depth >= max_depth)
+                return proto_fail(err, PROTO_E_BAD_FRAME, "nesting deeper than %u levels",
+                                  max_depth);
             if (children > 0) {
-                if (depth >= PROTO_MAX_DEPTH)
-                    return proto_fail(err, PROTO_E_BAD_FRAME, "nesting deeper than %u levels",
-                                      PROTO_MAX_DEPTH);
                 stack[depth++].left = children;
                 continue;
             }
@@ -159,7 +173,13 @@ enum proto_err proto_check(const uint8_t *p, size_t n, struct proto_error *err)
 enum proto_err proto_unpack(const uint8_t *p, size_t n, msgpack_unpacked *out,
                             struct proto_error *err)
 {
-    enum proto_err e = proto_check(p, n, err);
+    return proto_unpack_limits(p, n, &request_limits, out, err);
+}
+
+enum proto_err proto_unpack_limits(const uint8_t *p, size_t n, const struct proto_limits *lim,
+                                   msgpack_unpacked *out, struct proto_error *err)
+{
+    enum proto_err e = proto_check_limits(p, n, lim, err);
     if (e != PROTO_OK)
         return e;
     size_t off = 0;

@@ -71,12 +71,24 @@ static void copy_str(char *dst, size_t cap, const msgpack_object *o)
     dst[n] = '\0';
 }
 
+/*
+ * Replies nest deeper and hold more than requests ({"result": {"shelter": {"units": [{...}]}}}
+ * is five levels; a listing of every shelter is more than 256 elements), so the request limits
+ * of proto_check do not apply. The declared-count check still bounds what msgpack-c reserves
+ * by the size of the frame.
+ */
+static const struct proto_limits reply_limits = {
+    .depth = PROTO_CHECK_MAX_DEPTH,
+    .items = UINT64_MAX,
+    .objects = UINT64_MAX,
+};
+
 enum proto_err proto_decode_reply(const uint8_t *p, size_t n, struct proto_reply *out,
                                   struct proto_error *err)
 {
     memset(out, 0, sizeof *out);
     msgpack_unpacked_init(&out->unpacked);
-    enum proto_err e = proto_unpack(p, n, &out->unpacked, err);
+    enum proto_err e = proto_unpack_limits(p, n, &reply_limits, &out->unpacked, err);
     if (e)
         goto fail;
     const msgpack_object *root = &out->unpacked.data;

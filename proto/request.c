@@ -709,7 +709,7 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
     case F_GROUPS: {
         unsigned count = (unsigned)__builtin_popcount(a->groups);
         rc |= msgpack_pack_array(pk, count);
-        for (unsigned g = 0; g < GROUP__COUNT; g++) {
+        for (unsigned g = 0; g < 8; g++) { /* every bit, so that an unknown one is refused */
             if (a->groups & (1u << g))
                 rc |= proto_pack_cstr(pk, proto_group_name(g));
         }
@@ -769,13 +769,27 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
     return -1;
 }
 
+/* A list longer than struct proto_args holds; it cannot be packed as it claims to be. */
+static int over_capacity(const struct proto_args *a)
+{
+    if (proto_has(a, F_LANGUAGES) && a->n_languages > PROTO_MAX_LANGUAGES)
+        return F_LANGUAGES;
+    if (proto_has(a, F_CHILDREN) && a->n_children > PROTO_MAX_CHILDREN)
+        return F_CHILDREN;
+    if (proto_has(a, F_PERPETRATOR) && a->n_perpetrator > PROTO_MAX_PERP)
+        return F_PERPETRATOR;
+    if (proto_has(a, F_EXCLUDE) && a->n_exclude > PROTO_MAX_EXCLUDE)
+        return F_EXCLUDE;
+    return -1;
+}
+
 int proto_pack_request(msgpack_packer *pk, const struct proto_request *req)
 {
-    if ((unsigned)req->op >= OP__COUNT)
+    if ((unsigned)req->op >= OP__COUNT || over_capacity(&req->args) >= 0)
         return -1;
     uint64_t present = req->args.present & ((UINT64_C(1) << F__COUNT) - 1);
     int rc = msgpack_pack_map(pk, 3);
-    rc |= proto_pack_kv_int(pk, "id", (int64_t)req->id);
+    rc |= proto_pack_cstr(pk, "id") | msgpack_pack_uint64(pk, req->id); /* ids reach 2^64-1 */
     rc |= proto_pack_kv_str(pk, "op", proto_op_name(req->op));
     rc |= proto_pack_cstr(pk, "args");
     rc |= msgpack_pack_map(pk, (size_t)__builtin_popcountll(present));
@@ -793,7 +807,11 @@ enum proto_err proto_validate_request(const struct proto_request *req, struct pr
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     enum proto_err e;
-    if (proto_pack_request(&pk, req) != 0) {
+    int f = over_capacity(&req->args);
+    if (f >= 0) {
+        e = proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must have %u to %u elements",
+                       fields[f].name, fields[f].min, fields[f].max);
+    } else if (proto_pack_request(&pk, req) != 0) {
         e = proto_fail(err, PROTO_E_INTERNAL, "out of memory");
     } else {
         struct proto_request *copy = malloc(sizeof *copy);

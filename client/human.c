@@ -1,0 +1,717 @@
+/*
+ * Human output. Replies are read leniently: a missing key prints '-', a value of another type
+ * prints as what it is, so that an older or newer server still gives readable output. Every
+ * string from the server goes through table_clean before it reaches the terminal.
+ *
+ * Times in replies are milliseconds since 1970 and are shown in local time, because the
+ * person reading them is planning an evening, not correlating logs.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "human.h"
+#include "table.h"
+
+#define CELL       512u /* bytes of one formatted value: 100 characters of UTF-8 and more */
+#define TREE_DEPTH 16u
+
+/* ---- reading values --------------------------------------------------------------------- */
+
+static const msgpack_object *get(const msgpack_object *m, const char *key)
+{
+    return proto_map_get(m, key);
+}
+
+static bool as_i64(const msgpack_object *o, int64_t *out)
+{
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
+        *out = (int64_t)o->via.u64;
+        return true;
+    }
+    if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return true;
+    }
+    return false;
+}
+
+static bool is_true(const msgpack_object *m, const char *key)
+{
+    const msgpack_object *o = get(m, key);
+    return o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+}
+
+static bool is_scalar(const msgpack_object *o)
+{
+    return o->type != MSGPACK_OBJECT_MAP && o->type != MSGPACK_OBJECT_ARRAY;
+}
+
+/* A value as text: strings cleaned, booleans yes/no, arrays of scalars joined, nil as '-'. */
+static const char *fmt(char *buf, size_t cap, const msgpack_object *o)
+{
+    buf[0] = '\0';
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return "-";
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        table_clean(buf, cap, o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        snprintf(buf, cap, "%s", o->via.boolean ? "yes" : "no");
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        snprintf(buf, cap, "%" PRIu64, o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        snprintf(buf, cap, "%" PRId64, o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        snprintf(buf, cap, "%g", o->via.f64);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        snprintf(buf, cap, "(%" PRIu32 " bytes of binary data)", o->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY: {
+        size_t used = 0;
+        for (uint32_t i = 0; i < o->via.array.size && used + 8 < cap; i++) {
+            char item[CELL];
+            const msgpack_object *e = &o->via.array.ptr[i];
+            const char *t = is_scalar(e) ? fmt(item, sizeof item, e) : "...";
+            int n = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", t);
+            if (n < 0 || (size_t)n >= cap - used)
+                break;
+            used += (size_t)n;
+        }
+        break;
+    }
+    case MSGPACK_OBJECT_MAP:
+        snprintf(buf, cap, "(%" PRIu32 " entries)", o->via.map.size);
+        break;
+    case MSGPACK_OBJECT_EXT:
+    case MSGPACK_OBJECT_NIL:
+        break;
+    }
+    return buf[0] ? buf : "-";
+}
+
+static const char *fmt_key(char *buf, size_t cap, const msgpack_object *m, const char *key)
+{
+    return fmt(buf, cap, get(m, key));
+}
+
+/* How much of a local time to show. */
+enum time_style {
+    TIME_CLOCK,   /* 14:05, for a hold that ends within the hour */
+    TIME_MINUTES, /* 2026-11-22 14:05 */
+    TIME_SECONDS, /* 2026-11-22 14:05:09, for the audit trail */
+};
+
+/* Milliseconds since 1970 as local time. */
+static const char *fmt_time(char *buf, size_t cap, const msgpack_object *m, const char *key,
+                            enum time_style style)
+{
+    int64_t ms;
+    const msgpack_object *o = get(m, key);
+    if (!as_i64(o, &ms))
+        return fmt(buf, cap, o);
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    size_t n = 0;
+    if (!localtime_r(&t, &tm))
+        return "-";
+    switch (style) {
+    case TIME_CLOCK:
+        n = strftime(buf, cap, "%H:%M", &tm);
+        break;
+    case TIME_MINUTES:
+        n = strftime(buf, cap, "%Y-%m-%d %H:%M", &tm);
+        break;
+    case TIME_SECONDS:
+        n = strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm);
+        break;
+    }
+    return n ? buf : "-";
+}
+
+static const char *age_words(char *buf, size_t cap, int64_t s)
+{
+    if (s < 60)
+        snprintf(buf, cap, "<1 min");
+    else if (s < 3600)
+        snprintf(buf, cap, "%" PRId64 " min", s / 60);
+    else if (s < 86400)
+        snprintf(buf, cap, "%" PRId64 " h", s / 3600);
+    else
+        snprintf(buf, cap, "%" PRId64 " d", s / 86400);
+    return buf;
+}
+
+/* How old the shelter's vacancy data is, "5 min" or "2 d STALE". */
+static const char *fmt_age(char *buf, size_t cap, const msgpack_object *m)
+{
+    int64_t s;
+    char age[32] = "-";
+    if (as_i64(get(m, "data_age_s"), &s))
+        age_words(age, sizeof age, s < 0 ? 0 : s);
+    snprintf(buf, cap, "%s%s", age, is_true(m, "stale") ? " STALE" : "");
+    return buf;
+}
+
+/* "Stockholm (0180)", or the code alone when the reply has no name. */
+static const char *fmt_muni(char *buf, size_t cap, const msgpack_object *m)
+{
+    char name[CELL], code[16];
+    const msgpack_object *n = get(m, "municipality_name");
+    fmt_key(code, sizeof code, m, "municipality");
+    if (n && n->type == MSGPACK_OBJECT_STR && n->via.str.size > 0)
+        snprintf(buf, cap, "%s (%s)", fmt(name, sizeof name, n), code[0] ? code : "-");
+    else
+        snprintf(buf, cap, "%s", code[0] ? code : "-");
+    return buf;
+}
+
+static const msgpack_object *get_array(const msgpack_object *m, const char *key)
+{
+    const msgpack_object *a = get(m, key);
+    return a && a->type == MSGPACK_OBJECT_ARRAY ? a : NULL;
+}
+
+/* An id that a reply gives either as a string or as the map of the whole object. */
+static const char *fmt_ref(char *buf, size_t cap, const msgpack_object *m, const char *key)
+{
+    const msgpack_object *o = get(m, key);
+    if (o && o->type == MSGPACK_OBJECT_MAP)
+        o = get(o, key);
+    return fmt(buf, cap, o);
+}
+
+/* ---- generic output --------------------------------------------------------------------- */
+
+static void print_tree(FILE *out, const msgpack_object *o, unsigned indent, unsigned depth)
+{
+    char buf[CELL], key[CELL];
+    if (depth > TREE_DEPTH) {
+        fprintf(out, "%*s...\n", (int)indent, "");
+        return;
+    }
+    if (o->type == MSGPACK_OBJECT_MAP) {
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            const msgpack_object *v = &o->via.map.ptr[i].val;
+            bool flat =
+                is_scalar(v) || (v->type == MSGPACK_OBJECT_ARRAY &&
+                                 (v->via.array.size == 0 || is_scalar(&v->via.array.ptr[0])));
+            fprintf(out, "%*s%s:", (int)indent, "", fmt(key, sizeof key, k));
+            if (flat) {
+                fprintf(out, " %s\n", fmt(buf, sizeof buf, v));
+            } else {
+                fputc('\n', out);
+                print_tree(out, v, indent + 2, depth + 1);
+            }
+        }
+    } else if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size > 0 &&
+               !is_scalar(&o->via.array.ptr[0])) {
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            fprintf(out, "%*s-\n", (int)indent, "");
+            print_tree(out, &o->via.array.ptr[i], indent + 2, depth + 1);
+        }
+    } else {
+        fprintf(out, "%*s%s\n", (int)indent, "", fmt(buf, sizeof buf, o));
+    }
+}
+
+/* Prints and frees t; "none" instead of an empty table. */
+static int finish_table(FILE *out, struct table *t, const char *none)
+{
+    if (!t)
+        return -1;
+    if (table_rows(t) == 0)
+        fprintf(out, "%s\n", none);
+    else
+        table_print(t, out);
+    table_free(t);
+    return 0;
+}
+
+/* ---- registry and vacancies ------------------------------------------------------------- */
+
+static int print_units(FILE *out, const msgpack_object *shelter)
+{
+    static const char *const head[] = {"UNIT", "BEDS", "ACCESSIBLE", "STATE", "HELD"};
+    static const char *const keys[] = {"id", "beds", "accessible", "state", "held"};
+    const msgpack_object *units = get_array(shelter, "units");
+    struct table *t = table_new(5, head);
+    if (!t)
+        return -1;
+    table_align_right(t, 1);
+    for (uint32_t i = 0; units && i < units->via.array.size; i++) {
+        char buf[5][CELL];
+        const char *cells[5];
+        for (unsigned c = 0; c < 5; c++)
+            cells[c] = fmt_key(buf[c], CELL, &units->via.array.ptr[i], keys[c]);
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
+    return finish_table(out, t, "No units.");
+}
+
+static int print_shelter(FILE *out, const msgpack_object *s)
+{
+    char a[CELL], b[CELL];
+    const msgpack_object *o;
+    fprintf(out, "%-14s%s\n", "Shelter:", fmt_key(a, sizeof a, s, "id"));
+    fprintf(out, "%-14s%s\n", "Name:", fmt_key(a, sizeof a, s, "name"));
+    fprintf(out, "%-14s%s\n", "Kind:", fmt_key(a, sizeof a, s, "kind"));
+    fprintf(out, "%-14s%s\n", "Municipality:", fmt_muni(a, sizeof a, s));
+    fprintf(out, "%-14s%s\n", "County:", fmt_key(a, sizeof a, s, "county"));
+    int64_t level = 0;
+    static const char *const levels[] = {"", " (basic)", " (enhanced)", " (high security)"};
+    bool known = as_i64(get(s, "protection"), &level) && level >= 1 && level <= 3;
+    fprintf(out, "%-14s%s%s\n", "Protection:", fmt_key(a, sizeof a, s, "protection"),
+            known ? levels[level] : "");
+    fprintf(out, "%-14s%s\n", "Groups:", fmt_key(a, sizeof a, s, "groups"));
+    o = get(s, "max_children");
+    fprintf(out, "%-14s%s\n",
+            "Max children:", o && o->type != MSGPACK_OBJECT_NIL ? fmt(a, sizeof a, o) : "no limit");
+    o = get(s, "boys_max_age");
+    fprintf(out, "%-14s%s\n",
+            "Boys max age:", o && o->type != MSGPACK_OBJECT_NIL ? fmt(a, sizeof a, o) : "no limit");
+    fprintf(out, "%-14s%s\n", "Pets:", fmt_key(a, sizeof a, s, "pets"));
+    fprintf(out, "%-14s%s\n", "Substance:", fmt_key(a, sizeof a, s, "substance"));
+    fprintf(out, "%-14s%s\n", "Languages:", fmt_key(a, sizeof a, s, "languages"));
+    if (get(s, "phone"))
+        fprintf(out, "%-14s%s\n", "Phone:", fmt_key(a, sizeof a, s, "phone"));
+    fprintf(out, "%-14s%s\n", "Intake:", is_true(s, "paused") ? "paused" : "open");
+    if (is_true(s, "retired"))
+        fprintf(out, "%-14s%s\n", "Retired:", "yes");
+    fprintf(out, "%-14s%s (%s)\n", "Updated:", fmt_time(a, sizeof a, s, "updated_at", TIME_MINUTES),
+            fmt_age(b, sizeof b, s));
+    fputc('\n', out);
+    return print_units(out, s);
+}
+
+static int print_shelter_list(FILE *out, const msgpack_object *r)
+{
+    static const char *const head[] = {"ID",     "NAME", "KIND",       "MUNICIPALITY",
+                                       "COUNTY", "PROT", "FREE/UNITS", "STALE"};
+    const msgpack_object *list = get_array(r, "shelters");
+    struct table *t = table_new(8, head);
+    if (!t)
+        return -1;
+    table_align_right(t, 5);
+    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+        const msgpack_object *s = &list->via.array.ptr[i];
+        char buf[8][CELL], fr[32], un[32], age[64];
+        snprintf(buf[6], CELL, "%s/%s%s", fmt_key(fr, sizeof fr, s, "free_units"),
+                 fmt_key(un, sizeof un, s, "units"), is_true(s, "paused") ? " paused" : "");
+        int64_t secs;
+        if (as_i64(get(s, "data_age_s"), &secs))
+            age_words(age, sizeof age, secs < 0 ? 0 : secs);
+        else
+            snprintf(age, sizeof age, "-");
+        snprintf(buf[7], CELL, "%s (%s)", is_true(s, "stale") ? "yes" : "no", age);
+        const char *cells[8] = {
+            fmt_key(buf[0], CELL, s, "id"),
+            fmt_key(buf[1], CELL, s, "name"),
+            fmt_key(buf[2], CELL, s, "kind"),
+            fmt_muni(buf[3], CELL, s),
+            fmt_key(buf[4], CELL, s, "county"),
+            fmt_key(buf[5], CELL, s, "protection"),
+            buf[6],
+            buf[7],
+        };
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
+    return finish_table(out, t, "No shelters.");
+}
+
+static int print_free(FILE *out, const msgpack_object *r)
+{
+    static const char *const head[] = {"SHELTER", "NAME",       "MUNICIPALITY", "UNIT",
+                                       "BEDS",    "ACCESSIBLE", "PROT",         "AGE"};
+    const msgpack_object *list = get_array(r, "units");
+    struct table *t = table_new(8, head);
+    if (!t)
+        return -1;
+    table_align_right(t, 4);
+    table_align_right(t, 6);
+    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+        const msgpack_object *u = &list->via.array.ptr[i];
+        char buf[8][CELL];
+        const char *cells[8] = {
+            fmt_key(buf[0], CELL, u, "shelter"),
+            fmt_key(buf[1], CELL, u, "name"),
+            fmt_muni(buf[2], CELL, u),
+            fmt_key(buf[3], CELL, u, "unit"),
+            fmt_key(buf[4], CELL, u, "beds"),
+            fmt_key(buf[5], CELL, u, "accessible"),
+            fmt_key(buf[6], CELL, u, "protection"),
+            fmt_age(buf[7], CELL, u),
+        };
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
+    return finish_table(out, t, "No free unit.");
+}
+
+/* A one-line confirmation of a registry or vacancy write, then the shelter's units. */
+static int print_write(FILE *out, const struct proto_request *req, const msgpack_object *r)
+{
+    const struct proto_args *a = &req->args;
+    switch (req->op) {
+    case OP_SHELTER_ADD:
+        fprintf(out, "Registered shelter %s.\n", a->shelter);
+        break;
+    case OP_SHELTER_UPDATE:
+        fprintf(out, "Updated shelter %s.\n", a->shelter);
+        break;
+    case OP_SHELTER_RETIRE:
+        fprintf(out, "Retired shelter %s.\n", a->shelter);
+        break;
+    case OP_UNIT_ADD:
+        fprintf(out, "Added unit %s to %s; it is closed until its vacancy is set.\n", a->unit,
+                a->shelter);
+        break;
+    case OP_UNIT_UPDATE:
+        fprintf(out, "Updated unit %s of %s.\n", a->unit, a->shelter);
+        break;
+    case OP_UNIT_REMOVE:
+        fprintf(out, "Removed unit %s from %s.\n", a->unit, a->shelter);
+        break;
+    case OP_VACANCY_SET:
+        fprintf(out, "Unit %s of %s is now %s.\n", a->unit, a->shelter,
+                proto_vacancy_name(a->state));
+        break;
+    case OP_VACANCY_CONFIRM:
+        fprintf(out, "Confirmed the vacancies of %s as current.\n", a->shelter);
+        break;
+    case OP_INTAKE_PAUSE:
+        fprintf(out, "Paused intake at %s: it offers no unit until resumed.\n", a->shelter);
+        break;
+    case OP_INTAKE_RESUME:
+        fprintf(out, "Resumed intake at %s.\n", a->shelter);
+        break;
+    default:
+        break;
+    }
+    const msgpack_object *s = get(r, "shelter");
+    if (!s || s->type != MSGPACK_OBJECT_MAP || req->op == OP_SHELTER_RETIRE)
+        return 0;
+    fputc('\n', out);
+    return print_units(out, s);
+}
+
+/* ---- referrals -------------------------------------------------------------------------- */
+
+struct count {
+    const msgpack_object *name;
+    int64_t n;
+    uint32_t order;
+};
+
+static int by_count(const void *pa, const void *pb)
+{
+    const struct count *a = pa, *b = pb;
+    if (a->n != b->n)
+        return a->n > b->n ? -1 : 1;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* "ruled out: boys_age 3, beds 1", the largest counts first. */
+static int print_ruled_out(FILE *out, const msgpack_object *ruled)
+{
+    if (!ruled || ruled->type != MSGPACK_OBJECT_MAP || ruled->via.map.size == 0) {
+        fprintf(out, "ruled out: nothing (no free unit was considered)\n");
+        return 0;
+    }
+    struct count *c = calloc(ruled->via.map.size, sizeof *c);
+    if (!c)
+        return -1;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < ruled->via.map.size; i++) {
+        int64_t v;
+        if (as_i64(&ruled->via.map.ptr[i].val, &v) && v != 0)
+            c[n++] = (struct count){&ruled->via.map.ptr[i].key, v, i};
+    }
+    qsort(c, n, sizeof *c, by_count);
+    if (n == 0)
+        fprintf(out, "ruled out: nothing (no free unit was considered)\n");
+    for (uint32_t i = 0; i < n; i++) {
+        char name[CELL];
+        fprintf(out, "%s%s %" PRId64, i ? ", " : "ruled out: ", fmt(name, sizeof name, c[i].name),
+                c[i].n);
+    }
+    if (n > 0)
+        fputc('\n', out);
+    free(c);
+    return 0;
+}
+
+static int print_search(FILE *out, const msgpack_object *r)
+{
+    static const char *const head[] = {"#",    "SHELTER",      "UNIT",     "NAME",
+                                       "KIND", "MUNICIPALITY", "COUNTY",   "KM",
+                                       "BEDS", "PROT",         "FRESHNESS"};
+    const msgpack_object *list = get_array(r, "results");
+    if (!list || list->via.array.size == 0) {
+        fprintf(out, "No eligible unit.\n");
+        return print_ruled_out(out, get(r, "ruled_out"));
+    }
+    struct table *t = table_new(11, head);
+    if (!t)
+        return -1;
+    table_align_right(t, 0);
+    table_align_right(t, 7);
+    table_align_right(t, 8);
+    table_align_right(t, 9);
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *u = &list->via.array.ptr[i];
+        char buf[11][CELL];
+        snprintf(buf[0], CELL, "%" PRIu32, i + 1);
+        const char *cells[11] = {
+            buf[0],
+            fmt_key(buf[1], CELL, u, "shelter"),
+            fmt_key(buf[2], CELL, u, "unit"),
+            fmt_key(buf[3], CELL, u, "name"),
+            fmt_key(buf[4], CELL, u, "kind"),
+            fmt_muni(buf[5], CELL, u),
+            fmt_key(buf[6], CELL, u, "county"),
+            fmt_key(buf[7], CELL, u, "distance_km"),
+            fmt_key(buf[8], CELL, u, "beds"),
+            fmt_key(buf[9], CELL, u, "protection"),
+            fmt_age(buf[10], CELL, u),
+        };
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
+    return finish_table(out, t, "No eligible unit.");
+}
+
+static int print_hold(FILE *out, const struct proto_request *req, const msgpack_object *r)
+{
+    char s[CELL], u[CELL], h[CELL], until[32], phone[CELL];
+    const char *shelter = fmt_key(s, sizeof s, r, "shelter");
+    const char *unit = fmt_key(u, sizeof u, r, "unit");
+    fprintf(out, "Held %s/%s as %s until %s (local time). Intake phone: %s\n",
+            strcmp(shelter, "-") ? shelter : req->args.shelter,
+            strcmp(unit, "-") ? unit : req->args.unit, fmt_key(h, sizeof h, r, "hold"),
+            fmt_time(until, sizeof until, r, "expires_at", TIME_CLOCK),
+            fmt_key(phone, sizeof phone, r, "phone"));
+    return 0;
+}
+
+/* Sentences for the hold and placement state changes. */
+static int print_closing(FILE *out, const struct proto_request *req, const msgpack_object *r)
+{
+    char id[CELL], place[CELL], where[2 * CELL + 1], s[CELL], u[CELL];
+    const msgpack_object *obj = get(r, req->op == OP_PLACEMENT_DISCHARGE ? "placement" : "hold");
+    const char *fallback = req->op == OP_PLACEMENT_DISCHARGE ? req->args.placement : req->args.hold;
+    where[0] = '\0';
+    if (obj && obj->type == MSGPACK_OBJECT_MAP)
+        snprintf(where, sizeof where, " (%s/%s)", fmt_key(s, sizeof s, obj, "shelter"),
+                 fmt_key(u, sizeof u, obj, "unit"));
+    const char *ident =
+        fmt_ref(id, sizeof id, r, req->op == OP_PLACEMENT_DISCHARGE ? "placement" : "hold");
+    if (strcmp(ident, "-") == 0)
+        ident = fallback;
+    switch (req->op) {
+    case OP_HOLD_RELEASE:
+        fprintf(out, "Released hold %s%s; the unit is free again.\n", ident, where);
+        break;
+    case OP_HOLD_CONFIRM:
+        fprintf(out, "Confirmed hold %s%s: placement %s.\n", ident, where,
+                fmt_ref(place, sizeof place, r, "placement"));
+        break;
+    case OP_HOLD_DECLINE:
+        fprintf(out, "Declined hold %s%s; the unit is free again.\n", ident, where);
+        break;
+    case OP_PLACEMENT_DISCHARGE:
+        fprintf(out, "Discharged placement %s%s; the unit is free again.\n", ident, where);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int print_holds(FILE *out, const msgpack_object *r)
+{
+    static const char *const head[] = {"HOLD", "SHELTER", "UNIT",    "REF",     "FOR",
+                                       "BY",   "STATE",   "CREATED", "EXPIRES", "CLOSED"};
+    static const char *const keys[] = {"hold",         "shelter", "unit", "ref",
+                                       "municipality", "by",      "state"};
+    const msgpack_object *list = get_array(r, "holds");
+    struct table *t = table_new(10, head);
+    if (!t)
+        return -1;
+    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+        const msgpack_object *h = &list->via.array.ptr[i];
+        char buf[10][CELL];
+        const char *cells[10];
+        for (unsigned c = 0; c < 7; c++)
+            cells[c] = fmt_key(buf[c], CELL, h, keys[c]);
+        cells[7] = fmt_time(buf[7], CELL, h, "created_at", TIME_MINUTES);
+        cells[8] = fmt_time(buf[8], CELL, h, "expires_at", TIME_MINUTES);
+        cells[9] = fmt_time(buf[9], CELL, h, "closed_at", TIME_MINUTES);
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
+    return finish_table(out, t, "No holds.");
+}
+
+static int print_placements(FILE *out, const msgpack_object *r)
+{
+    static const char *const head[] = {"PLACEMENT", "HOLD", "SHELTER", "UNIT",   "REF",
+                                       "FOR",       "BY",   "STATE",   "PLACED", "DISCHARGED"};
+    static const char *const keys[] = {"placement", "hold",         "shelter", "unit",
+                                       "ref",       "municipality", "by",      "state"};
+    const msgpack_object *list = get_array(r, "placements");
+    struct table *t = table_new(10, head);
+    if (!t)
+        return -1;
+    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+        const msgpack_object *p = &list->via.array.ptr[i];
+        char buf[10][CELL];
+        const char *cells[10];
+        for (unsigned c = 0; c < 8; c++)
+            cells[c] = fmt_key(buf[c], CELL, p, keys[c]);
+        cells[8] = fmt_time(buf[8], CELL, p, "placed_at", TIME_MINUTES);
+        cells[9] = fmt_time(buf[9], CELL, p, "discharged_at", TIME_MINUTES);
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
+    return finish_table(out, t, "No placements.");
+}
+
+/* ---- administration --------------------------------------------------------------------- */
+
+/* What an audit entry is about: "frida/r1 hold H1", or '-'. */
+static const char *fmt_target(char *buf, size_t cap, const msgpack_object *e)
+{
+    static const char *const keys[] = {"shelter", "unit", "hold", "placement"};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned k = 0; k < 4; k++) {
+        char v[CELL];
+        const msgpack_object *o = get(e, keys[k]);
+        if (!o || o->type == MSGPACK_OBJECT_NIL)
+            continue;
+        const char *sep = used == 0 ? "" : k == 1 ? "/" : " ";
+        const char *label = k >= 2 ? keys[k] : "";
+        int n = snprintf(buf + used, cap - used, "%s%s%s%s", sep, label, k >= 2 ? " " : "",
+                         fmt(v, sizeof v, o));
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+    return buf[0] ? buf : "-";
+}
+
+static int print_audit(FILE *out, const msgpack_object *r)
+{
+    static const char *const head[] = {"AT", "PRINCIPAL", "OP", "TARGET", "RESULT"};
+    const msgpack_object *list = get_array(r, "entries");
+    struct table *t = table_new(5, head);
+    if (!t)
+        return -1;
+    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+        const msgpack_object *e = &list->via.array.ptr[i];
+        char buf[5][CELL];
+        const char *cells[5] = {
+            fmt_time(buf[0], CELL, e, "at", TIME_SECONDS),
+            fmt_key(buf[1], CELL, e, "principal"),
+            fmt_key(buf[2], CELL, e, "op"),
+            fmt_target(buf[3], CELL, e),
+            fmt_key(buf[4], CELL, e, "result"),
+        };
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
+    return finish_table(out, t, "No audit entries.");
+}
+
+static int print_whoami(FILE *out, const msgpack_object *r)
+{
+    char role[CELL], id[CELL];
+    fprintf(out, "%s %s\n", fmt_key(role, sizeof role, r, "role"), fmt_key(id, sizeof id, r, "id"));
+    return 0;
+}
+
+int human_print(FILE *out, const struct proto_request *req, const msgpack_object *result)
+{
+    if (result->type != MSGPACK_OBJECT_MAP) {
+        print_tree(out, result, 0, 0);
+        return 0;
+    }
+    switch (req->op) {
+    case OP_SHELTER_ADD:
+    case OP_SHELTER_UPDATE:
+    case OP_SHELTER_RETIRE:
+    case OP_UNIT_ADD:
+    case OP_UNIT_UPDATE:
+    case OP_UNIT_REMOVE:
+    case OP_VACANCY_SET:
+    case OP_VACANCY_CONFIRM:
+    case OP_INTAKE_PAUSE:
+    case OP_INTAKE_RESUME:
+        return print_write(out, req, result);
+    case OP_SHELTER_SHOW: {
+        const msgpack_object *s = get(result, "shelter");
+        if (s && s->type == MSGPACK_OBJECT_MAP)
+            return print_shelter(out, s);
+        break;
+    }
+    case OP_SHELTER_LIST:
+        return print_shelter_list(out, result);
+    case OP_FREE:
+        return print_free(out, result);
+    case OP_SEARCH:
+        return print_search(out, result);
+    case OP_HOLD:
+        return print_hold(out, req, result);
+    case OP_HOLD_RELEASE:
+    case OP_HOLD_CONFIRM:
+    case OP_HOLD_DECLINE:
+    case OP_PLACEMENT_DISCHARGE:
+        return print_closing(out, req, result);
+    case OP_HOLDS_LIST:
+        return print_holds(out, result);
+    case OP_PLACEMENTS_LIST:
+        return print_placements(out, result);
+    case OP_AUDIT:
+        return print_audit(out, result);
+    case OP_WHOAMI:
+        return print_whoami(out, result);
+    case OP_STATS:
+    case OP__COUNT:
+        break;
+    }
+    if (result->via.map.size == 0)
+        fprintf(out, "The server sent no details.\n");
+    print_tree(out, result, 0, 0);
+    return 0;
+}
+
+void human_clean_message(char *buf, size_t cap, const char *message)
+{
+    table_clean(buf, cap, message, strlen(message));
+}
