@@ -349,11 +349,14 @@ struct proto_reply {
     enum proto_err code;            /* when !ok; PROTO_E__COUNT for a code this build lacks */
     char code_text[32];             /* the code as sent */
     char message[PROTO_MESSAGE_MAX];/* when !ok */
-    const msgpack_object *result;   /* when ok; points into `unpacked` */
+    const msgpack_object *result;   /* when ok; points into `unpacked`, strings into `p` */
     msgpack_unpacked unpacked;
 };
 
-/* Decodes a reply frame body. On success the caller frees with proto_reply_free. */
+/*
+ * Decodes a reply frame body. On success the caller frees with proto_reply_free. String and
+ * bin payloads in `result` point into `p`, which must outlive the reply.
+ */
 enum proto_err proto_decode_reply(const uint8_t *p, size_t n, struct proto_reply *out,
                                   struct proto_error *err) PROTO_WARN_UNUSED;
 void proto_reply_free(struct proto_reply *r);

@@ -89,7 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (r.ok && !r.result)
         broken("an ok reply without a result");
-    if (!memchr(r.code_text, '\0', sizeof r.code_text) || !memchr(r.message, '\0', sizeof r.message))
+    if (!memchr(r.code_text, '\0', sizeof r.code_text) ||
+        !memchr(r.message, '\0', sizeof r.message))
         broken("an unterminated string");
     if (!r.ok) {
         if (r.code != PROTO_E__COUNT && strcmp(r.code_text, proto_err_code(r.code)) != 0)

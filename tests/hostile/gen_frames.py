@@ -535,7 +535,8 @@ def build_rows():
     # -- identifiers and tokens --
     for tag, value in (('empty', ''), ('33_chars', 'a' * 33), ('leading_dash', '-frida'),
                        ('leading_dot', '.frida'), ('space', 'frida sthlm'),
-                       ('non_ascii_first', 'åsa-jour'), ('non_ascii_inside', 'jour-åsa'), ('slash', 'frida/sthlm'),
+                       ('non_ascii_first', 'åsa-jour'), ('non_ascii_inside', 'jour-åsa'),
+                       ('slash', 'frida/sthlm'),
                        ('colon', 'frida:sthlm'), ('nul', 'frida\x00'), ('newline', 'frida\n')):
         req(f'shelter_id_{tag}', 'bad_request', 'shelter.show', [('shelter', value)])
     req('unit_id_33_chars', 'bad_request', 'unit.remove',
@@ -606,7 +607,8 @@ def build_rows():
     for tag, op, field, value in (
             ('reason_storgatan', 'hold.decline', 'reason', 'Bor på Storgatan 12'),
             ('reason_storgatan_comma', 'hold.decline', 'reason', 'Storgatan, 12 B'),
-            ('reason_postal_code_spaced', 'hold.decline', 'reason', 'Flyttat till 123 45 Stockholm'),
+            ('reason_postal_code_spaced', 'hold.decline', 'reason',
+             'Flyttat till 123 45 Stockholm'),
             ('reason_postal_code_joined', 'hold.decline', 'reason', 'adress 21119 Malmö'),
             ('reason_vastra_vagen', 'hold.decline', 'reason', 'Västra vägen 3'),
             ('reason_angsgrand', 'hold.decline', 'reason', 'Ängsgränd 4B'),

@@ -206,8 +206,9 @@ static size_t longest_digit_run(const char *s)
 
 /* ---- requests for the round trips ---------------------------------------------------------- */
 
-static const char *const languages16[PROTO_MAX_LANGUAGES] = {
-    "sv", "en", "ar", "fa", "so", "ti", "ku", "fi", "pl", "ru", "uk", "es", "de", "fr", "tr", "bos"};
+static const char *const languages16[PROTO_MAX_LANGUAGES] = {"sv", "en", "ar", "fa", "so", "ti",
+                                                             "ku", "fi", "pl", "ru", "uk", "es",
+                                                             "de", "fr", "tr", "bos"};
 
 /* Every field the op allows, with values at or near the top of their ranges. */
 static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
@@ -220,7 +221,8 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     a->present = proto_op_allowed(op);
     strcpy(a->shelter, "frida-sthlm_2.x");
     strcpy(a->unit, "Rum-12B");
-    strcpy(a->name, "Kvinnojouren Frida \xe2\x80\x93 S\xc3\xb6" "der \xe2\x9c\x93 \xf0\x9f\x98\x80");
+    strcpy(a->name, "Kvinnojouren Frida \xe2\x80\x93 S\xc3\xb6"
+                    "der \xe2\x9c\x93 \xf0\x9f\x98\x80");
     a->kind = KIND_SKYDDAT_BOENDE;
     strcpy(a->municipality, "0180");
     a->protection = 3;
@@ -260,7 +262,8 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     strcpy(a->idempotency_key, "key-abcdefgh-01");
     strcpy(a->hold, "h-abc123");
     strcpy(a->placement, "p:xyz/789");
-    strcpy(a->reason, "Ingen plats f\xc3\xb6r husdjur \xe2\x80\x93 \xc3\xa5ter p\xc3\xa5 m\xc3\xa5ndag");
+    strcpy(a->reason,
+           "Ingen plats f\xc3\xb6r husdjur \xe2\x80\x93 \xc3\xa5ter p\xc3\xa5 m\xc3\xa5ndag");
     a->since = INT64_MAX;
     strcpy(a->principal, "oncall:socialjouren-sthlm");
 }
@@ -444,17 +447,39 @@ static void test_op_and_field_tables(void **state)
 {
     (void)state;
     static const char *const field_names[F__COUNT] = {
-        [F_SHELTER] = "shelter", [F_UNIT] = "unit", [F_NAME] = "name", [F_KIND] = "kind",
-        [F_MUNICIPALITY] = "municipality", [F_PROTECTION] = "protection", [F_PHONE] = "phone",
-        [F_GROUPS] = "groups", [F_MAX_CHILDREN] = "max_children",
-        [F_BOYS_MAX_AGE] = "boys_max_age", [F_PETS] = "pets", [F_SUBSTANCE] = "substance",
-        [F_LANGUAGES] = "languages", [F_BEDS] = "beds", [F_ACCESSIBLE] = "accessible",
-        [F_STATE] = "state", [F_COUNTY] = "county", [F_HOME] = "home", [F_RISK] = "risk",
-        [F_ADULTS] = "adults", [F_CHILDREN] = "children", [F_GROUP] = "group",
-        [F_WHEELCHAIR] = "wheelchair", [F_LANGUAGE] = "language",
-        [F_PERPETRATOR] = "perpetrator", [F_EXCLUDE] = "exclude", [F_LIMIT] = "limit",
-        [F_REF] = "ref", [F_IDEMPOTENCY_KEY] = "idempotency_key", [F_HOLD] = "hold",
-        [F_PLACEMENT] = "placement", [F_REASON] = "reason", [F_SINCE] = "since",
+        [F_SHELTER] = "shelter",
+        [F_UNIT] = "unit",
+        [F_NAME] = "name",
+        [F_KIND] = "kind",
+        [F_MUNICIPALITY] = "municipality",
+        [F_PROTECTION] = "protection",
+        [F_PHONE] = "phone",
+        [F_GROUPS] = "groups",
+        [F_MAX_CHILDREN] = "max_children",
+        [F_BOYS_MAX_AGE] = "boys_max_age",
+        [F_PETS] = "pets",
+        [F_SUBSTANCE] = "substance",
+        [F_LANGUAGES] = "languages",
+        [F_BEDS] = "beds",
+        [F_ACCESSIBLE] = "accessible",
+        [F_STATE] = "state",
+        [F_COUNTY] = "county",
+        [F_HOME] = "home",
+        [F_RISK] = "risk",
+        [F_ADULTS] = "adults",
+        [F_CHILDREN] = "children",
+        [F_GROUP] = "group",
+        [F_WHEELCHAIR] = "wheelchair",
+        [F_LANGUAGE] = "language",
+        [F_PERPETRATOR] = "perpetrator",
+        [F_EXCLUDE] = "exclude",
+        [F_LIMIT] = "limit",
+        [F_REF] = "ref",
+        [F_IDEMPOTENCY_KEY] = "idempotency_key",
+        [F_HOLD] = "hold",
+        [F_PLACEMENT] = "placement",
+        [F_REASON] = "reason",
+        [F_SINCE] = "since",
         [F_PRINCIPAL] = "principal",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
@@ -495,8 +520,8 @@ static void test_op_and_field_tables(void **state)
         [OP_WHOAMI] = {"whoami", false},
     };
     const uint64_t required[OP__COUNT] = {
-        [OP_SHELTER_ADD] = B(SHELTER) | B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) |
-                           B(PHONE),
+        [OP_SHELTER_ADD] =
+            B(SHELTER) | B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE),
         [OP_SHELTER_UPDATE] = B(SHELTER),
         [OP_SHELTER_RETIRE] = B(SHELTER),
         [OP_SHELTER_SHOW] = B(SHELTER),
@@ -529,8 +554,7 @@ static void test_op_and_field_tables(void **state)
         [OP_INTAKE_RESUME] = B(SHELTER),
         [OP_FREE] = B(COUNTY) | B(MUNICIPALITY),
         [OP_SEARCH] = B(HOME) | B(RISK) | B(ADULTS) | B(CHILDREN) | B(GROUP) | B(WHEELCHAIR) |
-                      B(PETS) | B(SUBSTANCE) | B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE) |
-                      B(LIMIT),
+                      B(PETS) | B(SUBSTANCE) | B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE) | B(LIMIT),
         [OP_HOLD] = B(SHELTER) | B(UNIT) | B(REF) | B(IDEMPOTENCY_KEY) | B(MUNICIPALITY),
         [OP_HOLD_RELEASE] = B(HOLD),
         [OP_HOLD_CONFIRM] = B(HOLD),
@@ -600,8 +624,7 @@ static void test_frame_peek(void **state)
     for (size_t avail = 0; avail <= sizeof stream; avail++) {
         uint8_t *copy = dup_bytes(stream, avail);
         uint32_t len = 0xdeadbeef;
-        enum proto_frame_status st =
-            proto_frame_peek(copy, avail, PROTO_DEFAULT_MAX_FRAME, &len);
+        enum proto_frame_status st = proto_frame_peek(copy, avail, PROTO_DEFAULT_MAX_FRAME, &len);
         if (avail < PROTO_HEADER_LEN) {
             assert_int_equal(st, PROTO_FRAME_NEED_MORE);
             assert_int_equal(len, 0xdeadbeef); /* untouched without a whole header */
@@ -816,9 +839,17 @@ static void test_check_types(void **state)
     }
     /* Extension types, anywhere, and the reserved byte. */
     static const uint8_t ext[][8] = {
-        {0xd4, 1, 0}, {0xd5, 1, 0, 0}, {0xd6, 1, 0, 0, 0, 0}, {0xc7, 1, 1, 0},
-        {0xc8, 0, 1, 1, 0}, {0xc9, 0, 0, 0, 1, 1, 0}, {0x91, 0xd4, 1, 0},
-        {0x81, 0xa1, 'k', 0xc7, 0, 1}, {0xc1}, {0x91, 0xc1}, {0x81, 0xc1, 0xc0},
+        {0xd4, 1, 0},
+        {0xd5, 1, 0, 0},
+        {0xd6, 1, 0, 0, 0, 0},
+        {0xc7, 1, 1, 0},
+        {0xc8, 0, 1, 1, 0},
+        {0xc9, 0, 0, 0, 1, 1, 0},
+        {0x91, 0xd4, 1, 0},
+        {0x81, 0xa1, 'k', 0xc7, 0, 1},
+        {0xc1},
+        {0x91, 0xc1},
+        {0x81, 0xc1, 0xc0},
     };
     static const size_t ext_len[] = {3, 4, 6, 4, 5, 7, 4, 6, 1, 2, 3};
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
@@ -1013,7 +1044,8 @@ static void test_decode_valid_table(void **state)
             assert_int_equal(a->limit, 20);
         } else if (r->op == OP_SHELTER_ADD) {
             assert_string_equal(a->shelter, "frida-sthlm");
-            assert_string_equal(a->name, "Kvinnojouren Frida \xe2\x80\x93 S\xc3\xb6" "der");
+            assert_string_equal(a->name, "Kvinnojouren Frida \xe2\x80\x93 S\xc3\xb6"
+                                         "der");
             assert_int_equal(a->kind, KIND_KVINNOJOUR);
             assert_string_equal(a->municipality, "0180");
             assert_int_equal(a->protection, 2);
@@ -1073,8 +1105,7 @@ static void test_hostile_table(void **state)
         if (strcmp(kind, "stream") == 0) {
             streams++;
             uint32_t len;
-            enum proto_frame_status st =
-                proto_frame_peek(bytes, n, PROTO_DEFAULT_MAX_FRAME, &len);
+            enum proto_frame_status st = proto_frame_peek(bytes, n, PROTO_DEFAULT_MAX_FRAME, &len);
             enum proto_err got = st == PROTO_FRAME_BAD_LENGTH  ? PROTO_E_BAD_FRAME
                                  : st == PROTO_FRAME_TOO_LARGE ? PROTO_E_TOO_LARGE
                                                                : PROTO_OK;
@@ -1117,9 +1148,9 @@ static void test_hostile_table(void **state)
         assert_int_equal(proto_decode_request(bytes, n, r, NULL), want);
         free(bytes);
     }
-    static const enum proto_err needed[] = {PROTO_OK, PROTO_E_BAD_FRAME, PROTO_E_TOO_LARGE,
-                                            PROTO_E_BAD_REQUEST, PROTO_E_UNKNOWN_OP,
-                                            PROTO_E_PERSONAL_DATA};
+    static const enum proto_err needed[] = {PROTO_OK,           PROTO_E_BAD_FRAME,
+                                            PROTO_E_TOO_LARGE,  PROTO_E_BAD_REQUEST,
+                                            PROTO_E_UNKNOWN_OP, PROTO_E_PERSONAL_DATA};
     for (size_t k = 0; k < sizeof needed / sizeof needed[0]; k++)
         if (per_code[needed[k]] == 0)
             fail_msg("the table has no %s row", proto_err_code(needed[k]));
@@ -1135,8 +1166,8 @@ static void test_has_id(void **state)
     struct proto_request r;
     struct proto_error err;
     /* {"id": 42, "op": "nope"} */
-    static const uint8_t unknown[] = {0x82, 0xa2, 'i', 'd', 42, 0xa2, 'o', 'p', 0xa4,
-                                      'n', 'o', 'p', 'e'};
+    static const uint8_t unknown[] = {0x82, 0xa2, 'i', 'd', 42,  0xa2, 'o',
+                                      'p',  0xa4, 'n', 'o', 'p', 'e'};
     assert_int_equal(decode(unknown, sizeof unknown, &r, &err), PROTO_E_UNKNOWN_OP);
     assert_true(r.has_id);
     assert_int_equal(r.id, 42);
@@ -1146,8 +1177,8 @@ static void test_has_id(void **state)
     assert_true(r.has_id);
     assert_int_equal(r.id, 43);
     /* uint64 max */
-    static const uint8_t maxid[] = {0x82, 0xa2, 'i', 'd', 0xcf, 0xff, 0xff, 0xff, 0xff,
-                                    0xff, 0xff, 0xff, 0xff, 0xa2, 'o', 'p', 0xa1, 'x'};
+    static const uint8_t maxid[] = {0x82, 0xa2, 'i',  'd',  0xcf, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0xa2, 'o',  'p',  0xa1, 'x'};
     assert_int_equal(decode(maxid, sizeof maxid, &r, &err), PROTO_E_UNKNOWN_OP);
     assert_true(r.has_id);
     assert_int_equal(r.id, UINT64_MAX);
@@ -1168,11 +1199,10 @@ static void test_has_id(void **state)
     assert_int_equal(decode(neg, sizeof neg, &r, &err), PROTO_E_BAD_REQUEST);
     assert_false(r.has_id);
     /* A personal-data error still carries the id. */
-    static const uint8_t pin[] = {0x83, 0xa2, 'i', 'd', 9, 0xa2, 'o', 'p', 0xac, 's', 'h',
-                                  'e', 'l', 't', 'e', 'r', '.', 's', 'h', 'o', 'w', 0xa4,
-                                  'a', 'r', 'g', 's', 0x81, 0xa7, 's', 'h', 'e', 'l', 't',
-                                  'e', 'r', 0xaa, '8', '1', '1', '2', '1', '8', '9', '8',
-                                  '7', '6'};
+    static const uint8_t pin[] = {
+        0x83, 0xa2, 'i', 'd',  9,   0xa2, 'o', 'p', 0xac, 's', 'h',  'e',  'l', 't', 'e', 'r',
+        '.',  's',  'h', 'o',  'w', 0xa4, 'a', 'r', 'g',  's', 0x81, 0xa7, 's', 'h', 'e', 'l',
+        't',  'e',  'r', 0xaa, '8', '1',  '1', '2', '1',  '8', '9',  '8',  '7', '6'};
     assert_int_equal(decode(pin, sizeof pin, &r, &err), PROTO_E_PERSONAL_DATA);
     assert_true(r.has_id);
     assert_int_equal(r.id, 9);
@@ -1188,8 +1218,8 @@ static void test_truncation_and_mutation(void **state)
     tsv_load(&t, "tests/hostile/valid.tsv", "op\tid\thex", 3);
     struct proto_request *r = malloc(sizeof *r);
     assert_non_null(r);
-    static const uint8_t subst[] = {0x00, 0x7f, 0x80, 0x90, 0xa0, 0xc0, 0xc1, 0xc3, 0xcb,
-                                    0xd4, 0xdb, 0xdd, 0xdf, 0xff};
+    static const uint8_t subst[] = {0x00, 0x7f, 0x80, 0x90, 0xa0, 0xc0, 0xc1,
+                                    0xc3, 0xcb, 0xd4, 0xdb, 0xdd, 0xdf, 0xff};
     unsigned decoded_ok = 0, total = 0;
     for (size_t i = 0; i < t.rows; i++) {
         size_t n;
@@ -1236,16 +1266,15 @@ static void test_truncation_and_mutation(void **state)
 /* ---- validation of typed requests ---------------------------------------------------------- */
 
 /* Breaks one rule; returns false past the last case. */
-static bool break_rule(unsigned k, struct proto_request *r, const char **what,
-                       enum proto_err *want)
+static bool break_rule(unsigned k, struct proto_request *r, const char **what, enum proto_err *want)
 {
     struct proto_args *a = &r->args;
     *want = PROTO_E_BAD_REQUEST;
-#define CASE(n, op, desc, stmt)                                                                \
-    case n:                                                                                    \
-        fill_max(r, op, 77);                                                                   \
-        *what = desc;                                                                          \
-        stmt;                                                                                  \
+#define CASE(n, op, desc, stmt)                                                                    \
+    case n:                                                                                        \
+        fill_max(r, op, 77);                                                                       \
+        *what = desc;                                                                              \
+        stmt;                                                                                      \
         return true
     switch (k) {
         CASE(0, OP_UNIT_ADD, "beds 0", a->beds = 0);
@@ -1316,7 +1345,8 @@ static bool break_rule(unsigned k, struct proto_request *r, const char **what,
         CASE(58, OP_HOLD_DECLINE, "reason with a postal code",
              (strcpy(a->reason, "till 123 45 Stockholm"), *want = PROTO_E_PERSONAL_DATA));
         CASE(59, OP_SEARCH, "group just out of range", a->group = GROUP__COUNT);
-    default: return false;
+    default:
+        return false;
     }
 #undef CASE
 }
@@ -1340,9 +1370,8 @@ static void test_validate_request(void **state)
         memset(&err, 0, sizeof err);
         enum proto_err got = proto_validate_request(r, &err);
         if (got != want)
-            fail_msg("rule %u (%s on %s): got %s (%s), want %s", k, what,
-                     proto_op_name(r->op), proto_err_code(got), err.message,
-                     proto_err_code(want));
+            fail_msg("rule %u (%s on %s): got %s (%s), want %s", k, what, proto_op_name(r->op),
+                     proto_err_code(got), err.message, proto_err_code(want));
         assert_int_equal(err.code, want);
         if (longest_digit_run(err.message) >= 5)
             fail_msg("rule %u: the message may echo a value: %s", k, err.message);
@@ -1384,8 +1413,8 @@ static void test_personal_number_dates(void **state)
     for (unsigned mm = 0; mm < 100; mm++) {
         for (unsigned dd = 0; dd < 100; dd++) {
             make_pin(pin, 81, mm, dd, 987);
-            bool plausible = mm >= 1 && mm <= 12 && ((dd >= 1 && dd <= 31) ||
-                                                     (dd >= 61 && dd <= 91));
+            bool plausible =
+                mm >= 1 && mm <= 12 && ((dd >= 1 && dd <= 31) || (dd >= 61 && dd <= 91));
             if (has_pin(pin) != plausible)
                 fail_msg("%s: month %u day %u", pin, mm, dd);
             if (!plausible)
@@ -1433,18 +1462,18 @@ static void test_personal_number_forms(void **state)
         {"Ring om 811218-9876 snarast", true},
         {"x8112189876y", true},
         {"ref:8112189876/a", true},
-        {"811278-1235", true},            /* coordination number */
+        {"811278-1235", true}, /* coordination number */
         {"19811218-9876", true},
         {"20811218-9876", true},
         {"18811218-9876", true},
-        {"17811218-9876", false},         /* no century 17 */
+        {"17811218-9876", false}, /* no century 17 */
         {"21811218-9876", false},
-        {"8112189877", false},            /* check digit */
-        {"18112189876", false},           /* 11 digits */
+        {"8112189877", false},  /* check digit */
+        {"18112189876", false}, /* 11 digits */
         {"81121898761", false},
-        {"9198112189876", false},         /* 13 digits */
+        {"9198112189876", false}, /* 13 digits */
         {"1981121898761", false},
-        {"811218--9876", false},          /* two separators */
+        {"811218--9876", false}, /* two separators */
         {"811218/9876", false},
         {"811218_9876", false},
         {"81121-89876", false},
@@ -1546,14 +1575,14 @@ static void test_utf8(void **state)
         {"a\tb", 3, 3},
         {"\xc3\xa5\xc3\xa4\xc3\xb6", 6, 3},
         {"a\xc3\xa5\xe2\x82\xac\xf0\x9f\x98\x80", 10, 4},
-        {"\xc2\xa0", 2, 1},             /* U+00A0, just past the C1 block */
-        {"\xdf\xbf", 2, 1},             /* U+07FF */
-        {"\xe0\xa0\x80", 3, 1},         /* U+0800 */
-        {"\xef\xbf\xbd", 3, 1},         /* U+FFFD */
-        {"\xf0\x90\x80\x80", 4, 1},     /* U+10000 */
-        {"\xf4\x8f\xbf\xbf", 4, 1},     /* U+10FFFF */
-        {"\xed\x9f\xbf", 3, 1},         /* U+D7FF */
-        {"\xee\x80\x80", 3, 1},         /* U+E000 */
+        {"\xc2\xa0", 2, 1},         /* U+00A0, just past the C1 block */
+        {"\xdf\xbf", 2, 1},         /* U+07FF */
+        {"\xe0\xa0\x80", 3, 1},     /* U+0800 */
+        {"\xef\xbf\xbd", 3, 1},     /* U+FFFD */
+        {"\xf0\x90\x80\x80", 4, 1}, /* U+10000 */
+        {"\xf4\x8f\xbf\xbf", 4, 1}, /* U+10FFFF */
+        {"\xed\x9f\xbf", 3, 1},     /* U+D7FF */
+        {"\xee\x80\x80", 3, 1},     /* U+E000 */
         {"~", 1, 1},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -1567,37 +1596,41 @@ static void test_utf8(void **state)
         const char *s;
         size_t n;
     } bad[] = {
-        {"\xc0\xaf", 2},             /* overlong '/' */
-        {"\xc0\x80", 2},             /* overlong NUL */
+        {"\xc0\xaf", 2}, /* overlong '/' */
+        {"\xc0\x80", 2}, /* overlong NUL */
         {"\xc1\xbf", 2},
         {"\xe0\x80\xaf", 3},
         {"\xe0\x9f\xbf", 3},
         {"\xf0\x80\x80\xaf", 4},
         {"\xf0\x8f\xbf\xbf", 4},
-        {"\xed\xa0\x80", 3},         /* surrogates */
+        {"\xed\xa0\x80", 3}, /* surrogates */
         {"\xed\xbf\xbf", 3},
-        {"\xf4\x90\x80\x80", 4},     /* above U+10FFFF */
+        {"\xf4\x90\x80\x80", 4}, /* above U+10FFFF */
         {"\xf5\x80\x80\x80", 4},
         {"\xf8\x88\x80\x80\x80", 5},
         {"\xfe", 1},
         {"\xff", 1},
-        {"\x80", 1},                 /* lone continuation */
+        {"\x80", 1}, /* lone continuation */
         {"a\xbf", 2},
-        {"\xc3", 1},                 /* truncated at the end */
+        {"\xc3", 1}, /* truncated at the end */
         {"\xe2\x82", 2},
         {"\xf0\x9f\x98", 3},
-        {"\xc3" "a", 2},             /* truncated in the middle */
-        {"\xe2\x82" "a", 3},
+        {"\xc3"
+         "a",
+         2}, /* truncated in the middle */
+        {"\xe2\x82"
+         "a",
+         3},
         {"\x00", 1},
         {"a\x01", 2},
         {"\n", 1},
         {"\r", 1},
         {"\x1f", 1},
         {"\x7f", 1},
-        {"\xc2\x80", 2},             /* C1 controls */
+        {"\xc2\x80", 2}, /* C1 controls */
         {"\xc2\x85", 2},
         {"\xc2\x9f", 2},
-        {"\xe2\x80\xa8", 3},         /* line and paragraph separators, BOM */
+        {"\xe2\x80\xa8", 3}, /* line and paragraph separators, BOM */
         {"\xe2\x80\xa9", 3},
         {"\xef\xbb\xbf", 3},
     };
@@ -1695,7 +1728,10 @@ static void test_reply_ok(void **state)
         assert_int_equal(proto_pack_kv_int(&b.pk, "beds", i + 2), 0);
         assert_int_equal(proto_pack_kv_bool(&b.pk, "accessible", i == 1), 0);
     }
-    assert_int_equal(proto_pack_kv_str(&b.pk, "name", "Jour \xc3\x85" "s"), 0);
+    assert_int_equal(proto_pack_kv_str(&b.pk, "name",
+                                       "Jour \xc3\x85"
+                                       "s"),
+                     0);
 
     struct proto_reply r;
     uint8_t *in;
@@ -1719,7 +1755,10 @@ static void test_reply_ok(void **state)
     const msgpack_object *name = proto_map_get(r.result, "name");
     assert_non_null(name);
     assert_int_equal(name->via.str.size, 8);
-    assert_memory_equal(name->via.str.ptr, "Jour \xc3\x85" "s", 8);
+    assert_memory_equal(name->via.str.ptr,
+                        "Jour \xc3\x85"
+                        "s",
+                        8);
     proto_reply_free(&r);
     free(in);
     assert_null(r.result);
@@ -1752,8 +1791,8 @@ static void test_reply_ok(void **state)
     assert_int_equal(proto_pack_kv_bool(&b.pk, "b", false), 0);
     assert_int_equal(proto_pack_kv_str(&b.pk, "c", ""), 0);
     assert_int_equal(proto_pack_kv_int(&b.pk, "d", 300), 0);
-    static const uint8_t want[] = {0xa1, 'a', 0xff, 0xa1, 'b', 0xc2, 0xa1, 'c', 0xa0,
-                                   0xa1, 'd', 0xcd, 0x01, 0x2c};
+    static const uint8_t want[] = {0xa1, 'a',  0xff, 0xa1, 'b',  0xc2, 0xa1,
+                                   'c',  0xa0, 0xa1, 'd',  0xcd, 0x01, 0x2c};
     assert_int_equal(b.sb.size, sizeof want);
     assert_memory_equal(b.sb.data, want, sizeof want);
     buf_free(&b);
