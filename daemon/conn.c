@@ -11,8 +11,11 @@
  * (slow loris); idle_timeout without a request closes; more than MAX_OUTPUT bytes of unsent
  * replies closes (slow consumer); requests per second per principal (rate_limited).
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -367,6 +370,9 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
         log_error("out of memory for a new connection");
         return;
     }
+    /* Replies are small and answer a waiting person: no Nagle delay behind a delayed ACK. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->d = d;
     c->id = next_id++;
     c->refs = 1;

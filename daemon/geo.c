@@ -179,6 +179,8 @@ out:
     return rc;
 }
 
+static double haversine_km(const struct geo *g, unsigned a, unsigned b);
+
 int geo_load(struct geo *g, const char *municipalities_csv, const char *adjacency_csv, char *err,
              size_t errlen)
 {
@@ -190,12 +192,13 @@ int geo_load(struct geo *g, const char *municipalities_csv, const char *adjacenc
         for (unsigned j = 0; j < PROTO_MUNICIPALITIES; j++) {
             if (memcmp(g->m[i].county, g->m[j].county, 2) == 0)
                 muni_set_add(&g->county[i], j);
+            g->km[i][j] = (float)haversine_km(g, i, j);
         }
     }
     return 0;
 }
 
-double geo_distance_km(const struct geo *g, unsigned a, unsigned b)
+static double haversine_km(const struct geo *g, unsigned a, unsigned b)
 {
     const double r = 6371.0088; /* mean Earth radius */
     const double rad = M_PI / 180.0;

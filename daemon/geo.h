@@ -46,13 +46,17 @@ struct geo {
     struct geo_municipality m[PROTO_MUNICIPALITIES]; /* by index */
     struct muni_set borders[PROTO_MUNICIPALITIES];   /* neighbours of each */
     struct muni_set county[PROTO_MUNICIPALITIES];    /* municipalities of the same county */
+    float km[PROTO_MUNICIPALITIES][PROTO_MUNICIPALITIES]; /* centroid distances, for ranking */
 };
 
 /* Loads and checks both files. Returns 0, or -1 with "file:line: what" in err. */
 int geo_load(struct geo *g, const char *municipalities_csv, const char *adjacency_csv, char *err,
              size_t errlen) __attribute__((warn_unused_result));
 
-/* Great-circle distance between two municipalities' centroids. */
-double geo_distance_km(const struct geo *g, unsigned a, unsigned b);
+/* Great-circle distance between two municipalities' centroids, computed at load. */
+static inline double geo_distance_km(const struct geo *g, unsigned a, unsigned b)
+{
+    return g->km[a][b];
+}
 
 #endif

@@ -86,6 +86,30 @@ static int hit_cmp(const void *pa, const void *pb)
     return c ? c : strcmp(a->unit->id, b->unit->id);
 }
 
+/*
+ * Keeps the best `limit` hits in order while scanning: a referral search wants the first few
+ * of possibly thousands of eligible units, so sorting them all would be wasted work.
+ */
+static void keep_best(struct match_outcome *out, unsigned limit, const struct match_hit *h)
+{
+    unsigned n = out->n_hits;
+    if (n == limit && hit_cmp(h, &out->hits[n - 1]) >= 0)
+        return;
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (hit_cmp(&out->hits[mid], h) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (n == limit)
+        n--; /* the worst drops out */
+    memmove(out->hits + lo + 1, out->hits + lo, (n - lo) * sizeof *out->hits);
+    out->hits[lo] = *h;
+    out->n_hits = n + 1;
+}
+
 int match_search(const struct index *ix, const struct geo *g, const struct policy *p,
                  const struct proto_args *a, int64_t now_ms, int64_t stale_after_ms,
                  struct match_outcome *out)
@@ -95,22 +119,30 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
     unsigned min_protection = p->level[risk].min_protection;
     unsigned household = (proto_has(a, F_ADULTS) ? a->adults : 1u) + a->n_children;
     int home = proto_municipality_index(a->home, strlen(a->home));
-    unsigned cap = 0;
+    unsigned limit = proto_has(a, F_LIMIT) && a->limit > 0 ? a->limit : 20u;
 
     memset(out, 0, sizeof *out);
     if (home < 0)
+        return -1;
+    out->hits = malloc(limit * sizeof *out->hits);
+    if (!out->hits)
         return -1;
     policy_excluded(p, g, a, &excluded);
 
     for (unsigned i = 0; i < ix->n; i++) {
         const struct idx_shelter *s = ix->shelters[i];
         unsigned base = ~0u; /* computed on the first free unit */
+        struct match_hit h = {.shelter = s};
         for (unsigned k = 0; k < s->n_units; k++) {
             const struct idx_unit *u = &s->units[k];
             if (!match_unit_available(s, u))
                 continue;
-            if (base == ~0u)
+            if (base == ~0u) {
                 base = shelter_reasons(s, a, &excluded, min_protection);
+                h.distance_km = geo_distance_km(g, (unsigned)home, s->mun);
+                h.stale = match_is_stale(s, now_ms, stale_after_ms);
+                h.age_s = match_age_s(s, now_ms);
+            }
             unsigned r = base;
             if (u->beds < household)
                 r |= 1u << REASON_BEDS;
@@ -122,28 +154,11 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
                     out->ruled_out[b] += (r >> b) & 1u;
                 continue;
             }
-            if (out->eligible == cap) {
-                cap = cap ? cap * 2 : 32;
-                struct match_hit *grown = realloc(out->hits, cap * sizeof *grown);
-                if (!grown) {
-                    match_outcome_free(out);
-                    return -1;
-                }
-                out->hits = grown;
-            }
-            out->hits[out->eligible++] = (struct match_hit){
-                .shelter = s,
-                .unit = u,
-                .distance_km = geo_distance_km(g, (unsigned)home, s->mun),
-                .stale = match_is_stale(s, now_ms, stale_after_ms),
-                .age_s = match_age_s(s, now_ms),
-            };
+            out->eligible++;
+            h.unit = u;
+            keep_best(out, limit, &h);
         }
     }
-    if (out->eligible > 1)
-        qsort(out->hits, out->eligible, sizeof *out->hits, hit_cmp);
-    unsigned limit = proto_has(a, F_LIMIT) ? a->limit : 20u;
-    out->n_hits = out->eligible < limit ? out->eligible : limit;
     return 0;
 }
 

@@ -104,6 +104,18 @@ static void deliver_body(struct pending *p, const char *body, size_t len)
     msgpack_unpacked_destroy(&u);
 }
 
+/* True when a function result is a refusal ({err = ...}): the function wrote no state. */
+static bool is_refusal(const char *body, size_t len)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    bool refused = msgpack_unpack_next(&u, body, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+                   proto_map_get(&u.data, "err") != NULL;
+    msgpack_unpacked_destroy(&u);
+    return refused;
+}
+
 /* Maps a Redis error reply to what the client is told. */
 static void deliver_redis_error(struct pending *p, const char *text, size_t len)
 {
@@ -155,6 +167,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
                           "the store link was lost; the outcome is not known");
         } else if (p->body_is_error) {
             deliver_redis_error(p, p->body, p->body_len);
+        } else if (is_refusal(p->body, p->body_len)) {
+            deliver_body(p, p->body, p->body_len); /* nothing was written: no replica needed */
         } else if (!reply || reply->type != REDIS_REPLY_INTEGER ||
                    reply->integer < (long long)st->d->cfg->wait_replicas) {
             log_warning("store: a write reached fewer replicas than required");
