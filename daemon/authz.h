@@ -10,11 +10,11 @@
 #include <fristad/proto.h>
 
 struct principal {
-    bool valid;                           /* false: every request gets unauthorized */
+    bool valid; /* false: every request gets unauthorized */
     enum proto_role role;
-    char id[PROTO_TOKEN_MAX + 1];         /* the certificate's CN */
-    char name[PROTO_PRINCIPAL_MAX + 1];   /* "role:id", as audited */
-    char why[128];                        /* when !valid: what is wrong with the certificate */
+    char id[PROTO_TOKEN_MAX + 1];       /* the certificate's CN */
+    char name[PROTO_PRINCIPAL_MAX + 1]; /* "role:id", as audited */
+    char why[128];                      /* when !valid: what is wrong with the certificate */
 };
 
 /* Sets the principal from a role OU and CN, checking the CN's form for that role. */

@@ -48,7 +48,8 @@ static void read_frames(struct conn *c);
 
 static struct timeval ms_tv(int64_t ms)
 {
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                         .tv_usec = (suseconds_t)((ms % 1000) * 1000)};
     return tv;
 }
 
@@ -248,8 +249,8 @@ static void read_frames_locked(struct conn *c)
             return;
         case PROTO_FRAME_TOO_LARGE: {
             char msg[128];
-            snprintf(msg, sizeof msg, "a frame of %u bytes is larger than the maximum of %u",
-                     len, max_frame);
+            snprintf(msg, sizeof msg, "a frame of %u bytes is larger than the maximum of %u", len,
+                     max_frame);
             conn_reply_error(c, 0, false, PROTO_E_TOO_LARGE, msg);
             close_after_replies(c);
             return;
@@ -313,8 +314,7 @@ static void on_connected(struct conn *c)
     if (!c->who.valid)
         conn_log(c, LOG_LVL_WARNING, "certificate names no usable principal: %s", c->who.why);
     else
-        conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s)", c->peer,
-                 SSL_get_version(ssl));
+        conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s)", c->peer, SSL_get_version(ssl));
     if (c->lim->conns >= d->cfg->max_connections_per_principal) {
         conn_reply_error(c, 0, false, PROTO_E_RATE_LIMITED,
                          "this principal has too many connections open");
@@ -355,7 +355,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_close(c, (what & BEV_EVENT_READING) ? "idle too long" : "the peer stopped reading");
     else if (what & BEV_EVENT_EOF)
         conn_close(c, evbuffer_get_length(bufferevent_get_input(bev)) ? "closed inside a frame"
-                                                                       : NULL);
+                                                                      : NULL);
     else
         conn_close(c, "connection error");
 }

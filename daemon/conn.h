@@ -31,22 +31,22 @@ struct conn {
     uint64_t id;
     enum conn_state state;
     struct bufferevent *bev;
-    char peer[64];          /* address:port of the client */
+    char peer[64]; /* address:port of the client */
     struct principal who;
     struct limit_entry *lim;
-    unsigned refs;          /* the connection itself, plus one per request at the store */
-    unsigned inflight;      /* requests waiting for the store */
-    unsigned errors_in_row; /* refused frames since the last good one */
-    bool paused;            /* reading stopped: too many requests in flight */
-    bool counted;           /* counted in lim->conns */
+    unsigned refs;             /* the connection itself, plus one per request at the store */
+    unsigned inflight;         /* requests waiting for the store */
+    unsigned errors_in_row;    /* refused frames since the last good one */
+    bool paused;               /* reading stopped: too many requests in flight */
+    bool counted;              /* counted in lim->conns */
     struct event *frame_timer; /* armed while a started frame is incomplete */
 };
 
-#define conn_log(c, level, fmt, ...)                                                           \
-    do {                                                                                       \
-        if (log_enabled(level))                                                                \
-            log_write(level, "conn %llu %s: " fmt, (unsigned long long)(c)->id,               \
-                      (c)->who.valid ? (c)->who.name : (c)->peer, ##__VA_ARGS__);              \
+#define conn_log(c, level, fmt, ...)                                                               \
+    do {                                                                                           \
+        if (log_enabled(level))                                                                    \
+            log_write(level, "conn %llu %s: " fmt, (unsigned long long)(c)->id,                    \
+                      (c)->who.valid ? (c)->who.name : (c)->peer, ##__VA_ARGS__);                  \
     } while (0)
 
 /* A new TCP connection from the listener. Takes ownership of fd. */

@@ -35,19 +35,19 @@ struct limits;
 
 struct daemon {
     struct event_base *base;
-    struct config *cfg;       /* the running configuration; replaced whole on reload */
-    struct geo *geo;          /* reference data, fixed after start */
-    struct policy policy;     /* safety policy, fixed after start */
-    struct index index;       /* in-memory shelters and units */
-    SSL_CTX *tls;             /* current server context; replaced whole on reload */
+    struct config *cfg;   /* the running configuration; replaced whole on reload */
+    struct geo *geo;      /* reference data, fixed after start */
+    struct policy policy; /* safety policy, fixed after start */
+    struct index index;   /* in-memory shelters and units */
+    SSL_CTX *tls;         /* current server context; replaced whole on reload */
     struct listener *listener;
     struct store *store;
     struct events *events;
-    struct spawn *spawn;      /* NULL unless redis.mode = spawn */
-    struct limits *limits;    /* per-principal rate and connection counts */
+    struct spawn *spawn;   /* NULL unless redis.mode = spawn */
+    struct limits *limits; /* per-principal rate and connection counts */
     struct metrics metrics;
-    bool ready_logged;        /* "ready" has been logged once */
-    bool stopping;            /* SIGTERM seen: drain and exit */
+    bool ready_logged; /* "ready" has been logged once */
+    bool stopping;     /* SIGTERM seen: drain and exit */
 };
 
 /* Wall-clock milliseconds since the epoch. */

@@ -301,8 +301,8 @@ static void do_search(struct conn *c, const struct proto_request *req, int64_t n
 {
     struct daemon *d = c->d;
     struct match_outcome out;
-    if (match_search(&d->index, d->geo, &d->policy, &req->args, now, d->cfg->stale_after_ms,
-                     &out) < 0) {
+    if (match_search(&d->index, d->geo, &d->policy, &req->args, now, d->cfg->stale_after_ms, &out) <
+        0) {
         conn_reply_error(c, req->id, true, PROTO_E_INTERNAL, "out of memory");
         return;
     }
@@ -373,7 +373,8 @@ static int64_t count_of(const msgpack_object *r, const char *key)
 
 static int pack_stats(msgpack_packer *pk, const struct daemon *d, const msgpack_object *r)
 {
-    static const char *const hold_states[] = {"made", "confirmed", "declined", "released", "expired"};
+    static const char *const hold_states[] = {"made", "confirmed", "declined", "released",
+                                              "expired"};
     static const char *const placement_states[] = {"made", "discharged"};
     char key[64];
     int rc = msgpack_pack_map(pk, 6);
@@ -418,8 +419,8 @@ static void on_store(const struct store_result *res, void *ud)
             char sid[PROTO_ID_MAX + 1] = "";
             if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size < sizeof sid)
                 memcpy(sid, id->via.str.ptr, id->via.str.size);
-            if (p->op == OP_HOLD_RELEASE || p->op == OP_HOLD_CONFIRM ||
-                p->op == OP_HOLD_DECLINE || p->op == OP_PLACEMENT_DISCHARGE) {
+            if (p->op == OP_HOLD_RELEASE || p->op == OP_HOLD_CONFIRM || p->op == OP_HOLD_DECLINE ||
+                p->op == OP_PLACEMENT_DISCHARGE) {
                 msgpack_packer *pk = conn_reply_packer();
                 if (proto_pack_ok_begin(pk, p->id, true) == 0 &&
                     msgpack_pack_object(pk, *res->r) == 0)
@@ -473,10 +474,10 @@ static void do_shelter_put(struct conn *c, const struct proto_request *req)
     int n = 0;
     args[n++] = req->op == OP_SHELTER_ADD ? "add" : "update";
     args[n++] = a->shelter;
-#define PAIR(field, key, value)                                                                \
-    if (proto_has(a, field)) {                                                                 \
-        args[n++] = key;                                                                       \
-        args[n++] = value;                                                                     \
+#define PAIR(field, key, value)                                                                    \
+    if (proto_has(a, field)) {                                                                     \
+        args[n++] = key;                                                                           \
+        args[n++] = value;                                                                         \
     }
     snprintf(prot, sizeof prot, "%u", a->protection);
     snprintf(maxch, sizeof maxch, "%u", a->max_children);
@@ -523,7 +524,9 @@ static void do_store_op(struct conn *c, const struct proto_request *req)
     case OP_UNIT_UPDATE: {
         snprintf(beds, sizeof beds, "%u", a->beds);
         const char *args[] = {
-            req->op == OP_UNIT_ADD ? "add" : "update", a->shelter, a->unit,
+            req->op == OP_UNIT_ADD ? "add" : "update",
+            a->shelter,
+            a->unit,
             proto_has(a, F_BEDS) ? beds : "",
             proto_has(a, F_ACCESSIBLE) ? (a->accessible ? "1" : "0")
                                        : (req->op == OP_UNIT_ADD ? "0" : ""),
@@ -552,12 +555,17 @@ static void do_store_op(struct conn *c, const struct proto_request *req)
         return;
     }
     case OP_HOLD: {
-        const char *mun = c->who.role == ROLE_SOCIAL ? c->who.id
+        const char *mun = c->who.role == ROLE_SOCIAL     ? c->who.id
                           : proto_has(a, F_MUNICIPALITY) ? a->municipality
                                                          : "";
         new_id('h', newid);
         snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->hold_ttl_ms);
-        const char *args[] = {mun, a->shelter, a->unit, a->ref, newid, ttl,
+        const char *args[] = {mun,
+                              a->shelter,
+                              a->unit,
+                              a->ref,
+                              newid,
+                              ttl,
                               proto_has(a, F_IDEMPOTENCY_KEY) ? a->idempotency_key : ""};
         call_store(c, req, "hold", STORE_WRITE, 7, args);
         return;

@@ -26,9 +26,9 @@ struct events {
     struct daemon *d;
     struct rlink *link;
     char channel[96];
-    bool subscribed;       /* the subscription is confirmed on the current link */
-    bool reload_wanted;    /* a full load is needed */
-    bool reload_inflight;  /* the dump has been requested */
+    bool subscribed;        /* the subscription is confirmed on the current link */
+    bool reload_wanted;     /* a full load is needed */
+    bool reload_inflight;   /* the dump has been requested */
     uint64_t max_event_ver; /* highest version seen while the dump was in flight */
 };
 
@@ -45,7 +45,8 @@ static void on_dump(const struct store_result *res, void *ud)
     }
     const msgpack_object *all = proto_map_get(res->whole, "shelters");
     const msgpack_object *v = proto_map_get(res->whole, "v");
-    if (!all || all->type != MSGPACK_OBJECT_ARRAY || !v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (!all || all->type != MSGPACK_OBJECT_ARRAY || !v ||
+        v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         log_error("index: the store's dump is malformed");
         return;
     }

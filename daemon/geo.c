@@ -110,8 +110,9 @@ static int load_municipalities(struct geo *g, const char *path, char *err, size_
         memcpy(m->county, fl[2], 3);
         if (parse_coord(fl[4], 55.0, 69.1, &m->lat) < 0 ||
             parse_coord(fl[5], 10.9, 24.2, &m->lon) < 0) {
-            snprintf(err, errlen, "%s:%u: coordinates must lie in Sweden (lat 55-69.1, lon 10.9-24.2)",
-                     path, lineno);
+            snprintf(err, errlen,
+                     "%s:%u: coordinates must lie in Sweden (lat 55-69.1, lon 10.9-24.2)", path,
+                     lineno);
             goto out;
         }
         seen[idx] = true;
@@ -140,10 +141,11 @@ static int load_adjacency(struct geo *g, const char *path, char *err, size_t err
     unsigned lineno = 0, pairs = 0;
     int rc = -1;
 
-    if (!fgets(line, sizeof line, f) || strncmp(line, "code_a,name_a,code_b,name_b,same_county,kind",
-                                                 strlen("code_a,name_a,code_b,name_b,same_county,kind")) != 0) {
-        snprintf(err, errlen, "%s:1: header must start code_a,name_a,code_b,name_b,same_county,kind",
-                 path);
+    if (!fgets(line, sizeof line, f) ||
+        strncmp(line, "code_a,name_a,code_b,name_b,same_county,kind",
+                strlen("code_a,name_a,code_b,name_b,same_county,kind")) != 0) {
+        snprintf(err, errlen,
+                 "%s:1: header must start code_a,name_a,code_b,name_b,same_county,kind", path);
         goto out;
     }
     lineno++;
@@ -151,14 +153,15 @@ static int load_adjacency(struct geo *g, const char *path, char *err, size_t err
         lineno++;
         unsigned n = split(line, fl);
         if (n < 6 || n > MAX_FIELDS) {
-            snprintf(err, errlen, "%s:%u: expected at least 6 comma-separated fields", path, lineno);
+            snprintf(err, errlen, "%s:%u: expected at least 6 comma-separated fields", path,
+                     lineno);
             goto out;
         }
         int a = proto_municipality_index(fl[0], strlen(fl[0]));
         int b = proto_municipality_index(fl[2], strlen(fl[2]));
         if (a < 0 || b < 0 || a == b) {
-            snprintf(err, errlen, "%s:%u: a pair needs two different valid municipality codes", path,
-                     lineno);
+            snprintf(err, errlen, "%s:%u: a pair needs two different valid municipality codes",
+                     path, lineno);
             goto out;
         }
         if (strcmp(fl[5], "border") != 0 && strcmp(fl[5], "water") != 0) {

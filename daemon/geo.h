@@ -43,9 +43,9 @@ struct geo_municipality {
 };
 
 struct geo {
-    struct geo_municipality m[PROTO_MUNICIPALITIES]; /* by index */
-    struct muni_set borders[PROTO_MUNICIPALITIES];   /* neighbours of each */
-    struct muni_set county[PROTO_MUNICIPALITIES];    /* municipalities of the same county */
+    struct geo_municipality m[PROTO_MUNICIPALITIES];      /* by index */
+    struct muni_set borders[PROTO_MUNICIPALITIES];        /* neighbours of each */
+    struct muni_set county[PROTO_MUNICIPALITIES];         /* municipalities of the same county */
     float km[PROTO_MUNICIPALITIES][PROTO_MUNICIPALITIES]; /* centroid distances, for ranking */
 };
 

@@ -112,7 +112,8 @@ int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
         return -1;
     if (!get_str(o, "id", s->id, sizeof s->id, false) ||
         !get_str(o, "name", s->name, sizeof s->name, false) ||
-        !get_str(o, "kind", kind, sizeof kind, false) || !get_str(o, "mun", mun, sizeof mun, false) ||
+        !get_str(o, "kind", kind, sizeof kind, false) ||
+        !get_str(o, "mun", mun, sizeof mun, false) ||
         !get_str(o, "phone", s->phone, sizeof s->phone, false))
         return -1;
     int k = proto_kind_parse(kind, strlen(kind));

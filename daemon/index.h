@@ -28,12 +28,12 @@ struct idx_shelter {
     char id[PROTO_ID_MAX + 1];
     char name[PROTO_NAME_MAX * 4 + 1];
     char phone[PROTO_PHONE_MAX + 1]; /* intake line: shown to admin and the shelter only */
-    uint8_t kind;       /* enum proto_kind */
-    unsigned mun;       /* municipality index */
-    uint8_t protection; /* 1..3 */
-    uint8_t groups;     /* bit per enum proto_group */
-    int max_children;   /* IDX_NO_LIMIT or 0..20 */
-    int boys_max_age;   /* IDX_NO_LIMIT or 0..17 */
+    uint8_t kind;                    /* enum proto_kind */
+    unsigned mun;                    /* municipality index */
+    uint8_t protection;              /* 1..3 */
+    uint8_t groups;                  /* bit per enum proto_group */
+    int max_children;                /* IDX_NO_LIMIT or 0..20 */
+    int boys_max_age;                /* IDX_NO_LIMIT or 0..17 */
     bool pets;
     bool substance;
     uint8_t n_languages;
@@ -49,8 +49,8 @@ struct idx_shelter {
 struct index {
     struct idx_shelter **shelters; /* sorted by id */
     unsigned n, cap;
-    uint64_t ver;     /* every change up to this version is reflected */
-    bool loaded;      /* a full load has completed at least once */
+    uint64_t ver; /* every change up to this version is reflected */
+    bool loaded;  /* a full load has completed at least once */
 };
 
 void index_init(struct index *ix);

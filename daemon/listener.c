@@ -83,7 +83,8 @@ static void on_error(struct evconnlistener *evl, void *arg)
 struct listener *listener_new(struct daemon *d, char *err, size_t errlen)
 {
     struct listener *l = calloc(1, sizeof *l);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *res = NULL;
     char port[8];
@@ -99,10 +100,9 @@ struct listener *listener_new(struct daemon *d, char *err, size_t errlen)
         free(l);
         return NULL;
     }
-    l->evl = evconnlistener_new_bind(d->base, on_accept, l,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                         LEV_OPT_CLOSE_ON_EXEC,
-                                     128, res->ai_addr, (int)res->ai_addrlen);
+    l->evl = evconnlistener_new_bind(
+        d->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        128, res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
     if (!l->evl) {
         snprintf(err, errlen, "cannot listen on %s:%u: %s", d->cfg->listen_host,

@@ -23,15 +23,15 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 #define log_error(...)   log_write(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_LVL_WARNING, __VA_ARGS__)
 #define log_notice(...)  log_write(LOG_LVL_NOTICE, __VA_ARGS__)
-#define log_info(...)                                                                          \
-    do {                                                                                       \
-        if (log_enabled(LOG_LVL_INFO))                                                         \
-            log_write(LOG_LVL_INFO, __VA_ARGS__);                                              \
+#define log_info(...)                                                                              \
+    do {                                                                                           \
+        if (log_enabled(LOG_LVL_INFO))                                                             \
+            log_write(LOG_LVL_INFO, __VA_ARGS__);                                                  \
     } while (0)
-#define log_debug(...)                                                                         \
-    do {                                                                                       \
-        if (log_enabled(LOG_LVL_DEBUG))                                                        \
-            log_write(LOG_LVL_DEBUG, __VA_ARGS__);                                             \
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(LOG_LVL_DEBUG))                                                            \
+            log_write(LOG_LVL_DEBUG, __VA_ARGS__);                                                 \
     } while (0)
 
 #endif

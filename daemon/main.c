@@ -235,11 +235,21 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': path = optarg; break;
-        case 'k': check_only = true; break;
-        case 'V': printf("fristadd %s (protocol %d)\n", FRISTAD_VERSION, PROTO_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check_only = true;
+            break;
+        case 'V':
+            printf("fristadd %s (protocol %d)\n", FRISTAD_VERSION, PROTO_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {

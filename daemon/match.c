@@ -9,8 +9,8 @@
 #include "match.h"
 
 static const char *const reason_names[REASON__COUNT] = {
-    "safety_policy", "protection_level", "beds",  "children_limit", "boys_age",
-    "target_group",  "wheelchair",       "pets",  "substance",      "language",
+    "safety_policy", "protection_level", "beds", "children_limit", "boys_age",
+    "target_group",  "wheelchair",       "pets", "substance",      "language",
 };
 
 const char *match_reason_name(enum match_reason r)

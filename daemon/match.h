@@ -41,8 +41,8 @@ struct match_hit {
 struct match_outcome {
     struct match_hit *hits; /* best first; at most the search's limit */
     unsigned n_hits;
-    unsigned eligible;                /* before the limit */
-    unsigned considered;              /* free units looked at */
+    unsigned eligible;                 /* before the limit */
+    unsigned considered;               /* free units looked at */
     unsigned ruled_out[REASON__COUNT]; /* free units ruled out, per reason */
 };
 

@@ -10,7 +10,7 @@
 struct metrics {
     int64_t started_ms;
     uint64_t connections_accepted;
-    uint64_t connections_refused;  /* over the limit, or dropped to make room */
+    uint64_t connections_refused; /* over the limit, or dropped to make room */
     uint64_t connections_current;
     uint64_t handshakes_failed;
     uint64_t requests[OP__COUNT];

@@ -95,8 +95,8 @@ static int check(const struct parse_state *st, char *why, size_t cap)
         }
         unsigned ex = p->level[r].exclude;
         if (!(ex & EXCL_LISTED)) {
-            snprintf(why, cap, "[%s] must exclude 'listed': the referral's own exclusions always hold",
-                     name);
+            snprintf(why, cap,
+                     "[%s] must exclude 'listed': the referral's own exclusions always hold", name);
             return -1;
         }
         if ((ex & (EXCL_BORDERING | EXCL_COUNTY)) &&

@@ -10,9 +10,9 @@
 struct limit_entry {
     struct limit_entry *next;
     char name[PROTO_PRINCIPAL_MAX + 1];
-    double tokens;    /* requests that may be made now */
-    int64_t last_ms;  /* when tokens were last topped up */
-    unsigned conns;   /* open connections of this principal */
+    double tokens;   /* requests that may be made now */
+    int64_t last_ms; /* when tokens were last topped up */
+    unsigned conns;  /* open connections of this principal */
 };
 
 struct limits;

@@ -100,8 +100,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void connect_now(struct rlink *l)
 {
-    redisAsyncContext *ac = l->unix_socket ? redisAsyncConnectUnix(l->path)
-                                           : redisAsyncConnect(l->host, l->port);
+    redisAsyncContext *ac =
+        l->unix_socket ? redisAsyncConnectUnix(l->path) : redisAsyncConnect(l->host, l->port);
     if (!ac) {
         log_error("redis %s link: out of memory", l->name);
         schedule_retry(l);
@@ -250,8 +250,8 @@ void rlink_free(struct rlink *l)
     free(l);
 }
 
-int rlink_command(struct rlink *l, redisCallbackFn *fn, void *privdata, int argc,
-                  const char **argv, const size_t *argvlen)
+int rlink_command(struct rlink *l, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                  const size_t *argvlen)
 {
     if (!rlink_is_up(l))
         return -1;

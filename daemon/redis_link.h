@@ -38,7 +38,7 @@ void rlink_reset(struct rlink *l);
  * Sends one command. Returns 0 when sent: `fn` then runs exactly once, with a NULL reply if the
  * link is lost first. Returns -1 when the link is down or the send failed: `fn` never runs.
  */
-int rlink_command(struct rlink *l, redisCallbackFn *fn, void *privdata, int argc,
-                  const char **argv, const size_t *argvlen) __attribute__((warn_unused_result));
+int rlink_command(struct rlink *l, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                  const size_t *argvlen) __attribute__((warn_unused_result));
 
 #endif

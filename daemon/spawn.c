@@ -108,9 +108,28 @@ int spawn_start(struct spawn *sp, char *err, size_t errlen)
     snprintf(sock, sizeof sock, "%s/redis.sock", sp->dir);
     snprintf(logf, sizeof logf, "%s/redis.log", sp->dir);
     const char *argv[] = {
-        sp->d->cfg->redis_server, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-        "--dir", sp->dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-        "--daemonize", "no", "--logfile", logf, "--protected-mode", "yes", NULL,
+        sp->d->cfg->redis_server,
+        "--port",
+        "0",
+        "--unixsocket",
+        sock,
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        sp->dir,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        logf,
+        "--protected-mode",
+        "yes",
+        NULL,
     };
     pid_t pid = fork();
     if (pid < 0) {

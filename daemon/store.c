@@ -23,8 +23,8 @@
 extern const char fristad_lua[];
 extern const size_t fristad_lua_len;
 
-#define STALL_MS     5000 /* a reply later than this means Redis has stopped answering */
-#define MAX_ARGS     40
+#define STALL_MS      5000 /* a reply later than this means Redis has stopped answering */
+#define MAX_ARGS      40
 #define RETRY_LOAD_MS 200
 
 struct pending {
@@ -45,7 +45,7 @@ struct store {
     struct daemon *d;
     struct rlink *link;
     bool ready;
-    char key[96];  /* "{ns}:ver": KEYS[1] of every call */
+    char key[96];        /* "{ns}:ver": KEYS[1] of every call */
     struct pending head; /* sentinel of the in-flight list */
     unsigned inflight;
     struct event *watchdog;
@@ -86,11 +86,13 @@ static void deliver_body(struct pending *p, const char *body, size_t len)
     char msg[PROTO_MESSAGE_MAX];
     if (e) {
         const msgpack_object *m = proto_map_get(&u.data, "msg");
-        res.err = e->type == MSGPACK_OBJECT_STR ? proto_err_from_code(e->via.str.ptr, e->via.str.size)
-                                                : PROTO_E__COUNT;
+        res.err = e->type == MSGPACK_OBJECT_STR
+                      ? proto_err_from_code(e->via.str.ptr, e->via.str.size)
+                      : PROTO_E__COUNT;
         if (res.err == PROTO_E__COUNT || res.err == PROTO_OK)
             res.err = PROTO_E_INTERNAL;
-        snprintf(msg, sizeof msg, "%.*s", m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
+        snprintf(msg, sizeof msg, "%.*s",
+                 m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
                  m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
         res.msg = msg;
     } else {

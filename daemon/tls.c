@@ -137,7 +137,8 @@ static bool one_entry(X509_NAME *subj, int nid, char *out, size_t cap, unsigned 
         if (*count > 1)
             continue;
         unsigned char *utf8 = NULL;
-        int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, pos)));
+        int n =
+            ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, pos)));
         if (n < 0)
             return false;
         bool ok = (size_t)n < cap && memchr(utf8, 0, (size_t)n) == NULL;

@@ -66,10 +66,10 @@ static const char *const vacancy_names[VAC__COUNT] = {"free", "occupied", "close
 static const char *const risk_names[RISK__COUNT] = {"low", "moderate", "high", "severe"};
 static const char *const role_names[ROLE__COUNT] = {"shelter", "social", "oncall", "admin"};
 
-#define NAME_FN(fn, arr, type, count)                                                          \
-    const char *fn(type v)                                                                     \
-    {                                                                                          \
-        return (unsigned)v < (count) ? arr[v] : "?";                                           \
+#define NAME_FN(fn, arr, type, count)                                                              \
+    const char *fn(type v)                                                                         \
+    {                                                                                              \
+        return (unsigned)v < (count) ? arr[v] : "?";                                               \
     }
 
 NAME_FN(proto_kind_name, kind_names, enum proto_kind, KIND__COUNT)

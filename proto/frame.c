@@ -15,8 +15,8 @@ enum proto_frame_status proto_frame_peek(const uint8_t *buf, size_t avail, uint3
 {
     if (avail < PROTO_HEADER_LEN)
         return PROTO_FRAME_NEED_MORE;
-    uint32_t l = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 |
-                 (uint32_t)buf[3];
+    uint32_t l =
+        (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | (uint32_t)buf[3];
     *len = l;
     if (l == 0)
         return PROTO_FRAME_BAD_LENGTH;
@@ -81,10 +81,10 @@ enum proto_err proto_check_limits(const uint8_t *p, size_t n, const struct proto
 
         uint8_t b = p[off++];
         size_t left = n - off;
-        uint64_t skip = 0;      /* payload bytes after the header */
-        uint64_t children = 0;  /* objects this one contains */
+        uint64_t skip = 0;     /* payload bytes after the header */
+        uint64_t children = 0; /* objects this one contains */
         bool container = false;
-        unsigned hdr = 0;       /* width of a length field */
+        unsigned hdr = 0; /* width of a length field */
 
         if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
             /* fixint, nil, bool */
@@ -98,21 +98,55 @@ enum proto_err proto_check_limits(const uint8_t *p, size_t n, const struct proto
             skip = b & 0x1fu;
         } else {
             switch (b) {
-            case 0xc4: case 0xd9: hdr = 1; break; /* bin8, str8 */
-            case 0xc5: case 0xda: hdr = 2; break; /* bin16, str16 */
-            case 0xc6: case 0xdb: hdr = 4; break; /* bin32, str32 */
-            case 0xca: skip = 4; break;           /* float32 */
-            case 0xcb: skip = 8; break;           /* float64 */
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xdc: case 0xde: hdr = 2; container = true; break; /* array16, map16 */
-            case 0xdd: case 0xdf: hdr = 4; container = true; break; /* array32, map32 */
+            case 0xc4:
+            case 0xd9:
+                hdr = 1;
+                break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda:
+                hdr = 2;
+                break; /* bin16, str16 */
+            case 0xc6:
+            case 0xdb:
+                hdr = 4;
+                break; /* bin32, str32 */
+            case 0xca:
+                skip = 4;
+                break; /* float32 */
+            case 0xcb:
+                skip = 8;
+                break; /* float64 */
+            case 0xcc:
+            case 0xd0:
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xdc:
+            case 0xde:
+                hdr = 2;
+                container = true;
+                break; /* array16, map16 */
+            case 0xdd:
+            case 0xdf:
+                hdr = 4;
+                container = true;
+                break; /* array32, map32 */
             case 0xc1:
                 return proto_fail(err, PROTO_E_BAD_FRAME, "reserved msgpack byte 0xc1");
             default: /* 0xc7-0xc9, 0xd4-0xd8: ext types */
-                return proto_fail(err, PROTO_E_BAD_FRAME, "msgpack extension types are not accepted");
+                return proto_fail(err, PROTO_E_BAD_FRAME,
+                                  "msgpack extension types are not accepted");
             }
             if (hdr) {
                 if (left < hdr)

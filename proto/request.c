@@ -81,8 +81,8 @@ const char *proto_field_name(enum proto_field f)
 }
 
 #define B(f) PROTO_BIT(F_##f)
-#define SHELTER_PROFILE                                                                        \
-    (B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE) | B(GROUPS) |              \
+#define SHELTER_PROFILE                                                                            \
+    (B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE) | B(GROUPS) |                  \
      B(MAX_CHILDREN) | B(BOYS_MAX_AGE) | B(PETS) | B(SUBSTANCE) | B(LANGUAGES))
 
 struct op_def {
@@ -112,8 +112,7 @@ static const struct op_def ops[OP__COUNT] = {
                    B(ADULTS) | B(CHILDREN) | B(GROUP) | B(WHEELCHAIR) | B(PETS) | B(SUBSTANCE) |
                        B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE) | B(LIMIT),
                    false},
-    [OP_HOLD] = {"hold", B(SHELTER) | B(UNIT) | B(REF), B(IDEMPOTENCY_KEY) | B(MUNICIPALITY),
-                 true},
+    [OP_HOLD] = {"hold", B(SHELTER) | B(UNIT) | B(REF), B(IDEMPOTENCY_KEY) | B(MUNICIPALITY), true},
     [OP_HOLD_RELEASE] = {"hold.release", B(HOLD), 0, true},
     [OP_HOLD_CONFIRM] = {"hold.confirm", B(HOLD), 0, true},
     [OP_HOLD_DECLINE] = {"hold.decline", B(HOLD) | B(REASON), 0, true},
@@ -283,8 +282,7 @@ static enum proto_err dec_uint(const msgpack_object *v, const struct field_def *
 {
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER && v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be an integer", fd->name);
-    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || v->via.u64 < fd->min ||
-        v->via.u64 > fd->max)
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || v->via.u64 < fd->min || v->via.u64 > fd->max)
         return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be an integer from %u to %u",
                           fd->name, fd->min, fd->max);
     *out = v->via.u64;
@@ -401,8 +399,8 @@ static enum proto_err dec_principal(const msgpack_object *v, char *out, struct p
     const char *s = v->via.str.ptr;
     size_t n = v->via.str.size;
     const char *colon = memchr(s, ':', n);
-    bool ok = colon && n <= PROTO_PRINCIPAL_MAX &&
-              proto_role_parse(s, (size_t)(colon - s)) >= 0 && colon + 1 < s + n;
+    bool ok = colon && n <= PROTO_PRINCIPAL_MAX && proto_role_parse(s, (size_t)(colon - s)) >= 0 &&
+              colon + 1 < s + n;
     for (const char *c = colon ? colon + 1 : s; ok && c < s + n; c++)
         ok = id_char(*c, false);
     if (!ok)
@@ -423,31 +421,42 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
     uint64_t u = 0;
 
     switch (f) {
-    case F_SHELTER: return dec_ident(v, fd, false, a->shelter, err);
-    case F_UNIT: return dec_ident(v, fd, false, a->unit, err);
-    case F_REF: return dec_ident(v, fd, true, a->ref, err);
-    case F_IDEMPOTENCY_KEY: return dec_ident(v, fd, true, a->idempotency_key, err);
-    case F_HOLD: return dec_ident(v, fd, true, a->hold, err);
-    case F_PLACEMENT: return dec_ident(v, fd, true, a->placement, err);
-    case F_NAME: return dec_text(v, fd, a->name, err);
-    case F_REASON: return dec_text(v, fd, a->reason, err);
-    case F_PHONE: return dec_phone(v, a->phone, err);
-    case F_PRINCIPAL: return dec_principal(v, a->principal, err);
+    case F_SHELTER:
+        return dec_ident(v, fd, false, a->shelter, err);
+    case F_UNIT:
+        return dec_ident(v, fd, false, a->unit, err);
+    case F_REF:
+        return dec_ident(v, fd, true, a->ref, err);
+    case F_IDEMPOTENCY_KEY:
+        return dec_ident(v, fd, true, a->idempotency_key, err);
+    case F_HOLD:
+        return dec_ident(v, fd, true, a->hold, err);
+    case F_PLACEMENT:
+        return dec_ident(v, fd, true, a->placement, err);
+    case F_NAME:
+        return dec_text(v, fd, a->name, err);
+    case F_REASON:
+        return dec_text(v, fd, a->reason, err);
+    case F_PHONE:
+        return dec_phone(v, a->phone, err);
+    case F_PRINCIPAL:
+        return dec_principal(v, a->principal, err);
     case F_KIND:
         return dec_enum(v, fd->name, proto_kind_parse,
                         "kvinnojour, skyddat_boende, kriscentrum, other", &a->kind, err);
     case F_STATE:
-        return dec_enum(v, fd->name, proto_vacancy_parse, "free, occupied, closed", &a->state,
-                        err);
+        return dec_enum(v, fd->name, proto_vacancy_parse, "free, occupied, closed", &a->state, err);
     case F_RISK:
         return dec_enum(v, fd->name, proto_risk_parse, "low, moderate, high, severe", &a->risk,
                         err);
     case F_GROUP:
-        return dec_enum(v, fd->name, proto_group_parse, "women, men, hbtqi, youth", &a->group,
-                        err);
-    case F_MUNICIPALITY: return dec_muni(v, fd->name, a->municipality, err);
-    case F_HOME: return dec_muni(v, fd->name, a->home, err);
-    case F_LANGUAGE: return dec_lang(v, fd->name, a->language, err);
+        return dec_enum(v, fd->name, proto_group_parse, "women, men, hbtqi, youth", &a->group, err);
+    case F_MUNICIPALITY:
+        return dec_muni(v, fd->name, a->municipality, err);
+    case F_HOME:
+        return dec_muni(v, fd->name, a->home, err);
+    case F_LANGUAGE:
+        return dec_lang(v, fd->name, a->language, err);
     case F_COUNTY:
         if ((e = want_str(v, fd->name, err)))
             return e;
@@ -537,7 +546,8 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
         else
             a->n_exclude = (uint8_t)v->via.array.size;
         return PROTO_OK;
-    case F_CHILDREN: return dec_children(v, fd, a, err);
+    case F_CHILDREN:
+        return dec_children(v, fd, a, err);
     case F_SINCE:
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > (uint64_t)INT64_MAX)
             return proto_fail(err, PROTO_E_BAD_REQUEST,
@@ -545,7 +555,8 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
                               "since 1970");
         a->since = (int64_t)v->via.u64;
         return PROTO_OK;
-    case F__COUNT: break;
+    case F__COUNT:
+        break;
     }
     return proto_fail(err, PROTO_E_INTERNAL, "unhandled field");
 }
@@ -576,10 +587,10 @@ static enum proto_err check_semantics(const struct proto_request *r, struct prot
     case OP_SHELTER_LIST:
         if (proto_has(a, F_COUNTY) && proto_has(a, F_MUNICIPALITY) &&
             memcmp(a->county, a->municipality, 2) != 0)
-            return proto_fail(err, PROTO_E_BAD_REQUEST,
-                              "municipality is not in the given county");
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "municipality is not in the given county");
         break;
-    default: break;
+    default:
+        break;
     }
     return PROTO_OK;
 }
@@ -660,10 +671,9 @@ static enum proto_err decode_root(const msgpack_object *root, struct proto_reque
                                   f < 0 ? "" : ": '", f < 0 ? "" : fields[f].name,
                                   f < 0 ? "" : "'");
             if (out->args.present & PROTO_BIT(f))
-                return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate field '%s'",
-                                  fields[f].name);
-            enum proto_err e = dec_field((enum proto_field)f, &args->via.map.ptr[i].val,
-                                         &out->args, err);
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "duplicate field '%s'", fields[f].name);
+            enum proto_err e =
+                dec_field((enum proto_field)f, &args->via.map.ptr[i].val, &out->args, err);
             if (e)
                 return e;
             out->args.present |= PROTO_BIT(f);
@@ -699,13 +709,20 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
 {
     int rc = proto_pack_cstr(pk, fields[f].name);
     switch (f) {
-    case F_SHELTER: return rc | proto_pack_cstr(pk, a->shelter);
-    case F_UNIT: return rc | proto_pack_cstr(pk, a->unit);
-    case F_NAME: return rc | proto_pack_cstr(pk, a->name);
-    case F_KIND: return rc | proto_pack_cstr(pk, proto_kind_name(a->kind));
-    case F_MUNICIPALITY: return rc | proto_pack_cstr(pk, a->municipality);
-    case F_PROTECTION: return rc | msgpack_pack_uint8(pk, a->protection);
-    case F_PHONE: return rc | proto_pack_cstr(pk, a->phone);
+    case F_SHELTER:
+        return rc | proto_pack_cstr(pk, a->shelter);
+    case F_UNIT:
+        return rc | proto_pack_cstr(pk, a->unit);
+    case F_NAME:
+        return rc | proto_pack_cstr(pk, a->name);
+    case F_KIND:
+        return rc | proto_pack_cstr(pk, proto_kind_name(a->kind));
+    case F_MUNICIPALITY:
+        return rc | proto_pack_cstr(pk, a->municipality);
+    case F_PROTECTION:
+        return rc | msgpack_pack_uint8(pk, a->protection);
+    case F_PHONE:
+        return rc | proto_pack_cstr(pk, a->phone);
     case F_GROUPS: {
         unsigned count = (unsigned)__builtin_popcount(a->groups);
         rc |= msgpack_pack_array(pk, count);
@@ -715,9 +732,12 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
         }
         return rc;
     }
-    case F_MAX_CHILDREN: return rc | msgpack_pack_uint8(pk, a->max_children);
-    case F_BOYS_MAX_AGE: return rc | msgpack_pack_uint8(pk, a->boys_max_age);
-    case F_PETS: return rc | (a->pets ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    case F_MAX_CHILDREN:
+        return rc | msgpack_pack_uint8(pk, a->max_children);
+    case F_BOYS_MAX_AGE:
+        return rc | msgpack_pack_uint8(pk, a->boys_max_age);
+    case F_PETS:
+        return rc | (a->pets ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     case F_SUBSTANCE:
         return rc | (a->substance ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     case F_LANGUAGES:
@@ -725,14 +745,20 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
         for (unsigned i = 0; i < a->n_languages && i < PROTO_MAX_LANGUAGES; i++)
             rc |= proto_pack_cstr(pk, a->languages[i]);
         return rc;
-    case F_BEDS: return rc | msgpack_pack_uint8(pk, a->beds);
+    case F_BEDS:
+        return rc | msgpack_pack_uint8(pk, a->beds);
     case F_ACCESSIBLE:
         return rc | (a->accessible ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
-    case F_STATE: return rc | proto_pack_cstr(pk, proto_vacancy_name(a->state));
-    case F_COUNTY: return rc | proto_pack_cstr(pk, a->county);
-    case F_HOME: return rc | proto_pack_cstr(pk, a->home);
-    case F_RISK: return rc | proto_pack_cstr(pk, proto_risk_name(a->risk));
-    case F_ADULTS: return rc | msgpack_pack_uint8(pk, a->adults);
+    case F_STATE:
+        return rc | proto_pack_cstr(pk, proto_vacancy_name(a->state));
+    case F_COUNTY:
+        return rc | proto_pack_cstr(pk, a->county);
+    case F_HOME:
+        return rc | proto_pack_cstr(pk, a->home);
+    case F_RISK:
+        return rc | proto_pack_cstr(pk, proto_risk_name(a->risk));
+    case F_ADULTS:
+        return rc | msgpack_pack_uint8(pk, a->adults);
     case F_CHILDREN:
         rc |= msgpack_pack_array(pk, a->n_children);
         for (unsigned i = 0; i < a->n_children && i < PROTO_MAX_CHILDREN; i++) {
@@ -742,10 +768,12 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
             rc |= proto_pack_kv_str(pk, "sex", sex);
         }
         return rc;
-    case F_GROUP: return rc | proto_pack_cstr(pk, proto_group_name(a->group));
+    case F_GROUP:
+        return rc | proto_pack_cstr(pk, proto_group_name(a->group));
     case F_WHEELCHAIR:
         return rc | (a->wheelchair ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
-    case F_LANGUAGE: return rc | proto_pack_cstr(pk, a->language);
+    case F_LANGUAGE:
+        return rc | proto_pack_cstr(pk, a->language);
     case F_PERPETRATOR:
         rc |= msgpack_pack_array(pk, a->n_perpetrator);
         for (unsigned i = 0; i < a->n_perpetrator && i < PROTO_MAX_PERP; i++)
@@ -756,15 +784,24 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
         for (unsigned i = 0; i < a->n_exclude && i < PROTO_MAX_EXCLUDE; i++)
             rc |= proto_pack_cstr(pk, a->exclude[i]);
         return rc;
-    case F_LIMIT: return rc | msgpack_pack_uint16(pk, a->limit);
-    case F_REF: return rc | proto_pack_cstr(pk, a->ref);
-    case F_IDEMPOTENCY_KEY: return rc | proto_pack_cstr(pk, a->idempotency_key);
-    case F_HOLD: return rc | proto_pack_cstr(pk, a->hold);
-    case F_PLACEMENT: return rc | proto_pack_cstr(pk, a->placement);
-    case F_REASON: return rc | proto_pack_cstr(pk, a->reason);
-    case F_SINCE: return rc | msgpack_pack_int64(pk, a->since);
-    case F_PRINCIPAL: return rc | proto_pack_cstr(pk, a->principal);
-    case F__COUNT: break;
+    case F_LIMIT:
+        return rc | msgpack_pack_uint16(pk, a->limit);
+    case F_REF:
+        return rc | proto_pack_cstr(pk, a->ref);
+    case F_IDEMPOTENCY_KEY:
+        return rc | proto_pack_cstr(pk, a->idempotency_key);
+    case F_HOLD:
+        return rc | proto_pack_cstr(pk, a->hold);
+    case F_PLACEMENT:
+        return rc | proto_pack_cstr(pk, a->placement);
+    case F_REASON:
+        return rc | proto_pack_cstr(pk, a->reason);
+    case F_SINCE:
+        return rc | msgpack_pack_int64(pk, a->since);
+    case F_PRINCIPAL:
+        return rc | proto_pack_cstr(pk, a->principal);
+    case F__COUNT:
+        break;
     }
     return -1;
 }

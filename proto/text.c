@@ -145,9 +145,10 @@ bool proto_has_personal_number(const char *s, size_t n)
 
 /* Word endings of Swedish (and a few English) street names, lower case UTF-8. */
 static const char *const street_suffixes[] = {
-    "gatan", "gata", "v\xc3\xa4gen", "v\xc3\xa4g", "gr\xc3\xa4nd", "gr\xc3\xa4nden", "stigen",
-    "all\xc3\xa9", "all\xc3\xa9n", "torget", "torg", "backe", "backen", "leden", "str\xc3\xa5ket",
-    "kajen", "street", "road", "avenue", "lane",
+    "gatan",          "gata",   "v\xc3\xa4gen", "v\xc3\xa4g",   "gr\xc3\xa4nd",
+    "gr\xc3\xa4nden", "stigen", "all\xc3\xa9",  "all\xc3\xa9n", "torget",
+    "torg",           "backe",  "backen",       "leden",        "str\xc3\xa5ket",
+    "kajen",          "street", "road",         "avenue",       "lane",
 };
 
 static bool ends_with_street(const char *w, size_t len)

@@ -346,10 +346,10 @@ struct proto_reply {
     uint64_t id;
     bool has_id;
     bool ok;
-    enum proto_err code;            /* when !ok; PROTO_E__COUNT for a code this build lacks */
-    char code_text[32];             /* the code as sent */
-    char message[PROTO_MESSAGE_MAX];/* when !ok */
-    const msgpack_object *result;   /* when ok; points into `unpacked`, strings into `p` */
+    enum proto_err code;             /* when !ok; PROTO_E__COUNT for a code this build lacks */
+    char code_text[32];              /* the code as sent */
+    char message[PROTO_MESSAGE_MAX]; /* when !ok */
+    const msgpack_object *result;    /* when ok; points into `unpacked`, strings into `p` */
     msgpack_unpacked unpacked;
 };
 

@@ -73,7 +73,8 @@ static void build(const struct opts *o, int worker, uint64_t seq, struct proto_r
     } else if (strcmp(o->op, "vacancy") == 0) {
         r->op = OP_VACANCY_SET;
         snprintf(a->shelter, sizeof a->shelter, "%s", o->shelter);
-        snprintf(a->unit, sizeof a->unit, "u%d", (int)((seq + (uint64_t)worker) % (uint64_t)o->units) + 1);
+        snprintf(a->unit, sizeof a->unit, "u%d",
+                 (int)((seq + (uint64_t)worker) % (uint64_t)o->units) + 1);
         a->state = (uint8_t)(seq % 2 ? VAC_FREE : VAC_CLOSED);
         a->present = PROTO_BIT(F_SHELTER) | PROTO_BIT(F_UNIT) | PROTO_BIT(F_STATE);
     } else if (strcmp(o->op, "free") == 0) {
@@ -187,15 +188,24 @@ int main(int argc, char **argv)
             snprintf(host, sizeof host, "%.*s", c ? (int)(c - v) : 0, v);
             o.host = host;
             o.port = c ? c + 1 : "7420";
-        } else if (!strcmp(k, "--cert")) o.cert = v;
-        else if (!strcmp(k, "--key")) o.key = v;
-        else if (!strcmp(k, "--ca")) o.ca = v;
-        else if (!strcmp(k, "--op")) o.op = v;
-        else if (!strcmp(k, "--shelter")) o.shelter = v;
-        else if (!strcmp(k, "--units")) o.units = atoi(v);
-        else if (!strcmp(k, "--connections")) o.connections = atoi(v);
-        else if (!strcmp(k, "--pipeline")) o.pipeline = atoi(v);
-        else if (!strcmp(k, "--seconds")) o.seconds = atoi(v);
+        } else if (!strcmp(k, "--cert"))
+            o.cert = v;
+        else if (!strcmp(k, "--key"))
+            o.key = v;
+        else if (!strcmp(k, "--ca"))
+            o.ca = v;
+        else if (!strcmp(k, "--op"))
+            o.op = v;
+        else if (!strcmp(k, "--shelter"))
+            o.shelter = v;
+        else if (!strcmp(k, "--units"))
+            o.units = atoi(v);
+        else if (!strcmp(k, "--connections"))
+            o.connections = atoi(v);
+        else if (!strcmp(k, "--pipeline"))
+            o.pipeline = atoi(v);
+        else if (!strcmp(k, "--seconds"))
+            o.seconds = atoi(v);
     }
     if (!o.host || !o.cert || !o.key || !o.ca || o.connections < 1 || o.pipeline < 1 ||
         o.units < 1 || (!strcmp(o.op, "vacancy") && !o.shelter)) {

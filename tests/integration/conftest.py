@@ -321,6 +321,7 @@ class Daemon:
         self.port = None
         self.starts = 0
         self._offset = 0
+        self.wrapper = []  # a command line to run the daemon under, e.g. valgrind
         self.config = {
             "server": {
                 "listen": "127.0.0.1:0",
@@ -382,8 +383,8 @@ class Daemon:
         self.starts += 1
         self._offset = self.log_size()
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([str(FRISTADD), "-c", str(self.config_path)],
-                                     stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
+        argv = [*self.wrapper, str(FRISTADD), "-c", str(self.config_path)]
+        self.proc = subprocess.Popen(argv, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
                                      env=self._env())
         logf.close()
         _live_processes.append(self.proc)

@@ -18,18 +18,30 @@ static const struct {
     enum proto_op op;
     const char *roles;
 } expected[] = {
-    {OP_SHELTER_ADD, "---A"},        {OP_SHELTER_UPDATE, "---A"},
-    {OP_SHELTER_RETIRE, "---A"},     {OP_UNIT_ADD, "---A"},
-    {OP_UNIT_UPDATE, "---A"},        {OP_UNIT_REMOVE, "---A"},
-    {OP_VACANCY_SET, "S---"},        {OP_VACANCY_CONFIRM, "S---"},
-    {OP_INTAKE_PAUSE, "S---"},       {OP_INTAKE_RESUME, "S---"},
-    {OP_SHELTER_SHOW, "SCOA"},       {OP_SHELTER_LIST, "SCOA"},
-    {OP_FREE, "SCOA"},               {OP_SEARCH, "-COA"},
-    {OP_HOLD, "-CO-"},               {OP_HOLD_RELEASE, "-CO-"},
-    {OP_HOLD_CONFIRM, "S---"},       {OP_HOLD_DECLINE, "S---"},
-    {OP_PLACEMENT_DISCHARGE, "S---"}, {OP_HOLDS_LIST, "SCO-"},
-    {OP_PLACEMENTS_LIST, "SCO-"},    {OP_AUDIT, "---A"},
-    {OP_STATS, "---A"},              {OP_WHOAMI, "SCOA"},
+    {OP_SHELTER_ADD, "---A"},
+    {OP_SHELTER_UPDATE, "---A"},
+    {OP_SHELTER_RETIRE, "---A"},
+    {OP_UNIT_ADD, "---A"},
+    {OP_UNIT_UPDATE, "---A"},
+    {OP_UNIT_REMOVE, "---A"},
+    {OP_VACANCY_SET, "S---"},
+    {OP_VACANCY_CONFIRM, "S---"},
+    {OP_INTAKE_PAUSE, "S---"},
+    {OP_INTAKE_RESUME, "S---"},
+    {OP_SHELTER_SHOW, "SCOA"},
+    {OP_SHELTER_LIST, "SCOA"},
+    {OP_FREE, "SCOA"},
+    {OP_SEARCH, "-COA"},
+    {OP_HOLD, "-CO-"},
+    {OP_HOLD_RELEASE, "-CO-"},
+    {OP_HOLD_CONFIRM, "S---"},
+    {OP_HOLD_DECLINE, "S---"},
+    {OP_PLACEMENT_DISCHARGE, "S---"},
+    {OP_HOLDS_LIST, "SCO-"},
+    {OP_PLACEMENTS_LIST, "SCO-"},
+    {OP_AUDIT, "---A"},
+    {OP_STATS, "---A"},
+    {OP_WHOAMI, "SCOA"},
 };
 
 static void principal(struct principal *p, const char *role, const char *cn)
@@ -107,12 +119,12 @@ static void test_principals(void **state)
     } cases[] = {
         {"shelter", "frida-sthlm", true},
         {"social", "0180", true},
-        {"social", "0000", false},       /* not a municipality */
+        {"social", "0000", false}, /* not a municipality */
         {"social", "Stockholm", false},
         {"oncall", "socialjouren.sthlm", true},
         {"admin", "ops_anna", true},
-        {"root", "x", false},            /* no such role */
-        {"Admin", "x", false},           /* roles are lower case */
+        {"root", "x", false},  /* no such role */
+        {"Admin", "x", false}, /* roles are lower case */
         {"shelter", "", false},
         {"shelter", "-leading", false},
         {"shelter", "has space", false},

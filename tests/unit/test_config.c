@@ -158,8 +158,10 @@ static void test_example_file_parses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_and_paths), cmocka_unit_test(test_values),
-        cmocka_unit_test(test_errors),             cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_defaults_and_paths),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_reload_keeps_fixed_keys),
         cmocka_unit_test(test_example_file_parses),
     };

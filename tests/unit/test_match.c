@@ -41,7 +41,7 @@ struct shelter_spec {
     const char *id;
     const char *mun;
     int prot;
-    const char *units; /* "id:beds[:a]" separated by commas; 'a' = accessible */
+    const char *units;  /* "id:beds[:a]" separated by commas; 'a' = accessible */
     const char *groups; /* NULL = women */
     int max_children;   /* -1 none */
     int boys_max_age;   /* -1 none */
@@ -218,34 +218,46 @@ static const struct policy_case policy_cases[] = {
      {"low", "0180", "0380", NULL, 0, NULL, NULL, false, false, false, NULL},
      "sthlm/u1,solna/u1,nynashamn/u1,knivsta/u1,norrtalje/u1,uppsala/u1,norrkoping/u1,"
      "alvkarleby/u1,goteborg/u1,malmo/u1,lulea/u1",
-     0, 0},
+     0,
+     0},
     {"low: the referral's own exclusions hold",
      {"low", "0180", "0380", "1280,0184", 0, NULL, NULL, false, false, false, NULL},
      "sthlm/u1,nynashamn/u1,knivsta/u1,norrtalje/u1,uppsala/u1,norrkoping/u1,alvkarleby/u1,"
      "goteborg/u1,lulea/u1",
-     2, 0},
+     2,
+     0},
     {"moderate: not home, not the perpetrator's municipality",
      {"moderate", "0180", "0380", NULL, 0, NULL, NULL, false, false, false, NULL},
      "solna/u1,nynashamn/u1,knivsta/u1,norrtalje/u1,norrkoping/u1,alvkarleby/u1,goteborg/u1,"
      "malmo/u1,lulea/u1",
-     2, 0},
+     2,
+     0},
     {"high: nor their neighbours, and protection 2",
      {"high", "0180", "0380", NULL, 0, NULL, NULL, false, false, false, NULL},
-     "nynashamn/u1,norrkoping/u1,alvkarleby/u1,malmo/u1,lulea/u1", 5, 1},
+     "nynashamn/u1,norrkoping/u1,alvkarleby/u1,malmo/u1,lulea/u1",
+     5,
+     1},
     {"severe: nor their counties, and protection 3",
      {"severe", "0180", "0380", NULL, 0, NULL, NULL, false, false, false, NULL},
-     "malmo/u1,lulea/u1", 7, 2},
+     "malmo/u1,lulea/u1",
+     7,
+     2},
     {"severe with listed exclusion too",
      {"severe", "0180", "0380", "2580", 0, NULL, NULL, false, false, false, NULL},
-     "malmo/u1", 8, 2},
+     "malmo/u1",
+     8,
+     2},
     {"high without a perpetrator: only home's neighbours",
      {"high", "0180", NULL, NULL, 0, NULL, NULL, false, false, false, NULL},
      "nynashamn/u1,knivsta/u1,norrtalje/u1,uppsala/u1,norrkoping/u1,alvkarleby/u1,malmo/u1,"
      "lulea/u1",
-     2, 1},
+     2,
+     1},
     {"severe, home in Luleå, perpetrator in Malmö",
      {"severe", "2580", "1280", NULL, 0, NULL, NULL, false, false, false, NULL},
-     "alvkarleby/u1,norrtalje/u1,uppsala/u1,knivsta/u1,solna/u1,sthlm/u1,nynashamn/u1", 2, 2},
+     "alvkarleby/u1,norrtalje/u1,uppsala/u1,knivsta/u1,solna/u1,sthlm/u1,nynashamn/u1",
+     2,
+     2},
 };
 
 static void test_policy_table(void **state)
@@ -279,7 +291,8 @@ static void test_policy_excluded_sets(void **state)
     (void)state;
     struct proto_args a;
     struct muni_set ex;
-    struct search_spec sp = {"high", "0180", "0380", NULL, 0, NULL, NULL, false, false, false, NULL};
+    struct search_spec sp = {"high", "0180", "0380", NULL,  0,   NULL,
+                             NULL,   false,  false,  false, NULL};
     build_search(&sp, &a);
     policy_excluded(&policy, &geo, &a, &ex);
     unsigned n = 0;
@@ -331,39 +344,63 @@ static const struct needs_case needs_cases[] = {
     {"best fit: the smallest unit that fits comes first",
      {"low", "1280", NULL, NULL, 2, NULL, NULL, false, false, false, NULL},
      "fam/small,fam/big,boys12/u1,onechild/u1,arabic/u1,access/u1,pets/u1,subst/u1",
-     REASON_TARGET_GROUP, 1},
+     REASON_TARGET_GROUP,
+     1},
     {"three people: the 2-bed unit is too small",
      {"low", "1280", NULL, NULL, 1, "3f,5f", NULL, false, false, false, NULL},
-     "fam/big,boys12/u1,arabic/u1,access/u1,pets/u1,subst/u1", REASON_BEDS, 1},
+     "fam/big,boys12/u1,arabic/u1,access/u1,pets/u1,subst/u1",
+     REASON_BEDS,
+     1},
     {"two children: the one-child shelter says no",
      {"low", "1280", NULL, NULL, 1, "3f,5f", NULL, false, false, false, NULL},
-     "fam/big,boys12/u1,arabic/u1,access/u1,pets/u1,subst/u1", REASON_CHILDREN_LIMIT, 1},
+     "fam/big,boys12/u1,arabic/u1,access/u1,pets/u1,subst/u1",
+     REASON_CHILDREN_LIMIT,
+     1},
     {"a boy of 14: not where boys over 12 are refused",
      {"low", "1280", NULL, NULL, 1, "14m", NULL, false, false, false, NULL},
-     "fam/small,fam/big,onechild/u1,arabic/u1,access/u1,pets/u1,subst/u1", REASON_BOYS_AGE, 1},
+     "fam/small,fam/big,onechild/u1,arabic/u1,access/u1,pets/u1,subst/u1",
+     REASON_BOYS_AGE,
+     1},
     {"a girl of 14 is fine there",
      {"low", "1280", NULL, NULL, 1, "14f", NULL, false, false, false, NULL},
      "fam/small,fam/big,boys12/u1,onechild/u1,arabic/u1,access/u1,pets/u1,subst/u1",
-     REASON_BOYS_AGE, 0},
+     REASON_BOYS_AGE,
+     0},
     {"a boy of exactly 12 is taken",
      {"low", "1280", NULL, NULL, 1, "12m", NULL, false, false, false, NULL},
      "fam/small,fam/big,boys12/u1,onechild/u1,arabic/u1,access/u1,pets/u1,subst/u1",
-     REASON_BOYS_AGE, 0},
+     REASON_BOYS_AGE,
+     0},
     {"wheelchair: only the accessible unit",
-     {"low", "1280", NULL, NULL, 0, NULL, NULL, true, false, false, NULL}, "access/u1",
-     REASON_WHEELCHAIR, 8},
-    {"pets", {"low", "1280", NULL, NULL, 0, NULL, NULL, false, true, false, NULL}, "pets/u1",
-     REASON_PETS, 8},
+     {"low", "1280", NULL, NULL, 0, NULL, NULL, true, false, false, NULL},
+     "access/u1",
+     REASON_WHEELCHAIR,
+     8},
+    {"pets",
+     {"low", "1280", NULL, NULL, 0, NULL, NULL, false, true, false, NULL},
+     "pets/u1",
+     REASON_PETS,
+     8},
     {"substance use support",
-     {"low", "1280", NULL, NULL, 0, NULL, NULL, false, false, true, NULL}, "subst/u1",
-     REASON_SUBSTANCE, 8},
-    {"target group men", {"low", "1280", NULL, NULL, 0, NULL, "men", false, false, false, NULL},
-     "men/u1", REASON_TARGET_GROUP, 8},
+     {"low", "1280", NULL, NULL, 0, NULL, NULL, false, false, true, NULL},
+     "subst/u1",
+     REASON_SUBSTANCE,
+     8},
+    {"target group men",
+     {"low", "1280", NULL, NULL, 0, NULL, "men", false, false, false, NULL},
+     "men/u1",
+     REASON_TARGET_GROUP,
+     8},
     {"target group hbtqi",
-     {"low", "1280", NULL, NULL, 0, NULL, "hbtqi", false, false, false, NULL}, "arabic/u1",
-     REASON_TARGET_GROUP, 8},
-    {"language", {"low", "1280", NULL, NULL, 0, NULL, NULL, false, false, false, "ar"},
-     "arabic/u1", REASON_LANGUAGE, 8},
+     {"low", "1280", NULL, NULL, 0, NULL, "hbtqi", false, false, false, NULL},
+     "arabic/u1",
+     REASON_TARGET_GROUP,
+     8},
+    {"language",
+     {"low", "1280", NULL, NULL, 0, NULL, NULL, false, false, false, "ar"},
+     "arabic/u1",
+     REASON_LANGUAGE,
+     8},
 };
 
 static void test_needs_table(void **state)
@@ -396,8 +433,8 @@ static void test_no_match_counts(void **state)
     index_init(&ix);
     for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++)
         add_shelter(&ix, &needs[i]);
-    struct search_spec sp = {"severe", "1280", NULL, NULL, 2, "15m,16m,3f", "women",
-                             true, true, false, NULL};
+    struct search_spec sp = {"severe", "1280", NULL, NULL,  2,   "15m,16m,3f",
+                             "women",  true,   true, false, NULL};
     char got[256];
     struct match_outcome o;
     run(&ix, &sp, got, sizeof got, &o);
@@ -450,8 +487,8 @@ static void test_unavailable_units_are_not_offered(void **state)
 {
     (void)state;
     static const struct shelter_spec specs[] = {
-        {"a", "1280", 1, "closed:2,free:2,held:2,occupied:2,placed:2", NULL, -1, -1, false,
-         false, NULL, 0},
+        {"a", "1280", 1, "closed:2,free:2,held:2,occupied:2,placed:2", NULL, -1, -1, false, false,
+         NULL, 0},
         {"paused", "1280", 1, "u1:2", NULL, -1, -1, false, false, NULL, 0},
         {"retired", "1280", 1, "u1:2", NULL, -1, -1, false, false, NULL, 0},
     };
@@ -555,7 +592,8 @@ static void test_default_policy_is_design_table(void **state)
 {
     (void)state;
     assert_int_equal(policy.level[RISK_LOW].exclude, EXCL_LISTED);
-    assert_int_equal(policy.level[RISK_MODERATE].exclude, EXCL_LISTED | EXCL_HOME | EXCL_PERPETRATOR);
+    assert_int_equal(policy.level[RISK_MODERATE].exclude,
+                     EXCL_LISTED | EXCL_HOME | EXCL_PERPETRATOR);
     assert_int_equal(policy.level[RISK_HIGH].exclude,
                      EXCL_LISTED | EXCL_HOME | EXCL_PERPETRATOR | EXCL_BORDERING);
     assert_int_equal(policy.level[RISK_SEVERE].exclude,
