@@ -173,12 +173,22 @@ static void conn_close(struct conn *c, const char *why)
     conn_unref(c);
 }
 
-static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
+/*
+ * One absolute deadline per phase: the whole TLS handshake, then each started frame. The
+ * bufferevent's own timeouts restart on every byte, so a peer dribbling a byte at a time would
+ * never meet them (slow loris).
+ */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    conn_close(c, "a frame was not completed in time");
+    if (c->state == CONN_HANDSHAKE) {
+        c->d->metrics.handshakes_failed++;
+        conn_close(c, "TLS handshake timed out");
+    } else {
+        conn_close(c, "a frame was not completed in time");
+    }
 }
 
 /* Handles one complete frame body. */
@@ -308,6 +318,7 @@ static void on_connected(struct conn *c)
         return;
     }
     c->state = CONN_READY;
+    evtimer_del(c->frame_timer); /* the handshake deadline; frames arm it anew */
     struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
     bufferevent_set_timeouts(c->bev, &idle, &wr);
     bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
@@ -378,7 +389,7 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
     c->refs = 1;
     c->state = CONN_HANDSHAKE;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
-    c->frame_timer = evtimer_new(d->base, on_frame_timeout, c);
+    c->frame_timer = evtimer_new(d->base, on_deadline, c);
     c->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev || !c->frame_timer) {
@@ -398,6 +409,7 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     struct timeval hs = ms_tv(d->cfg->handshake_timeout_ms);
     bufferevent_set_timeouts(c->bev, &hs, &hs);
+    evtimer_add(c->frame_timer, &hs);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&conns, c, link);
     n_conns++;

@@ -39,7 +39,7 @@ struct conn {
     unsigned errors_in_row;    /* refused frames since the last good one */
     bool paused;               /* reading stopped: too many requests in flight */
     bool counted;              /* counted in lim->conns */
-    struct event *frame_timer; /* armed while a started frame is incomplete */
+    struct event *frame_timer; /* deadline of the handshake, then of each started frame */
 };
 
 #define conn_log(c, level, fmt, ...)                                                               \

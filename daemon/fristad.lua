@@ -133,17 +133,28 @@ local function close_hold(c, hid, h, state, extra)
     stat(c, 'holds:' .. state)
 end
 
--- Expires every hold whose time has come, at most `limit` of them per call.
-local function sweep(c, limit)
-    local due = redis.call('ZRANGEBYSCORE', c.P .. 'holds:open', '-inf', c.now, 'LIMIT', 0, limit)
+-- Expires one live hold whose time has passed.
+local function expire(c, hid, h)
     local system = {P = c.P, now = c.now, who = 'system:sweep', audit_ret = c.audit_ret,
                     ref_ret = c.ref_ret}
+    close_hold(system, hid, h, 'expired')
+    changed(system, h.shelter)
+    audit(system, 'hold.expire', 'ok', {shelter = h.shelter, unit = h.unit, hold = hid})
+end
+
+local function past_expiry(c, h)
+    return h.state == 'held' and tonumber(h.expires) <= c.now
+end
+
+-- Expires every hold whose time has come, at most `limit` of them per call. A function that
+-- meets a hold the sweep has not reached yet expires it itself (past_expiry), so the batch
+-- limit never lets a hold outlive its time.
+local function sweep(c, limit)
+    local due = redis.call('ZRANGEBYSCORE', c.P .. 'holds:open', '-inf', c.now, 'LIMIT', 0, limit)
     for _, hid in ipairs(due) do
         local h = hgetall(c.P .. 'hold:' .. hid)
         if h.shelter and h.state == 'held' then
-            close_hold(system, hid, h, 'expired')
-            changed(system, h.shelter)
-            audit(system, 'hold.expire', 'ok', {shelter = h.shelter, unit = h.unit, hold = hid})
+            expire(c, hid, h)
         else
             redis.call('ZREM', c.P .. 'holds:open', hid)
         end
@@ -403,7 +414,8 @@ local function hold(keys, args)
     if c.role == 'social' and mun ~= c.id then
         return refuse(c, 'hold', 'forbidden', 'social services hold units for their own municipality', t)
     end
-    local fingerprint = sid .. '|' .. uid .. '|' .. ref
+    -- The key remembers a digest of the request, never the reference itself.
+    local fingerprint = redis.sha1hex(mun .. '|' .. sid .. '|' .. uid .. '|' .. ref)
     local ik = c.P .. 'idem:' .. c.who .. ':' .. idem
     if idem ~= '' then
         local prev = redis.call('GET', ik)
@@ -444,7 +456,12 @@ local function hold(keys, args)
         return refuse(c, 'hold', 'not_found', 'the shelter has no unit with this id', t)
     end
     if cur then
-        return refuse(c, 'hold', 'conflict', 'the unit is already held for another referral', t)
+        local other = hgetall(c.P .. 'hold:' .. cur)
+        if other.shelter and past_expiry(c, other) then
+            expire(c, cur, other)
+        else
+            return refuse(c, 'hold', 'conflict', 'the unit is already held for another referral', t)
+        end
     end
     if pl or state ~= 'free' then
         return refuse(c, 'hold', 'conflict', 'the unit is not free', t)
@@ -456,6 +473,9 @@ local function hold(keys, args)
     local expires = c.now + ttl
     redis.call('HSET', hk, 'shelter', sid, 'unit', uid, 'ref', ref, 'by', c.who, 'mun', mun,
                'state', 'held', 'created', c.now, 'expires', expires)
+    if idem ~= '' then
+        redis.call('HSET', hk, 'idem', ik)
+    end
     redis.call('HSET', uk, 'hold', hid)
     redis.call('ZADD', c.P .. 'holds:open', expires, hid)
     redis.call('ZADD', c.P .. 'holds', c.now, hid)
@@ -489,6 +509,10 @@ local function hold_for(c, op, hid, who_may)
         end
     elseif not own_shelter(c, h.shelter) then
         return nil, refuse(c, op, 'forbidden', 'only the shelter the hold is on may do this', t)
+    end
+    if past_expiry(c, h) then
+        expire(c, hid, h)
+        return nil, refuse(c, op, 'conflict', 'the hold has expired', t)
     end
     if h.state ~= 'held' then
         return nil, refuse(c, op, 'conflict', 'the hold is ' .. h.state .. ', not held', t)
@@ -595,7 +619,10 @@ local function sweep_all(keys, args)
         local kind, id = string.sub(item, 1, 1), string.sub(item, 3)
         if kind == 'h' then
             local k = c.P .. 'hold:' .. id
-            local sid, mun = unpack(redis.call('HMGET', k, 'shelter', 'mun'))
+            local sid, mun, ik = unpack(redis.call('HMGET', k, 'shelter', 'mun', 'idem'))
+            if ik then
+                redis.call('DEL', ik)
+            end
             if sid then
                 redis.call('ZREM', c.P .. 'holds:s:' .. sid, id)
             end
@@ -618,7 +645,9 @@ local function sweep_all(keys, args)
         end
         redis.call('ZREM', c.P .. 'purge', item)
     end
-    redis.call('XTRIM', c.P .. 'audit', 'MINID', '~', tostring(c.now - c.audit_ret))
+    -- Exact, not '~': an approximate trim removes only whole stream nodes, so a small stream
+    -- would keep its old entries for ever.
+    redis.call('XTRIM', c.P .. 'audit', 'MINID', tostring(c.now - c.audit_ret))
     return cmsgpack.pack({r = {expired = expired, purged = #due}})
 end
 
