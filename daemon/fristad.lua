@@ -162,6 +162,20 @@ local function sweep(c, limit)
     return #due
 end
 
+-- The hold on a unit that still counts: a hold past its expiry is expired here and then.
+local function live_hold(c, uk)
+    local hid = redis.call('HGET', uk, 'hold')
+    if not hid then
+        return nil
+    end
+    local h = hgetall(c.P .. 'hold:' .. hid)
+    if h.shelter and past_expiry(c, h) then
+        expire(c, hid, h)
+        return nil
+    end
+    return hid
+end
+
 local function hold_view(c, hid, h)
     local state = h.state
     if state == 'held' and tonumber(h.expires) <= c.now then
@@ -263,9 +277,8 @@ local function shelter_retire(keys, args)
         return refuse(c, 'shelter.retire', 'conflict', 'the shelter is already retired', t)
     end
     for _, uid in ipairs(redis.call('SMEMBERS', c.P .. 'u:' .. sid)) do
-        local hold, pl = unpack(redis.call('HMGET', c.P .. 'unit:' .. sid .. ':' .. uid, 'hold',
-                                           'placement'))
-        if hold or pl then
+        local uk = c.P .. 'unit:' .. sid .. ':' .. uid
+        if live_hold(c, uk) or redis.call('HEXISTS', uk, 'placement') == 1 then
             return refuse(c, 'shelter.retire', 'conflict',
                           'the shelter has open holds or active placements; close them first', t)
         end
@@ -326,8 +339,7 @@ local function unit_remove(keys, args)
     if not shelter_exists(c, sid) or redis.call('EXISTS', uk) == 0 then
         return refuse(c, 'unit.remove', 'not_found', 'no such shelter or unit', t)
     end
-    local hold, pl = unpack(redis.call('HMGET', uk, 'hold', 'placement'))
-    if hold or pl then
+    if live_hold(c, uk) or redis.call('HEXISTS', uk, 'placement') == 1 then
         return refuse(c, 'unit.remove', 'conflict', 'the unit is held or has an active placement', t)
     end
     redis.call('DEL', uk)
@@ -353,7 +365,7 @@ local function vacancy_set(keys, args)
     if not shelter_exists(c, sid) or redis.call('EXISTS', uk) == 0 then
         return refuse(c, 'vacancy.set', 'not_found', 'no such shelter or unit', t)
     end
-    local hold, pl = unpack(redis.call('HMGET', uk, 'hold', 'placement'))
+    local hold, pl = live_hold(c, uk), redis.call('HGET', uk, 'placement')
     if hold then
         return refuse(c, 'vacancy.set', 'conflict',
                       'the unit is held for a referral; confirm or decline the hold instead', t)
@@ -451,17 +463,12 @@ local function hold(keys, args)
         return refuse(c, 'hold', 'conflict', 'the shelter has paused its intake', t)
     end
     local uk = c.P .. 'unit:' .. sid .. ':' .. uid
-    local state, cur, pl = unpack(redis.call('HMGET', uk, 'state', 'hold', 'placement'))
+    local state, pl = unpack(redis.call('HMGET', uk, 'state', 'placement'))
     if not state then
         return refuse(c, 'hold', 'not_found', 'the shelter has no unit with this id', t)
     end
-    if cur then
-        local other = hgetall(c.P .. 'hold:' .. cur)
-        if other.shelter and past_expiry(c, other) then
-            expire(c, cur, other)
-        else
-            return refuse(c, 'hold', 'conflict', 'the unit is already held for another referral', t)
-        end
+    if live_hold(c, uk) then
+        return refuse(c, 'hold', 'conflict', 'the unit is already held for another referral', t)
     end
     if pl or state ~= 'free' then
         return refuse(c, 'hold', 'conflict', 'the unit is not free', t)
