@@ -10,48 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fristad/proto.h>
+
 #include "json.h"
 
 /* Deeper than anything proto_check lets through; a guard, not a limit anyone meets. */
 #define JSON_MAX_DEPTH 64
-
-/*
- * Decodes one UTF-8 sequence at s (n bytes left). Returns its length and sets *cp, or returns
- * 0 for a byte that does not start a valid, shortest-form sequence of a scalar value.
- */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned len;
-    uint32_t c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        c &= 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        c &= 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        c &= 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (unsigned k = 1; k < len; k++) {
-        if ((s[k] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (s[k] & 0x3fu);
-    }
-    if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) || (len == 4 && c < 0x10000))
-        return 0;
-    if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return len;
-}
 
 void json_write_string(FILE *out, const char *str, size_t n)
 {
@@ -59,7 +23,7 @@ void json_write_string(FILE *out, const char *str, size_t n)
     fputc('"', out);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t len = utf8_decode(s + i, n - i, &cp);
+        size_t len = proto_utf8_next((const char *)s + i, n - i, &cp);
         if (len == 0) {
             fputs("\\ufffd", out);
             i++;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fristad/proto.h>
+
 #include "table.h"
 
 struct table {
@@ -18,47 +20,13 @@ struct table {
     char **cells;               /* (nrows + 1) * ncols: the header row first */
 };
 
-/* Length of the valid UTF-8 sequence at s, or 0; the rules of proto_utf8_valid. */
-static size_t seq_len(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned len;
-    uint32_t c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        c &= 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        c &= 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        c &= 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (unsigned k = 1; k < len; k++) {
-        if ((s[k] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (s[k] & 0x3fu);
-    }
-    if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-        c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return len;
-}
-
 size_t table_clean(char *dst, size_t cap, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t o = 0, chars = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp = 0;
-        size_t len = seq_len(s + i, n - i, &cp);
+        size_t len = proto_utf8_next((const char *)s + i, n - i, &cp);
         bool bad = len == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) ||
                    cp == 0x2028 || cp == 0x2029;
         size_t out_len = bad ? 1 : len;

@@ -9,45 +9,51 @@
 
 #include "proto_internal.h"
 
-bool proto_utf8_valid(const char *str, size_t n, size_t *chars)
+size_t proto_utf8_next(const char *str, size_t n, uint32_t *cp)
 {
     const unsigned char *s = (const unsigned char *)str;
+    unsigned len;
+    uint32_t c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        c &= 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (unsigned k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (s[k] & 0x3fu);
+    }
+    if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) || (len == 4 && c < 0x10000))
+        return 0; /* overlong */
+    if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+bool proto_utf8_valid(const char *s, size_t n, size_t *chars)
+{
     size_t count = 0;
     for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
         uint32_t cp;
-        unsigned len;
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t') || c == 0x7f)
-                return false;
-            i++;
-            count++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
+        size_t len = proto_utf8_next(s + i, n - i, &cp);
+        if (len == 0)
             return false;
-        }
-        if (n - i < len)
-            return false;
-        for (unsigned k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3fu);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-            return false; /* overlong */
-        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        if (cp >= 0x80 && cp <= 0x9f)
-            return false; /* C1 controls */
+        if ((cp < 0x20 && cp != '\t') || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
+            return false; /* C0 and C1 controls */
         if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff)
             return false; /* line separators and BOM have no place in a field */
         i += len;

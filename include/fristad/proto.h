@@ -162,6 +162,11 @@ bool proto_county_valid(const char *code, size_t n);
 bool proto_has_personal_number(const char *s, size_t n);
 /* True when the text looks like a street address or a postal code ("Storgatan 12", "123 45"). */
 bool proto_has_street_address(const char *s, size_t n);
+/*
+ * Decodes the UTF-8 sequence at s (n bytes left): returns its length and sets *cp, or returns
+ * 0 when s does not start a valid, shortest-form encoding of a Unicode scalar value.
+ */
+size_t proto_utf8_next(const char *s, size_t n, uint32_t *cp);
 /* Valid UTF-8 without control characters (tab excepted) and without overlong forms. */
 bool proto_utf8_valid(const char *s, size_t n, size_t *chars);
 
