@@ -74,6 +74,7 @@ static const struct key_def keys[] = {
     {"holds", "reference_retention", K_DURATION, F(reference_retention_ms), 0, 365LL * DAY, true,
      "24h"},
     {"holds", "sweep_interval", K_DURATION, F(sweep_interval_ms), 50, MIN, true, "1s"},
+    {"holds", "disk_purge_delay", K_DURATION, F(disk_purge_delay_ms), 0, DAY, true, "10s"},
     {"audit", "retention", K_DURATION, F(audit_retention_ms), DAY, 3650LL * DAY, true, "365d"},
 };
 

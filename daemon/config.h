@@ -52,6 +52,7 @@ struct config {
     int64_t stale_after_ms;
     int64_t reference_retention_ms;
     int64_t sweep_interval_ms;
+    int64_t disk_purge_delay_ms; /* 0: never rewrite the AOF after deleting references */
 
     int64_t audit_retention_ms;
 };

@@ -22,7 +22,6 @@ struct pending_req {
     struct conn *c;
     uint64_t id;
     enum proto_op op;
-    bool phone; /* the shelter view in the reply may show the intake phone */
 };
 
 /* ---- views ------------------------------------------------------------------------------ */
@@ -349,7 +348,9 @@ static void do_search(struct conn *c, const struct proto_request *req, int64_t n
 
 /* ---- store calls ------------------------------------------------------------------------ */
 
-static void reply_shelter(struct conn *c, uint64_t id, const char *sid, bool phone)
+/* A write's reply: the shelter as it is now. The intake phone is disclosed by shelter.show
+ * and hold alone, where it is audited. */
+static void reply_shelter(struct conn *c, uint64_t id, const char *sid)
 {
     const struct idx_shelter *s = index_find(&c->d->index, sid);
     if (!s) {
@@ -360,7 +361,7 @@ static void reply_shelter(struct conn *c, uint64_t id, const char *sid, bool pho
     int rc = proto_pack_ok_begin(pk, id, true);
     rc |= msgpack_pack_map(pk, 1);
     rc |= proto_pack_cstr(pk, "shelter");
-    rc |= pack_shelter(pk, c->d, s, phone, daemon_now_ms());
+    rc |= pack_shelter(pk, c->d, s, false, daemon_now_ms());
     if (rc == 0)
         conn_reply_send(c);
 }
@@ -426,7 +427,7 @@ static void on_store(const struct store_result *res, void *ud)
                     msgpack_pack_object(pk, *res->r) == 0)
                     conn_reply_send(c);
             } else {
-                reply_shelter(c, p->id, sid, p->phone);
+                reply_shelter(c, p->id, sid);
             }
         } else if (!res->r) {
             conn_reply_error(c, p->id, true, PROTO_E_INTERNAL, "the store returned no result");
@@ -456,7 +457,6 @@ static void call_store(struct conn *c, const struct proto_request *req, const ch
     p->c = c;
     p->id = req->id;
     p->op = req->op;
-    p->phone = sees_phone(&c->who, req->args.shelter);
     conn_request_start(c);
     if (store_call(c->d->store, fn, kind, c->who.name, n, args, on_store, p) != 0) {
         conn_request_done(c);

@@ -34,6 +34,8 @@
 static struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *sweep_timer, *drain_timer;
 static int64_t drain_started;
 static bool sweep_inflight;
+static bool purge_pending;      /* the sweep deleted records the AOF still holds */
+static int64_t last_rewrite_ms; /* when an AOF rewrite was last asked for */
 
 int64_t daemon_now_ms(void)
 {
@@ -58,12 +60,42 @@ static void usage(FILE *f)
                "      --version      print the version and exit\n");
 }
 
+static void on_rewrite_done(const struct store_result *res, void *ud)
+{
+    (void)ud;
+    if (res->err) {
+        purge_pending = true; /* a rewrite already under way, or the store is down: later */
+        log_debug("append-only file rewrite not started: %s", res->msg ? res->msg : "?");
+    } else {
+        log_info("deleted records: Redis is rewriting its append-only file");
+    }
+}
+
 static void on_sweep_done(const struct store_result *res, void *ud)
 {
     (void)ud;
     sweep_inflight = false;
     if (res->err && res->err != PROTO_E_UNAVAILABLE && res->err != PROTO_E_OUTCOME_UNKNOWN)
         log_warning("sweep failed: %s", res->msg ? res->msg : proto_err_code(res->err));
+    const msgpack_object *purged = res->err ? NULL : proto_map_get(res->r, "purged");
+    if (purged && purged->type == MSGPACK_OBJECT_POSITIVE_INTEGER && purged->via.u64 > 0)
+        purge_pending = true;
+}
+
+/*
+ * Deleting a record in Redis does not delete it from the append-only file, which holds every
+ * write until it is rewritten; references past their retention must leave the disk too.
+ */
+static void maybe_rewrite(struct daemon *d)
+{
+    int64_t now = daemon_now_ms();
+    if (!purge_pending || d->cfg->disk_purge_delay_ms == 0 ||
+        now - last_rewrite_ms < d->cfg->disk_purge_delay_ms)
+        return;
+    if (store_rewrite_aof(d->store, on_rewrite_done, d) == 0) {
+        purge_pending = false;
+        last_rewrite_ms = now;
+    }
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -71,6 +103,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct daemon *d = arg;
+    maybe_rewrite(d);
     if (sweep_inflight || !store_ready(d->store))
         return;
     if (store_call(d->store, "sweep", STORE_WRITE, "system:sweep", 0, NULL, on_sweep_done, d) == 0)

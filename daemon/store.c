@@ -260,6 +260,46 @@ int store_call(struct store *st, const char *fn, enum store_kind kind, const cha
     return 0;
 }
 
+struct rewrite_req {
+    store_cb *cb;
+    void *ud;
+};
+
+static void on_rewrite(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct rewrite_req *q = privdata;
+    redisReply *reply = r;
+    struct store_result res = {.err = PROTO_OK};
+    if (!reply) {
+        res.err = PROTO_E_UNAVAILABLE;
+        res.msg = "the store link was lost";
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        res.err = PROTO_E_UNAVAILABLE;
+        res.msg = reply->str;
+    }
+    q->cb(&res, q->ud);
+    free(q);
+}
+
+int store_rewrite_aof(struct store *st, store_cb *cb, void *ud)
+{
+    static const char *const argv[] = {"BGREWRITEAOF"};
+    static const size_t lens[] = {12};
+    struct rewrite_req *q = malloc(sizeof *q);
+    if (!st->ready || !q) {
+        free(q);
+        return -1;
+    }
+    q->cb = cb;
+    q->ud = ud;
+    if (rlink_command(st->link, on_rewrite, q, 1, (const char **)argv, lens) != 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;

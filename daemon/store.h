@@ -49,6 +49,13 @@ int store_call(struct store *st, const char *fn, enum store_kind kind, const cha
                int nargs, const char *const *args, store_cb *cb, void *ud)
     __attribute__((warn_unused_result));
 
+/*
+ * Asks Redis to rewrite its append-only file, so that deleted records leave the disk too.
+ * Returns 0 when sent (cb runs once: PROTO_OK, or an error when Redis refused, for instance
+ * because a rewrite is already under way), or -1 when the store is not ready.
+ */
+int store_rewrite_aof(struct store *st, store_cb *cb, void *ud) __attribute__((warn_unused_result));
+
 /* Called by the store when it becomes ready (after each reconnect). */
 void events_store_ready(struct daemon *d);
 

@@ -35,32 +35,98 @@ void tls_error_string(char *buf, size_t len)
         snprintf(buf, len, "unknown TLS error");
 }
 
-static bool load_crl(X509_STORE *store, const char *path, char *err, size_t errlen)
+/* The CA certificates of a PEM file; NULL when there are none. */
+static STACK_OF(X509) *read_cas(const char *path)
 {
     FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open the revocation list", path);
-        return false;
-    }
-    unsigned n = 0;
-    X509_CRL *crl;
-    while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) {
-        int ok = X509_STORE_add_crl(store, crl);
-        X509_CRL_free(crl);
-        if (!ok) {
-            fclose(f);
-            snprintf(err, errlen, "%s: cannot use the revocation list", path);
-            return false;
-        }
-        n++;
+    if (!f)
+        return NULL;
+    STACK_OF(X509) *cas = sk_X509_new_null();
+    X509 *x;
+    while (cas && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(cas, x))
+            X509_free(x);
     }
     fclose(f);
     ERR_clear_error(); /* the end of the file reads as an error */
-    if (n == 0) {
-        snprintf(err, errlen, "%s: no PEM revocation list in the file", path);
+    if (cas && sk_X509_num(cas) == 0) {
+        sk_X509_free(cas);
+        cas = NULL;
+    }
+    return cas;
+}
+
+/*
+ * A CRL is used only when one of our CAs issued and signed it and it is still current. Any
+ * other CRL would make OpenSSL refuse every client ("unknown CA", "CRL expired"): a typo in a
+ * file name must fail the start or the reload, not lock every social worker out at night.
+ */
+static bool crl_usable(X509_CRL *crl, STACK_OF(X509) *cas, const char *path, char *err,
+                       size_t errlen)
+{
+    X509 *issuer = NULL;
+    for (int i = 0; i < sk_X509_num(cas) && !issuer; i++) {
+        X509 *ca = sk_X509_value(cas, i);
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0)
+            issuer = ca;
+    }
+    if (!issuer) {
+        snprintf(err, errlen, "%s: the revocation list was not issued by the client CA", path);
+        return false;
+    }
+    EVP_PKEY *key = X509_get0_pubkey(issuer);
+    if (!key || X509_CRL_verify(crl, key) != 1) {
+        snprintf(err, errlen, "%s: the revocation list's signature does not verify", path);
+        return false;
+    }
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+    if (next && X509_cmp_current_time(next) <= 0) {
+        snprintf(err, errlen, "%s: the revocation list has expired (its next update is past)",
+                 path);
         return false;
     }
     return true;
+}
+
+static bool load_crl(X509_STORE *store, const char *path, const char *ca_path, char *err,
+                     size_t errlen)
+{
+    STACK_OF(X509) *cas = read_cas(ca_path);
+    FILE *f = fopen(path, "r");
+    bool ok = false;
+    unsigned n = 0;
+    X509_CRL *crl;
+    if (!cas) {
+        snprintf(err, errlen, "%s: no CA certificate in the file", ca_path);
+        goto out;
+    }
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open the revocation list", path);
+        goto out;
+    }
+    while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) {
+        bool usable = crl_usable(crl, cas, path, err, errlen);
+        int added = usable && X509_STORE_add_crl(store, crl);
+        X509_CRL_free(crl);
+        if (!usable)
+            goto out;
+        if (!added) {
+            snprintf(err, errlen, "%s: cannot use the revocation list", path);
+            goto out;
+        }
+        n++;
+    }
+    ERR_clear_error(); /* the end of the file reads as an error */
+    if (n == 0)
+        snprintf(err, errlen, "%s: no PEM revocation list in the file", path);
+    ok = n > 0;
+out:
+    if (f)
+        fclose(f);
+    if (cas)
+        sk_X509_pop_free(cas, X509_free);
+    ERR_clear_error();
+    return ok;
 }
 
 SSL_CTX *tls_server_ctx_new(const struct config *cfg, char *err, size_t errlen)
@@ -111,7 +177,7 @@ SSL_CTX *tls_server_ctx_new(const struct config *cfg, char *err, size_t errlen)
     SSL_CTX_set_client_CA_list(ctx, names);
     if (cfg->tls_crl[0]) {
         X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-        if (!load_crl(store, cfg->tls_crl, err, errlen))
+        if (!load_crl(store, cfg->tls_crl, cfg->tls_ca, err, errlen))
             goto fail;
         X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     }

@@ -399,13 +399,17 @@ static enum proto_err dec_principal(const msgpack_object *v, char *out, struct p
     const char *s = v->via.str.ptr;
     size_t n = v->via.str.size;
     const char *colon = memchr(s, ':', n);
-    bool ok = colon && n <= PROTO_PRINCIPAL_MAX && proto_role_parse(s, (size_t)(colon - s)) >= 0 &&
-              colon + 1 < s + n;
+    /* Besides the four roles, audit entries name the daemon's own work ("system:sweep") and
+     * certificates that named no usable principal ("unknown:certificate"). */
+    size_t rl = colon ? (size_t)(colon - s) : 0;
+    bool ok = colon && n <= PROTO_PRINCIPAL_MAX && colon + 1 < s + n &&
+              (proto_role_parse(s, rl) >= 0 || proto_str_eq(s, rl, "system") ||
+               proto_str_eq(s, rl, "unknown"));
     for (const char *c = colon ? colon + 1 : s; ok && c < s + n; c++)
         ok = id_char(*c, false);
     if (!ok)
         return proto_fail(err, PROTO_E_BAD_REQUEST,
-                          "field 'principal' must be ROLE:ID, such as social:0180");
+                          "field 'principal' must be ROLE:ID, such as social:0180 or system:sweep");
     if ((e = no_pin(s, n, "principal", err)))
         return e;
     memcpy(out, s, n);

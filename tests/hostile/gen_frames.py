@@ -548,7 +548,7 @@ def build_rows():
     req('ref_65_chars', 'bad_request', 'hold', with_field('hold', 'ref', 'c' * 65))
     req('idempotency_key_7_chars', 'bad_request', 'hold',
         with_field('hold', 'idempotency_key', 'k123456'))
-    for tag, value in (('no_colon', 'social'), ('unknown_role', 'king:x'),
+    for tag, value in (('no_colon', 'social'), ('unknown_role', 'king:x'), ('system_no_id', 'system:'),
                        ('empty_id', 'social:'), ('space', 'social:a b'),
                        ('81_chars', 'admin:' + 'a' * 75)):
         req(f'principal_{tag}', 'bad_request', 'audit', [('principal', value)])

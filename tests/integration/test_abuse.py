@@ -1,0 +1,244 @@
+"""Abuse (PROTOCOL.md section 7): a slow-loris client, a flood of connections, a stalled TLS
+handshake, a flood of requests and a client that never reads its replies each cost the attacker
+their own connection, never a normal client's service, and never unbounded daemon memory."""
+
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from conftest import ADMIN, wait_for
+from fristad_proto import ConnectionClosed, frame, packb, request_body
+from security import client_hello, closed_by_peer, rss_kib, served
+
+SMALL = {"server": {"max_connections": "16", "handshake_timeout": "2s", "frame_timeout": "2s"}}
+
+
+class SlowLoris(threading.Thread):
+    """An authenticated TLS client that sends one frame a byte at a time, one byte per 0.5 s,
+    and notes when the server closes on it."""
+
+    def __init__(self, env):
+        super().__init__(daemon=True)
+        self.conn = env.connect("social", "2580")
+        assert self.conn.call("whoami")["id"] == "2580"
+        self.data = frame(request_body("whoami", None, 99))
+        self.first_byte = None
+        self.closed_after = None
+        self.sent = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        sock = self.conn.sock
+        for b in self.data:
+            if self.stop.is_set():
+                return
+            try:
+                sock.sendall(bytes([b]))
+            except (OSError, ssl.SSLError):
+                break
+            if self.first_byte is None:
+                self.first_byte = time.monotonic()
+            self.sent += 1
+            # Waits 0.5 s for the server to say something (it should only close).
+            sock.settimeout(0.5)
+            try:
+                got = sock.recv(4096)
+            except (socket.timeout, TimeoutError):
+                continue
+            except (OSError, ssl.SSLError):
+                break
+            if not got:
+                break
+        self.closed_after = time.monotonic() - self.first_byte
+
+
+@pytest.mark.daemon_config(SMALL)
+def test_slow_loris_and_connection_flood_do_not_stop_a_normal_client(env):
+    loris = SlowLoris(env)
+    loris.start()
+    flood = []
+    try:
+        for _ in range(3 * 16):
+            flood.append(socket.create_connection((env.daemon.host, env.daemon.port),
+                                                  timeout=10))
+        cli = env.cli("social", "0180")
+        for i in range(5):
+            r = cli("shelter", "list")
+            assert r.exit == 0, r.describe()
+            assert r.elapsed < 5, f"request {i} took {r.elapsed:.1f} s:\n" + r.describe()
+        loris.join(20)
+        assert not loris.is_alive(), "the slow-loris connection was never closed"
+        assert loris.sent < len(loris.data), "the dribbled frame was completed"
+        assert 1.5 <= loris.closed_after <= 5, \
+            f"the slow-loris connection was closed {loris.closed_after:.1f} s after its first byte"
+        # The flood's connections never finish a handshake: each is dropped, at the latest
+        # at the handshake timeout.
+        for s in flood:
+            assert closed_by_peer(s, 10) is not None, "a silent connection was kept open"
+        assert served(env)["role"] == "admin"
+    finally:
+        loris.stop.set()
+        for s in flood:
+            s.close()
+
+
+def handshake_start(env, max_version=None):
+    """Opens TCP, sends a ClientHello, and returns the socket (the handshake then stalls)."""
+    hello, _ = client_hello(max_version=max_version)
+    s = socket.create_connection((env.daemon.host, env.daemon.port), timeout=10)
+    s.sendall(hello)
+    return s
+
+
+@pytest.mark.daemon_config(SMALL)
+@pytest.mark.parametrize("version", [None, ssl.TLSVersion.TLSv1_2], ids=["tls13", "tls12"])
+def test_stalled_handshake_is_dropped(env, version):
+    t0 = time.monotonic()
+    s = handshake_start(env, version)
+    s.settimeout(5)
+    first = s.recv(5)
+    assert first[:1] == b"\x16", "the server did not answer the ClientHello with a handshake"
+    took = closed_by_peer(s, 10)
+    s.close()
+    assert took is not None, "a stalled handshake was kept open"
+    total = time.monotonic() - t0
+    assert 1.5 <= total <= 5, f"a stalled handshake was dropped after {total:.1f} s"
+    assert served(env)["role"] == "admin"
+
+
+@pytest.mark.daemon_config(SMALL)
+def test_dribbled_handshake_is_dropped_at_the_handshake_timeout(env):
+    """The handshake timeout bounds the whole handshake, not the silence between bytes: a
+    ClientHello sent one byte per 0.5 s must not hold a connection past the limit."""
+    hello, _ = client_hello()
+    s = socket.create_connection((env.daemon.host, env.daemon.port), timeout=10)
+    t0 = time.monotonic()
+    closed = None
+    try:
+        for b in hello:
+            try:
+                s.sendall(bytes([b]))
+            except OSError:
+                closed = time.monotonic() - t0
+                break
+            if closed_by_peer(s, 0.5) is not None:
+                closed = time.monotonic() - t0
+                break
+            if time.monotonic() - t0 > 8:
+                break
+    finally:
+        s.close()
+    assert closed is not None and closed <= 5, \
+        "a handshake dribbled one byte per 0.5 s was still open after 8 s " \
+        "(handshake_timeout 2 s)" if closed is None else \
+        f"a dribbled handshake was dropped only after {closed:.1f} s (handshake_timeout 2 s)"
+    assert served(env)["role"] == "admin"
+
+
+@pytest.mark.daemon_config({"server": {"rate": 20, "burst": 40}})
+def test_request_flood_is_rate_limited_not_disconnected(env):
+    conns = [env.connect("social", "0180") for _ in range(4)]
+    results = [[] for _ in conns]
+    errors = []
+
+    def flood(i):
+        try:
+            for _ in range(3):
+                results[i] += [r["error"]["code"] if not r["ok"] else "ok"
+                               for r in conns[i].pipeline([("shelter.list", None)] * 60,
+                                                          timeout=30)]
+        except Exception as e:  # collected and asserted below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(len(conns))]
+    for t in threads:
+        t.start()
+    # Meanwhile another principal is served, promptly, every time.
+    latencies = []
+    with env.connect("social", "1480") as other:
+        for _ in range(10):
+            t0 = time.monotonic()
+            assert other.call("whoami", timeout=5)["id"] == "1480"
+            latencies.append(time.monotonic() - t0)
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive(), "a flooding client hung"
+    assert not errors, errors
+    codes = [c for r in results for c in r]
+    assert len(codes) == 4 * 3 * 60, "some requests were never answered"
+    assert set(codes) <= {"ok", "rate_limited"}, set(codes)
+    # 720 requests against a budget of 40 plus 20 a second.
+    assert codes.count("rate_limited") >= 500, codes.count("rate_limited")
+    assert codes.count("ok") >= 40
+    assert max(latencies) < 2, latencies
+    # Every flooding connection is still open, and served again once the budget refills.
+    for c in conns:
+        wait_for(lambda: c.request("whoami")[0], 10, "the budget to refill", interval=0.2)
+
+
+@pytest.mark.daemon_config({"server": {"rate": 100000, "burst": 100000}})
+def test_a_client_that_never_reads_is_closed_with_bounded_memory(env):
+    # Make shelter.list a big reply: 60 shelters with long names, about 15 KB.
+    with env.connect(*ADMIN) as adm:
+        reqs = [("shelter.add", {"shelter": f"jour-{i:03d}", "name": "Kvinnojour " + "x" * 88,
+                                 "kind": "kvinnojour", "municipality": "0180",
+                                 "protection": 1, "phone": "08-123 456 78"})
+                for i in range(60)]
+        assert all(r["ok"] for r in adm.pipeline(reqs, timeout=30))
+        size = len(packb(adm.call("shelter.list")))
+        assert size > 10000, size
+    pid = env.daemon.proc.pid
+    rss0 = rss_kib(pid)
+    log0 = env.daemon.log_size()
+
+    greedy = [env.connect("oncall", f"greedy-{i}") for i in range(2)]
+    burst = frame(request_body("shelter.list", None, 1)) * 200
+    deadline = time.monotonic() + 30
+    done = [False] * len(greedy)
+    while not all(done) and time.monotonic() < deadline:
+        for i, g in enumerate(greedy):
+            if done[i]:
+                continue
+            g.sock.settimeout(2)
+            try:
+                g.sock.sendall(burst)
+            except (OSError, ssl.SSLError):
+                done[i] = True
+        if env.daemon.log_text(log0).count("too many unread replies") >= len(greedy):
+            break
+    assert env.daemon.log_text(log0).count("too many unread replies") >= len(greedy), \
+        "a client that never reads was not closed for its unread replies"
+    rss1 = rss_kib(pid)
+    assert rss1 - rss0 < 64 * 1024, f"RSS grew from {rss0} KiB to {rss1} KiB"
+    # Others are served, and the greedy connections are really gone: what is still in
+    # flight can be read, then the stream ends.
+    assert served(env, ("social", "0180"))["id"] == "0180"
+    for g in greedy:
+        g.timeout = 30
+        try:
+            g.wait_closed(timeout=30)
+        except TimeoutError:
+            pytest.fail("a greedy connection stayed open")
+        except ConnectionClosed:
+            pass
+    assert served(env)["role"] == "admin"
+
+
+def test_oversized_frame_after_good_ones(env):
+    """The requests before a frame whose length breaks the limit are answered, then too_large
+    with a nil id, then the close; the declared size is never allocated."""
+    pid = env.daemon.proc.pid
+    rss0 = rss_kib(pid)
+    for length in (65537, 0x7FFFFFFF, 0xFFFFFFFF):
+        with env.connect("social", "0180") as c:
+            good = b"".join(frame(request_body("whoami", None, i)) for i in range(1, 6))
+            c.send_raw(good + length.to_bytes(4, "big") + b"\x80" * 64)
+            got = c.wait_closed(timeout=10)
+            assert [(r["id"], r["ok"]) for r in got[:5]] == [(i, True) for i in range(1, 6)], got
+            assert len(got) == 6 and got[5]["id"] is None and \
+                got[5]["error"]["code"] == "too_large", got
+    assert rss_kib(pid) - rss0 < 16 * 1024
+    assert served(env)["role"] == "admin"
