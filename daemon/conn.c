@@ -13,6 +13,7 @@
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -51,6 +52,17 @@ static struct timeval ms_tv(int64_t ms)
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
                          .tv_usec = (suseconds_t)((ms % 1000) * 1000)};
     return tv;
+}
+
+void conn_logf(const struct conn *c, enum log_level level, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_write(level, "conn %llu %s: %s", (unsigned long long)c->id,
+              c->who.valid ? c->who.name : c->peer, msg);
 }
 
 unsigned conn_count(void)

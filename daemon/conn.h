@@ -42,11 +42,14 @@ struct conn {
     struct event *frame_timer; /* deadline of the handshake, then of each started frame */
 };
 
-#define conn_log(c, level, fmt, ...)                                                               \
-    do {                                                                                           \
-        if (log_enabled(level))                                                                    \
-            log_write(level, "conn %llu %s: " fmt, (unsigned long long)(c)->id,                    \
-                      (c)->who.valid ? (c)->who.name : (c)->peer, ##__VA_ARGS__);                  \
+/* Logs a line prefixed with the connection id and its principal (or peer address). */
+void conn_logf(const struct conn *c, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define conn_log(c, level, ...)                                                                \
+    do {                                                                                       \
+        if (log_enabled(level))                                                                \
+            conn_logf((c), (level), __VA_ARGS__);                                              \
     } while (0)
 
 /* A new TCP connection from the listener. Takes ownership of fd. */
