@@ -136,8 +136,8 @@ def main():
             f.write(f"""[server]
 listen = 127.0.0.1:0
 data_dir = {work}/data
-rate = 100000
-burst = 100000
+rate = 10000000
+burst = 10000000
 max_connections_per_principal = 1000
 [tls]
 cert = {pki}/server.crt
