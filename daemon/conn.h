@@ -46,10 +46,10 @@ struct conn {
 void conn_logf(const struct conn *c, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define conn_log(c, level, ...)                                                                \
-    do {                                                                                       \
-        if (log_enabled(level))                                                                \
-            conn_logf((c), (level), __VA_ARGS__);                                              \
+#define conn_log(c, level, ...)                                                                    \
+    do {                                                                                           \
+        if (log_enabled(level))                                                                    \
+            conn_logf((c), (level), __VA_ARGS__);                                                  \
     } while (0)
 
 /* A new TCP connection from the listener. Takes ownership of fd. */

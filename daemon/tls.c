@@ -36,7 +36,7 @@ void tls_error_string(char *buf, size_t len)
 }
 
 /* The CA certificates of a PEM file; NULL when there are none. */
-static STACK_OF(X509) *read_cas(const char *path)
+static STACK_OF(X509) * read_cas(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -61,7 +61,7 @@ static STACK_OF(X509) *read_cas(const char *path)
  * other CRL would make OpenSSL refuse every client ("unknown CA", "CRL expired"): a typo in a
  * file name must fail the start or the reload, not lock every social worker out at night.
  */
-static bool crl_usable(X509_CRL *crl, STACK_OF(X509) *cas, const char *path, char *err,
+static bool crl_usable(X509_CRL *crl, STACK_OF(X509) * cas, const char *path, char *err,
                        size_t errlen)
 {
     X509 *issuer = NULL;
