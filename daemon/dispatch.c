@@ -105,8 +105,11 @@ static bool sees_phone(const struct principal *p, const char *shelter)
     return p->role == ROLE_ADMIN || (p->role == ROLE_SHELTER && strcmp(p->id, shelter) == 0);
 }
 
-/* Records in the audit trail something decided here rather than in a store function. */
-static void audit_note(struct conn *c, const struct proto_request *req, const char *result,
+/*
+ * Records in the audit trail something decided here rather than in a store function.
+ * Returns false when the entry could not be sent (the store is down).
+ */
+static bool audit_note(struct conn *c, const struct proto_request *req, const char *result,
                        bool phone)
 {
     const struct proto_args *a = &req->args;
@@ -120,9 +123,12 @@ static void audit_note(struct conn *c, const struct proto_request *req, const ch
         phone ? "disclosed" : "",
     };
     const char *who = c->who.valid ? c->who.name : "unknown:certificate";
-    if (store_call(c->d->store, "audit_note", STORE_WRITE, who, 7, args, NULL, NULL) != 0)
+    if (store_call(c->d->store, "audit_note", STORE_WRITE, who, 7, args, NULL, NULL) != 0) {
         conn_log(c, LOG_LVL_WARNING, "audit entry for '%s' (%s) could not be written: store down",
                  proto_op_name(req->op), result);
+        return false;
+    }
+    return true;
 }
 
 static void new_id(char prefix, char out[18])
@@ -175,7 +181,8 @@ static void do_show(struct conn *c, const struct proto_request *req, int64_t now
         conn_reply_error(c, req->id, true, PROTO_E_NOT_FOUND, "no shelter with this id");
         return;
     }
-    bool phone = sees_phone(&c->who, s->id);
+    /* The intake phone is disclosed only when the disclosure can be audited. */
+    bool phone = sees_phone(&c->who, s->id) && audit_note(c, req, "ok", true);
     msgpack_packer *pk = conn_reply_packer();
     int rc = proto_pack_ok_begin(pk, req->id, true);
     rc |= msgpack_pack_map(pk, 1);
@@ -183,8 +190,6 @@ static void do_show(struct conn *c, const struct proto_request *req, int64_t now
     rc |= pack_shelter(pk, c->d, s, phone, now);
     if (rc == 0)
         conn_reply_send(c);
-    if (phone)
-        audit_note(c, req, "ok", true);
 }
 
 static bool in_area(const struct daemon *d, const struct idx_shelter *s, const struct proto_args *a)
@@ -622,7 +627,7 @@ void dispatch_request(struct conn *c, const struct proto_request *req)
     if (e != PROTO_OK) {
         conn_log(c, LOG_LVL_INFO, "refused '%s': %s", proto_op_name(req->op), proto_err_code(e));
         conn_reply_error(c, req->id, true, e, err.message);
-        audit_note(c, req, proto_err_code(e), false);
+        (void)audit_note(c, req, proto_err_code(e), false);
         return;
     }
     int64_t now = daemon_now_ms();

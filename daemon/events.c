@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
+#include <fristad/proto.h>
 
 #include "daemon.h"
 #include "events.h"
@@ -26,60 +27,91 @@ struct events {
     struct daemon *d;
     struct rlink *link;
     char channel[96];
-    bool subscribed;        /* the subscription is confirmed on the current link */
-    bool reload_wanted;     /* a full load is needed */
-    bool reload_inflight;   /* the dump has been requested */
-    uint64_t max_event_ver; /* highest version seen while the dump was in flight */
+    bool subscribed;                 /* the subscription is confirmed on the current link */
+    bool reload_wanted;              /* a full load is needed (again) */
+    bool reload_inflight;            /* the dump has been requested */
+    uint64_t max_event_ver;          /* highest version seen while the dump was in flight */
+    char (*raced)[PROTO_ID_MAX + 1]; /* shelters changed by events while the dump was out */
+    unsigned n_raced, cap_raced;
 };
 
 static void try_reload(struct events *ev);
 
+/* Remembers a shelter an event changed while the dump was in flight. */
+static void note_raced(struct events *ev, const msgpack_object *snapshot)
+{
+    const msgpack_object *id = proto_map_get(snapshot, "id");
+    if (!id || id->type != MSGPACK_OBJECT_STR || id->via.str.size > PROTO_ID_MAX)
+        return;
+    if (ev->n_raced == ev->cap_raced) {
+        unsigned cap = ev->cap_raced ? ev->cap_raced * 2 : 16;
+        char(*grown)[PROTO_ID_MAX + 1] = realloc(ev->raced, cap * sizeof *grown);
+        if (!grown) {
+            ev->reload_wanted = true; /* cannot merge this one safely: load again after */
+            return;
+        }
+        ev->raced = grown;
+        ev->cap_raced = cap;
+    }
+    memcpy(ev->raced[ev->n_raced], id->via.str.ptr, id->via.str.size);
+    ev->raced[ev->n_raced++][id->via.str.size] = '\0';
+}
+
+/*
+ * The dump replaces the index. Only shelters that events changed while the dump was in flight,
+ * and that are newer than the dump, are carried over: anything else the old index holds is
+ * not in Redis any more (after a restore or a failover Redis can go back in time), and Redis
+ * is the source of truth.
+ */
 static void on_dump(const struct store_result *res, void *ud)
 {
     struct events *ev = ud;
     struct index *ix = &ev->d->index;
+    struct index fresh;
+    const msgpack_object *all = NULL, *v = NULL;
+
     ev->reload_inflight = false;
+    index_init(&fresh);
     if (res->err) {
         log_warning("index: reload failed: %s", res->msg ? res->msg : proto_err_code(res->err));
-        return; /* still wanted: tried again when the store is ready */
+        goto retry; /* tried again when the store is ready */
     }
-    const msgpack_object *all = proto_map_get(res->whole, "shelters");
-    const msgpack_object *v = proto_map_get(res->whole, "v");
+    all = proto_map_get(res->whole, "shelters");
+    v = proto_map_get(res->whole, "v");
     if (!all || all->type != MSGPACK_OBJECT_ARRAY || !v ||
         v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         log_error("index: the store's dump is malformed");
-        return;
+        goto retry;
     }
-    struct index fresh;
-    index_init(&fresh);
     for (uint32_t i = 0; i < all->via.array.size; i++) {
         if (index_apply(&fresh, &all->via.array.ptr[i]) < 0) {
             log_error("index: shelter %u of the dump is malformed or memory ran out", i);
-            index_clear(&fresh);
-            return;
+            goto retry;
         }
     }
-    /* Keep what events delivered that is newer than the dump. */
-    for (unsigned i = 0; i < ix->n; i++) {
-        if (index_put_take(&fresh, ix->shelters[i]) < 0) {
+    for (unsigned r = 0; r < ev->n_raced; r++) {
+        struct idx_shelter *s = index_take(ix, ev->raced[r]);
+        if (s && s->ver <= v->via.u64)
+            index_shelter_free(s);
+        else if (s && index_put_take(&fresh, s) < 0) {
             log_error("index: out of memory while merging");
-            for (unsigned k = i + 1; k < ix->n; k++)
-                index_shelter_free(ix->shelters[k]);
-            ix->n = 0;
-            index_clear(ix);
-            index_clear(&fresh);
-            ev->reload_wanted = true;
-            return;
+            goto retry;
         }
     }
-    free(ix->shelters);
+    index_clear(ix);
     fresh.ver = v->via.u64 > ev->max_event_ver ? v->via.u64 : ev->max_event_ver;
     fresh.loaded = true;
     *ix = fresh;
-    ev->reload_wanted = false;
+    ev->n_raced = 0;
     ev->d->metrics.index_reloads++;
     log_info("index: loaded %u shelters at version %llu", ix->n, (unsigned long long)ix->ver);
     daemon_index_loaded(ev->d);
+    try_reload(ev); /* a resubscribe or a gap while the dump was out wants another */
+    return;
+retry:
+    index_clear(&fresh);
+    ev->n_raced = 0;
+    ev->reload_wanted = true;
 }
 
 static void try_reload(struct events *ev)
@@ -87,8 +119,11 @@ static void try_reload(struct events *ev)
     if (!ev->reload_wanted || ev->reload_inflight || !ev->subscribed || !store_ready(ev->d->store))
         return;
     ev->max_event_ver = 0;
-    if (store_call(ev->d->store, "dump", STORE_READ, "system:index", 0, NULL, on_dump, ev) == 0)
+    ev->n_raced = 0;
+    if (store_call(ev->d->store, "dump", STORE_READ, "system:index", 0, NULL, on_dump, ev) == 0) {
         ev->reload_inflight = true;
+        ev->reload_wanted = false; /* anything that wants one from now on sets it again */
+    }
 }
 
 void events_store_ready(struct daemon *d)
@@ -125,6 +160,7 @@ static void on_event(struct events *ev, const char *payload, size_t len)
     if (ev->reload_inflight) {
         if (ver > ev->max_event_ver)
             ev->max_event_ver = ver;
+        note_raced(ev, s);
     } else if (ver == ix->ver + 1) {
         ix->ver = ver;
     } else if (ver > ix->ver + 1 && ix->loaded) {
@@ -204,5 +240,6 @@ void events_free(struct events *ev)
     if (!ev)
         return;
     rlink_free(ev->link);
+    free(ev->raced);
     free(ev);
 }

@@ -491,7 +491,9 @@ local function hold(keys, args)
         redis.call('ZADD', c.P .. 'holds:m:' .. mun, c.now, hid)
     end
     if idem ~= '' then
-        redis.call('SET', ik, hid .. '|' .. fingerprint, 'EX', IDEM_TTL_S)
+        -- A retry is answered for 24 hours, or for as long as the hold itself lasts.
+        local keep = math.max(IDEM_TTL_S, math.ceil(ttl / 1000))
+        redis.call('SET', ik, hid .. '|' .. fingerprint, 'EX', keep)
     end
     stat(c, 'holds:made')
     local snap = changed(c, sid)
@@ -627,8 +629,12 @@ local function sweep_all(keys, args)
         if kind == 'h' then
             local k = c.P .. 'hold:' .. id
             local sid, mun, ik = unpack(redis.call('HMGET', k, 'shelter', 'mun', 'idem'))
+            -- The key may since have been reused for a newer hold: delete it only if it is ours.
             if ik then
-                redis.call('DEL', ik)
+                local cur = redis.call('GET', ik)
+                if cur and string.sub(cur, 1, #id + 1) == id .. '|' then
+                    redis.call('DEL', ik)
+                end
             end
             if sid then
                 redis.call('ZREM', c.P .. 'holds:s:' .. sid, id)

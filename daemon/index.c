@@ -237,6 +237,18 @@ int index_apply(struct index *ix, const msgpack_object *snapshot)
     return index_put_take(ix, s);
 }
 
+struct idx_shelter *index_take(struct index *ix, const char *id)
+{
+    bool found;
+    unsigned pos = lower_bound(ix, id, &found);
+    if (!found)
+        return NULL;
+    struct idx_shelter *s = ix->shelters[pos];
+    memmove(ix->shelters + pos, ix->shelters + pos + 1, (ix->n - pos - 1) * sizeof *ix->shelters);
+    ix->n--;
+    return s;
+}
+
 const struct idx_shelter *index_find(const struct index *ix, const char *id)
 {
     bool found;

@@ -71,6 +71,9 @@ int index_put_take(struct index *ix, struct idx_shelter *s) __attribute__((warn_
 int index_apply(struct index *ix, const msgpack_object *snapshot)
     __attribute__((warn_unused_result));
 
+/* Removes a shelter from the index and hands it to the caller; NULL when absent. */
+struct idx_shelter *index_take(struct index *ix, const char *id);
+
 const struct idx_shelter *index_find(const struct index *ix, const char *id);
 const struct idx_unit *index_find_unit(const struct idx_shelter *s, const char *unit);
 

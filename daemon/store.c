@@ -23,14 +23,14 @@
 extern const char fristad_lua[];
 extern const size_t fristad_lua_len;
 
-#define STALL_MS      5000 /* a reply later than this means Redis has stopped answering */
+#define STALL_MS      5000 /* beyond any WAIT: a reply later means Redis stopped answering */
 #define MAX_ARGS      40
 #define RETRY_LOAD_MS 200
 
 struct pending {
     struct pending *prev, *next; /* in send order: hiredis answers in this order */
     struct store *st;
-    int64_t sent_ms;
+    int64_t deadline_ms; /* later than this without a reply: Redis has stopped answering */
     enum store_kind kind;
     store_cb *cb;
     void *ud;
@@ -156,6 +156,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
             p->body = malloc(reply->len + 1);
             if (p->body) {
                 memcpy(p->body, reply->str, reply->len);
+                p->body[reply->len] = '\0'; /* error texts are searched as strings */
                 p->body_len = reply->len;
             }
         }
@@ -235,8 +236,9 @@ int store_call(struct store *st, const char *fn, enum store_kind kind, const cha
     p->kind = kind;
     p->cb = cb;
     p->ud = ud;
-    p->sent_ms = daemon_now_ms();
     p->waiting_replicas = kind == STORE_WRITE && cfg->wait_replicas > 0;
+    /* A WAIT may legitimately block the link for its whole timeout. */
+    p->deadline_ms = daemon_now_ms() + STALL_MS + (p->waiting_replicas ? cfg->wait_timeout_ms : 0);
     if (rlink_command(st->link, on_reply, p, argc, argv, lens) != 0) {
         free(p);
         return -1;
@@ -357,11 +359,14 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct store *st = arg;
-    struct pending *oldest = st->head.next;
-    if (oldest != &st->head && daemon_now_ms() - oldest->sent_ms > STALL_MS) {
-        log_error("store: Redis has not answered for %d ms; dropping the link", STALL_MS);
-        st->ready = false;
-        rlink_reset(st->link);
+    int64_t now = daemon_now_ms();
+    for (struct pending *p = st->head.next; p != &st->head; p = p->next) {
+        if (now > p->deadline_ms) {
+            log_error("store: Redis has not answered in time; dropping the link");
+            st->ready = false;
+            rlink_reset(st->link);
+            return;
+        }
     }
 }
 

@@ -626,3 +626,30 @@ def test_expired_holds_beyond_one_sweep(env):
     assert big[-3]["unit"] not in units
     assert units[big[-4]["unit"]] == ("free", True)
     assert env.show("lilla-jouren")["retired"] is True
+
+
+@pytest.mark.daemon_config({"holds": {"reference_retention": "2s", "sweep_interval": "100ms"}})
+def test_purging_an_old_hold_keeps_a_reused_key(env):
+    """An idempotency key that expired and was used again belongs to the new hold: deleting
+    the old hold's record after its retention must not delete the new hold's key."""
+    from referrals import redis_command
+    env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180")
+    for u in ("r1", "r2"):
+        env.add_unit("frida-sthlm", u, 2)
+        env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", u, "free")
+    social = env.cli("social", "0180")
+    key = "reused-key-001"
+    old = social.ok("hold", "frida-sthlm", "r1", "--ref", "KS-1", "--idempotency-key", key)
+    social.ok("release", old["hold"])
+    # The key's own 24-hour lifetime runs out before the old hold's record is purged.
+    idem = f"{{{env.daemon.namespace}}}:idem:social:0180:{key}"
+    assert redis_command(env.redis.sock, "DEL", idem) == ":1"
+    new = social.ok("hold", "frida-sthlm", "r2", "--ref", "KS-2", "--idempotency-key", key)
+    assert new["hold"] != old["hold"]
+    wait_for(lambda: redis_command(env.redis.sock, "EXISTS",
+                                   f"{{{env.daemon.namespace}}}:hold:{old['hold']}") == ":0",
+             15, "the released hold's record to be purged")
+    # A retry of the new request still gets the new hold, not a second one.
+    again = social.ok("hold", "frida-sthlm", "r2", "--ref", "KS-2", "--idempotency-key", key)
+    assert again["hold"] == new["hold"]
+    assert [h["hold"] for h in social.ok("holds")["holds"]] == [new["hold"]]

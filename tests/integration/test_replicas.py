@@ -97,3 +97,34 @@ def test_writes_wait_for_a_replica(replicated):
     holds = social.ok("holds")["holds"]
     assert [h["hold"] for h in holds] == [first["hold"]]
     assert holds[0]["unit"] == "r1" and holds[0]["state"] == "held"
+
+
+def test_redis_error_during_a_replicated_write(replicated):
+    """A Redis error reply to a write that waits for a replica (here: the function library was
+    deleted behind the daemon's back) is answered `unavailable`, the daemon loads the library
+    again, and the next write succeeds."""
+    from referrals import redis_command
+    env, _ = replicated
+    env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180")
+    primary_sock = env.workdir / "primary" / "r.sock"
+    assert redis_command(primary_sock, "FUNCTION", "DELETE", "fristad") == "+OK"
+    env.admin("unit", "add", "frida-sthlm", "r1", "--beds", 2).refused("unavailable")
+    wait_for(lambda: env.admin("unit", "add", "frida-sthlm", "r1", "--beds", 2).exit == 0, 15,
+             "the function library to be loaded again")
+    assert [u["id"] for u in env.show("frida-sthlm")["units"]] == ["r1"]
+
+
+def test_script_error_during_a_replicated_write(replicated):
+    """A write whose function fails inside Redis (here: the audit stream's key was overwritten
+    with a string behind the daemon's back) is answered `internal` and the daemon goes on."""
+    from referrals import redis_command
+    env, _ = replicated
+    env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180")
+    primary_sock = env.workdir / "primary" / "r.sock"
+    audit = f"{{{env.daemon.namespace}}}:audit"
+    assert redis_command(primary_sock, "DEL", audit).startswith(":")
+    assert redis_command(primary_sock, "SET", audit, "not-a-stream") == "+OK"
+    env.admin("unit", "add", "frida-sthlm", "r1", "--beds", 2).refused("internal")
+    assert redis_command(primary_sock, "DEL", audit) == ":1"
+    env.add_unit("frida-sthlm", "r2", 2)
+    assert env.admin.ok("whoami")["role"] == "admin"
