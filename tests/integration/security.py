@@ -10,6 +10,7 @@ import pytest
 
 import fristad_proto
 from conftest import wait_for
+from referrals import luhn_digit
 
 # -- Redis, spoken directly -----------------------------------------------------------------
 
@@ -166,15 +167,6 @@ def audit_entries(env):
 
 
 # -- personal identity numbers --------------------------------------------------------------
-
-
-def luhn_digit(nine):
-    """The check digit of a Swedish personal number over its 9 digits YYMMDDNNN."""
-    total = 0
-    for i, ch in enumerate(nine):
-        v = int(ch) * (2 if i % 2 == 0 else 1)
-        total += v - 9 if v > 9 else v
-    return str((10 - total % 10) % 10)
 
 
 def pin10(yymmdd, nnn):
