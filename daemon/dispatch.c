@@ -18,6 +18,16 @@
 
 #define MAX_STORE_ARGS 30
 
+/*
+ * Follow-up counts of searches, kept here and added to the store's counters on the sweep
+ * timer, so that a search never writes to Redis.
+ */
+static struct {
+    uint64_t searches;
+    uint64_t no_match;
+    uint64_t reasons[REASON__COUNT]; /* no-match searches in which the reason ruled units out */
+} search_counts;
+
 struct pending_req {
     struct conn *c;
     uint64_t id;
@@ -334,21 +344,39 @@ static void do_search(struct conn *c, const struct proto_request *req, int64_t n
     rc |= msgpack_pack_map(pk, REASON__COUNT);
     for (unsigned r = 0; r < REASON__COUNT; r++)
         rc |= proto_pack_kv_int(pk, match_reason_name(r), out.ruled_out[r]);
-    bool none = out.eligible == 0;
+    if (out.eligible == 0) {
+        search_counts.no_match++;
+        for (unsigned r = 0; r < REASON__COUNT; r++)
+            search_counts.reasons[r] += out.ruled_out[r] > 0;
+    }
+    search_counts.searches++;
     match_outcome_free(&out);
     if (rc == 0)
         conn_reply_send(c);
+}
 
-    /* Follow-up counts, after the answer is out and without waiting for them. */
-    const char *args[1 + REASON__COUNT];
+void dispatch_flush_counts(struct daemon *d)
+{
+    char num[2 + REASON__COUNT][24];
+    const char *args[2 + 2 * REASON__COUNT];
     int n = 0;
-    args[n++] = none ? "1" : "0";
-    for (unsigned r = 0; none && r < REASON__COUNT; r++) {
-        if (out.ruled_out[r])
-            args[n++] = match_reason_name(r);
+    if (search_counts.searches == 0)
+        return;
+    snprintf(num[0], sizeof num[0], "%llu", (unsigned long long)search_counts.searches);
+    snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)search_counts.no_match);
+    args[n++] = num[0];
+    args[n++] = num[1];
+    for (unsigned r = 0; r < REASON__COUNT; r++) {
+        if (!search_counts.reasons[r])
+            continue;
+        snprintf(num[2 + r], sizeof num[2 + r], "%llu",
+                 (unsigned long long)search_counts.reasons[r]);
+        args[n++] = match_reason_name(r);
+        args[n++] = num[2 + r];
     }
-    if (store_call(d->store, "search_stat", STORE_WRITE, c->who.name, n, args, NULL, NULL) != 0)
-        conn_log(c, LOG_LVL_DEBUG, "search not counted: store down");
+    /* Counts sent are counts kept: a lost reply may lose them, a statistic can bear that. */
+    if (store_call(d->store, "search_stat", STORE_WRITE, "system:counts", n, args, NULL, NULL) == 0)
+        memset(&search_counts, 0, sizeof search_counts);
 }
 
 /* ---- store calls ------------------------------------------------------------------------ */

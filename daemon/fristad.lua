@@ -747,17 +747,16 @@ local function audit_note(keys, args)
     return cmsgpack.pack({r = {}})
 end
 
--- Counts one search; a search without results also counts its reasons.
--- ARGV: 4 "1" when nothing matched, then reason names.
+-- Adds the follow-up counts a daemon gathered since its last call: searches, searches that
+-- found nothing, and per reason the no-match searches it ruled units out in.
+-- ARGV: 4 searches, 5 no-match searches, then reason/count pairs.
 local function search_stat(keys, args)
     local c = ctx(keys, args)
     local k = c.P .. 'stats'
-    redis.call('HINCRBY', k, 'searches', 1)
-    if args[4] == '1' then
-        redis.call('HINCRBY', k, 'no_match', 1)
-        for i = 5, #args do
-            redis.call('HINCRBY', k, 'reason:' .. args[i], 1)
-        end
+    redis.call('HINCRBY', k, 'searches', tonumber(args[4]))
+    redis.call('HINCRBY', k, 'no_match', tonumber(args[5]))
+    for i = 6, #args - 1, 2 do
+        redis.call('HINCRBY', k, 'reason:' .. args[i], tonumber(args[i + 1]))
     end
     return cmsgpack.pack({r = {}})
 end

@@ -21,6 +21,7 @@
 
 #include "conn.h"
 #include "daemon.h"
+#include "dispatch.h"
 #include "events.h"
 #include "ratelimit.h"
 #include "listener.h"
@@ -104,6 +105,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct daemon *d = arg;
     maybe_rewrite(d);
+    dispatch_flush_counts(d);
     if (sweep_inflight || !store_ready(d->store))
         return;
     if (store_call(d->store, "sweep", STORE_WRITE, "system:sweep", 0, NULL, on_sweep_done, d) == 0)
@@ -116,7 +118,6 @@ static void arm_sweep(struct daemon *d)
                          .tv_usec = (suseconds_t)(d->cfg->sweep_interval_ms % 1000 * 1000)};
     event_del(sweep_timer);
     event_add(sweep_timer, &tv);
-    (void)d;
 }
 
 static void reload(struct daemon *d)
@@ -182,6 +183,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_notice("%s: finishing open requests, then stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     d->stopping = true;
+    dispatch_flush_counts(d);
     listener_disable(d->listener);
     conn_drain_all(d);
     drain_started = daemon_now_ms();

@@ -471,3 +471,25 @@ def test_zero_limits_and_changed_limits(env):
         (["noll", "pojk"], expected_ruled_out({}))
     s = env.show("pojk")
     assert s["boys_max_age"] == 17 and s["max_children"] is None
+
+
+def test_searches_are_counted_for_follow_up(needs_fleet):
+    """Every search is counted, a search that finds nothing is counted with each reason that
+    ruled units out, and the counts reach `stats` without the searches touching Redis."""
+    env = needs_fleet
+    before = env.admin.ok("stats")
+    who = env.cli("social", "0180")
+    assert who.ok("search", "--from", "0180", "--risk", "low")["results"]
+    for _ in range(2):
+        res = who.ok("search", "--from", "0180", "--risk", "severe", "--child", "16m")
+        assert res["results"] == []
+    ruled = {r for r, n in res["ruled_out"].items() if n}
+    assert "safety_policy" in ruled
+
+    def counted():
+        s = env.admin.ok("stats")
+        return s if s["searches"] == before["searches"] + 3 else None
+    after = wait_for(counted, 10, "the searches to be counted")
+    assert after["no_match"] == before["no_match"] + 2
+    for reason, n in after["ruled_out"].items():
+        assert n == before["ruled_out"][reason] + (2 if reason in ruled else 0), reason
