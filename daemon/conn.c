@@ -178,7 +178,6 @@ static void conn_close(struct conn *c, const char *why)
     evtimer_del(c->frame_timer);
     TAILQ_REMOVE(&conns, c, link);
     n_conns--;
-    c->d->metrics.connections_current = n_conns;
     if (c->counted && c->lim)
         c->lim->conns--;
     c->state = CONN_CLOSED;
@@ -426,7 +425,6 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
     TAILQ_INSERT_TAIL(&conns, c, link);
     n_conns++;
     d->metrics.connections_accepted++;
-    d->metrics.connections_current = n_conns;
     conn_log(c, LOG_LVL_DEBUG, "accepted");
 }
 

@@ -434,7 +434,7 @@ static int pack_stats(msgpack_packer *pk, const struct daemon *d, const msgpack_
         rc |= proto_pack_kv_int(pk, placement_states[i], count_of(r, key));
     }
     rc |= proto_pack_cstr(pk, "server");
-    rc |= metrics_pack(&d->metrics, pk, daemon_now_ms());
+    rc |= metrics_pack(&d->metrics, conn_count(), pk, daemon_now_ms());
     return rc;
 }
 

@@ -17,6 +17,9 @@ struct events *events_new(struct daemon *d, char *err, size_t errlen);
 void events_start(struct events *ev);
 void events_free(struct events *ev);
 
+/* The store is ready (after each reconnect): a wanted index reload can be made now. */
+void events_store_ready(struct daemon *d);
+
 /* Applies a snapshot returned by a write of this daemon (it will also arrive as an event). */
 void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot);
 

@@ -55,30 +55,42 @@ static int parse_coord(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-static int load_municipalities(struct geo *g, const char *path, char *err, size_t errlen)
+/*
+ * Opens a reference file and reads its header line, which must be `header` (exactly, or as a
+ * prefix when later columns are informative only). NULL with the reason in err.
+ */
+static FILE *open_csv(const char *path, const char *header, bool exact, char *err, size_t errlen)
 {
+    char line[512];
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
+        return NULL;
     }
+    if (!fgets(line, sizeof line, f)) {
+        snprintf(err, errlen, "%s: empty file", path);
+    } else {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (exact ? strcmp(line, header) == 0 : strncmp(line, header, strlen(header)) == 0)
+            return f;
+        snprintf(err, errlen, "%s:1: header must %s %s", path, exact ? "be" : "start", header);
+    }
+    fclose(f);
+    return NULL;
+}
+
+static int load_municipalities(struct geo *g, const char *path, char *err, size_t errlen)
+{
+    FILE *f = open_csv(path, "kommunkod,name,county_code,county_name,lat,lon,coord_type", true, err,
+                       errlen);
+    if (!f)
+        return -1;
     char line[512];
     char *fl[MAX_FIELDS];
-    unsigned lineno = 0, count = 0;
+    unsigned lineno = 1, count = 0;
     bool seen[PROTO_MUNICIPALITIES] = {false};
     int rc = -1;
 
-    if (!fgets(line, sizeof line, f)) {
-        snprintf(err, errlen, "%s: empty file", path);
-        goto out;
-    }
-    lineno++;
-    if (strcmp(line, "kommunkod,name,county_code,county_name,lat,lon,coord_type\n") != 0) {
-        snprintf(err, errlen,
-                 "%s:1: header must be kommunkod,name,county_code,county_name,lat,lon,coord_type",
-                 path);
-        goto out;
-    }
     while (fgets(line, sizeof line, f)) {
         lineno++;
         if (split(line, fl) != 7) {
@@ -131,24 +143,14 @@ out:
 
 static int load_adjacency(struct geo *g, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = open_csv(path, "code_a,name_a,code_b,name_b,same_county,kind", false, err, errlen);
+    if (!f)
         return -1;
-    }
     char line[512];
     char *fl[MAX_FIELDS];
-    unsigned lineno = 0, pairs = 0;
+    unsigned lineno = 1, pairs = 0;
     int rc = -1;
 
-    if (!fgets(line, sizeof line, f) ||
-        strncmp(line, "code_a,name_a,code_b,name_b,same_county,kind",
-                strlen("code_a,name_a,code_b,name_b,same_county,kind")) != 0) {
-        snprintf(err, errlen,
-                 "%s:1: header must start code_a,name_a,code_b,name_b,same_county,kind", path);
-        goto out;
-    }
-    lineno++;
     while (fgets(line, sizeof line, f)) {
         lineno++;
         unsigned n = split(line, fl);

@@ -1,7 +1,7 @@
 /* Packing the daemon's counters for the stats reply. */
 #include "metrics.h"
 
-int metrics_pack(const struct metrics *m, msgpack_packer *pk, int64_t now_ms)
+int metrics_pack(const struct metrics *m, unsigned open, msgpack_packer *pk, int64_t now_ms)
 {
     unsigned nreq = 0, nerr = 0;
     for (unsigned i = 0; i < OP__COUNT; i++)
@@ -13,7 +13,7 @@ int metrics_pack(const struct metrics *m, msgpack_packer *pk, int64_t now_ms)
     rc |= proto_pack_kv_int(pk, "uptime_s", (now_ms - m->started_ms) / 1000);
     rc |= proto_pack_kv_int(pk, "connections_accepted", (int64_t)m->connections_accepted);
     rc |= proto_pack_kv_int(pk, "connections_refused", (int64_t)m->connections_refused);
-    rc |= proto_pack_kv_int(pk, "connections_current", (int64_t)m->connections_current);
+    rc |= proto_pack_kv_int(pk, "connections_current", (int64_t)open);
     rc |= proto_pack_kv_int(pk, "handshakes_failed", (int64_t)m->handshakes_failed);
     rc |= proto_pack_kv_int(pk, "store_reconnects", (int64_t)m->store_reconnects);
     rc |= proto_pack_kv_int(pk, "index_reloads", (int64_t)m->index_reloads);

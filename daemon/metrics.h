@@ -11,7 +11,6 @@ struct metrics {
     int64_t started_ms;
     uint64_t connections_accepted;
     uint64_t connections_refused; /* over the limit, or dropped to make room */
-    uint64_t connections_current;
     uint64_t handshakes_failed;
     uint64_t requests[OP__COUNT];
     uint64_t errors[PROTO_E__COUNT];
@@ -20,7 +19,8 @@ struct metrics {
 };
 
 /* Packs the counters as one map (the "server" part of the stats reply). Returns 0 or -1. */
-int metrics_pack(const struct metrics *m, msgpack_packer *pk, int64_t now_ms)
+/* `open` is the number of connections open now (conn_count). */
+int metrics_pack(const struct metrics *m, unsigned open, msgpack_packer *pk, int64_t now_ms)
     __attribute__((warn_unused_result));
 
 #endif

@@ -16,6 +16,7 @@
 #include <hiredis/hiredis.h>
 
 #include "daemon.h"
+#include "events.h"
 #include "log.h"
 #include "redis_link.h"
 #include "store.h"

@@ -56,7 +56,4 @@ int store_call(struct store *st, const char *fn, enum store_kind kind, const cha
  */
 int store_rewrite_aof(struct store *st, store_cb *cb, void *ud) __attribute__((warn_unused_result));
 
-/* Called by the store when it becomes ready (after each reconnect). */
-void events_store_ready(struct daemon *d);
-
 #endif
