@@ -86,7 +86,7 @@ def rss_kib(pid):
 
 
 def main():
-    fristadd, loadgen, root = sys.argv[1:4]
+    fristadd, loadgen, root = (os.path.abspath(a) for a in sys.argv[1:4])
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 5
     work = tempfile.mkdtemp(prefix="fristad-bench-")
     procs = []
