@@ -1,58 +1,23 @@
 /*
- * The authorisation matrix (proto/PROTOCOL.md section 6). One row per op; a role absent from
- * a row may not perform that op. Scopes the daemon can check from the request alone are
- * checked here; ownership of holds and placements is checked again inside the store function,
- * which reads the record in the same atomic step as the change.
+ * Authorisation: who a principal is, and the check of a request against its op's row in the
+ * op table (ops.c), whose roles and scopes are the matrix of proto/PROTOCOL.md section 6.
+ * Scopes the daemon can check from the request alone are checked here; ownership of holds and
+ * placements is checked inside the store function, which reads the record in the same atomic
+ * step as the change.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "authz.h"
-
-#define R(role) (1u << ROLE_##role)
-
-struct rule {
-    unsigned roles;
-    enum authz_scope scope[ROLE__COUNT];
-};
-
-static const struct rule rules[OP__COUNT] = {
-    [OP_SHELTER_ADD] = {R(ADMIN), {0}},
-    [OP_SHELTER_UPDATE] = {R(ADMIN), {0}},
-    [OP_SHELTER_RETIRE] = {R(ADMIN), {0}},
-    [OP_UNIT_ADD] = {R(ADMIN), {0}},
-    [OP_UNIT_UPDATE] = {R(ADMIN), {0}},
-    [OP_UNIT_REMOVE] = {R(ADMIN), {0}},
-    [OP_VACANCY_SET] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
-    [OP_VACANCY_CONFIRM] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
-    [OP_INTAKE_PAUSE] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
-    [OP_INTAKE_RESUME] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}},
-    [OP_SHELTER_SHOW] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
-    [OP_SHELTER_LIST] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
-    [OP_FREE] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
-    [OP_SEARCH] = {R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
-    [OP_HOLD] = {R(SOCIAL) | R(ONCALL), {[ROLE_SOCIAL] = SCOPE_OWN_MUNI}},
-    [OP_HOLD_RELEASE] = {R(SOCIAL) | R(ONCALL), {[ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
-    [OP_HOLD_CONFIRM] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
-    [OP_HOLD_DECLINE] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
-    [OP_PLACEMENT_DISCHARGE] = {R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
-    [OP_HOLDS_LIST] = {R(SHELTER) | R(SOCIAL) | R(ONCALL),
-                       {[ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
-    [OP_PLACEMENTS_LIST] = {R(SHELTER) | R(SOCIAL) | R(ONCALL),
-                            {[ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
-    [OP_AUDIT] = {R(ADMIN), {0}},
-    [OP_STATS] = {R(ADMIN), {0}},
-    [OP_WHOAMI] = {R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}},
-};
+#include "ops.h"
 
 bool authz_allowed(enum proto_op op, enum proto_role role, enum authz_scope *scope)
 {
-    if ((unsigned)op >= OP__COUNT || (unsigned)role >= ROLE__COUNT)
-        return false;
-    if (!(rules[op].roles & (1u << role)))
+    const struct op_def *row = ops_get(op);
+    if (!row || (unsigned)role >= ROLE__COUNT || !(row->roles & (1u << role)))
         return false;
     if (scope)
-        *scope = rules[op].scope[role];
+        *scope = row->scope[role];
     return true;
 }
 

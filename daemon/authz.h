@@ -1,6 +1,6 @@
 /*
- * Authorisation: who a principal is, and the one table that says which op each role may
- * perform and on what. Nothing is allowed unless the table says so.
+ * Authorisation: who a principal is, and whether the op table (ops.h) lets it make a request.
+ * Nothing is allowed unless the op's row says so.
  */
 #ifndef FRISTAD_AUTHZ_H
 #define FRISTAD_AUTHZ_H
@@ -31,7 +31,7 @@ enum authz_scope {
 };
 
 /*
- * Checks the request against the table. Returns PROTO_OK, PROTO_E_UNAUTHORIZED or
+ * Checks the request against its op's row. Returns PROTO_OK, PROTO_E_UNAUTHORIZED or
  * PROTO_E_FORBIDDEN with a message for the person.
  */
 enum proto_err authz_check(const struct principal *p, const struct proto_request *req,

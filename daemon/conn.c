@@ -16,16 +16,19 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "clock.h"
 #include "conn.h"
-#include "dispatch.h"
+#include "ratelimit.h"
 #include "tls.h"
 
 #define FRAMES_PER_EVENT 16
@@ -34,15 +37,43 @@
 #define MAX_OUTPUT       (1024 * 1024)
 #define WRITE_TIMEOUT_S  30
 
+enum conn_state {
+    CONN_HANDSHAKE, /* TLS handshake under way; nothing is read from it yet */
+    CONN_READY,     /* authenticated: frames are read and answered */
+    CONN_CLOSING,   /* no more reading; close once replies due are written */
+    CONN_CLOSED,    /* socket gone; the struct lives until its requests have finished */
+};
+
+struct conn {
+    TAILQ_ENTRY(conn) link; /* every open connection, oldest first */
+    struct daemon *d;
+    uint64_t id;
+    enum conn_state state; /* changed by conn_set_state alone */
+    struct bufferevent *bev;
+    char peer[64]; /* address:port of the client */
+    struct principal who;
+    struct limit_entry *lim;
+    unsigned refs;             /* the connection itself, plus one per unfinished request */
+    unsigned inflight;         /* requests not finished yet */
+    unsigned errors_in_row;    /* refused frames since the last good one */
+    bool paused;               /* reading stopped: too many requests in flight */
+    bool counted;              /* counted in lim->conns */
+    struct event *frame_timer; /* deadline of the handshake, then of each started frame */
+};
+
+struct request {
+    struct conn *c;
+    uint64_t id;
+    bool has_id;
+    struct evbuffer *out; /* the reply being packed */
+    msgpack_packer pk;
+};
+
 static TAILQ_HEAD(conn_list, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static unsigned n_conns;
 static uint64_t next_id = 1;
-
-/* One scratch buffer for every reply: the loop is single-threaded and a reply is packed and
- * written before the next begins. */
-static msgpack_sbuffer scratch;
-static msgpack_packer scratch_pk;
-static bool scratch_ready;
+static conn_handler *handler;
+static void *handler_ud;
 
 static void conn_close(struct conn *c, const char *why);
 static void read_frames(struct conn *c);
@@ -54,15 +85,64 @@ static struct timeval ms_tv(int64_t ms)
     return tv;
 }
 
-void conn_logf(const struct conn *c, enum log_level level, const char *fmt, ...)
+static void conn_logf(const struct conn *c, enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void conn_logf(const struct conn *c, enum log_level level, const char *fmt, va_list ap)
 {
     char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     log_write(level, "conn %llu %s: %s", (unsigned long long)c->id,
               c->who.valid ? c->who.name : c->peer, msg);
+}
+
+static void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    conn_logf(c, level, fmt, ap);
+    va_end(ap);
+}
+
+void request_logf(const struct request *r, enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conn_logf(r->c, level, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * The one place a connection changes state. The allowed moves:
+ *   HANDSHAKE -> READY (authenticated), CLOSING (drain) or CLOSED;
+ *   READY -> CLOSING or CLOSED;  CLOSING -> CLOSED.
+ * Anything else is a bug: logged and refused, the connection stays as it was.
+ */
+static bool conn_set_state(struct conn *c, enum conn_state next)
+{
+    static const unsigned allowed[] = {
+        [CONN_HANDSHAKE] = 1u << CONN_READY | 1u << CONN_CLOSING | 1u << CONN_CLOSED,
+        [CONN_READY] = 1u << CONN_CLOSING | 1u << CONN_CLOSED,
+        [CONN_CLOSING] = 1u << CONN_CLOSED,
+        [CONN_CLOSED] = 0,
+    };
+    if (!(allowed[c->state] & (1u << next))) {
+        conn_log(c, LOG_LVL_ERROR, "refused a state change from %d to %d", c->state, next);
+        return false;
+    }
+    c->state = next;
+    return true;
+}
+
+void conn_set_handler(conn_handler *h, void *ud)
+{
+    handler = h;
+    handler_ud = ud;
 }
 
 unsigned conn_count(void)
@@ -70,7 +150,7 @@ unsigned conn_count(void)
     return n_conns;
 }
 
-bool conn_open(const struct conn *c)
+static bool conn_open(const struct conn *c)
 {
     return c->state == CONN_READY || c->state == CONN_CLOSING;
 }
@@ -84,17 +164,6 @@ static void conn_unref(struct conn *c)
     free(c);
 }
 
-msgpack_packer *conn_reply_packer(void)
-{
-    if (!scratch_ready) {
-        msgpack_sbuffer_init(&scratch);
-        msgpack_packer_init(&scratch_pk, &scratch, msgpack_sbuffer_write);
-        scratch_ready = true;
-    }
-    msgpack_sbuffer_clear(&scratch);
-    return &scratch_pk;
-}
-
 static void maybe_finish_closing(struct conn *c)
 {
     if (c->state == CONN_CLOSING && c->inflight == 0 &&
@@ -102,44 +171,72 @@ static void maybe_finish_closing(struct conn *c)
         conn_close(c, NULL);
 }
 
-void conn_reply_send(struct conn *c)
+/* Writes one packed reply body as a frame; false when the connection had to be closed. */
+static bool send_frame(struct conn *c, struct evbuffer *body)
 {
-    if (!conn_open(c))
-        return;
-    if (scratch.size == 0 || scratch.size > UINT32_MAX) {
-        conn_log(c, LOG_LVL_ERROR, "a reply could not be packed");
-        msgpack_sbuffer_clear(&scratch);
-        return;
-    }
+    size_t len = evbuffer_get_length(body);
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) + scratch.size > MAX_OUTPUT) {
+    if (len == 0 || len > UINT32_MAX) {
+        conn_log(c, LOG_LVL_ERROR, "a reply could not be packed");
+        return true;
+    }
+    if (evbuffer_get_length(out) + len > MAX_OUTPUT) {
         conn_close(c, "too many unread replies");
-        return;
+        return false;
     }
     uint8_t hdr[PROTO_HEADER_LEN];
-    proto_frame_put_header(hdr, (uint32_t)scratch.size);
-    if (bufferevent_write(c->bev, hdr, sizeof hdr) != 0 ||
-        bufferevent_write(c->bev, scratch.data, scratch.size) != 0)
+    proto_frame_put_header(hdr, (uint32_t)len);
+    if (evbuffer_prepend(body, hdr, sizeof hdr) != 0 || evbuffer_add_buffer(out, body) != 0) {
         conn_close(c, "out of memory");
+        return false;
+    }
+    return true;
 }
 
-void conn_reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err code,
-                      const char *message)
+static int pack_to_evbuffer(void *data, const char *buf, size_t len)
+{
+    return evbuffer_add(data, buf, len);
+}
+
+/* An error reply outside any request: a frame that did not decode, a limit. */
+static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err code,
+                        const char *message)
 {
     c->d->metrics.errors[code < PROTO_E__COUNT ? code : PROTO_E_INTERNAL]++;
-    msgpack_packer *pk = conn_reply_packer();
-    if (proto_pack_error(pk, id, has_id, code, message) == 0)
-        conn_reply_send(c);
+    if (!conn_open(c))
+        return;
+    struct evbuffer *body = evbuffer_new();
+    msgpack_packer pk;
+    if (!body) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    msgpack_packer_init(&pk, body, pack_to_evbuffer);
+    if (proto_pack_error(&pk, id, has_id, code, message) == 0)
+        send_frame(c, body);
+    evbuffer_free(body);
 }
 
-void conn_request_start(struct conn *c)
+static struct request *request_new(struct conn *c, const struct proto_request *req)
 {
+    struct request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->c = c;
+    r->id = req->id;
+    r->has_id = req->has_id;
     c->refs++;
     c->inflight++;
+    return r;
 }
 
-void conn_request_done(struct conn *c)
+/* The request is answered: the connection may read again, or finish closing. */
+static void request_finish(struct request *r)
 {
+    struct conn *c = r->c;
+    if (r->out)
+        evbuffer_free(r->out);
+    free(r);
     c->inflight--;
     if (c->state == CONN_READY && c->paused && c->inflight < MAX_INFLIGHT) {
         c->paused = false;
@@ -151,12 +248,45 @@ void conn_request_done(struct conn *c)
     conn_unref(c);
 }
 
+const struct principal *request_principal(const struct request *r)
+{
+    return &r->c->who;
+}
+
+msgpack_packer *request_reply(struct request *r)
+{
+    if (r->out)
+        evbuffer_drain(r->out, evbuffer_get_length(r->out));
+    else if (!(r->out = evbuffer_new())) {
+        request_error(r, PROTO_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    msgpack_packer_init(&r->pk, r->out, pack_to_evbuffer);
+    if (proto_pack_ok_begin(&r->pk, r->id, r->has_id) != 0) {
+        request_error(r, PROTO_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return &r->pk;
+}
+
+void request_send(struct request *r)
+{
+    if (r->out && conn_open(r->c))
+        send_frame(r->c, r->out);
+    request_finish(r);
+}
+
+void request_error(struct request *r, enum proto_err code, const char *message)
+{
+    reply_error(r->c, r->id, r->has_id, code, message);
+    request_finish(r);
+}
+
 /* Stops reading and closes once every reply due has been written. */
 static void close_after_replies(struct conn *c)
 {
-    if (c->state != CONN_READY && c->state != CONN_HANDSHAKE)
+    if (c->state == CONN_CLOSING || c->state == CONN_CLOSED || !conn_set_state(c, CONN_CLOSING))
         return;
-    c->state = CONN_CLOSING;
     bufferevent_disable(c->bev, EV_READ);
     evtimer_del(c->frame_timer);
     maybe_finish_closing(c);
@@ -180,7 +310,7 @@ static void conn_close(struct conn *c, const char *why)
     n_conns--;
     if (c->counted && c->lim)
         c->lim->conns--;
-    c->state = CONN_CLOSED;
+    conn_set_state(c, CONN_CLOSED);
     conn_unref(c);
 }
 
@@ -209,14 +339,14 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
     struct proto_error err = {0};
     enum proto_err e = proto_decode_request(body, len, &req, &err);
 
-    if (!limits_take(c->lim, c->d->cfg->rate, c->d->cfg->burst, daemon_now_ms())) {
-        conn_reply_error(c, req.id, req.has_id, PROTO_E_RATE_LIMITED,
-                         "too many requests from this principal; slow down and retry");
+    if (!limits_take(c->lim, c->d->cfg->rate, c->d->cfg->burst, clock_mono_ms())) {
+        reply_error(c, req.id, req.has_id, PROTO_E_RATE_LIMITED,
+                    "too many requests from this principal; slow down and retry");
         return;
     }
     if (e != PROTO_OK) {
         conn_log(c, LOG_LVL_DEBUG, "refused a frame: %s", proto_err_code(e));
-        conn_reply_error(c, req.id, req.has_id, e, err.message);
+        reply_error(c, req.id, req.has_id, e, err.message);
         if (++c->errors_in_row >= MAX_ERRORS) {
             conn_log(c, LOG_LVL_INFO, "too many refused frames in a row");
             close_after_replies(c);
@@ -225,7 +355,12 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
     }
     c->errors_in_row = 0;
     c->d->metrics.requests[req.op]++;
-    dispatch_request(c, &req);
+    struct request *r = request_new(c, &req);
+    if (!r) {
+        reply_error(c, req.id, true, PROTO_E_INTERNAL, "out of memory");
+        return;
+    }
+    handler(r, &req, handler_ud);
 }
 
 static void read_frames_locked(struct conn *c)
@@ -264,15 +399,15 @@ static void read_frames_locked(struct conn *c)
             }
             return;
         case PROTO_FRAME_BAD_LENGTH:
-            conn_reply_error(c, 0, false, PROTO_E_BAD_FRAME,
-                             "a frame length of zero; the stream cannot be read any further");
+            reply_error(c, 0, false, PROTO_E_BAD_FRAME,
+                        "a frame length of zero; the stream cannot be read any further");
             close_after_replies(c);
             return;
         case PROTO_FRAME_TOO_LARGE: {
             char msg[128];
             snprintf(msg, sizeof msg, "a frame of %u bytes is larger than the maximum of %u", len,
                      max_frame);
-            conn_reply_error(c, 0, false, PROTO_E_TOO_LARGE, msg);
+            reply_error(c, 0, false, PROTO_E_TOO_LARGE, msg);
             close_after_replies(c);
             return;
         }
@@ -328,7 +463,8 @@ static void on_connected(struct conn *c)
         conn_close(c, "out of memory");
         return;
     }
-    c->state = CONN_READY;
+    if (!conn_set_state(c, CONN_READY))
+        return;
     evtimer_del(c->frame_timer); /* the handshake deadline; frames arm it anew */
     struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
     bufferevent_set_timeouts(c->bev, &idle, &wr);
@@ -338,8 +474,8 @@ static void on_connected(struct conn *c)
     else
         conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s)", c->peer, SSL_get_version(ssl));
     if (c->lim->conns >= d->cfg->max_connections_per_principal) {
-        conn_reply_error(c, 0, false, PROTO_E_RATE_LIMITED,
-                         "this principal has too many connections open");
+        reply_error(c, 0, false, PROTO_E_RATE_LIMITED,
+                    "this principal has too many connections open");
         close_after_replies(c);
         return;
     }
@@ -442,9 +578,8 @@ bool conn_make_room(struct daemon *d)
     return false;
 }
 
-void conn_drain_all(struct daemon *d)
+void conn_drain_all(void)
 {
-    (void)d;
     struct conn *c, *next;
     for (c = TAILQ_FIRST(&conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
@@ -472,14 +607,9 @@ void conn_after_reload(struct daemon *d)
     }
 }
 
-void conn_free_all(struct daemon *d)
+void conn_free_all(void)
 {
-    (void)d;
     struct conn *c;
     while ((c = TAILQ_FIRST(&conns)) != NULL)
         conn_close(c, NULL);
-    if (scratch_ready) {
-        msgpack_sbuffer_destroy(&scratch);
-        scratch_ready = false;
-    }
 }

@@ -1,56 +1,34 @@
 /*
  * Client connections: TLS bufferevents, the frame loop, limits and the one close path. The
- * only module that touches client bufferevents.
+ * only module that touches client bufferevents. A connection's insides are private to conn.c;
+ * what the rest of the daemon sees of it is the request handle below.
+ *
+ * A request: every frame that decodes into a valid request becomes one `struct request`, handed
+ * to the connection's handler (dispatch). The handler finishes it exactly once, now or when the
+ * store answers, with request_send (after packing the result) or request_error; the handle is
+ * gone after that. A request keeps its connection's memory alive, so a reply that comes back
+ * after the peer has gone is dropped safely.
  */
 #ifndef FRISTAD_CONN_H
 #define FRISTAD_CONN_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/queue.h>
 
-#include <event2/bufferevent.h>
 #include <event2/util.h>
 #include <msgpack.h>
 
 #include "authz.h"
 #include "daemon.h"
-#include "ratelimit.h"
 #include "log.h"
 
-enum conn_state {
-    CONN_HANDSHAKE, /* TLS handshake under way; nothing is read from it yet */
-    CONN_READY,     /* authenticated: frames are read and answered */
-    CONN_CLOSING,   /* no more reading; close once replies due are written */
-    CONN_CLOSED,    /* socket gone; the struct lives until its store replies have come back */
-};
+struct request;
 
-struct conn {
-    TAILQ_ENTRY(conn) link; /* every open connection, oldest first */
-    struct daemon *d;
-    uint64_t id;
-    enum conn_state state;
-    struct bufferevent *bev;
-    char peer[64]; /* address:port of the client */
-    struct principal who;
-    struct limit_entry *lim;
-    unsigned refs;             /* the connection itself, plus one per request at the store */
-    unsigned inflight;         /* requests waiting for the store */
-    unsigned errors_in_row;    /* refused frames since the last good one */
-    bool paused;               /* reading stopped: too many requests in flight */
-    bool counted;              /* counted in lim->conns */
-    struct event *frame_timer; /* deadline of the handshake, then of each started frame */
-};
+/* Receives each valid request. */
+typedef void conn_handler(struct request *r, const struct proto_request *req, void *ud);
 
-/* Logs a line prefixed with the connection id and its principal (or peer address). */
-void conn_logf(const struct conn *c, enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-#define conn_log(c, level, ...)                                                                    \
-    do {                                                                                           \
-        if (log_enabled(level))                                                                    \
-            conn_logf((c), (level), __VA_ARGS__);                                                  \
-    } while (0)
+/* Where the connections send their requests. Set once, before the first accept. */
+void conn_set_handler(conn_handler *handler, void *ud);
 
 /* A new TCP connection from the listener. Takes ownership of fd. */
 void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer);
@@ -61,24 +39,38 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer);
  */
 bool conn_make_room(struct daemon *d);
 
-/* The packer for the next reply. Pack exactly one reply, then conn_reply_send. */
-msgpack_packer *conn_reply_packer(void);
-void conn_reply_send(struct conn *c);
-void conn_reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err code,
-                      const char *message);
-
-/* A request goes to the store: keeps the connection alive until conn_request_done. */
-void conn_request_start(struct conn *c);
-void conn_request_done(struct conn *c);
-/* True when a reply can still be written. */
-bool conn_open(const struct conn *c);
-
 /* SIGTERM: stop reading everywhere; close each connection once its replies are out. */
-void conn_drain_all(struct daemon *d);
+void conn_drain_all(void);
 /* After a reload: apply new limits and drop connections whose certificate is now revoked. */
 void conn_after_reload(struct daemon *d);
 /* Frees every connection at exit. */
-void conn_free_all(struct daemon *d);
+void conn_free_all(void);
 unsigned conn_count(void);
+
+/* ---- requests --------------------------------------------------------------------------- */
+
+/* Who sent it, as the certificate of its connection says. */
+const struct principal *request_principal(const struct request *r);
+
+/*
+ * Begins the ok reply: the returned packer is positioned at the result, of which exactly one
+ * object is packed before request_send. NULL when memory ran out: the request has then been
+ * answered `internal` and is finished.
+ */
+msgpack_packer *request_reply(struct request *r);
+/* Frames and sends what was packed; finishes the request. */
+void request_send(struct request *r);
+/* Sends an error reply, dropping anything packed; finishes the request. */
+void request_error(struct request *r, enum proto_err code, const char *message);
+
+/* Logs a line prefixed with the connection id and its principal. */
+void request_logf(const struct request *r, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define request_log(r, level, ...)                                                                 \
+    do {                                                                                           \
+        if (log_enabled(level))                                                                    \
+            request_logf((r), (level), __VA_ARGS__);                                               \
+    } while (0)
 
 #endif

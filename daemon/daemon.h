@@ -1,5 +1,8 @@
 /*
- * The daemon's shared state, owned by main.c and passed to every module.
+ * The daemon's shared state, owned by main.c. Modules read what they need of it (the running
+ * configuration, the index, the reference data); calls go down the request's path (connection,
+ * dispatch, store), and a module that must tell one above it something does so through hooks
+ * that main.c passes down, never by calling main.c.
  *
  * Glossary (see also include/fristad/proto.h)
  *   principal   who is asking: role and id, taken from the verified client certificate.
@@ -24,6 +27,7 @@
 #include "geo.h"
 #include "index.h"
 #include "metrics.h"
+#include "ops.h"
 #include "policy.h"
 
 struct conn;
@@ -32,6 +36,7 @@ struct store;
 struct events;
 struct spawn;
 struct limits;
+struct housekeeping;
 
 struct daemon {
     struct event_base *base;
@@ -45,15 +50,11 @@ struct daemon {
     struct events *events;
     struct spawn *spawn;   /* NULL unless redis.mode = spawn */
     struct limits *limits; /* per-principal rate and connection counts */
+    struct housekeeping *housekeeping;
     struct metrics metrics;
-    bool ready_logged; /* "ready" has been logged once */
-    bool stopping;     /* SIGTERM seen: drain and exit */
+    struct search_counts counts; /* follow-up counts not yet added to the store */
+    bool ready_logged;           /* "ready" has been logged once */
+    bool stopping;               /* SIGTERM seen: drain and exit */
 };
-
-/* Wall-clock milliseconds since the epoch. */
-int64_t daemon_now_ms(void);
-
-/* Called by events.c after every completed full index load. */
-void daemon_index_loaded(struct daemon *d);
 
 #endif

@@ -1,19 +1,15 @@
 /*
- * Request dispatch: authorisation, then either an answer from the index (searches and
- * listings) or a store function (every write, and reads of holds, placements, audit, stats).
+ * Request dispatch: a request's row in the op table (ops.h) says who may make it and which way
+ * it goes, to an answer from the index or to a store function.
  */
 #ifndef FRISTAD_DISPATCH_H
 #define FRISTAD_DISPATCH_H
 
 #include <fristad/proto.h>
 
-struct conn;
+struct request;
 
-/* Handles one decoded request; the reply is sent now or when the store answers. */
-void dispatch_request(struct conn *c, const struct proto_request *req);
-
-struct daemon;
-/* Adds the search counts gathered since the last call to the store's follow-up counters. */
-void dispatch_flush_counts(struct daemon *d);
+/* The connections' handler (conn_handler); ud is the struct daemon. */
+void dispatch_request(struct request *r, const struct proto_request *req, void *ud);
 
 #endif

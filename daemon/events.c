@@ -1,9 +1,9 @@
 /*
- * Keeping the index current. Every write function publishes {v, s}: the new global version and
- * the changed shelter's snapshot. Messages arrive in version order on one subscription, so a
- * version more than one past the last seen means messages were lost (pub/sub keeps nothing
- * while a subscriber is away); the cure is a full reload. A full reload is also made after
- * every (re)subscription, for the same reason.
+ * Keeping the index current. Every write function publishes {version, shelter}: the new global
+ * version and the changed shelter's snapshot. Messages arrive in version order on one
+ * subscription, so a version more than one past the last seen means messages were lost
+ * (pub/sub keeps nothing while a subscriber is away); the cure is a full reload. A full reload
+ * is also made after every (re)subscription, for the same reason.
  *
  * During a reload, events keep being applied: each snapshot carries its shelter's version, and
  * the index keeps whichever copy of a shelter is newer, so the reload result and the events
@@ -25,6 +25,8 @@
 
 struct events {
     struct daemon *d;
+    struct events_hooks hooks;
+    void *ud;
     struct rlink *link;
     char channel[96];
     bool subscribed;                 /* the subscription is confirmed on the current link */
@@ -57,12 +59,7 @@ static void note_raced(struct events *ev, const msgpack_object *snapshot)
     ev->raced[ev->n_raced++][id->via.str.size] = '\0';
 }
 
-/*
- * The dump replaces the index. Only shelters that events changed while the dump was in flight,
- * and that are newer than the dump, are carried over: anything else the old index holds is
- * not in Redis any more (after a restore or a failover Redis can go back in time), and Redis
- * is the source of truth.
- */
+/* The dump replaces the index (index_replace says how events that raced it are merged). */
 static void on_dump(const struct store_result *res, void *ud)
 {
     struct events *ev = ud;
@@ -76,8 +73,8 @@ static void on_dump(const struct store_result *res, void *ud)
         log_warning("index: reload failed: %s", res->msg ? res->msg : proto_err_code(res->err));
         goto retry; /* tried again when the store is ready */
     }
-    all = proto_map_get(res->whole, "shelters");
-    v = proto_map_get(res->whole, "v");
+    all = proto_map_get(res->result, "shelters");
+    v = proto_map_get(res->result, "version");
     if (!all || all->type != MSGPACK_OBJECT_ARRAY || !v ||
         v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         log_error("index: the store's dump is malformed");
@@ -89,23 +86,14 @@ static void on_dump(const struct store_result *res, void *ud)
             goto retry;
         }
     }
-    for (unsigned r = 0; r < ev->n_raced; r++) {
-        struct idx_shelter *s = index_take(ix, ev->raced[r]);
-        if (s && s->ver <= v->via.u64)
-            index_shelter_free(s);
-        else if (s && index_put_take(&fresh, s) < 0) {
-            log_error("index: out of memory while merging");
-            goto retry;
-        }
+    if (index_replace(ix, &fresh, v->via.u64, ev->max_event_ver, ev->raced, ev->n_raced) < 0) {
+        log_error("index: out of memory while merging");
+        goto retry;
     }
-    index_clear(ix);
-    fresh.ver = v->via.u64 > ev->max_event_ver ? v->via.u64 : ev->max_event_ver;
-    fresh.loaded = true;
-    *ix = fresh;
     ev->n_raced = 0;
     ev->d->metrics.index_reloads++;
     log_info("index: loaded %u shelters at version %llu", ix->n, (unsigned long long)ix->ver);
-    daemon_index_loaded(ev->d);
+    ev->hooks.loaded(ev->ud);
     try_reload(ev); /* a resubscribe or a gap while the dump was out wants another */
     return;
 retry:
@@ -120,16 +108,16 @@ static void try_reload(struct events *ev)
         return;
     ev->max_event_ver = 0;
     ev->n_raced = 0;
-    if (store_call(ev->d->store, "dump", STORE_READ, "system:index", 0, NULL, on_dump, ev) == 0) {
+    if (store_call(ev->d->store, "dump", STORE_READ, "system:index", "dump", NULL, 0, on_dump,
+                   ev) == 0) {
         ev->reload_inflight = true;
         ev->reload_wanted = false; /* anything that wants one from now on sets it again */
     }
 }
 
-void events_store_ready(struct daemon *d)
+void events_store_ready(struct events *ev)
 {
-    if (d->events)
-        try_reload(d->events);
+    try_reload(ev);
 }
 
 void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot)
@@ -149,8 +137,8 @@ static void on_event(struct events *ev, const char *payload, size_t len)
         ev->reload_wanted = true;
         goto out;
     }
-    const msgpack_object *v = proto_map_get(&u.data, "v");
-    const msgpack_object *s = proto_map_get(&u.data, "s");
+    const msgpack_object *v = proto_map_get(&u.data, "version");
+    const msgpack_object *s = proto_map_get(&u.data, "shelter");
     if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || index_apply(ix, s) < 0) {
         log_error("events: malformed change event; reloading the index");
         ev->reload_wanted = true;
@@ -210,7 +198,8 @@ static void on_down(struct rlink *l, void *ud)
     ev->subscribed = false;
 }
 
-struct events *events_new(struct daemon *d, char *err, size_t errlen)
+struct events *events_new(struct daemon *d, struct events_hooks hooks, void *ud, char *err,
+                          size_t errlen)
 {
     struct events *ev = calloc(1, sizeof *ev);
     if (!ev) {
@@ -218,11 +207,13 @@ struct events *events_new(struct daemon *d, char *err, size_t errlen)
         return NULL;
     }
     ev->d = d;
+    ev->hooks = hooks;
+    ev->ud = ud;
     snprintf(ev->channel, sizeof ev->channel, "{%s}:events", d->cfg->redis_namespace);
     char address[CONFIG_PATH_MAX + 24];
     config_redis_address(d->cfg, address, sizeof address);
-    struct rlink_hooks hooks = {.up = on_up, .down = on_down};
-    ev->link = rlink_new(d->base, "events", address, hooks, ev, err, errlen);
+    struct rlink_hooks link_hooks = {.up = on_up, .down = on_down};
+    ev->link = rlink_new(d->base, "events", address, link_hooks, ev, err, errlen);
     if (!ev->link) {
         free(ev);
         return NULL;

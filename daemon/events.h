@@ -13,12 +13,17 @@
 struct daemon;
 struct events;
 
-struct events *events_new(struct daemon *d, char *err, size_t errlen);
+struct events_hooks {
+    void (*loaded)(void *ud); /* a full load of the index has completed */
+};
+
+struct events *events_new(struct daemon *d, struct events_hooks hooks, void *ud, char *err,
+                          size_t errlen);
 void events_start(struct events *ev);
 void events_free(struct events *ev);
 
 /* The store is ready (after each reconnect): a wanted index reload can be made now. */
-void events_store_ready(struct daemon *d);
+void events_store_ready(struct events *ev);
 
 /* Applies a snapshot returned by a write of this daemon (it will also arrive as an event). */
 void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot);

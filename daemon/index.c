@@ -65,35 +65,38 @@ static bool get_bool(const msgpack_object *map, const char *key, bool *out)
     return true;
 }
 
-/* "women,hbtqi" → bit set; "" is no group. */
-static bool parse_groups(const char *s, uint8_t *out)
+/* ["women", "hbtqi"] → bit set. */
+static bool get_groups(const msgpack_object *map, uint8_t *out)
 {
+    const msgpack_object *o = proto_map_get(map, "groups");
+    if (!o || o->type != MSGPACK_OBJECT_ARRAY)
+        return false;
     uint8_t bits = 0;
-    while (*s) {
-        const char *c = strchr(s, ',');
-        size_t n = c ? (size_t)(c - s) : strlen(s);
-        int g = proto_group_parse(s, n);
-        if (g < 0)
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *g = &o->via.array.ptr[i];
+        int k =
+            g->type == MSGPACK_OBJECT_STR ? proto_group_parse(g->via.str.ptr, g->via.str.size) : -1;
+        if (k < 0)
             return false;
-        bits |= (uint8_t)(1u << g);
-        s += n + (c ? 1 : 0);
+        bits |= (uint8_t)(1u << k);
     }
     *out = bits;
     return true;
 }
 
-static bool parse_languages(const char *s, struct idx_shelter *out)
+static bool get_languages(const msgpack_object *map, struct idx_shelter *out)
 {
-    out->n_languages = 0;
-    while (*s) {
-        const char *c = strchr(s, ',');
-        size_t n = c ? (size_t)(c - s) : strlen(s);
-        if (n < 2 || n > 3 || out->n_languages >= PROTO_MAX_LANGUAGES)
+    const msgpack_object *o = proto_map_get(map, "languages");
+    if (!o || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > PROTO_MAX_LANGUAGES)
+        return false;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *l = &o->via.array.ptr[i];
+        if (l->type != MSGPACK_OBJECT_STR || l->via.str.size < 2 || l->via.str.size > 3)
             return false;
-        memcpy(out->languages[out->n_languages], s, n);
-        out->languages[out->n_languages++][n] = '\0';
-        s += n + (c ? 1 : 0);
+        memcpy(out->languages[i], l->via.str.ptr, l->via.str.size);
+        out->languages[i][l->via.str.size] = '\0';
     }
+    out->n_languages = (uint8_t)o->via.array.size;
     return true;
 }
 
@@ -104,7 +107,7 @@ static int unit_cmp(const void *a, const void *b)
 
 int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
 {
-    char buf[PROTO_MAX_LANGUAGES * 4 + 1], mun[5], kind[32];
+    char mun[5], kind[32];
     int64_t v;
 
     memset(s, 0, sizeof *s);
@@ -113,7 +116,7 @@ int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
     if (!get_str(o, "id", s->id, sizeof s->id, false) ||
         !get_str(o, "name", s->name, sizeof s->name, false) ||
         !get_str(o, "kind", kind, sizeof kind, false) ||
-        !get_str(o, "mun", mun, sizeof mun, false) ||
+        !get_str(o, "municipality", mun, sizeof mun, false) ||
         !get_str(o, "phone", s->phone, sizeof s->phone, false))
         return -1;
     int k = proto_kind_parse(kind, strlen(kind));
@@ -122,23 +125,22 @@ int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
         return -1;
     s->kind = (uint8_t)k;
     s->mun = (unsigned)m;
-    if (!get_int(o, "prot", 1, 3, &v))
+    if (!get_int(o, "protection", 1, 3, &v))
         return -1;
     s->protection = (uint8_t)v;
-    if (!get_str(o, "groups", buf, sizeof buf, true) || !parse_groups(buf, &s->groups))
+    if (!get_groups(o, &s->groups) || !get_languages(o, s))
         return -1;
-    if (!get_int(o, "maxch", -1, 20, &v))
+    if (!get_int(o, "max_children", -1, 20, &v))
         return -1;
     s->max_children = (int)v;
-    if (!get_int(o, "boys", -1, 17, &v))
+    if (!get_int(o, "boys_max_age", -1, 17, &v))
         return -1;
     s->boys_max_age = (int)v;
-    if (!get_bool(o, "pets", &s->pets) || !get_bool(o, "subst", &s->substance) ||
+    if (!get_bool(o, "pets", &s->pets) || !get_bool(o, "substance", &s->substance) ||
         !get_bool(o, "paused", &s->paused) || !get_bool(o, "retired", &s->retired))
         return -1;
-    if (!get_str(o, "langs", buf, sizeof buf, true) || !parse_languages(buf, s))
-        return -1;
-    if (!get_int(o, "upd", 0, INT64_MAX, &s->updated_ms) || !get_int(o, "v", 0, INT64_MAX, &v))
+    if (!get_int(o, "updated_at", 0, INT64_MAX, &s->updated_ms) ||
+        !get_int(o, "version", 0, INT64_MAX, &v))
         return -1;
     s->ver = (uint64_t)v;
 
@@ -158,7 +160,7 @@ int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
             !get_int(u, "beds", 1, PROTO_MAX_BEDS, &v))
             goto bad;
         d->beds = (uint8_t)v;
-        if (!get_bool(u, "acc", &d->accessible) || !get_bool(u, "held", &d->held) ||
+        if (!get_bool(u, "accessible", &d->accessible) || !get_bool(u, "held", &d->held) ||
             !get_bool(u, "placed", &d->placed) || !get_str(u, "state", state, sizeof state, false))
             goto bad;
         int st = proto_vacancy_parse(state, strlen(state));
@@ -247,6 +249,24 @@ struct idx_shelter *index_take(struct index *ix, const char *id)
     memmove(ix->shelters + pos, ix->shelters + pos + 1, (ix->n - pos - 1) * sizeof *ix->shelters);
     ix->n--;
     return s;
+}
+
+int index_replace(struct index *ix, struct index *fresh, uint64_t dump_ver, uint64_t max_event_ver,
+                  char (*raced)[PROTO_ID_MAX + 1], unsigned n_raced)
+{
+    for (unsigned r = 0; r < n_raced; r++) {
+        struct idx_shelter *s = index_take(ix, raced[r]);
+        if (s && s->ver <= dump_ver)
+            index_shelter_free(s);
+        else if (s && index_put_take(fresh, s) < 0)
+            return -1;
+    }
+    index_clear(ix);
+    fresh->ver = dump_ver > max_event_ver ? dump_ver : max_event_ver;
+    fresh->loaded = true;
+    *ix = *fresh;
+    index_init(fresh);
+    return 0;
 }
 
 const struct idx_shelter *index_find(const struct index *ix, const char *id)

@@ -74,6 +74,20 @@ int index_apply(struct index *ix, const msgpack_object *snapshot)
 /* Removes a shelter from the index and hands it to the caller; NULL when absent. */
 struct idx_shelter *index_take(struct index *ix, const char *id);
 
+/*
+ * Ends a full reload. `fresh` holds the dump, which reflects every change up to `dump_ver`;
+ * `ix` holds what change events left while the dump was in flight, and `raced` names the
+ * shelters those events changed (their highest version was `max_event_ver`). A raced shelter
+ * whose copy in `ix` is newer than the dump is carried over into `fresh`; anything else that
+ * `ix` holds is dropped, because after a restore or a failover Redis can go back in time and
+ * Redis is the source of truth. Then `fresh` becomes `ix`, loaded, at the higher of the two
+ * versions. Returns 0, or -1 on allocation failure (both indexes then stay as they were, except
+ * that raced shelters may have moved from `ix` to `fresh`: the caller loads again).
+ */
+int index_replace(struct index *ix, struct index *fresh, uint64_t dump_ver, uint64_t max_event_ver,
+                  char (*raced)[PROTO_ID_MAX + 1], unsigned n_raced)
+    __attribute__((warn_unused_result));
+
 const struct idx_shelter *index_find(const struct index *ix, const char *id);
 const struct idx_unit *index_find_unit(const struct idx_shelter *s, const char *unit);
 

@@ -19,10 +19,12 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "events.h"
+#include "housekeeping.h"
 #include "ratelimit.h"
 #include "listener.h"
 #include "log.h"
@@ -32,25 +34,25 @@
 
 #define DRAIN_DEADLINE_MS 10000
 
-static struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *sweep_timer, *drain_timer;
-static int64_t drain_started;
-static bool sweep_inflight;
-static bool purge_pending;      /* the sweep deleted records the AOF still holds */
-static int64_t last_rewrite_ms; /* when an AOF rewrite was last asked for */
+static struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *drain_timer;
+static int64_t drain_started; /* monotonic */
 
-int64_t daemon_now_ms(void)
+/* The index has been loaded (events hook): the daemon can answer, and says so once. */
+static void on_index_loaded(void *ud)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void daemon_index_loaded(struct daemon *d)
-{
+    struct daemon *d = ud;
     if (d->ready_logged || !d->listener)
         return;
     d->ready_logged = true;
     log_notice("ready: listening on %s", listener_address(d->listener));
+}
+
+/* The store is ready after a (re)connect (store hook): a wanted index load can start. */
+static void on_store_ready(void *ud)
+{
+    struct daemon *d = ud;
+    if (d->events)
+        events_store_ready(d->events);
 }
 
 static void usage(FILE *f)
@@ -59,65 +61,6 @@ static void usage(FILE *f)
                "  -c, --config FILE  configuration file (default /etc/fristad/fristadd.conf)\n"
                "      --check        read and check the configuration, then exit\n"
                "      --version      print the version and exit\n");
-}
-
-static void on_rewrite_done(const struct store_result *res, void *ud)
-{
-    (void)ud;
-    if (res->err) {
-        purge_pending = true; /* a rewrite already under way, or the store is down: later */
-        log_debug("append-only file rewrite not started: %s", res->msg ? res->msg : "?");
-    } else {
-        log_info("deleted records: Redis is rewriting its append-only file");
-    }
-}
-
-static void on_sweep_done(const struct store_result *res, void *ud)
-{
-    (void)ud;
-    sweep_inflight = false;
-    if (res->err && res->err != PROTO_E_UNAVAILABLE && res->err != PROTO_E_OUTCOME_UNKNOWN)
-        log_warning("sweep failed: %s", res->msg ? res->msg : proto_err_code(res->err));
-    const msgpack_object *purged = res->err ? NULL : proto_map_get(res->r, "purged");
-    if (purged && purged->type == MSGPACK_OBJECT_POSITIVE_INTEGER && purged->via.u64 > 0)
-        purge_pending = true;
-}
-
-/*
- * Deleting a record in Redis does not delete it from the append-only file, which holds every
- * write until it is rewritten; references past their retention must leave the disk too.
- */
-static void maybe_rewrite(struct daemon *d)
-{
-    int64_t now = daemon_now_ms();
-    if (!purge_pending || d->cfg->disk_purge_delay_ms == 0 ||
-        now - last_rewrite_ms < d->cfg->disk_purge_delay_ms)
-        return;
-    if (store_rewrite_aof(d->store, on_rewrite_done, d) == 0) {
-        purge_pending = false;
-        last_rewrite_ms = now;
-    }
-}
-
-static void on_sweep(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct daemon *d = arg;
-    maybe_rewrite(d);
-    dispatch_flush_counts(d);
-    if (sweep_inflight || !store_ready(d->store))
-        return;
-    if (store_call(d->store, "sweep", STORE_WRITE, "system:sweep", 0, NULL, on_sweep_done, d) == 0)
-        sweep_inflight = true;
-}
-
-static void arm_sweep(struct daemon *d)
-{
-    struct timeval tv = {.tv_sec = (time_t)(d->cfg->sweep_interval_ms / 1000),
-                         .tv_usec = (suseconds_t)(d->cfg->sweep_interval_ms % 1000 * 1000)};
-    event_del(sweep_timer);
-    event_add(sweep_timer, &tv);
 }
 
 static void reload(struct daemon *d)
@@ -145,7 +88,7 @@ static void reload(struct daemon *d)
     free(d->cfg);
     d->cfg = next;
     log_setup((enum log_level)d->cfg->log_level, (enum log_target)d->cfg->log_target);
-    arm_sweep(d);
+    housekeeping_arm(d->housekeeping);
     conn_after_reload(d);
     log_notice("configuration reloaded");
 }
@@ -156,7 +99,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct daemon *d = arg;
     if ((conn_count() == 0 && store_inflight(d->store) == 0) ||
-        daemon_now_ms() - drain_started > DRAIN_DEADLINE_MS)
+        clock_mono_ms() - drain_started > DRAIN_DEADLINE_MS)
         event_base_loopexit(d->base, NULL);
 }
 
@@ -183,10 +126,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_notice("%s: finishing open requests, then stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     d->stopping = true;
-    dispatch_flush_counts(d);
+    housekeeping_flush_counts(d->housekeeping);
     listener_disable(d->listener);
-    conn_drain_all(d);
-    drain_started = daemon_now_ms();
+    conn_drain_all();
+    drain_started = clock_mono_ms();
     struct timeval tv = {0, 50 * 1000};
     event_add(drain_timer, &tv);
 }
@@ -207,8 +150,16 @@ static int start(struct daemon *d, char *err, size_t errlen)
         if (!(d->spawn = spawn_new(d, err, errlen)) || spawn_start(d->spawn, err, errlen) < 0)
             return -1;
     }
-    if (!(d->store = store_new(d, err, errlen)) || !(d->events = events_new(d, err, errlen)))
+    struct store_hooks store_hooks = {.ready = on_store_ready};
+    struct events_hooks events_hooks = {.loaded = on_index_loaded};
+    if (!(d->store = store_new(d, store_hooks, d, err, errlen)) ||
+        !(d->events = events_new(d, events_hooks, d, err, errlen)))
         return -1;
+    if (!(d->housekeeping = housekeeping_new(d))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    conn_set_handler(dispatch_request, d);
     if (!(d->listener = listener_new(d, err, errlen)))
         return -1;
     log_notice("listening on %s (index not loaded yet)", listener_address(d->listener));
@@ -217,15 +168,14 @@ static int start(struct daemon *d, char *err, size_t errlen)
     sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
     sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
     sig_chld = evsignal_new(d->base, SIGCHLD, on_signal, d);
-    sweep_timer = event_new(d->base, -1, EV_PERSIST, on_sweep, d);
     drain_timer = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
-    if (!sig_term || !sig_int || !sig_hup || !sig_chld || !sweep_timer || !drain_timer ||
+    if (!sig_term || !sig_int || !sig_hup || !sig_chld || !drain_timer ||
         evsignal_add(sig_term, NULL) || evsignal_add(sig_int, NULL) ||
         evsignal_add(sig_hup, NULL) || evsignal_add(sig_chld, NULL)) {
         snprintf(err, errlen, "cannot set up signal handling");
         return -1;
     }
-    arm_sweep(d);
+    housekeeping_arm(d->housekeeping);
     store_start(d->store);
     events_start(d->events);
     return 0;
@@ -233,15 +183,16 @@ static int start(struct daemon *d, char *err, size_t errlen)
 
 static void stop(struct daemon *d)
 {
-    conn_free_all(d);
+    conn_free_all();
     store_free(d->store); /* pending callbacks run now, with "unavailable" */
+    housekeeping_free(d->housekeeping);
     events_free(d->events);
     if (d->spawn) {
         spawn_stop(d->spawn);
         spawn_free(d->spawn);
     }
     listener_free(d->listener);
-    struct event *evs[] = {sig_term, sig_int, sig_hup, sig_chld, sweep_timer, drain_timer};
+    struct event *evs[] = {sig_term, sig_int, sig_hup, sig_chld, drain_timer};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -321,8 +272,8 @@ int main(int argc, char **argv)
     }
     log_setup((enum log_level)d.cfg->log_level, (enum log_target)d.cfg->log_target);
     signal(SIGPIPE, SIG_IGN); /* libevent, OpenSSL and hiredis all write without MSG_NOSIGNAL */
-    srand((unsigned)daemon_now_ms());
-    d.metrics.started_ms = daemon_now_ms();
+    srand((unsigned)clock_wall_ms());
+    d.metrics.started_mono_ms = clock_mono_ms();
     if (start(&d, err, sizeof err) < 0) {
         log_error("cannot start: %s", err);
         goto out;

@@ -1,7 +1,7 @@
 /* Packing the daemon's counters for the stats reply. */
 #include "metrics.h"
 
-int metrics_pack(const struct metrics *m, unsigned open, msgpack_packer *pk, int64_t now_ms)
+int metrics_pack(const struct metrics *m, unsigned open, msgpack_packer *pk, int64_t mono_ms)
 {
     unsigned nreq = 0, nerr = 0;
     for (unsigned i = 0; i < OP__COUNT; i++)
@@ -10,7 +10,7 @@ int metrics_pack(const struct metrics *m, unsigned open, msgpack_packer *pk, int
         nerr += m->errors[i] != 0;
 
     int rc = msgpack_pack_map(pk, 9);
-    rc |= proto_pack_kv_int(pk, "uptime_s", (now_ms - m->started_ms) / 1000);
+    rc |= proto_pack_kv_int(pk, "uptime_s", (mono_ms - m->started_mono_ms) / 1000);
     rc |= proto_pack_kv_int(pk, "connections_accepted", (int64_t)m->connections_accepted);
     rc |= proto_pack_kv_int(pk, "connections_refused", (int64_t)m->connections_refused);
     rc |= proto_pack_kv_int(pk, "connections_current", (int64_t)open);

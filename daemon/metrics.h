@@ -8,7 +8,7 @@
 #include <msgpack.h>
 
 struct metrics {
-    int64_t started_ms;
+    int64_t started_mono_ms; /* monotonic clock at start: uptime */
     uint64_t connections_accepted;
     uint64_t connections_refused; /* over the limit, or dropped to make room */
     uint64_t handshakes_failed;
@@ -18,9 +18,11 @@ struct metrics {
     uint64_t index_reloads;
 };
 
-/* Packs the counters as one map (the "server" part of the stats reply). Returns 0 or -1. */
-/* `open` is the number of connections open now (conn_count). */
-int metrics_pack(const struct metrics *m, unsigned open, msgpack_packer *pk, int64_t now_ms)
+/*
+ * Packs the counters as one map (the "server" part of the stats reply). `open` is the number of
+ * connections open now, `mono_ms` the monotonic clock. Returns 0 or -1.
+ */
+int metrics_pack(const struct metrics *m, unsigned open, msgpack_packer *pk, int64_t mono_ms)
     __attribute__((warn_unused_result));
 
 #endif

@@ -15,8 +15,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "daemon.h"
-#include "events.h"
 #include "log.h"
 #include "redis_link.h"
 #include "store.h"
@@ -25,7 +25,6 @@ extern const char fristad_lua[];
 extern const size_t fristad_lua_len;
 
 #define STALL_MS      5000 /* beyond any WAIT: a reply later means Redis stopped answering */
-#define MAX_ARGS      40
 #define RETRY_LOAD_MS 200
 
 struct pending {
@@ -44,6 +43,8 @@ struct pending {
 
 struct store {
     struct daemon *d;
+    struct store_hooks hooks;
+    void *ud;
     struct rlink *link;
     bool ready;
     char key[96];        /* "{ns}:ver": KEYS[1] of every call */
@@ -82,11 +83,11 @@ static void deliver_body(struct pending *p, const char *body, size_t len)
         msgpack_unpacked_destroy(&u);
         return;
     }
-    struct store_result res = {.err = PROTO_OK, .whole = &u.data};
-    const msgpack_object *e = proto_map_get(&u.data, "err");
+    struct store_result res = {.err = PROTO_OK};
+    const msgpack_object *e = proto_map_get(&u.data, "error");
     char msg[PROTO_MESSAGE_MAX];
     if (e) {
-        const msgpack_object *m = proto_map_get(&u.data, "msg");
+        const msgpack_object *m = proto_map_get(&u.data, "message");
         res.err = e->type == MSGPACK_OBJECT_STR
                       ? proto_err_from_code(e->via.str.ptr, e->via.str.size)
                       : PROTO_E__COUNT;
@@ -97,10 +98,15 @@ static void deliver_body(struct pending *p, const char *body, size_t len)
                  m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
         res.msg = msg;
     } else {
-        res.r = proto_map_get(&u.data, "r");
-        res.s = proto_map_get(&u.data, "s");
+        res.result = proto_map_get(&u.data, "result");
+        res.snapshot = proto_map_get(&u.data, "snapshot");
         const msgpack_object *rp = proto_map_get(&u.data, "replay");
         res.replay = rp && rp->type == MSGPACK_OBJECT_BOOLEAN && rp->via.boolean;
+        if (!res.result) {
+            log_error("store: a function returned no result");
+            res.err = PROTO_E_INTERNAL;
+            res.msg = "the store returned no result";
+        }
     }
     if (p->cb)
         p->cb(&res, p->ud);
@@ -114,7 +120,7 @@ static bool is_refusal(const char *body, size_t len)
     size_t off = 0;
     msgpack_unpacked_init(&u);
     bool refused = msgpack_unpack_next(&u, body, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-                   proto_map_get(&u.data, "err") != NULL;
+                   proto_map_get(&u.data, "error") != NULL;
     msgpack_unpacked_destroy(&u);
     return refused;
 }
@@ -204,43 +210,57 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     unlink_pending(p);
 }
 
-int store_call(struct store *st, const char *fn, enum store_kind kind, const char *principal,
-               int nargs, const char *const *args, store_cb *cb, void *ud)
+/* The envelope every function takes: see the head of fristad.lua. */
+static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg, const char *caller,
+                         const char *op, const char *args, size_t args_len)
 {
-    if (!st->ready || nargs + 7 > MAX_ARGS)
-        return -1;
-    const struct config *cfg = st->d->cfg;
-    char fname[64], aret[24], rret[24];
-    const char *argv[MAX_ARGS];
-    size_t lens[MAX_ARGS];
-    int argc = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, 5);
+    rc |= proto_pack_kv_str(&pk, "caller", caller);
+    rc |= proto_pack_kv_str(&pk, "op", op);
+    rc |= proto_pack_kv_int(&pk, "audit_retention", cfg->audit_retention_ms);
+    rc |= proto_pack_kv_int(&pk, "reference_retention", cfg->reference_retention_ms);
+    rc |= proto_pack_cstr(&pk, "args");
+    if (args)
+        rc |= msgpack_sbuffer_write(sb, args, args_len);
+    else
+        rc |= msgpack_pack_map(&pk, 0);
+    return rc ? -1 : 0;
+}
 
+/* Sends one call once the library is loaded, whether or not the store is ready for others. */
+static int send_call(struct store *st, const char *fn, enum store_kind kind, const char *caller,
+                     const char *op, const char *args, size_t args_len, store_cb *cb, void *ud)
+{
+    const struct config *cfg = st->d->cfg;
+    char fname[64];
+    msgpack_sbuffer env;
+    msgpack_sbuffer_init(&env);
+    if (pack_envelope(&env, cfg, caller, op, args, args_len) < 0) {
+        msgpack_sbuffer_destroy(&env);
+        return -1;
+    }
     snprintf(fname, sizeof fname, "fristad_%s", fn);
-    snprintf(aret, sizeof aret, "%lld", (long long)cfg->audit_retention_ms);
-    snprintf(rret, sizeof rret, "%lld", (long long)cfg->reference_retention_ms);
-    argv[argc++] = "FCALL";
-    argv[argc++] = fname;
-    argv[argc++] = "1";
-    argv[argc++] = st->key;
-    argv[argc++] = principal;
-    argv[argc++] = aret;
-    argv[argc++] = rret;
-    for (int i = 0; i < nargs; i++)
-        argv[argc++] = args[i];
-    for (int i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
+    const char *argv[] = {"FCALL", fname, "1", st->key, env.data};
+    size_t lens[] = {5, strlen(fname), 1, strlen(st->key), env.size};
+    int argc = 5;
 
     struct pending *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p) {
+        msgpack_sbuffer_destroy(&env);
         return -1;
+    }
     p->st = st;
     p->kind = kind;
     p->cb = cb;
     p->ud = ud;
     p->waiting_replicas = kind == STORE_WRITE && cfg->wait_replicas > 0;
     /* A WAIT may legitimately block the link for its whole timeout. */
-    p->deadline_ms = daemon_now_ms() + STALL_MS + (p->waiting_replicas ? cfg->wait_timeout_ms : 0);
-    if (rlink_command(st->link, on_reply, p, argc, argv, lens) != 0) {
+    p->deadline_ms = clock_mono_ms() + STALL_MS + (p->waiting_replicas ? cfg->wait_timeout_ms : 0);
+    int sent = rlink_command(st->link, on_reply, p, argc, argv, lens);
+    msgpack_sbuffer_destroy(&env); /* hiredis has formatted its own copy */
+    if (sent != 0) {
         free(p);
         return -1;
     }
@@ -261,6 +281,14 @@ int store_call(struct store *st, const char *fn, enum store_kind kind, const cha
     st->head.prev = p;
     st->inflight++;
     return 0;
+}
+
+int store_call(struct store *st, const char *fn, enum store_kind kind, const char *caller,
+               const char *op, const char *args, size_t args_len, store_cb *cb, void *ud)
+{
+    if (!st->ready)
+        return -1;
+    return send_call(st, fn, kind, caller, op, args, args_len, cb, ud);
 }
 
 struct rewrite_req {
@@ -303,6 +331,62 @@ int store_rewrite_aof(struct store *st, store_cb *cb, void *ud)
     return 0;
 }
 
+static void migrate_step(struct store *st, const char *phase, const char *cursor);
+
+static void on_migrated(const struct store_result *res, void *ud)
+{
+    struct store *st = ud;
+    const msgpack_object *done = res->err ? NULL : proto_map_get(res->result, "done");
+    if (!done) {
+        /* The link went away, or Redis refused: the next connect starts over, from where the
+         * records are (renaming a field twice is harmless). */
+        log_warning("store: bringing the records to the current layout failed: %s",
+                    res->msg ? res->msg : proto_err_code(res->err));
+        st->ready = false;
+        struct timeval tv = {0, RETRY_LOAD_MS * 1000};
+        evtimer_add(st->load_retry, &tv);
+        return;
+    }
+    if (done->type == MSGPACK_OBJECT_BOOLEAN && done->via.boolean) {
+        log_info("store: ready");
+        st->ready = true;
+        st->hooks.ready(st->ud);
+        return;
+    }
+    const msgpack_object *ph = proto_map_get(res->result, "phase");
+    const msgpack_object *cur = proto_map_get(res->result, "cursor");
+    char phase[16], cursor[32];
+    if (!ph || ph->type != MSGPACK_OBJECT_STR || ph->via.str.size >= sizeof phase || !cur ||
+        cur->type != MSGPACK_OBJECT_STR || cur->via.str.size >= sizeof cursor) {
+        log_error("store: the layout migration answered something unreadable");
+        st->ready = false;
+        return;
+    }
+    snprintf(phase, sizeof phase, "%.*s", (int)ph->via.str.size, ph->via.str.ptr);
+    snprintf(cursor, sizeof cursor, "%.*s", (int)cur->via.str.size, cur->via.str.ptr);
+    migrate_step(st, phase, cursor);
+}
+
+/*
+ * Records written by an older fristadd name their fields in short forms; fristad_migrate
+ * renames them a batch at a time, so that Redis is never blocked for long. Until it is done the
+ * store is not ready for anyone else.
+ */
+static void migrate_step(struct store *st, const char *phase, const char *cursor)
+{
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, 2);
+    rc |= proto_pack_kv_str(&pk, "phase", phase);
+    rc |= proto_pack_kv_str(&pk, "cursor", cursor);
+    if (rc || send_call(st, "migrate", STORE_WRITE, "system:migrate", "migrate", buf.data, buf.size,
+                        on_migrated, st) != 0)
+        log_warning("store: cannot bring the records to the current layout now");
+    msgpack_sbuffer_destroy(&buf);
+}
+
 static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
@@ -319,8 +403,7 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     log_info("store: function library loaded");
-    st->ready = true;
-    events_store_ready(st->d);
+    migrate_step(st, "shelters", "0");
 }
 
 static void load_library(struct store *st)
@@ -344,6 +427,7 @@ static void on_up(struct rlink *l, void *ud)
 {
     (void)l;
     struct store *st = ud;
+    st->ready = false;
     st->d->metrics.store_reconnects++;
     load_library(st);
 }
@@ -360,7 +444,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct store *st = arg;
-    int64_t now = daemon_now_ms();
+    int64_t now = clock_mono_ms();
     for (struct pending *p = st->head.next; p != &st->head; p = p->next) {
         if (now > p->deadline_ms) {
             log_error("store: Redis has not answered in time; dropping the link");
@@ -371,7 +455,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-struct store *store_new(struct daemon *d, char *err, size_t errlen)
+struct store *store_new(struct daemon *d, struct store_hooks hooks, void *ud, char *err,
+                        size_t errlen)
 {
     struct store *st = calloc(1, sizeof *st);
     if (!st) {
@@ -379,12 +464,14 @@ struct store *store_new(struct daemon *d, char *err, size_t errlen)
         return NULL;
     }
     st->d = d;
+    st->hooks = hooks;
+    st->ud = ud;
     st->head.next = st->head.prev = &st->head;
     snprintf(st->key, sizeof st->key, "{%s}:ver", d->cfg->redis_namespace);
     char address[CONFIG_PATH_MAX + 24];
     config_redis_address(d->cfg, address, sizeof address);
-    struct rlink_hooks hooks = {.up = on_up, .down = on_down};
-    st->link = rlink_new(d->base, "store", address, hooks, st, err, errlen);
+    struct rlink_hooks link_hooks = {.up = on_up, .down = on_down};
+    st->link = rlink_new(d->base, "store", address, link_hooks, st, err, errlen);
     st->watchdog = event_new(d->base, -1, EV_PERSIST, on_watchdog, st);
     st->load_retry = evtimer_new(d->base, on_load_retry, st);
     if (!st->link || !st->watchdog || !st->load_retry) {

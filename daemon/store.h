@@ -16,12 +16,11 @@ struct daemon;
 struct store;
 
 struct store_result {
-    enum proto_err err;          /* PROTO_OK or the code to answer with */
-    const char *msg;             /* when err: for the person */
-    const msgpack_object *r;     /* when ok: the function's result map */
-    const msgpack_object *s;     /* the changed shelter's snapshot, or NULL */
-    const msgpack_object *whole; /* the whole decoded reply, for dump */
-    bool replay;                 /* an idempotent retry answered from the first result */
+    enum proto_err err;             /* PROTO_OK or the code to answer with */
+    const char *msg;                /* when err: for the person */
+    const msgpack_object *result;   /* when ok: the function's result */
+    const msgpack_object *snapshot; /* the changed shelter's snapshot, or NULL */
+    bool replay;                    /* an idempotent retry answered from the first result */
 };
 
 /* Runs exactly once per successful store_call, with the result valid only during the call. */
@@ -32,7 +31,14 @@ enum store_kind {
     STORE_WRITE, /* may have changed state: a lost reply means "outcome unknown" */
 };
 
-struct store *store_new(struct daemon *d, char *err, size_t errlen);
+struct store_hooks {
+    /* The function library is loaded and the records are in the current layout: after every
+     * (re)connect. */
+    void (*ready)(void *ud);
+};
+
+struct store *store_new(struct daemon *d, struct store_hooks hooks, void *ud, char *err,
+                        size_t errlen);
 void store_start(struct store *st);
 void store_free(struct store *st);
 /* Connected and the function library is loaded. */
@@ -41,12 +47,13 @@ bool store_ready(const struct store *st);
 unsigned store_inflight(const struct store *st);
 
 /*
- * Calls fristad_<fn> as `principal` with the op arguments. Returns 0 when sent (cb runs later,
+ * Calls the Redis Function fristad_<fn> for `op` as `caller`, with `args`: one packed msgpack
+ * map of arguments named as on the wire (NULL for none). Returns 0 when sent (cb runs later,
  * exactly once), or -1 when the store is not ready (cb never runs; answer "unavailable").
  * cb may be NULL for fire-and-forget calls.
  */
-int store_call(struct store *st, const char *fn, enum store_kind kind, const char *principal,
-               int nargs, const char *const *args, store_cb *cb, void *ud)
+int store_call(struct store *st, const char *fn, enum store_kind kind, const char *caller,
+               const char *op, const char *args, size_t args_len, store_cb *cb, void *ud)
     __attribute__((warn_unused_result));
 
 /*

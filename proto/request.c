@@ -80,11 +80,6 @@ const char *proto_field_name(enum proto_field f)
     return (unsigned)f < F__COUNT ? fields[f].name : "?";
 }
 
-#define B(f) PROTO_BIT(F_##f)
-#define SHELTER_PROFILE                                                                            \
-    (B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE) | B(GROUPS) |                  \
-     B(MAX_CHILDREN) | B(BOYS_MAX_AGE) | B(PETS) | B(SUBSTANCE) | B(LANGUAGES))
-
 struct op_def {
     const char *name;
     uint64_t required;
@@ -93,35 +88,9 @@ struct op_def {
 };
 
 static const struct op_def ops[OP__COUNT] = {
-    [OP_SHELTER_ADD] = {"shelter.add",
-                        B(SHELTER) | B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE),
-                        SHELTER_PROFILE, true},
-    [OP_SHELTER_UPDATE] = {"shelter.update", B(SHELTER), SHELTER_PROFILE, true},
-    [OP_SHELTER_RETIRE] = {"shelter.retire", B(SHELTER), 0, true},
-    [OP_SHELTER_SHOW] = {"shelter.show", B(SHELTER), 0, false},
-    [OP_SHELTER_LIST] = {"shelter.list", 0, B(COUNTY) | B(MUNICIPALITY), false},
-    [OP_UNIT_ADD] = {"unit.add", B(SHELTER) | B(UNIT) | B(BEDS), B(ACCESSIBLE), true},
-    [OP_UNIT_UPDATE] = {"unit.update", B(SHELTER) | B(UNIT), B(BEDS) | B(ACCESSIBLE), true},
-    [OP_UNIT_REMOVE] = {"unit.remove", B(SHELTER) | B(UNIT), 0, true},
-    [OP_VACANCY_SET] = {"vacancy.set", B(SHELTER) | B(UNIT) | B(STATE), 0, true},
-    [OP_VACANCY_CONFIRM] = {"vacancy.confirm", B(SHELTER), 0, true},
-    [OP_INTAKE_PAUSE] = {"intake.pause", B(SHELTER), 0, true},
-    [OP_INTAKE_RESUME] = {"intake.resume", B(SHELTER), 0, true},
-    [OP_FREE] = {"free", 0, B(COUNTY) | B(MUNICIPALITY), false},
-    [OP_SEARCH] = {"search", B(HOME) | B(RISK),
-                   B(ADULTS) | B(CHILDREN) | B(GROUP) | B(WHEELCHAIR) | B(PETS) | B(SUBSTANCE) |
-                       B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE) | B(LIMIT),
-                   false},
-    [OP_HOLD] = {"hold", B(SHELTER) | B(UNIT) | B(REF), B(IDEMPOTENCY_KEY) | B(MUNICIPALITY), true},
-    [OP_HOLD_RELEASE] = {"hold.release", B(HOLD), 0, true},
-    [OP_HOLD_CONFIRM] = {"hold.confirm", B(HOLD), 0, true},
-    [OP_HOLD_DECLINE] = {"hold.decline", B(HOLD) | B(REASON), 0, true},
-    [OP_PLACEMENT_DISCHARGE] = {"placement.discharge", B(PLACEMENT), 0, true},
-    [OP_HOLDS_LIST] = {"holds.list", 0, 0, false},
-    [OP_PLACEMENTS_LIST] = {"placements.list", 0, 0, false},
-    [OP_AUDIT] = {"audit", 0, B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT), false},
-    [OP_STATS] = {"stats", 0, 0, false},
-    [OP_WHOAMI] = {"whoami", 0, 0, false},
+#define OP_ROW(e, name, required, optional, writes) [OP_##e] = {name, required, optional, writes},
+    PROTO_OPS(OP_ROW)
+#undef OP_ROW
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -824,6 +793,19 @@ static int over_capacity(const struct proto_args *a)
     return -1;
 }
 
+int proto_pack_fields(msgpack_packer *pk, const struct proto_args *a, uint64_t mask)
+{
+    if (over_capacity(a) >= 0)
+        return -1;
+    uint64_t present = a->present & mask & ((UINT64_C(1) << F__COUNT) - 1);
+    int rc = 0;
+    for (unsigned f = 0; f < F__COUNT; f++) {
+        if (present & PROTO_BIT(f))
+            rc |= pack_field(pk, (enum proto_field)f, a);
+    }
+    return rc ? -1 : 0;
+}
+
 int proto_pack_request(msgpack_packer *pk, const struct proto_request *req)
 {
     if ((unsigned)req->op >= OP__COUNT || over_capacity(&req->args) >= 0)
@@ -834,10 +816,7 @@ int proto_pack_request(msgpack_packer *pk, const struct proto_request *req)
     rc |= proto_pack_kv_str(pk, "op", proto_op_name(req->op));
     rc |= proto_pack_cstr(pk, "args");
     rc |= msgpack_pack_map(pk, (size_t)__builtin_popcountll(present));
-    for (unsigned f = 0; f < F__COUNT; f++) {
-        if (present & PROTO_BIT(f))
-            rc |= pack_field(pk, (enum proto_field)f, &req->args);
-    }
+    rc |= proto_pack_fields(pk, &req->args, present);
     return rc ? -1 : 0;
 }
 

@@ -172,40 +172,6 @@ bool proto_utf8_valid(const char *s, size_t n, size_t *chars);
 
 /* ---- requests -------------------------------------------------------------------------- */
 
-enum proto_op {
-    OP_SHELTER_ADD,
-    OP_SHELTER_UPDATE,
-    OP_SHELTER_RETIRE,
-    OP_SHELTER_SHOW,
-    OP_SHELTER_LIST,
-    OP_UNIT_ADD,
-    OP_UNIT_UPDATE,
-    OP_UNIT_REMOVE,
-    OP_VACANCY_SET,
-    OP_VACANCY_CONFIRM,
-    OP_INTAKE_PAUSE,
-    OP_INTAKE_RESUME,
-    OP_FREE,
-    OP_SEARCH,
-    OP_HOLD,
-    OP_HOLD_RELEASE,
-    OP_HOLD_CONFIRM,
-    OP_HOLD_DECLINE,
-    OP_PLACEMENT_DISCHARGE,
-    OP_HOLDS_LIST,
-    OP_PLACEMENTS_LIST,
-    OP_AUDIT,
-    OP_STATS,
-    OP_WHOAMI,
-    OP__COUNT
-};
-
-const char *proto_op_name(enum proto_op op);
-/* Returns -1 when unknown. */
-int proto_op_parse(const char *s, size_t n);
-/* True for ops that change stored state (and are therefore audited). */
-bool proto_op_writes(enum proto_op op);
-
 /* Argument fields; the wire name is proto_field_name(). */
 enum proto_field {
     F_SHELTER,
@@ -248,6 +214,68 @@ enum proto_field {
 const char *proto_field_name(enum proto_field f);
 
 #define PROTO_BIT(f) (UINT64_C(1) << (f))
+#define PROTO_F(f)   PROTO_BIT(F_##f)
+
+#define PROTO_SHELTER_PROFILE                                                                      \
+    (PROTO_F(NAME) | PROTO_F(KIND) | PROTO_F(MUNICIPALITY) | PROTO_F(PROTECTION) |                 \
+     PROTO_F(PHONE) | PROTO_F(GROUPS) | PROTO_F(MAX_CHILDREN) | PROTO_F(BOYS_MAX_AGE) |            \
+     PROTO_F(PETS) | PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGES))
+#define PROTO_AREA (PROTO_F(COUNTY) | PROTO_F(MUNICIPALITY))
+#define PROTO_REFERRAL                                                                             \
+    (PROTO_F(ADULTS) | PROTO_F(CHILDREN) | PROTO_F(GROUP) | PROTO_F(WHEELCHAIR) | PROTO_F(PETS) |  \
+     PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGE) | PROTO_F(PERPETRATOR) | PROTO_F(EXCLUDE))
+
+/*
+ * Every op of the protocol, once: X(ENUM, wire name, required fields, optional fields, writes).
+ * The enum, the decoder's field rules (proto/request.c) and the daemon's op table
+ * (daemon/ops.c, one row per op) come from this list; "Adding an operation" in README.md says
+ * what else a new op needs.
+ */
+/* clang-format off */
+#define PROTO_OPS(X)                                                                               \
+    X(SHELTER_ADD, "shelter.add", PROTO_F(SHELTER) | PROTO_F(NAME) | PROTO_F(KIND) |               \
+      PROTO_F(MUNICIPALITY) | PROTO_F(PROTECTION) | PROTO_F(PHONE), PROTO_SHELTER_PROFILE, true)   \
+    X(SHELTER_UPDATE, "shelter.update", PROTO_F(SHELTER), PROTO_SHELTER_PROFILE, true)            \
+    X(SHELTER_RETIRE, "shelter.retire", PROTO_F(SHELTER), 0, true)                                \
+    X(SHELTER_SHOW, "shelter.show", PROTO_F(SHELTER), 0, false)                                   \
+    X(SHELTER_LIST, "shelter.list", 0, PROTO_AREA, false)                                         \
+    X(UNIT_ADD, "unit.add", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(BEDS), PROTO_F(ACCESSIBLE),\
+      true)                                                                                        \
+    X(UNIT_UPDATE, "unit.update", PROTO_F(SHELTER) | PROTO_F(UNIT),                               \
+      PROTO_F(BEDS) | PROTO_F(ACCESSIBLE), true)                                                   \
+    X(UNIT_REMOVE, "unit.remove", PROTO_F(SHELTER) | PROTO_F(UNIT), 0, true)                      \
+    X(VACANCY_SET, "vacancy.set", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(STATE), 0, true)     \
+    X(VACANCY_CONFIRM, "vacancy.confirm", PROTO_F(SHELTER), 0, true)                              \
+    X(INTAKE_PAUSE, "intake.pause", PROTO_F(SHELTER), 0, true)                                    \
+    X(INTAKE_RESUME, "intake.resume", PROTO_F(SHELTER), 0, true)                                  \
+    X(FREE, "free", 0, PROTO_AREA, false)                                                         \
+    X(SEARCH, "search", PROTO_F(HOME) | PROTO_F(RISK), PROTO_REFERRAL | PROTO_F(LIMIT), false)    \
+    X(HOLD, "hold", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(REF),                              \
+      PROTO_F(IDEMPOTENCY_KEY) | PROTO_F(MUNICIPALITY), true)                                      \
+    X(HOLD_RELEASE, "hold.release", PROTO_F(HOLD), 0, true)                                       \
+    X(HOLD_CONFIRM, "hold.confirm", PROTO_F(HOLD), 0, true)                                       \
+    X(HOLD_DECLINE, "hold.decline", PROTO_F(HOLD) | PROTO_F(REASON), 0, true)                     \
+    X(PLACEMENT_DISCHARGE, "placement.discharge", PROTO_F(PLACEMENT), 0, true)                    \
+    X(HOLDS_LIST, "holds.list", 0, 0, false)                                                      \
+    X(PLACEMENTS_LIST, "placements.list", 0, 0, false)                                            \
+    X(AUDIT, "audit", 0, PROTO_F(SINCE) | PROTO_F(PRINCIPAL) | PROTO_F(SHELTER) | PROTO_F(LIMIT), \
+      false)                                                                                       \
+    X(STATS, "stats", 0, 0, false)                                                                \
+    X(WHOAMI, "whoami", 0, 0, false)
+/* clang-format on */
+
+enum proto_op {
+#define PROTO_OP_ENUM(e, name, required, optional, writes) OP_##e,
+    PROTO_OPS(PROTO_OP_ENUM)
+#undef PROTO_OP_ENUM
+        OP__COUNT
+};
+
+const char *proto_op_name(enum proto_op op);
+/* Returns -1 when unknown. */
+int proto_op_parse(const char *s, size_t n);
+/* True for ops that change stored state (and are therefore audited). */
+bool proto_op_writes(enum proto_op op);
 
 struct proto_child {
     uint8_t age; /* 0..17 */
@@ -326,6 +354,13 @@ enum proto_err proto_decode_request(const uint8_t *p, size_t n, struct proto_req
  * before sending, and by tests). Returns PROTO_OK or the error with a message.
  */
 enum proto_err proto_validate_request(const struct proto_request *req, struct proto_error *err);
+
+/*
+ * Packs the fields of `a` that are present and in `mask` as key/value pairs (the caller has
+ * packed the map header: one pair per field). Returns 0 or -1.
+ */
+int proto_pack_fields(msgpack_packer *pk, const struct proto_args *a,
+                      uint64_t mask) PROTO_WARN_UNUSED;
 
 /* Packs a request (map with id, op, args) into `pk`. Returns 0 or -1 on allocation failure. */
 int proto_pack_request(msgpack_packer *pk, const struct proto_request *req) PROTO_WARN_UNUSED;
