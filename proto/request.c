@@ -482,7 +482,7 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
             return e;
         a->groups = 0;
         for (uint32_t i = 0; i < v->via.array.size; i++) {
-            uint8_t g;
+            uint8_t g = 0;
             if ((e = dec_enum(&v->via.array.ptr[i], fd->name, proto_group_parse,
                               "women, men, hbtqi, youth", &g, err)))
                 return e;
