@@ -66,8 +66,9 @@ bool limits_take(struct limit_entry *e, unsigned rate, unsigned burst, int64_t n
         e->tokens += elapsed * rate;
         if (e->tokens > burst)
             e->tokens = burst;
-        e->last_ms = now_ms;
     }
+    /* A clock that went back refills nothing, and counts from where it now stands. */
+    e->last_ms = now_ms;
     if (e->tokens < 1.0)
         return false;
     e->tokens -= 1.0;

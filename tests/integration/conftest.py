@@ -77,15 +77,22 @@ def _kill_leftovers():
 atexit.register(_kill_leftovers)
 
 
-def wait_for(cond, timeout, what, interval=POLL):
-    """Polls cond() until it returns something true; returns that, or fails at the deadline."""
+def wait_for(cond, timeout, what, interval=POLL, detail=None):
+    """Polls cond() until it returns something true; returns that, or fails at the deadline.
+
+    This is the one way the tests wait on a condition. cond may act as well as look (retry a
+    write, send more); an exception from it ends the wait at once. The failure names `what`,
+    and adds detail() when given (the last state seen, say)."""
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
         if v:
             return v
         if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            msg = f"timed out after {timeout:g} s waiting for {what}"
+            if detail is not None:
+                msg += f"\n{detail()}"
+            pytest.fail(msg)
         time.sleep(interval)
 
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import fristad_proto
-from conftest import SOURCE_ROOT, STOP_WAIT, Cli, Daemon, strip_volatile, tail, wait_for
+from conftest import SOURCE_ROOT, STOP_WAIT, Cli, Daemon, strip_volatile, tail
 
 EARTH_RADIUS_KM = 6371.0088
 REASONS = ("safety_policy", "protection_level", "beds", "children_limit", "boys_age",
@@ -268,4 +268,4 @@ def run_threads(targets, timeout):
 
 __all__ = ["REASONS", "RESULT_KEYS", "HOLD_REPLY_KEYS", "Geography", "geography", "now_ms",
            "luhn_digit", "personnummer", "unit_states", "referral_state", "free_units", "hits",
-           "SecondDaemon", "redis_command", "second", "second_unstarted", "run_threads", "wait_for"]
+           "SecondDaemon", "redis_command", "second", "second_unstarted", "run_threads"]

@@ -9,7 +9,6 @@ import time
 import pytest
 
 import fristad_proto
-from conftest import wait_for
 from referrals import luhn_digit
 
 # -- Redis, spoken directly -----------------------------------------------------------------
@@ -253,4 +252,4 @@ def wait_closed_conn(conn, timeout):
 __all__ = ["RedisRaw", "RespError", "keyspace", "keyspace_diff", "dump_namespace",
            "audit_entries", "ns_prefix", "redis", "pin10", "pin_forms", "luhn_digit",
            "closed_by_peer", "client_hello", "served", "rss_kib", "wait_closed_conn",
-           "wait_for", "fristad_proto"]
+           "fristad_proto"]

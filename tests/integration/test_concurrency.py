@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from referrals import free_units, run_threads, second, wait_for  # noqa: F401 - fixture
+from conftest import wait_for
+from referrals import free_units, run_threads, second  # noqa: F401 - fixture
 
 RATES = {"server": {"rate": 100000, "burst": 100000, "max_connections": 1000,
                     "max_connections_per_principal": 1000}}

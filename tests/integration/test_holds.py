@@ -6,8 +6,9 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from referrals import (HOLD_REPLY_KEYS, free_units, hits, now_ms, personnummer, referral_state,
-                       unit_states, wait_for)
+                       unit_states)
 
 SHELTERS = ["frida-sthlm", "hamnen-gbg"]
 FRIDA_PHONE = "08-555 010 10"

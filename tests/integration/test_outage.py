@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import shelter_args
+from conftest import shelter_args, wait_for
 
 SHELTERS = ["frida-sthlm", "hamnen-gbg", "lulea-jour"]
 PROMPT = 2.0  # seconds within which a write must be refused while Redis is down
@@ -42,16 +42,18 @@ def wait_writable(env, shelter, unit, state, timeout=20):
     """Retries one vacancy change until it succeeds; every refusal meanwhile must be
     `unavailable` and prompt. Returns how long it took."""
     who = env.cli("shelter", shelter)
-    t0 = time.monotonic()
-    while True:
+
+    def written():
         r = who("vacancy", shelter, unit, state)
         if r.exit == 0:
-            return time.monotonic() - t0
+            return True
         r.refused("unavailable")
         assert r.elapsed < PROMPT + 1, r.describe()
-        assert time.monotonic() - t0 < timeout, \
-            f"writes still refused {timeout} s after Redis came back"
-        time.sleep(0.2)
+        return False
+
+    t0 = time.monotonic()
+    wait_for(written, timeout, "writes to work again after Redis came back", interval=0.2)
+    return time.monotonic() - t0
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])

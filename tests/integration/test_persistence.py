@@ -2,11 +2,11 @@
 Redis (AOF, fsync on every write), and the daemon's index is rebuilt from it."""
 
 import threading
-import time
 
 import pytest
 
-from referrals import free_units, now_ms, referral_state, run_threads, unit_states, wait_for
+from conftest import wait_for
+from referrals import free_units, now_ms, referral_state, run_threads, unit_states
 
 SHELTERS = ["frida-sthlm", "hamnen-gbg"]
 
@@ -14,15 +14,15 @@ SHELTERS = ["frida-sthlm", "hamnen-gbg"]
 def wait_writable(env, timeout=20):
     """Retries a harmless write until it succeeds; every refusal meanwhile is `unavailable`."""
     who = env.cli("shelter", "hamnen-gbg")
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def written():
         r = who("vacancy", "confirm", "hamnen-gbg")
         if r.exit == 0:
-            return
+            return True
         r.refused("unavailable")
-        assert time.monotonic() < deadline, \
-            f"writes still refused {timeout} s after Redis came back"
-        time.sleep(0.2)
+        return False
+
+    wait_for(written, timeout, "writes to work again after Redis came back", interval=0.2)
 
 
 @pytest.fixture
@@ -154,10 +154,8 @@ def test_redis_killed_while_placing_loses_no_confirmed_placement(env):
                 unknown_holds.add(hid)
 
     def killer():
-        deadline = time.monotonic() + 20
-        while len(acknowledged) < 8:
-            assert time.monotonic() < deadline, "placements were not being made"
-            time.sleep(0.001)
+        wait_for(lambda: len(acknowledged) >= 8, 20, "8 placements to be acknowledged",
+                 interval=0.001)
         env.redis.stop(kill=True)
         killed.set()
 
@@ -192,15 +190,18 @@ def test_redis_killed_while_placing_loses_no_confirmed_placement(env):
         assert unit_states(env.show("frida-sthlm"))["u19"] == ("free", True)
 
     # The running daemon's index and the store agree, and so does a freshly started daemon.
-    deadline = time.monotonic() + 10
-    while True:
+    last = []
+
+    def agrees():
         try:
             check()
-            break
-        except AssertionError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.1)
+            return True
+        except AssertionError as e:
+            last[:] = [e]
+            return False
+
+    wait_for(agrees, 10, "the running daemon to agree with the store", interval=0.1,
+             detail=lambda: f"last mismatch: {last[0]}")
     env.daemon.restart()
     check()
     # Serving: a new hold and placement work.

@@ -131,6 +131,30 @@ def test_near_misses_are_not_personal_numbers(held):
             c.call("hold.release", {"hold": res["hold"]})
 
 
+# An id as daemon/dispatch.c new_id makes them: "h" or "p" and 16 random hex digits. This one
+# holds 1703799401, a Luhn-valid coordination number (born 17-03-19, day + 60).
+OWN_ID_DIGITS = "420b1703799401bf"
+
+
+@pytest.mark.xfail(strict=True, reason="known fault: the daemon refuses its own hold and "
+                   "placement ids as personal data when their hex digits spell a personal "
+                   "identity number (about one id in 10,000)")
+def test_ids_the_daemon_issues_are_not_personal_data(held):
+    """An id in the daemon's own form is looked up, never refused as personal data: about one
+    random id in 10,000 has ten decimal digits in a row that pass the check, and a hold with
+    such an id could be neither confirmed, declined nor released, a placement never
+    discharged. test_soak.py meets such ids by chance; this test does not wait for chance."""
+    env = held
+    hold, placement = "h" + OWN_ID_DIGITS, "p" + OWN_ID_DIGITS
+    with env.connect("social", "0180") as social, env.connect("shelter", FRIDA) as shelter:
+        for conn, op, args in ((social, "hold.release", {"hold": hold}),
+                               (shelter, "hold.confirm", {"hold": hold}),
+                               (shelter, "hold.decline", {"hold": hold, "reason": "ingen plats"}),
+                               (shelter, "placement.discharge", {"placement": placement})):
+            ok, res = conn.request(op, args)
+            assert not ok and res["code"] == "not_found", (op, res)
+
+
 ADDRESSES = ["Storgatan 12", "Box 123", "123 45 Stockholm", "12345 Malmö",
              "Drottninggatan 5B", "Kungsvägen 3, 2 tr", "bor på Vasagatan 14 med barnen",
              "Lilla Torget 2", "Storgatan 12, 123 45 Stockholm"]

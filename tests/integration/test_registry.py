@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN, Cli, shelter_args, strip_volatile
+from conftest import ADMIN, Cli, shelter_args, strip_volatile, wait_for
 
 SHELTER_KEYS = {"id", "name", "kind", "municipality", "municipality_name", "county",
                 "protection", "groups", "max_children", "boys_max_age", "pets", "substance",
@@ -23,10 +23,8 @@ def now_ms():
 
 def wait_past(ms):
     """Waits (bounded) until the wall clock is past a server timestamp, so a new one differs."""
-    deadline = time.monotonic() + 5
-    while now_ms() <= ms + 1:
-        assert time.monotonic() < deadline, "clock did not move past the server's timestamp"
-        time.sleep(0.005)
+    wait_for(lambda: now_ms() > ms + 1, 5, "the clock to move past the server's timestamp",
+             interval=0.005)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from referrals import REASONS, RESULT_KEYS, geography, hits, now_ms, wait_for
+from conftest import wait_for
+from referrals import REASONS, RESULT_KEYS, geography, hits, now_ms
 
 # -- the safety policy, table-driven ---------------------------------------------------------
 

@@ -3,13 +3,12 @@
 everything that happened before it."""
 
 import signal
-import time
 
 import pytest
 
-from conftest import shelter_args, strip_volatile
+from conftest import shelter_args, strip_volatile, wait_for
 from referrals import (free_units, hits, redis_command, second,  # noqa: F401 - fixture
-                       second_unstarted, unit_states, wait_for)
+                       second_unstarted, unit_states)
 
 FOLLOW_WAIT = 10.0
 
@@ -25,15 +24,15 @@ def view(admin, shelters):
 
 def wait_same(first_admin, second_admin, shelters, timeout=FOLLOW_WAIT):
     """Waits (bounded) until the second daemon answers as the first; returns the view."""
-    deadline = time.monotonic() + timeout
-    while True:
-        want = view(first_admin, shelters)
-        got = view(second_admin, shelters)
-        if got == want:
-            return got
-        if time.monotonic() >= deadline:
-            assert got == want, f"the second daemon did not follow within {timeout:g} s"
-        time.sleep(0.05)
+    last = {}
+
+    def same():
+        last["first"] = view(first_admin, shelters)
+        last["second"] = view(second_admin, shelters)
+        return last["second"] if last["second"] == last["first"] else None
+
+    return wait_for(same, timeout, "the second daemon to answer as the first",
+                    detail=lambda: f"first: {last['first']}\nsecond: {last['second']}")
 
 
 def search(cli, *extra):
@@ -215,14 +214,15 @@ def test_second_follows_after_redis_restart(pair):
 
     env.redis.restart(kill=True)
     frida = env.cli("shelter", "frida-sthlm")
-    deadline = time.monotonic() + 20
-    while True:
+
+    def written():
         r = frida("vacancy", "frida-sthlm", "r1", "free")
         if r.exit == 0:
-            break
+            return True
         r.refused("unavailable")
-        assert time.monotonic() < deadline, "writes never worked again after Redis came back"
-        time.sleep(0.2)
+        return False
+
+    wait_for(written, 20, "writes to work again after Redis came back", interval=0.2)
     frida.ok("vacancy", "frida-sthlm", "r2", "free")
     env.cli("social", "0180").ok("hold", "frida-sthlm", "r2", "--ref", "EFTER-1")
     view2 = wait_same(env.admin, two.admin, ["frida-sthlm"], timeout=20)
