@@ -36,7 +36,7 @@ static const struct cli_option options[O__COUNT] = {
     [O_PROTECTION] = {"protection", "1|2|3", F_PROTECTION,
                       "protection level: 1 basic, 2 enhanced, 3 high security"},
     [O_PHONE] = {"phone", "PHONE", F_PHONE,
-                 "the intake phone line, given only to whoever holds one of its units"},
+                 "the intake phone line: digits, spaces, dashes and a leading +"},
     [O_GROUPS] = {"groups", "women,men,hbtqi,youth", F_GROUPS,
                   "the groups the shelter takes (default women)"},
     [O_MAX_CHILDREN] = {"max-children", "N", F_MAX_CHILDREN,
@@ -83,7 +83,8 @@ static const struct cli_option options[O__COUNT] = {
                            "8 to 64 characters; a retry with the same key gets the first hold"},
     [O_FOR] = {"for", "CODE", F_MUNICIPALITY,
                "hold on behalf of this municipality (the on-call service may name any)"},
-    [O_REASON] = {"reason", "TEXT", F_REASON, "why, in at most 200 characters, without names"},
+    [O_REASON] = {"reason", "TEXT", F_REASON,
+                  "why, in at most 200 characters; never a name or personal number"},
     [O_SINCE] = {"since", "TIME", F_SINCE,
                  "entries from TIME on: 2026-11-22, 2026-11-22T10:00:00Z, an age such as 30m, "
                  "2h or 7d, or milliseconds since 1970"},
@@ -146,8 +147,8 @@ static const struct cli_command commands[] = {
      {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}, {F_STATE, "free|occupied|closed"}},
      OP_VACANCY_SET, VACANCIES,
      "set a unit's vacancy",
-     "A held unit, or one with an active placement, changes by confirm, decline or discharge "
-     "instead.", 0, 0, false},
+     "A held unit, or one with an active placement, changes by confirm, decline, release or "
+     "discharge instead.", 0, 0, false},
     {"vacancy", "confirm", 1, {{F_SHELTER, "SHELTER"}}, OP_VACANCY_CONFIRM, VACANCIES,
      "the vacancies are unchanged and current",
      "A shelter that nobody has updated or confirmed for the server's stale time (24 hours by "
