@@ -1,6 +1,7 @@
 /*
  * argv to struct proto_request. This interface is what people script against, so its words
- * and options do not change.
+ * and options do not change; they, and which command takes which, are the tables of
+ * commands.c.
  *
  * Options are read with getopt_long in "return in order" mode, so they may stand before or
  * after the subcommand whatever POSIXLY_CORRECT says, and the words in between arrive as
@@ -25,186 +26,8 @@
 
 #include "cli.h"
 
-enum opt {
-    /* global */
-    O_JSON,
-    O_SERVER,
-    O_CERT,
-    O_KEY,
-    O_CA,
-    O_CONFIG,
-    O_SERVERNAME,
-    O_TIMEOUT,
-    O_HELP,
-    O_VERSION,
-    /* subcommand options */
-    O_NAME,
-    O_KIND,
-    O_MUNICIPALITY,
-    O_PROTECTION,
-    O_PHONE,
-    O_GROUPS,
-    O_MAX_CHILDREN,
-    O_BOYS_MAX_AGE,
-    O_PETS,
-    O_NO_PETS,
-    O_SUBSTANCE,
-    O_NO_SUBSTANCE,
-    O_LANGUAGES,
-    O_COUNTY,
-    O_BEDS,
-    O_ACCESSIBLE,
-    O_NOT_ACCESSIBLE,
-    O_FROM,
-    O_RISK,
-    O_ADULTS,
-    O_CHILD,
-    O_GROUP,
-    O_WHEELCHAIR,
-    O_LANGUAGE,
-    O_PERPETRATOR_IN,
-    O_EXCLUDE,
-    O_LIMIT,
-    O_REF,
-    O_IDEMPOTENCY_KEY,
-    O_FOR,
-    O_REASON,
-    O_SINCE,
-    O_PRINCIPAL,
-    O_SHELTER,
-    O__COUNT
-};
-
-#define O_FIRST_LOCAL O_NAME
-#define OPT_VAL_BASE  256 /* getopt values of long options, above every char */
-
-/* Which field of the request an option sets; F__COUNT for the global options. */
-struct opt_def {
-    const char *name;
-    bool has_arg;
-    bool repeat; /* may be given more than once; each value is collected */
-    enum proto_field field;
-};
-
-static const struct opt_def opts[O__COUNT] = {
-    [O_JSON] = {"json", false, false, F__COUNT},
-    [O_SERVER] = {"server", true, false, F__COUNT},
-    [O_CERT] = {"cert", true, false, F__COUNT},
-    [O_KEY] = {"key", true, false, F__COUNT},
-    [O_CA] = {"ca", true, false, F__COUNT},
-    [O_CONFIG] = {"config", true, false, F__COUNT},
-    [O_SERVERNAME] = {"servername", true, false, F__COUNT},
-    [O_TIMEOUT] = {"timeout", true, false, F__COUNT},
-    [O_HELP] = {"help", false, false, F__COUNT},
-    [O_VERSION] = {"version", false, false, F__COUNT},
-    [O_NAME] = {"name", true, false, F_NAME},
-    [O_KIND] = {"kind", true, false, F_KIND},
-    [O_MUNICIPALITY] = {"municipality", true, false, F_MUNICIPALITY},
-    [O_PROTECTION] = {"protection", true, false, F_PROTECTION},
-    [O_PHONE] = {"phone", true, false, F_PHONE},
-    [O_GROUPS] = {"groups", true, false, F_GROUPS},
-    [O_MAX_CHILDREN] = {"max-children", true, false, F_MAX_CHILDREN},
-    [O_BOYS_MAX_AGE] = {"boys-max-age", true, false, F_BOYS_MAX_AGE},
-    [O_PETS] = {"pets", false, false, F_PETS},
-    [O_NO_PETS] = {"no-pets", false, false, F_PETS},
-    [O_SUBSTANCE] = {"substance", false, false, F_SUBSTANCE},
-    [O_NO_SUBSTANCE] = {"no-substance", false, false, F_SUBSTANCE},
-    [O_LANGUAGES] = {"languages", true, false, F_LANGUAGES},
-    [O_COUNTY] = {"county", true, false, F_COUNTY},
-    [O_BEDS] = {"beds", true, false, F_BEDS},
-    [O_ACCESSIBLE] = {"accessible", false, false, F_ACCESSIBLE},
-    [O_NOT_ACCESSIBLE] = {"not-accessible", false, false, F_ACCESSIBLE},
-    [O_FROM] = {"from", true, false, F_HOME},
-    [O_RISK] = {"risk", true, false, F_RISK},
-    [O_ADULTS] = {"adults", true, false, F_ADULTS},
-    [O_CHILD] = {"child", true, true, F_CHILDREN},
-    [O_GROUP] = {"group", true, false, F_GROUP},
-    [O_WHEELCHAIR] = {"wheelchair", false, false, F_WHEELCHAIR},
-    [O_LANGUAGE] = {"language", true, false, F_LANGUAGE},
-    [O_PERPETRATOR_IN] = {"perpetrator-in", true, true, F_PERPETRATOR},
-    [O_EXCLUDE] = {"exclude", true, true, F_EXCLUDE},
-    [O_LIMIT] = {"limit", true, false, F_LIMIT},
-    [O_REF] = {"ref", true, false, F_REF},
-    [O_IDEMPOTENCY_KEY] = {"idempotency-key", true, false, F_IDEMPOTENCY_KEY},
-    [O_FOR] = {"for", true, false, F_MUNICIPALITY},
-    [O_REASON] = {"reason", true, false, F_REASON},
-    [O_SINCE] = {"since", true, false, F_SINCE},
-    [O_PRINCIPAL] = {"principal", true, false, F_PRINCIPAL},
-    [O_SHELTER] = {"shelter", true, false, F_SHELTER},
-};
-
-_Static_assert(O__COUNT <= 64, "a command's options are a 64-bit mask");
-
-#define OB(o) (UINT64_C(1) << (O_##o))
-#define SHELTER_OPTS                                                                               \
-    (OB(NAME) | OB(KIND) | OB(MUNICIPALITY) | OB(PROTECTION) | OB(PHONE) | OB(GROUPS) |            \
-     OB(MAX_CHILDREN) | OB(BOYS_MAX_AGE) | OB(PETS) | OB(SUBSTANCE) | OB(LANGUAGES))
-#define AREA_OPTS (OB(COUNTY) | OB(MUNICIPALITY))
-#define SEARCH_OPTS                                                                                \
-    (OB(FROM) | OB(RISK) | OB(ADULTS) | OB(CHILD) | OB(GROUP) | OB(WHEELCHAIR) | OB(PETS) |        \
-     OB(SUBSTANCE) | OB(LANGUAGE) | OB(PERPETRATOR_IN) | OB(EXCLUDE) | OB(LIMIT))
-
-struct command {
-    const char *word1;
-    const char *word2; /* NULL for one-word commands */
-    unsigned nargs;    /* positional arguments after the words */
-    enum proto_field args[3];
-    enum proto_op op;
-    const char *synopsis; /* for messages */
-    uint64_t allowed;     /* options, bits of enum opt */
-    uint64_t required;
-    bool needs_change; /* at least one option */
-};
-
-/* One entry per command, laid out by hand: the table is the interface people script against. */
-/* clang-format off */
-static const struct command commands[] = {
-    {"shelter", "add", 1, {F_SHELTER}, OP_SHELTER_ADD,
-     "shelter add ID --name NAME --kind KIND --municipality CODE --protection 1|2|3 --phone PHONE",
-     SHELTER_OPTS, OB(NAME) | OB(KIND) | OB(MUNICIPALITY) | OB(PROTECTION) | OB(PHONE), false},
-    {"shelter", "update", 1, {F_SHELTER}, OP_SHELTER_UPDATE, "shelter update ID OPTION...",
-     SHELTER_OPTS | OB(NO_PETS) | OB(NO_SUBSTANCE), 0, true},
-    {"shelter", "retire", 1, {F_SHELTER}, OP_SHELTER_RETIRE, "shelter retire ID", 0, 0, false},
-    {"shelter", "show", 1, {F_SHELTER}, OP_SHELTER_SHOW, "shelter show ID", 0, 0, false},
-    {"shelter", "list", 0, {0}, OP_SHELTER_LIST,
-     "shelter list [--county CC] [--municipality CODE]", AREA_OPTS, 0, false},
-    {"unit", "add", 2, {F_SHELTER, F_UNIT}, OP_UNIT_ADD,
-     "unit add SHELTER UNIT --beds N [--accessible]", OB(BEDS) | OB(ACCESSIBLE), OB(BEDS), false},
-    {"unit", "update", 2, {F_SHELTER, F_UNIT}, OP_UNIT_UPDATE,
-     "unit update SHELTER UNIT [--beds N] [--accessible|--not-accessible]",
-     OB(BEDS) | OB(ACCESSIBLE) | OB(NOT_ACCESSIBLE), 0, true},
-    {"unit", "remove", 2, {F_SHELTER, F_UNIT}, OP_UNIT_REMOVE, "unit remove SHELTER UNIT",
-     0, 0, false},
-    {"vacancy", "confirm", 1, {F_SHELTER}, OP_VACANCY_CONFIRM, "vacancy confirm SHELTER",
-     0, 0, false},
-    {"vacancy", NULL, 3, {F_SHELTER, F_UNIT, F_STATE}, OP_VACANCY_SET,
-     "vacancy SHELTER UNIT free|occupied|closed", 0, 0, false},
-    {"intake", "pause", 1, {F_SHELTER}, OP_INTAKE_PAUSE, "intake pause SHELTER", 0, 0, false},
-    {"intake", "resume", 1, {F_SHELTER}, OP_INTAKE_RESUME, "intake resume SHELTER", 0, 0, false},
-    {"free", NULL, 0, {0}, OP_FREE, "free [--county CC] [--municipality CODE]",
-     AREA_OPTS, 0, false},
-    {"search", NULL, 0, {0}, OP_SEARCH, "search --from CODE --risk low|moderate|high|severe",
-     SEARCH_OPTS, OB(FROM) | OB(RISK), false},
-    {"hold", NULL, 2, {F_SHELTER, F_UNIT}, OP_HOLD, "hold SHELTER UNIT --ref REF",
-     OB(REF) | OB(IDEMPOTENCY_KEY) | OB(FOR), OB(REF), false},
-    {"release", NULL, 1, {F_HOLD}, OP_HOLD_RELEASE, "release HOLD", 0, 0, false},
-    {"confirm", NULL, 1, {F_HOLD}, OP_HOLD_CONFIRM, "confirm HOLD", 0, 0, false},
-    {"decline", NULL, 1, {F_HOLD}, OP_HOLD_DECLINE, "decline HOLD --reason TEXT",
-     OB(REASON), OB(REASON), false},
-    {"discharge", NULL, 1, {F_PLACEMENT}, OP_PLACEMENT_DISCHARGE, "discharge PLACEMENT",
-     0, 0, false},
-    {"holds", NULL, 0, {0}, OP_HOLDS_LIST, "holds", 0, 0, false},
-    {"placements", NULL, 0, {0}, OP_PLACEMENTS_LIST, "placements", 0, 0, false},
-    {"audit", NULL, 0, {0}, OP_AUDIT,
-     "audit [--since TIME] [--principal ROLE:ID] [--shelter ID] [--limit N]",
-     OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false},
-    {"stats", NULL, 0, {0}, OP_STATS, "stats", 0, 0, false},
-    {"whoami", NULL, 0, {0}, OP_WHOAMI, "whoami", 0, 0, false},
-};
-/* clang-format on */
-
-#define N_COMMANDS (sizeof commands / sizeof commands[0])
-#define MAX_POS    8u /* positional words kept; more is always an error */
+#define OPT_VAL_BASE 256 /* getopt values of long options, above every char */
+#define MAX_POS      8u  /* positional words kept; more is always an error */
 
 /* The raw command line, before it becomes a request. */
 struct parsed {
@@ -241,7 +64,7 @@ struct raw {
 /* Building one request: its op, the arguments so far, and where a refusal goes. */
 struct builder {
     struct proto_request *req;
-    const struct command *cmd;
+    const struct cli_command *cmd;
     struct client_error *err;
 };
 
@@ -732,12 +555,13 @@ static bool parse_timeout(const char *v, int *ms)
 
 static int scan(int argc, char **argv, struct parsed *p, struct cli *out, struct client_error *err)
 {
+    const struct cli_option *opts = cli_options();
     struct option longopts[O__COUNT + 1];
     int first_error = 0;
 
     for (int o = 0; o < O__COUNT; o++) {
         longopts[o] =
-            (struct option){opts[o].name, opts[o].has_arg ? required_argument : no_argument, NULL,
+            (struct option){opts[o].name, opts[o].metavar ? required_argument : no_argument, NULL,
                             OPT_VAL_BASE + o};
     }
     longopts[O__COUNT] = (struct option){NULL, 0, NULL, 0};
@@ -791,7 +615,7 @@ static int scan(int argc, char **argv, struct parsed *p, struct cli *out, struct
                 }
             }
             p->multi[o][p->n_multi[o]++] = optarg;
-        } else if (opts[o].has_arg && p->seen[o] && !first_error) {
+        } else if (opts[o].metavar && p->seen[o] && !first_error) {
             first_error = usage(err, "option --%s is given more than once", opts[o].name);
         }
         p->seen[o] = true;
@@ -810,20 +634,130 @@ static bool word_is(const char *a, const char *b)
     return a && b && strcmp(a, b) == 0;
 }
 
-/* "shelter add" or "holds", for messages. */
-static const char *cmd_name(const struct command *c, char *buf, size_t cap)
+/* ---- did you mean ----------------------------------------------------------------------- */
+
+#define NEAR_MAX_LEN 32u /* longer words are not compared: no command word is near them */
+
+/* The fewest edits (insert, delete, replace, swap two neighbours) that turn a into b. */
+static size_t edit_distance(const char *a, const char *b)
 {
-    snprintf(buf, cap, "%s%s%s", c->word1, c->word2 ? " " : "", c->word2 ? c->word2 : "");
+    size_t n = strlen(a), m = strlen(b);
+    size_t d[NEAR_MAX_LEN + 1][NEAR_MAX_LEN + 1];
+    if (n > NEAR_MAX_LEN || m > NEAR_MAX_LEN)
+        return SIZE_MAX;
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[n][m];
+}
+
+/* The command words nearest to a mistyped one: "'search'", or "'hold' or 'holds'". */
+struct near {
+    size_t best; /* edits of the nearest so far */
+    char text[120];
+};
+
+/*
+ * Considers `word` for what was typed, and names it as `shown`. A word is near when a third of
+ * its letters (at least one) or fewer need changing: "serch" is near "search", "x" near nothing.
+ */
+static void consider(struct near *nr, const char *typed, const char *word, const char *shown)
+{
+    size_t d = edit_distance(typed, word), len = strlen(word);
+    size_t limit = len / 3 > 1 ? len / 3 : 1;
+    char quoted[48];
+    snprintf(quoted, sizeof quoted, "'%s'", shown);
+    if (d == 0 || d > limit || d > nr->best || strstr(nr->text, quoted))
+        return;
+    if (d < nr->best) {
+        nr->best = d;
+        nr->text[0] = '\0';
+    }
+    size_t used = strlen(nr->text);
+    if (used + strlen(quoted) + 4 < sizeof nr->text) /* a tie too many is left out, not cut */
+        snprintf(nr->text + used, sizeof nr->text - used, "%s%s", used ? " or " : "", quoted);
+}
+
+/* "; did you mean 'search'?", or "" when nothing is near. */
+static const char *did_you_mean(char *buf, size_t cap, const struct near *nr)
+{
+    buf[0] = '\0';
+    if (nr->text[0])
+        snprintf(buf, cap, "; did you mean %s?", nr->text);
     return buf;
 }
 
-static const struct command *find_command(const struct parsed *p, struct client_error *err)
+/* Two-word commands that start with first and whose second word is near `second`. */
+static void near_second(struct near *nr, const char *first, const char *second)
 {
-    const struct command *exact = NULL, *near = NULL;
-    unsigned exact_words = 0, near_words = 0;
+    size_t n;
+    const struct cli_command *commands = cli_commands(&n);
+    char name[32];
+    for (size_t i = 0; i < n; i++) {
+        if (commands[i].word2 && word_is(first, commands[i].word1))
+            consider(nr, second, commands[i].word2,
+                     cli_command_name(&commands[i], name, sizeof name));
+    }
+}
 
-    for (size_t i = 0; i < N_COMMANDS; i++) {
-        const struct command *c = &commands[i];
+/* The two-word command `first second`, or NULL. */
+static const struct cli_command *two_words(const char *first, const char *second)
+{
+    size_t n;
+    const struct cli_command *commands = cli_commands(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (commands[i].word2 && word_is(first, commands[i].word1) &&
+            word_is(second, commands[i].word2))
+            return &commands[i];
+    }
+    return NULL;
+}
+
+/* Refuses an unknown first word, naming the commands near it. */
+static int unknown_command(struct client_error *err, const char *first, const char *second)
+{
+    size_t n;
+    const struct cli_command *commands = cli_commands(&n);
+    struct near nr = {.best = SIZE_MAX};
+    char name[32], suffix[sizeof nr.text + 24];
+    consider(&nr, first, "help", "help");
+    for (size_t i = 0; i < n; i++) {
+        /* "shelte add" is near "shelter add"; "shelte" alone near "shelter". */
+        const struct cli_command *whole = two_words(commands[i].word1, second);
+        consider(&nr, first, commands[i].word1,
+                 whole ? cli_command_name(whole, name, sizeof name) : commands[i].word1);
+    }
+    return usage(err, "unknown command '%s'%s", first, did_you_mean(suffix, sizeof suffix, &nr));
+}
+
+/* ---- commands --------------------------------------------------------------------------- */
+
+static const struct cli_command *find_command(const struct parsed *p, struct client_error *err)
+{
+    size_t n;
+    const struct cli_command *commands = cli_commands(&n);
+    const struct cli_command *exact = NULL, *near = NULL;
+    unsigned exact_words = 0, near_words = 0;
+    const char *second = p->npos > 1 ? p->pos[1] : NULL;
+    struct near nr = {.best = SIZE_MAX};
+    char suffix[sizeof nr.text + 24];
+
+    for (size_t i = 0; i < n; i++) {
+        const struct cli_command *c = &commands[i];
         unsigned words = c->word2 ? 2 : 1;
         if (p->npos < words || !word_is(p->pos[0], c->word1) ||
             (c->word2 && !word_is(p->pos[1], c->word2)))
@@ -839,58 +773,110 @@ static const struct command *find_command(const struct parsed *p, struct client_
     if (exact)
         return exact;
     if (near) {
-        char name[32];
-        usage(err, "%s for '%s': fristad %s",
+        char name[32], syn[CLIENT_MESSAGE_MAX];
+        if (near_words == 1 && second) /* "vacancy confrim frida" */
+            near_second(&nr, p->pos[0], second);
+        usage(err, "%s for '%s': fristad %s%s",
               p->npos - near_words < near->nargs ? "missing arguments" : "too many arguments",
-              cmd_name(near, name, sizeof name), near->synopsis);
+              cli_command_name(near, name, sizeof name), cli_synopsis(near, syn, sizeof syn),
+              did_you_mean(suffix, sizeof suffix, &nr));
         return NULL;
     }
     char choices[160] = "";
-    for (size_t i = 0; i < N_COMMANDS; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (word_is(p->pos[0], commands[i].word1) && commands[i].word2)
             snprintf(choices + strlen(choices), sizeof choices - strlen(choices), "%s%s",
                      choices[0] ? ", " : "", commands[i].word2);
     }
-    if (choices[0])
-        usage(err, "'%s' needs one of: %s", p->pos[0], choices);
-    else
-        usage(err, "unknown command '%s'", p->pos[0]);
+    if (!choices[0]) {
+        unknown_command(err, p->pos[0], second);
+        return NULL;
+    }
+    if (second)
+        near_second(&nr, p->pos[0], second);
+    usage(err, "'%s' needs one of: %s%s", p->pos[0], choices,
+          did_you_mean(suffix, sizeof suffix, &nr));
     return NULL;
 }
 
-static int check_options(const struct parsed *p, const struct command *c, struct client_error *err)
+/*
+ * The commands that `help WORDS` or `WORDS --help` asks about, a bit per command of the table:
+ * the one the words name, or when they name none every command that starts with the first.
+ * 0 when the first word starts none.
+ */
+static uint64_t help_topics(const char *const *words, unsigned nwords)
 {
-    char name[32];
+    size_t n;
+    const struct cli_command *commands = cli_commands(&n);
+    uint64_t named = 0, one_word = 0, all = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct cli_command *c = &commands[i];
+        uint64_t bit = UINT64_C(1) << i;
+        if (!word_is(words[0], c->word1))
+            continue;
+        all |= bit;
+        if (c->word2 && nwords > 1 && word_is(words[1], c->word2))
+            named |= bit;
+        if (!c->word2)
+            one_word |= bit;
+    }
+    if (named)
+        return named;
+    if (nwords > 1 && one_word) /* "hold frida r1 --help": the words after it are arguments */
+        return one_word;
+    return all;
+}
+
+/* Sets out->topics from the words of the command line; a word that is no command is an error. */
+static int help_request(const struct parsed *p, struct cli *out, struct client_error *err)
+{
+    unsigned first = 0, npos = p->npos < MAX_POS ? p->npos : MAX_POS;
+    while (first < npos && word_is(p->pos[first], "help"))
+        first++;
+    if (first == npos)
+        return 0;
+    out->topics = help_topics(p->pos + first, npos - first);
+    if (out->topics)
+        return 0;
+    out->help = false;
+    return unknown_command(err, p->pos[first], first + 1 < npos ? p->pos[first + 1] : NULL);
+}
+
+static int check_options(const struct parsed *p, const struct cli_command *c,
+                         struct client_error *err)
+{
+    const struct cli_option *opts = cli_options();
+    char name[32], syn[CLIENT_MESSAGE_MAX];
     bool any = false;
-    cmd_name(c, name, sizeof name);
+    cli_command_name(c, name, sizeof name);
     for (int o = O_FIRST_LOCAL; o < O__COUNT; o++) {
         if (!p->seen[o])
             continue;
-        if (!(c->allowed & (UINT64_C(1) << o)))
+        if (!(c->allowed & CLI_OPT_BIT(o)))
             return usage(err, "option --%s does not apply to '%s'", opts[o].name, name);
         any = true;
     }
     for (int o = O_FIRST_LOCAL; o < O__COUNT; o++) {
-        if ((c->required & (UINT64_C(1) << o)) && !p->seen[o])
-            return usage(err, "'%s' needs --%s: fristad %s", name, opts[o].name, c->synopsis);
+        if ((c->required & CLI_OPT_BIT(o)) && !p->seen[o])
+            return usage(err, "'%s' needs --%s: fristad %s", name, opts[o].name,
+                         cli_synopsis(c, syn, sizeof syn));
     }
     if (c->needs_change && !any)
         return usage(err, "'%s' needs at least one option to change: fristad %s", name,
-                     c->synopsis);
-    static const int pairs[][2] = {
-        {O_PETS, O_NO_PETS}, {O_SUBSTANCE, O_NO_SUBSTANCE}, {O_ACCESSIBLE, O_NOT_ACCESSIBLE}};
-    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        if (p->seen[pairs[i][0]] && p->seen[pairs[i][1]])
-            return usage(err, "--%s and --%s contradict each other", opts[pairs[i][0]].name,
-                         opts[pairs[i][1]].name);
+                     cli_synopsis(c, syn, sizeof syn));
+    for (int o = O_FIRST_LOCAL + 1; o < O__COUNT; o++) {
+        if (opts[o].negative && p->seen[o - 1] && p->seen[o])
+            return usage(err, "--%s and --%s contradict each other", opts[o - 1].name,
+                         opts[o].name);
     }
     return 0;
 }
 
 static int set_option(struct builder *b, const struct parsed *p, int o)
 {
+    const struct cli_option *opt = &cli_options()[o];
     struct proto_args *a = &b->req->args;
-    enum proto_field f = opts[o].field;
+    enum proto_field f = opt->field;
     const char *v = p->value[o];
 
     switch (o) {
@@ -925,7 +911,7 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
     case O_BEDS:
     case O_ADULTS:
     case O_LIMIT:
-        return put_uint(b, f, opts[o].name, v);
+        return put_uint(b, f, opt->name, v);
     case O_CHILD:
         return put_children(b, p->multi[o], p->n_multi[o]);
     case O_PERPETRATOR_IN:
@@ -946,7 +932,7 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
     return 0;
 }
 
-static int build(const struct parsed *p, const struct command *c, struct proto_request *req,
+static int build(const struct parsed *p, const struct cli_command *c, struct proto_request *req,
                  struct client_error *err)
 {
     struct builder b = {.req = req, .cmd = c, .err = err};
@@ -957,7 +943,7 @@ static int build(const struct parsed *p, const struct command *c, struct proto_r
     req->has_id = true;
     for (unsigned i = 0; i < c->nargs; i++) {
         const char *v = p->pos[words + i];
-        enum proto_field f = c->args[i];
+        enum proto_field f = c->args[i].field;
         int rc = f == F_STATE ? put_enum(&b, f, v, proto_vacancy_parse, &req->args.state)
                               : put_str(&b, f, v);
         if (rc != 0)
@@ -992,87 +978,17 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
             rc = usage(err, "no command given");
         } else if (word_is(p.pos[0], "help")) {
             out->help = true;
+            rc = help_request(&p, out, err);
         } else {
-            const struct command *c = find_command(&p, err);
+            const struct cli_command *c = find_command(&p, err);
             rc = -1;
             if (c && check_options(&p, c, err) == 0)
                 rc = build(&p, c, &out->req, err);
         }
+    } else if (rc == 0 && out->help) {
+        rc = help_request(&p, out, err);
     }
     for (int o = 0; o < O__COUNT; o++)
         free(p.multi[o]);
     return rc;
-}
-
-void cli_usage(FILE *out)
-{
-    fputs("Usage: fristad [OPTION]... COMMAND [ARGUMENT]... [OPTION]...\n"
-          "\n"
-          "Shelter bed availability and referrals: each command sends one request to fristadd.\n"
-          "\n"
-          "Registry (admin):\n"
-          "  shelter add ID --name NAME --kind KIND --municipality CODE --protection 1|2|3\n"
-          "      --phone PHONE [--groups women,men,hbtqi,youth] [--max-children N]\n"
-          "      [--boys-max-age N] [--pets] [--substance] [--languages sv,en,ar]\n"
-          "      KIND is kvinnojour, skyddat_boende, kriscentrum or other.\n"
-          "  shelter update ID OPTION...   the options of shelter add, and --no-pets,\n"
-          "      --no-substance\n"
-          "  shelter retire ID\n"
-          "  unit add SHELTER UNIT --beds N [--accessible]\n"
-          "  unit update SHELTER UNIT [--beds N] [--accessible|--not-accessible]\n"
-          "  unit remove SHELTER UNIT\n"
-          "\n"
-          "Vacancies (shelter staff):\n"
-          "  vacancy SHELTER UNIT free|occupied|closed\n"
-          "  vacancy confirm SHELTER       the vacancies are unchanged and current\n"
-          "  intake pause|resume SHELTER\n"
-          "  confirm HOLD                  the household has arrived: a placement\n"
-          "  decline HOLD --reason TEXT\n"
-          "  discharge PLACEMENT\n"
-          "\n"
-          "Listings (everyone):\n"
-          "  shelter list [--county CC] [--municipality CODE]\n"
-          "  shelter show ID\n"
-          "  free [--county CC] [--municipality CODE]\n"
-          "\n"
-          "Referrals (social services):\n"
-          "  search --from CODE --risk low|moderate|high|severe [--adults N]\n"
-          "      [--child AGE{m|f}]... [--group women|men|hbtqi|youth] [--wheelchair] [--pets]\n"
-          "      [--substance] [--language LANG] [--perpetrator-in CODE]... [--exclude CODE]...\n"
-          "      [--limit N]\n"
-          "      --child 14m is a boy of 14, --child 3f a girl of 3; give one per child.\n"
-          "  hold SHELTER UNIT --ref REF [--idempotency-key KEY] [--for CODE]\n"
-          "  release HOLD\n"
-          "  holds\n"
-          "  placements\n"
-          "\n"
-          "Administration:\n"
-          "  audit [--since TIME] [--principal ROLE:ID] [--shelter ID] [--limit N]\n"
-          "      TIME is 2026-11-22, 2026-11-22T10:00:00Z, an age such as 30m, 2h or 7d, or\n"
-          "      milliseconds since 1970.\n"
-          "  stats\n"
-          "  whoami\n"
-          "  help\n"
-          "\n"
-          "Options:\n"
-          "  --json               print exactly one JSON document: the result, or\n"
-          "                       {\"error\": {\"code\": ..., \"message\": ...}}\n"
-          "  --server HOST:PORT   the fristadd server (port 7420 if left out)\n"
-          "  --cert FILE          client certificate (PEM)\n"
-          "  --key FILE           its private key (PEM, without a passphrase)\n"
-          "  --ca FILE            CA certificate(s) the server's certificate must chain to\n"
-          "  --servername NAME    name to check in the server's certificate (default: HOST)\n"
-          "  --config FILE        config file to read settings from\n"
-          "  --timeout SECONDS    give up after this long (default 15)\n"
-          "  --help, --version\n"
-          "\n"
-          "Settings are taken from the flags, else the environment (FRISTAD_SERVER,\n"
-          "FRISTAD_CERT, FRISTAD_KEY, FRISTAD_CA), else the [client] section (server, cert, key,\n"
-          "ca, servername) of the config file: --config FILE, else $FRISTAD_CONFIG, else\n"
-          "$XDG_CONFIG_HOME/fristad/client.conf (~/.config/fristad/client.conf). Relative paths\n"
-          "in the file are relative to its directory.\n"
-          "\n"
-          "Exit status: 0 success; 1 refused with an error code (by the server or by local\n"
-          "validation); 2 usage error; 3 connection, TLS, timeout or protocol failure.\n",
-          out);
 }

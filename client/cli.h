@@ -8,12 +8,15 @@
 #include <fristad/proto.h>
 
 #include "client.h"
+#include "commands.h"
 #include "settings.h"
 
 struct cli {
-    bool json;    /* --json: one JSON document on stdout, whatever happens */
-    bool help;    /* --help or `help`: print the usage text and stop */
-    bool version; /* --version */
+    bool json;       /* --json: one JSON document on stdout, whatever happens */
+    bool help;       /* --help or `help`: print the usage text or a command's help and stop */
+    bool version;    /* --version */
+    uint64_t topics; /* help: the commands to describe, bits by index in cli_commands(); 0 for
+                        the usage text */
     struct settings_flags flags;
     struct proto_request req; /* op and args; the caller sets the id */
 };
@@ -22,11 +25,10 @@ struct cli {
  * Parses argv (which getopt may reorder) into out. Returns 0, or -1 with err set: a usage
  * error (CLIENT_USAGE), or a value the protocol refuses (CLIENT_REFUSED, with the proto error
  * code). out->json, out->help and out->version are set even when parsing fails, so that the
- * error can be reported in the form asked for. The request still needs
- * proto_validate_request: only what the struct cannot hold is checked here.
+ * error can be reported in the form asked for; help for a word that is no command is a usage
+ * error, with out->help false. The request still needs proto_validate_request: only what the
+ * struct cannot hold is checked here.
  */
 int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err) CLIENT_WARN_UNUSED;
-
-void cli_usage(FILE *out);
 
 #endif

@@ -150,27 +150,82 @@ static const char *age_words(char *buf, size_t cap, int64_t s)
     return buf;
 }
 
-/* How old the shelter's vacancy data is, "5 min" or "2 d STALE". */
-static const char *fmt_age(char *buf, size_t cap, const msgpack_object *m)
+/* How old the shelter's vacancy data is (key: "data_age_s"), "5 min" or "2 d STALE". */
+static const char *fmt_age(char *buf, size_t cap, const msgpack_object *m, const char *key)
 {
     int64_t s;
     char age[32] = "-";
-    if (as_i64(get(m, "data_age_s"), &s))
+    if (as_i64(get(m, key), &s))
         age_words(age, sizeof age, s < 0 ? 0 : s);
     snprintf(buf, cap, "%s%s", age, is_true(m, "stale") ? " STALE" : "");
     return buf;
 }
 
-/* "Stockholm (0180)", or the code alone when the reply has no name. */
-static const char *fmt_muni(char *buf, size_t cap, const msgpack_object *m)
+/* "Stockholm (0180)" (key: "municipality"), or the code alone when the reply has no name. */
+static const char *fmt_muni(char *buf, size_t cap, const msgpack_object *m, const char *key)
 {
-    char name[CELL], code[16];
+    char name[CELL], code[48]; /* room for anything fmt makes of a value that is not a code */
     const msgpack_object *n = get(m, "municipality_name");
-    fmt_key(code, sizeof code, m, "municipality");
+    fmt_key(code, sizeof code, m, key);
     if (n && n->type == MSGPACK_OBJECT_STR && n->via.str.size > 0)
         snprintf(buf, cap, "%s (%s)", fmt(name, sizeof name, n), code[0] ? code : "-");
     else
         snprintf(buf, cap, "%s", code[0] ? code : "-");
+    return buf;
+}
+
+/* What an audit entry is about: "frida/r1 hold H1", or '-'. */
+static const char *fmt_target(char *buf, size_t cap, const msgpack_object *e, const char *key)
+{
+    static const char *const keys[] = {"shelter", "unit", "hold", "placement"};
+    size_t used = 0;
+    (void)key; /* the target is made of four keys */
+    buf[0] = '\0';
+    for (unsigned k = 0; k < 4; k++) {
+        char v[CELL];
+        const msgpack_object *o = get(e, keys[k]);
+        if (!o || o->type == MSGPACK_OBJECT_NIL)
+            continue;
+        const char *sep = used == 0 ? "" : k == 1 ? "/" : " ";
+        const char *label = k >= 2 ? keys[k] : "";
+        int n = snprintf(buf + used, cap - used, "%s%s%s%s", sep, label, k >= 2 ? " " : "",
+                         fmt(v, sizeof v, o));
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+    return buf[0] ? buf : "-";
+}
+
+static const char *fmt_minutes(char *buf, size_t cap, const msgpack_object *m, const char *key)
+{
+    return fmt_time(buf, cap, m, key, TIME_MINUTES);
+}
+
+static const char *fmt_seconds(char *buf, size_t cap, const msgpack_object *m, const char *key)
+{
+    return fmt_time(buf, cap, m, key, TIME_SECONDS);
+}
+
+/* "2/5" free units of all (key: "free_units"), "2/5 paused" when intake is paused. */
+static const char *fmt_free_units(char *buf, size_t cap, const msgpack_object *s, const char *key)
+{
+    char fr[32], un[32];
+    snprintf(buf, cap, "%s/%s%s", fmt_key(fr, sizeof fr, s, key),
+             fmt_key(un, sizeof un, s, "units"), is_true(s, "paused") ? " paused" : "");
+    return buf;
+}
+
+/* "yes (2 d)" or "no (5 min)": whether the data is stale (key: "stale"), and its age. */
+static const char *fmt_stale(char *buf, size_t cap, const msgpack_object *s, const char *key)
+{
+    char age[64];
+    int64_t secs;
+    if (as_i64(get(s, "data_age_s"), &secs))
+        age_words(age, sizeof age, secs < 0 ? 0 : secs);
+    else
+        snprintf(age, sizeof age, "-");
+    snprintf(buf, cap, "%s (%s)", is_true(s, key) ? "yes" : "no", age);
     return buf;
 }
 
@@ -224,13 +279,62 @@ static void print_tree(FILE *out, const msgpack_object *o, unsigned indent, unsi
     }
 }
 
-/* Prints and frees t; "none" instead of an empty table. */
-static int finish_table(FILE *out, struct table *t, const char *none)
+/* Makes the cell of one column from one row of a listing. */
+typedef const char *cell_fn(char *buf, size_t cap, const msgpack_object *row, const char *key);
+
+struct column {
+    const char *header;
+    const char *key; /* what the cell shows, passed to `cell` */
+    cell_fn *cell;   /* NULL: the row's number, counting from 1 */
+    bool right;      /* right-aligned, for numbers */
+};
+
+/* A reply that is a list of rows: which array of the result, and how a row becomes a line. */
+struct listing {
+    const char *rows; /* key of the array in the result */
+    const char *none; /* printed instead of an empty table */
+    unsigned ncols;
+    const struct column *cols;
+};
+
+#define NCOLS(cols) (unsigned)(sizeof(cols) / sizeof(cols)[0])
+
+/* Prints the rows of r as a table; a missing or empty array as l->none. */
+static int print_listing(FILE *out, const msgpack_object *r, const struct listing *l)
 {
+    const char *head[TABLE_MAX_COLS];
+    if (l->ncols > TABLE_MAX_COLS)
+        return -1;
+    for (unsigned c = 0; c < l->ncols; c++)
+        head[c] = l->cols[c].header;
+    struct table *t = table_new(l->ncols, head);
     if (!t)
         return -1;
+    for (unsigned c = 0; c < l->ncols; c++) {
+        if (l->cols[c].right)
+            table_align_right(t, c);
+    }
+    const msgpack_object *rows = get_array(r, l->rows);
+    for (uint32_t i = 0; rows && i < rows->via.array.size; i++) {
+        const msgpack_object *row = &rows->via.array.ptr[i];
+        char buf[TABLE_MAX_COLS][CELL];
+        const char *cells[TABLE_MAX_COLS];
+        for (unsigned c = 0; c < l->ncols; c++) {
+            const struct column *col = &l->cols[c];
+            if (col->cell) {
+                cells[c] = col->cell(buf[c], CELL, row, col->key);
+            } else {
+                snprintf(buf[c], CELL, "%" PRIu32, i + 1);
+                cells[c] = buf[c];
+            }
+        }
+        if (table_add(t, cells) != 0) {
+            table_free(t);
+            return -1;
+        }
+    }
     if (table_rows(t) == 0)
-        fprintf(out, "%s\n", none);
+        fprintf(out, "%s\n", l->none);
     else
         table_print(t, out);
     table_free(t);
@@ -239,27 +343,14 @@ static int finish_table(FILE *out, struct table *t, const char *none)
 
 /* ---- registry and vacancies ------------------------------------------------------------- */
 
-static int print_units(FILE *out, const msgpack_object *shelter)
-{
-    static const char *const head[] = {"UNIT", "BEDS", "ACCESSIBLE", "STATE", "HELD"};
-    static const char *const keys[] = {"id", "beds", "accessible", "state", "held"};
-    const msgpack_object *units = get_array(shelter, "units");
-    struct table *t = table_new(5, head);
-    if (!t)
-        return -1;
-    table_align_right(t, 1);
-    for (uint32_t i = 0; units && i < units->via.array.size; i++) {
-        char buf[5][CELL];
-        const char *cells[5];
-        for (unsigned c = 0; c < 5; c++)
-            cells[c] = fmt_key(buf[c], CELL, &units->via.array.ptr[i], keys[c]);
-        if (table_add(t, cells) != 0) {
-            table_free(t);
-            return -1;
-        }
-    }
-    return finish_table(out, t, "No units.");
-}
+static const struct column unit_cols[] = {
+    {"UNIT", "id", fmt_key, false},
+    {"BEDS", "beds", fmt_key, true},
+    {"ACCESSIBLE", "accessible", fmt_key, false},
+    {"STATE", "state", fmt_key, false},
+    {"HELD", "held", fmt_key, false},
+};
+static const struct listing units = {"units", "No units.", NCOLS(unit_cols), unit_cols};
 
 static int print_shelter(FILE *out, const msgpack_object *s)
 {
@@ -268,7 +359,7 @@ static int print_shelter(FILE *out, const msgpack_object *s)
     fprintf(out, "%-14s%s\n", "Shelter:", fmt_key(a, sizeof a, s, "id"));
     fprintf(out, "%-14s%s\n", "Name:", fmt_key(a, sizeof a, s, "name"));
     fprintf(out, "%-14s%s\n", "Kind:", fmt_key(a, sizeof a, s, "kind"));
-    fprintf(out, "%-14s%s\n", "Municipality:", fmt_muni(a, sizeof a, s));
+    fprintf(out, "%-14s%s\n", "Municipality:", fmt_muni(a, sizeof a, s, "municipality"));
     fprintf(out, "%-14s%s\n", "County:", fmt_key(a, sizeof a, s, "county"));
     int64_t level = 0;
     static const char *const levels[] = {"", " (basic)", " (enhanced)", " (high security)"};
@@ -291,79 +382,35 @@ static int print_shelter(FILE *out, const msgpack_object *s)
     if (is_true(s, "retired"))
         fprintf(out, "%-14s%s\n", "Retired:", "yes");
     fprintf(out, "%-14s%s (%s)\n", "Updated:", fmt_time(a, sizeof a, s, "updated_at", TIME_MINUTES),
-            fmt_age(b, sizeof b, s));
+            fmt_age(b, sizeof b, s, "data_age_s"));
     fputc('\n', out);
-    return print_units(out, s);
+    return print_listing(out, s, &units);
 }
 
-static int print_shelter_list(FILE *out, const msgpack_object *r)
-{
-    static const char *const head[] = {"ID",     "NAME", "KIND",       "MUNICIPALITY",
-                                       "COUNTY", "PROT", "FREE/UNITS", "STALE"};
-    const msgpack_object *list = get_array(r, "shelters");
-    struct table *t = table_new(8, head);
-    if (!t)
-        return -1;
-    table_align_right(t, 5);
-    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
-        const msgpack_object *s = &list->via.array.ptr[i];
-        char buf[8][CELL], fr[32], un[32], age[64];
-        snprintf(buf[6], CELL, "%s/%s%s", fmt_key(fr, sizeof fr, s, "free_units"),
-                 fmt_key(un, sizeof un, s, "units"), is_true(s, "paused") ? " paused" : "");
-        int64_t secs;
-        if (as_i64(get(s, "data_age_s"), &secs))
-            age_words(age, sizeof age, secs < 0 ? 0 : secs);
-        else
-            snprintf(age, sizeof age, "-");
-        snprintf(buf[7], CELL, "%s (%s)", is_true(s, "stale") ? "yes" : "no", age);
-        const char *cells[8] = {
-            fmt_key(buf[0], CELL, s, "id"),
-            fmt_key(buf[1], CELL, s, "name"),
-            fmt_key(buf[2], CELL, s, "kind"),
-            fmt_muni(buf[3], CELL, s),
-            fmt_key(buf[4], CELL, s, "county"),
-            fmt_key(buf[5], CELL, s, "protection"),
-            buf[6],
-            buf[7],
-        };
-        if (table_add(t, cells) != 0) {
-            table_free(t);
-            return -1;
-        }
-    }
-    return finish_table(out, t, "No shelters.");
-}
+static const struct column shelter_cols[] = {
+    {"ID", "id", fmt_key, false},
+    {"NAME", "name", fmt_key, false},
+    {"KIND", "kind", fmt_key, false},
+    {"MUNICIPALITY", "municipality", fmt_muni, false},
+    {"COUNTY", "county", fmt_key, false},
+    {"PROT", "protection", fmt_key, true},
+    {"FREE/UNITS", "free_units", fmt_free_units, false},
+    {"STALE", "stale", fmt_stale, false},
+};
+static const struct listing shelters = {"shelters", "No shelters.", NCOLS(shelter_cols),
+                                        shelter_cols};
 
-static int print_free(FILE *out, const msgpack_object *r)
-{
-    static const char *const head[] = {"SHELTER", "NAME",       "MUNICIPALITY", "UNIT",
-                                       "BEDS",    "ACCESSIBLE", "PROT",         "AGE"};
-    const msgpack_object *list = get_array(r, "units");
-    struct table *t = table_new(8, head);
-    if (!t)
-        return -1;
-    table_align_right(t, 4);
-    table_align_right(t, 6);
-    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
-        const msgpack_object *u = &list->via.array.ptr[i];
-        char buf[8][CELL];
-        const char *cells[8] = {
-            fmt_key(buf[0], CELL, u, "shelter"),
-            fmt_key(buf[1], CELL, u, "name"),
-            fmt_muni(buf[2], CELL, u),
-            fmt_key(buf[3], CELL, u, "unit"),
-            fmt_key(buf[4], CELL, u, "beds"),
-            fmt_key(buf[5], CELL, u, "accessible"),
-            fmt_key(buf[6], CELL, u, "protection"),
-            fmt_age(buf[7], CELL, u),
-        };
-        if (table_add(t, cells) != 0) {
-            table_free(t);
-            return -1;
-        }
-    }
-    return finish_table(out, t, "No free unit.");
-}
+static const struct column free_cols[] = {
+    {"SHELTER", "shelter", fmt_key, false},
+    {"NAME", "name", fmt_key, false},
+    {"MUNICIPALITY", "municipality", fmt_muni, false},
+    {"UNIT", "unit", fmt_key, false},
+    {"BEDS", "beds", fmt_key, true},
+    {"ACCESSIBLE", "accessible", fmt_key, false},
+    {"PROT", "protection", fmt_key, true},
+    {"AGE", "data_age_s", fmt_age, false},
+};
+static const struct listing free_units = {"units", "No free unit.", NCOLS(free_cols), free_cols};
 
 /* A one-line confirmation of a registry or vacancy write, then the shelter's units. */
 static int print_write(FILE *out, const struct proto_request *req, const msgpack_object *r)
@@ -409,7 +456,7 @@ static int print_write(FILE *out, const struct proto_request *req, const msgpack
     if (!s || s->type != MSGPACK_OBJECT_MAP || req->op == OP_SHELTER_RETIRE)
         return 0;
     fputc('\n', out);
-    return print_units(out, s);
+    return print_listing(out, s, &units);
 }
 
 /* ---- referrals -------------------------------------------------------------------------- */
@@ -458,46 +505,30 @@ static int print_ruled_out(FILE *out, const msgpack_object *ruled)
     return 0;
 }
 
+static const struct column result_cols[] = {
+    {"#", NULL, NULL, true},
+    {"SHELTER", "shelter", fmt_key, false},
+    {"UNIT", "unit", fmt_key, false},
+    {"NAME", "name", fmt_key, false},
+    {"KIND", "kind", fmt_key, false},
+    {"MUNICIPALITY", "municipality", fmt_muni, false},
+    {"COUNTY", "county", fmt_key, false},
+    {"KM", "distance_km", fmt_key, true},
+    {"BEDS", "beds", fmt_key, true},
+    {"PROT", "protection", fmt_key, true},
+    {"FRESHNESS", "data_age_s", fmt_age, false},
+};
+static const struct listing results = {"results", "No eligible unit.", NCOLS(result_cols),
+                                       result_cols};
+
 static int print_search(FILE *out, const msgpack_object *r)
 {
-    static const char *const head[] = {"#",    "SHELTER",      "UNIT",     "NAME",
-                                       "KIND", "MUNICIPALITY", "COUNTY",   "KM",
-                                       "BEDS", "PROT",         "FRESHNESS"};
     const msgpack_object *list = get_array(r, "results");
     if (!list || list->via.array.size == 0) {
         fprintf(out, "No eligible unit.\n");
         return print_ruled_out(out, get(r, "ruled_out"));
     }
-    struct table *t = table_new(11, head);
-    if (!t)
-        return -1;
-    table_align_right(t, 0);
-    table_align_right(t, 7);
-    table_align_right(t, 8);
-    table_align_right(t, 9);
-    for (uint32_t i = 0; i < list->via.array.size; i++) {
-        const msgpack_object *u = &list->via.array.ptr[i];
-        char buf[11][CELL];
-        snprintf(buf[0], CELL, "%" PRIu32, i + 1);
-        const char *cells[11] = {
-            buf[0],
-            fmt_key(buf[1], CELL, u, "shelter"),
-            fmt_key(buf[2], CELL, u, "unit"),
-            fmt_key(buf[3], CELL, u, "name"),
-            fmt_key(buf[4], CELL, u, "kind"),
-            fmt_muni(buf[5], CELL, u),
-            fmt_key(buf[6], CELL, u, "county"),
-            fmt_key(buf[7], CELL, u, "distance_km"),
-            fmt_key(buf[8], CELL, u, "beds"),
-            fmt_key(buf[9], CELL, u, "protection"),
-            fmt_age(buf[10], CELL, u),
-        };
-        if (table_add(t, cells) != 0) {
-            table_free(t);
-            return -1;
-        }
-    }
-    return finish_table(out, t, "No eligible unit.");
+    return print_listing(out, r, &results);
 }
 
 static int print_hold(FILE *out, const struct proto_request *req, const msgpack_object *r)
@@ -547,107 +578,44 @@ static int print_closing(FILE *out, const struct proto_request *req, const msgpa
     return 0;
 }
 
-static int print_holds(FILE *out, const msgpack_object *r)
-{
-    static const char *const head[] = {"HOLD", "SHELTER", "UNIT",    "REF",     "FOR",
-                                       "BY",   "STATE",   "CREATED", "EXPIRES", "CLOSED"};
-    static const char *const keys[] = {"hold",         "shelter", "unit", "ref",
-                                       "municipality", "by",      "state"};
-    const msgpack_object *list = get_array(r, "holds");
-    struct table *t = table_new(10, head);
-    if (!t)
-        return -1;
-    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
-        const msgpack_object *h = &list->via.array.ptr[i];
-        char buf[10][CELL];
-        const char *cells[10];
-        for (unsigned c = 0; c < 7; c++)
-            cells[c] = fmt_key(buf[c], CELL, h, keys[c]);
-        cells[7] = fmt_time(buf[7], CELL, h, "created_at", TIME_MINUTES);
-        cells[8] = fmt_time(buf[8], CELL, h, "expires_at", TIME_MINUTES);
-        cells[9] = fmt_time(buf[9], CELL, h, "closed_at", TIME_MINUTES);
-        if (table_add(t, cells) != 0) {
-            table_free(t);
-            return -1;
-        }
-    }
-    return finish_table(out, t, "No holds.");
-}
+static const struct column hold_cols[] = {
+    {"HOLD", "hold", fmt_key, false},
+    {"SHELTER", "shelter", fmt_key, false},
+    {"UNIT", "unit", fmt_key, false},
+    {"REF", "ref", fmt_key, false},
+    {"FOR", "municipality", fmt_key, false},
+    {"BY", "by", fmt_key, false},
+    {"STATE", "state", fmt_key, false},
+    {"CREATED", "created_at", fmt_minutes, false},
+    {"EXPIRES", "expires_at", fmt_minutes, false},
+    {"CLOSED", "closed_at", fmt_minutes, false},
+};
+static const struct listing holds = {"holds", "No holds.", NCOLS(hold_cols), hold_cols};
 
-static int print_placements(FILE *out, const msgpack_object *r)
-{
-    static const char *const head[] = {"PLACEMENT", "HOLD", "SHELTER", "UNIT",   "REF",
-                                       "FOR",       "BY",   "STATE",   "PLACED", "DISCHARGED"};
-    static const char *const keys[] = {"placement", "hold",         "shelter", "unit",
-                                       "ref",       "municipality", "by",      "state"};
-    const msgpack_object *list = get_array(r, "placements");
-    struct table *t = table_new(10, head);
-    if (!t)
-        return -1;
-    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
-        const msgpack_object *p = &list->via.array.ptr[i];
-        char buf[10][CELL];
-        const char *cells[10];
-        for (unsigned c = 0; c < 8; c++)
-            cells[c] = fmt_key(buf[c], CELL, p, keys[c]);
-        cells[8] = fmt_time(buf[8], CELL, p, "placed_at", TIME_MINUTES);
-        cells[9] = fmt_time(buf[9], CELL, p, "discharged_at", TIME_MINUTES);
-        if (table_add(t, cells) != 0) {
-            table_free(t);
-            return -1;
-        }
-    }
-    return finish_table(out, t, "No placements.");
-}
+static const struct column placement_cols[] = {
+    {"PLACEMENT", "placement", fmt_key, false},
+    {"HOLD", "hold", fmt_key, false},
+    {"SHELTER", "shelter", fmt_key, false},
+    {"UNIT", "unit", fmt_key, false},
+    {"REF", "ref", fmt_key, false},
+    {"FOR", "municipality", fmt_key, false},
+    {"BY", "by", fmt_key, false},
+    {"STATE", "state", fmt_key, false},
+    {"PLACED", "placed_at", fmt_minutes, false},
+    {"DISCHARGED", "discharged_at", fmt_minutes, false},
+};
+static const struct listing placements = {"placements", "No placements.", NCOLS(placement_cols),
+                                          placement_cols};
 
 /* ---- administration --------------------------------------------------------------------- */
 
-/* What an audit entry is about: "frida/r1 hold H1", or '-'. */
-static const char *fmt_target(char *buf, size_t cap, const msgpack_object *e)
-{
-    static const char *const keys[] = {"shelter", "unit", "hold", "placement"};
-    size_t used = 0;
-    buf[0] = '\0';
-    for (unsigned k = 0; k < 4; k++) {
-        char v[CELL];
-        const msgpack_object *o = get(e, keys[k]);
-        if (!o || o->type == MSGPACK_OBJECT_NIL)
-            continue;
-        const char *sep = used == 0 ? "" : k == 1 ? "/" : " ";
-        const char *label = k >= 2 ? keys[k] : "";
-        int n = snprintf(buf + used, cap - used, "%s%s%s%s", sep, label, k >= 2 ? " " : "",
-                         fmt(v, sizeof v, o));
-        if (n < 0 || (size_t)n >= cap - used)
-            break;
-        used += (size_t)n;
-    }
-    return buf[0] ? buf : "-";
-}
-
-static int print_audit(FILE *out, const msgpack_object *r)
-{
-    static const char *const head[] = {"AT", "PRINCIPAL", "OP", "TARGET", "RESULT"};
-    const msgpack_object *list = get_array(r, "entries");
-    struct table *t = table_new(5, head);
-    if (!t)
-        return -1;
-    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
-        const msgpack_object *e = &list->via.array.ptr[i];
-        char buf[5][CELL];
-        const char *cells[5] = {
-            fmt_time(buf[0], CELL, e, "at", TIME_SECONDS),
-            fmt_key(buf[1], CELL, e, "principal"),
-            fmt_key(buf[2], CELL, e, "op"),
-            fmt_target(buf[3], CELL, e),
-            fmt_key(buf[4], CELL, e, "result"),
-        };
-        if (table_add(t, cells) != 0) {
-            table_free(t);
-            return -1;
-        }
-    }
-    return finish_table(out, t, "No audit entries.");
-}
+static const struct column entry_cols[] = {
+    {"AT", "at", fmt_seconds, false},     {"PRINCIPAL", "principal", fmt_key, false},
+    {"OP", "op", fmt_key, false},         {"TARGET", NULL, fmt_target, false},
+    {"RESULT", "result", fmt_key, false},
+};
+static const struct listing entries = {"entries", "No audit entries.", NCOLS(entry_cols),
+                                       entry_cols};
 
 static int print_whoami(FILE *out, const msgpack_object *r)
 {
@@ -681,9 +649,9 @@ int human_print(FILE *out, const struct proto_request *req, const msgpack_object
         break;
     }
     case OP_SHELTER_LIST:
-        return print_shelter_list(out, result);
+        return print_listing(out, result, &shelters);
     case OP_FREE:
-        return print_free(out, result);
+        return print_listing(out, result, &free_units);
     case OP_SEARCH:
         return print_search(out, result);
     case OP_HOLD:
@@ -694,11 +662,11 @@ int human_print(FILE *out, const struct proto_request *req, const msgpack_object
     case OP_PLACEMENT_DISCHARGE:
         return print_closing(out, req, result);
     case OP_HOLDS_LIST:
-        return print_holds(out, result);
+        return print_listing(out, result, &holds);
     case OP_PLACEMENTS_LIST:
-        return print_placements(out, result);
+        return print_listing(out, result, &placements);
     case OP_AUDIT:
-        return print_audit(out, result);
+        return print_listing(out, result, &entries);
     case OP_WHOAMI:
         return print_whoami(out, result);
     case OP_STATS:

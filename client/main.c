@@ -22,18 +22,6 @@
 #define FRISTAD_VERSION "unknown"
 #endif
 
-int client_fail(struct client_error *e, enum client_status status, const char *code,
-                const char *fmt, ...)
-{
-    va_list ap;
-    e->status = status;
-    snprintf(e->code, sizeof e->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Reports a failure or refusal on the channel the user asked for; returns its exit status. */
 static int report(bool json, const struct client_error *err)
 {
@@ -112,7 +100,7 @@ int main(int argc, char **argv)
 
     int rc = cli_parse(argc, argv, &cli, &err);
     if (cli.help) {
-        cli_usage(stdout);
+        cli_help(stdout, cli.topics);
         status = CLIENT_OK;
     } else if (cli.version) {
         printf("fristad %s (protocol %d)\n", FRISTAD_VERSION, PROTO_VERSION);

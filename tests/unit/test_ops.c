@@ -108,7 +108,7 @@ static void test_store_functions_are_registered(void **state)
             fail_msg("%s: fristad.lua registers no function fristad_%s",
                      proto_op_name((enum proto_op)op), row->function);
         const char *eol = strchr(at, '\n');
-        bool readonly = eol && eol - at > 6 && strncmp(eol - 6, ", true", 6) == 0;
+        bool readonly = eol && eol - at > 7 && strncmp(eol - 7, ", true)", 7) == 0;
         if (readonly != (row->route == ROUTE_READ))
             fail_msg("fristad_%s: flagged no-writes exactly when its op is a read", row->function);
     }

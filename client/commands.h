@@ -1,0 +1,153 @@
+/*
+ * The client's commands and options, one table each. Everything about a command comes from
+ * its row: the words people type, the parser's checks, the synopsis in error messages, the
+ * usage text and the per-command help. A new command is one row; a new option is one entry
+ * of the option table and a bit in the rows that take it.
+ *
+ * Glossary
+ *   word       the command's name on the command line: "holds", or "shelter" "add".
+ *   argument   a positional value after the words, such as SHELTER UNIT.
+ *   metavar    the placeholder that stands for a value in help texts: CODE, N, 1|2|3.
+ *   synopsis   words, arguments and options in one line, as the usage text shows them.
+ *   section    the heading a command is listed under: who mostly uses it.
+ */
+#ifndef FRISTAD_CLIENT_COMMANDS_H
+#define FRISTAD_CLIENT_COMMANDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <fristad/proto.h>
+
+/*
+ * Every option, global ones first. Within a command, help texts and synopses list options in
+ * this order, so related ones stand together and required ones come first.
+ */
+enum cli_opt {
+    /* global */
+    O_JSON,
+    O_SERVER,
+    O_CERT,
+    O_KEY,
+    O_CA,
+    O_CONFIG,
+    O_SERVERNAME,
+    O_TIMEOUT,
+    O_HELP,
+    O_VERSION,
+    /* subcommand options */
+    O_COUNTY,
+    O_NAME,
+    O_KIND,
+    O_MUNICIPALITY,
+    O_PROTECTION,
+    O_PHONE,
+    O_GROUPS,
+    O_MAX_CHILDREN,
+    O_BOYS_MAX_AGE,
+    O_LANGUAGES,
+    O_BEDS,
+    O_ACCESSIBLE,
+    O_NOT_ACCESSIBLE,
+    O_FROM,
+    O_RISK,
+    O_ADULTS,
+    O_CHILD,
+    O_GROUP,
+    O_WHEELCHAIR,
+    O_PETS,
+    O_NO_PETS,
+    O_SUBSTANCE,
+    O_NO_SUBSTANCE,
+    O_LANGUAGE,
+    O_PERPETRATOR_IN,
+    O_EXCLUDE,
+    O_REF,
+    O_IDEMPOTENCY_KEY,
+    O_FOR,
+    O_REASON,
+    O_SINCE,
+    O_PRINCIPAL,
+    O_SHELTER,
+    O_LIMIT,
+    O__COUNT
+};
+
+#define O_FIRST_LOCAL O_COUNTY
+
+_Static_assert(O__COUNT <= 64, "a command's options are a 64-bit mask");
+
+/* The bit of an option in a command's masks. */
+#define CLI_OPT_BIT(o) (UINT64_C(1) << (o))
+
+struct cli_option {
+    const char *name;       /* the long option, without "--" */
+    const char *metavar;    /* what its value looks like; NULL for an option without a value */
+    enum proto_field field; /* the request field it sets; F__COUNT for the global options */
+    const char *help;       /* one line for people */
+    bool repeat;            /* may be given more than once; each value is collected */
+    bool negative;          /* the "no" form of the option just before it in enum cli_opt */
+};
+
+/* Headings of the usage text, in the order it shows them. */
+enum cli_section {
+    CLI_SECTION_REGISTRY,  /* the admin keeps the shelters and units */
+    CLI_SECTION_VACANCIES, /* shelter staff: vacancies, intake and arrivals */
+    CLI_SECTION_LISTINGS,  /* everyone */
+    CLI_SECTION_REFERRALS, /* social services and the on-call service */
+    CLI_SECTION_ADMIN,     /* audit trail and counters */
+    CLI_SECTION__COUNT
+};
+
+#define CLI_MAX_ARGS 3u
+#define CLI_WIDTH    100u /* columns of the help texts */
+
+/* A positional argument. */
+struct cli_arg {
+    enum proto_field field; /* the request field it sets */
+    const char *metavar;    /* ID, SHELTER, UNIT, free|occupied|closed */
+};
+
+struct cli_command {
+    const char *word1;
+    const char *word2; /* NULL for one-word commands */
+    unsigned nargs;    /* positional arguments after the words */
+    struct cli_arg args[CLI_MAX_ARGS];
+    enum proto_op op;
+    enum cli_section section;
+    const char *summary;     /* one line: what it does */
+    const char *description; /* NULL, or more for its own help: values, effects, who may */
+    uint64_t allowed;        /* options, bits of enum cli_opt */
+    uint64_t required;
+    bool needs_change; /* at least one option */
+};
+
+/* Every command, n of them; each op has one. Messages and the usage text keep this order. */
+const struct cli_command *cli_commands(size_t *n);
+
+/* Every option: O__COUNT of them, indexed by enum cli_opt. */
+const struct cli_option *cli_options(void);
+
+/* "shelter add" or "holds", for messages; returns buf. */
+const char *cli_command_name(const struct cli_command *c, char *buf, size_t cap);
+
+/*
+ * The brief synopsis of c, for error messages, without the leading "fristad ": its words,
+ * arguments and required options; for a command that requires no option, every option it
+ * takes when they fit on one line of the usage text, else OPTION.... Returns buf, always
+ * NUL-terminated.
+ */
+const char *cli_synopsis(const struct cli_command *c, char *buf, size_t cap);
+
+/*
+ * The usage text: every command by section, the global options, where settings come from and
+ * the exit statuses.
+ */
+void cli_usage(FILE *out);
+
+/* The help of the commands whose bits (by index in cli_commands) are set in `which`. */
+void cli_help(FILE *out, uint64_t which);
+
+#endif
