@@ -158,13 +158,14 @@ static int refuse_raw(struct builder *b, enum proto_field f, const struct raw *v
 static const struct {
     size_t off, cap;
 } str_fields[F__COUNT] = {
-    STR_FIELD(F_SHELTER, shelter), STR_FIELD(F_UNIT, unit),
-    STR_FIELD(F_NAME, name),       STR_FIELD(F_MUNICIPALITY, municipality),
-    STR_FIELD(F_PHONE, phone),     STR_FIELD(F_COUNTY, county),
-    STR_FIELD(F_HOME, home),       STR_FIELD(F_LANGUAGE, language),
-    STR_FIELD(F_REF, ref),         STR_FIELD(F_IDEMPOTENCY_KEY, idempotency_key),
-    STR_FIELD(F_HOLD, hold),       STR_FIELD(F_PLACEMENT, placement),
-    STR_FIELD(F_REASON, reason),   STR_FIELD(F_PRINCIPAL, principal),
+    STR_FIELD(F_SHELTER, shelter),   STR_FIELD(F_UNIT, unit),
+    STR_FIELD(F_NAME, name),         STR_FIELD(F_MUNICIPALITY, municipality),
+    STR_FIELD(F_PHONE, phone),       STR_FIELD(F_COUNTY, county),
+    STR_FIELD(F_HOME, home),         STR_FIELD(F_LANGUAGE, language),
+    STR_FIELD(F_REF, ref),           STR_FIELD(F_IDEMPOTENCY_KEY, idempotency_key),
+    STR_FIELD(F_HOLD, hold),         STR_FIELD(F_PLACEMENT, placement),
+    STR_FIELD(F_NOTE, note),         STR_FIELD(F_PRINCIPAL, principal),
+    STR_FIELD(F_CALLBACK, callback), STR_FIELD(F_INTAKE_HOURS, intake_hours),
 };
 
 static void mark(struct builder *b, enum proto_field f)
@@ -539,6 +540,50 @@ static bool parse_since(const char *v, int64_t *ms)
     return parse_iso(v, ms);
 }
 
+/*
+ * TIME of --arrival-by and --arrival-at, a moment ahead: "+90m" or "+2h" from now, "HH:MM" the
+ * next time the local clock shows it (today, or else tomorrow), or ISO 8601.
+ */
+static bool parse_when(const char *v, int64_t *ms)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    size_t len = strlen(v);
+    if (len >= 3 && v[0] == '+' && strspn(v + 1, "0123456789") == len - 2 &&
+        (v[len - 1] == 'm' || v[len - 1] == 'h')) {
+        uint64_t x = digits_value(v + 1, len - 2);
+        if (x > 100000)
+            return false;
+        *ms = now_ms + (int64_t)x * (v[len - 1] == 'h' ? 3600000 : 60000);
+        return true;
+    }
+    const char *p = v;
+    int hour, min;
+    if (len == 5 && take_digits(&p, 2, &hour) && take_char(&p, ':') && take_digits(&p, 2, &min)) {
+        if (hour > 23 || min > 59)
+            return false;
+        time_t t = (time_t)now.tv_sec;
+        struct tm tm;
+        localtime_r(&t, &tm);
+        tm.tm_hour = hour;
+        tm.tm_min = min;
+        tm.tm_sec = 0;
+        tm.tm_isdst = -1;
+        int64_t at = (int64_t)mktime(&tm) * 1000;
+        if (at <= now_ms) {
+            tm.tm_mday++;
+            tm.tm_hour = hour;
+            tm.tm_min = min;
+            tm.tm_isdst = -1;
+            at = (int64_t)mktime(&tm) * 1000;
+        }
+        *ms = at;
+        return true;
+    }
+    return parse_iso(v, ms);
+}
+
 /* --timeout SECONDS: a positive number, fractions allowed, at most a day. */
 static bool parse_timeout(const char *v, int *ms)
 {
@@ -762,7 +807,8 @@ static const struct cli_command *find_command(const struct parsed *p, struct cli
         if (p->npos < words || !word_is(p->pos[0], c->word1) ||
             (c->word2 && !word_is(p->pos[1], c->word2)))
             continue;
-        if (p->npos - words == c->nargs && words > exact_words) {
+        if ((p->npos - words == c->nargs || (c->recall && p->npos - words == 1)) &&
+            words > exact_words) {
             exact = c;
             exact_words = words;
         } else if (words > near_words) {
@@ -842,22 +888,33 @@ static int help_request(const struct parsed *p, struct cli *out, struct client_e
     return unknown_command(err, p->pos[first], first + 1 < npos ? p->pos[first + 1] : NULL);
 }
 
+/* True for "hold N": one argument where the command takes its shelter and unit otherwise. */
+static bool recalls(const struct parsed *p, const struct cli_command *c)
+{
+    return c->recall && p->npos - (c->word2 ? 2u : 1u) == 1;
+}
+
 static int check_options(const struct parsed *p, const struct cli_command *c,
                          struct client_error *err)
 {
     const struct cli_option *opts = cli_options();
     char name[32], syn[CLIENT_MESSAGE_MAX];
     bool any = false;
+    /* A recalled search brings the referral: its options are not given again. */
+    uint64_t allowed = recalls(p, c) ? c->allowed & ~CLI_REFERRAL_OPTS : c->allowed;
+    uint64_t required = recalls(p, c) ? c->required & ~CLI_REFERRAL_OPTS : c->required;
     cli_command_name(c, name, sizeof name);
     for (int o = O_FIRST_LOCAL; o < O__COUNT; o++) {
         if (!p->seen[o])
             continue;
-        if (!(c->allowed & CLI_OPT_BIT(o)))
-            return usage(err, "option --%s does not apply to '%s'", opts[o].name, name);
+        if (!(allowed & CLI_OPT_BIT(o)))
+            return usage(err, "option --%s does not apply to '%s'%s", opts[o].name, name,
+                         recalls(p, c) ? " with a result number: the referral is the search's"
+                                       : "");
         any = true;
     }
     for (int o = O_FIRST_LOCAL; o < O__COUNT; o++) {
-        if ((c->required & CLI_OPT_BIT(o)) && !p->seen[o])
+        if ((required & CLI_OPT_BIT(o)) && !p->seen[o])
             return usage(err, "'%s' needs --%s: fristad %s", name, opts[o].name,
                          cli_synopsis(c, syn, sizeof syn));
     }
@@ -917,6 +974,17 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
     case O_PERPETRATOR_IN:
     case O_EXCLUDE:
         return put_munis(b, f, p->multi[o], p->n_multi[o]);
+    case O_REASON:
+        return put_enum(b, f, v, proto_decline_parse, &a->reason);
+    case O_ARRIVAL_BY:
+    case O_ARRIVAL_AT:
+        if (!parse_when(v, o == O_ARRIVAL_BY ? &a->arrival_by : &a->arrival_at))
+            return usage(b->err,
+                         "--%s wants a time ahead: HH:MM (the next time the clock shows it), "
+                         "+90m or +2h from now, or an ISO 8601 time such as "
+                         "2026-11-27T08:00+01:00, not '%s'",
+                         opt->name, v);
+        break;
     case O_SINCE:
         if (!parse_since(v, &a->since))
             return usage(b->err,
@@ -932,16 +1000,28 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
     return 0;
 }
 
-static int build(const struct parsed *p, const struct cli_command *c, struct proto_request *req,
+static int build(const struct parsed *p, const struct cli_command *c, struct cli *out,
                  struct client_error *err)
 {
+    struct proto_request *req = &out->req;
     struct builder b = {.req = req, .cmd = c, .err = err};
     unsigned words = c->word2 ? 2 : 1;
 
     memset(req, 0, sizeof *req);
     req->op = c->op;
     req->has_id = true;
-    for (unsigned i = 0; i < c->nargs; i++) {
+    if (recalls(p, c)) {
+        const char *v = p->pos[words];
+        uint64_t n;
+        bool neg;
+        if (!parse_number(v, &n, &neg) || neg || n < 1 || n > PROTO_MAX_LIMIT)
+            return usage(err,
+                         "'%s N' wants the number of a result of your last search, not "
+                         "'%s'",
+                         c->word1, v);
+        out->recall = (unsigned)n;
+    }
+    for (unsigned i = 0; i < c->nargs && !out->recall; i++) {
         const char *v = p->pos[words + i];
         enum proto_field f = c->args[i].field;
         int rc = f == F_STATE ? put_enum(&b, f, v, proto_vacancy_parse, &req->args.state)
@@ -983,7 +1063,7 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
             const struct cli_command *c = find_command(&p, err);
             rc = -1;
             if (c && check_options(&p, c, err) == 0)
-                rc = build(&p, c, &out->req, err);
+                rc = build(&p, c, out, err);
         }
     } else if (rc == 0 && out->help) {
         rc = help_request(&p, out, err);

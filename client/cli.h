@@ -17,6 +17,7 @@ struct cli {
     bool version;    /* --version */
     uint64_t topics; /* help: the commands to describe, bits by index in cli_commands(); 0 for
                         the usage text */
+    unsigned recall; /* "hold N": result N of the last search (recall.c fills in the rest) */
     struct settings_flags flags;
     struct proto_request req; /* op and args; the caller sets the id */
 };

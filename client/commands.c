@@ -83,8 +83,21 @@ static const struct cli_option options[O__COUNT] = {
                            "8 to 64 characters; a retry with the same key gets the first hold"},
     [O_FOR] = {"for", "CODE", F_MUNICIPALITY,
                "hold on behalf of this municipality (the on-call service may name any)"},
-    [O_REASON] = {"reason", "TEXT", F_REASON,
-                  "why, in at most 200 characters; never a name or personal number"},
+    [O_REASON] = {"reason", "CODE", F_REASON,
+                  "why: no_room (the unit is in fact not free), household (its composition), "
+                  "needs (a need cannot be met), safety, staffing or other"},
+    [O_NOTE] = {"note", "TEXT", F_NOTE,
+                "more about it, in at most 200 characters; never a name or personal number"},
+    [O_CALLBACK] = {"callback", "PHONE", F_CALLBACK,
+                    "your direct line, for the shelter to call back: a number, never a name"},
+    [O_ARRIVAL_BY] = {"arrival-by", "TIME", F_ARRIVAL_BY,
+                      "the household arrives by then, at most 24 hours ahead (default: the "
+                      "server's arrival time, 6 hours): HH:MM, +90m, +2h, or an ISO 8601 time"},
+    [O_ARRIVAL_AT] = {"arrival-at", "TIME", F_ARRIVAL_AT,
+                      "plan for an arrival then, not now: HH:MM, +90m, +2h, or an ISO 8601 time"},
+    [O_INTAKE_HOURS] = {"intake-hours", "HOURS", F_INTAKE_HOURS,
+                        "when the shelter can receive, Swedish local time: 24/7 (the default) or "
+                        "ranges such as 'mon-fri 08:00-16:30,sat 10:00-14:00'"},
     [O_SINCE] = {"since", "TIME", F_SINCE,
                  "entries from TIME on: 2026-11-22, 2026-11-22T10:00:00Z, an age such as 30m, "
                  "2h or 7d, or milliseconds since 1970"},
@@ -97,11 +110,12 @@ static const struct cli_option options[O__COUNT] = {
 #define OB(o) CLI_OPT_BIT(O_##o)
 #define SHELTER_OPTS                                                                               \
     (OB(NAME) | OB(KIND) | OB(MUNICIPALITY) | OB(PROTECTION) | OB(PHONE) | OB(GROUPS) |            \
-     OB(MAX_CHILDREN) | OB(BOYS_MAX_AGE) | OB(PETS) | OB(SUBSTANCE) | OB(LANGUAGES))
+     OB(MAX_CHILDREN) | OB(BOYS_MAX_AGE) | OB(PETS) | OB(SUBSTANCE) | OB(LANGUAGES) |              \
+     OB(INTAKE_HOURS))
 #define AREA_OPTS (OB(COUNTY) | OB(MUNICIPALITY))
 #define SEARCH_OPTS                                                                                \
     (OB(FROM) | OB(RISK) | OB(ADULTS) | OB(CHILD) | OB(GROUP) | OB(WHEELCHAIR) | OB(PETS) |        \
-     OB(SUBSTANCE) | OB(LANGUAGE) | OB(PERPETRATOR_IN) | OB(EXCLUDE) | OB(LIMIT))
+     OB(SUBSTANCE) | OB(LANGUAGE) | OB(PERPETRATOR_IN) | OB(EXCLUDE) | OB(LIMIT) | OB(ARRIVAL_AT))
 
 #define REGISTRY  CLI_SECTION_REGISTRY
 #define VACANCIES CLI_SECTION_VACANCIES
@@ -119,84 +133,101 @@ static const struct cli_command commands[] = {
      "register a shelter",
      "The intake phone is given only to the admin, to the shelter itself and to whoever holds "
      "one of its units.",
-     SHELTER_OPTS, OB(NAME) | OB(KIND) | OB(MUNICIPALITY) | OB(PROTECTION) | OB(PHONE), false},
+     SHELTER_OPTS, OB(NAME) | OB(KIND) | OB(MUNICIPALITY) | OB(PROTECTION) | OB(PHONE), false, false},
     {"shelter", "update", 1, {{F_SHELTER, "ID"}}, OP_SHELTER_UPDATE, REGISTRY,
      "change a shelter's details",
      "Give at least one option. A limit once set is changed, not removed: --max-children 20 "
      "and --boys-max-age 17 take every household.",
-     SHELTER_OPTS | OB(NO_PETS) | OB(NO_SUBSTANCE), 0, true},
+     SHELTER_OPTS | OB(NO_PETS) | OB(NO_SUBSTANCE), 0, true, false},
     {"shelter", "retire", 1, {{F_SHELTER, "ID"}}, OP_SHELTER_RETIRE, REGISTRY,
      "retire a shelter: it is no longer listed or offered",
-     "Refused while the shelter has open holds or active placements.", 0, 0, false},
+     "Refused while the shelter has open holds or active placements.", 0, 0, false, false},
     {"shelter", "show", 1, {{F_SHELTER, "ID"}}, OP_SHELTER_SHOW, LISTINGS,
      "a shelter's details and units",
-     "The intake phone is shown to the admin and to the shelter itself.", 0, 0, false},
+     "The intake phone is shown to the admin and to the shelter itself.", 0, 0, false, false},
     {"shelter", "list", 0, {{0}}, OP_SHELTER_LIST, LISTINGS,
-     "the shelters, with free and all units", NULL, AREA_OPTS, 0, false},
+     "the shelters, with free and all units", NULL, AREA_OPTS, 0, false, false},
     {"unit", "add", 2, {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}}, OP_UNIT_ADD, REGISTRY,
      "add a unit to a shelter",
      "The unit starts closed; the shelter offers it by setting its vacancy to free.",
-     OB(BEDS) | OB(ACCESSIBLE), OB(BEDS), false},
+     OB(BEDS) | OB(ACCESSIBLE), OB(BEDS), false, false},
     {"unit", "update", 2, {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}}, OP_UNIT_UPDATE, REGISTRY,
      "change a unit's beds or access", NULL,
-     OB(BEDS) | OB(ACCESSIBLE) | OB(NOT_ACCESSIBLE), 0, true},
+     OB(BEDS) | OB(ACCESSIBLE) | OB(NOT_ACCESSIBLE), 0, true, false},
     {"unit", "remove", 2, {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}}, OP_UNIT_REMOVE, REGISTRY,
      "remove a unit",
-     "Refused while the unit is held or has an active placement.", 0, 0, false},
+     "Refused while the unit is held or has an active placement.", 0, 0, false, false},
     {"vacancy", NULL, 3,
      {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}, {F_STATE, "free|occupied|closed"}},
      OP_VACANCY_SET, VACANCIES,
      "set a unit's vacancy",
      "A held unit, or one with an active placement, changes by confirm, decline, release or "
-     "discharge instead.", 0, 0, false},
+     "discharge instead.", 0, 0, false, false},
     {"vacancy", "confirm", 1, {{F_SHELTER, "SHELTER"}}, OP_VACANCY_CONFIRM, VACANCIES,
      "the vacancies are unchanged and current",
      "A shelter that nobody has updated or confirmed for the server's stale time (24 hours by "
-     "default) is marked stale and ranked after fresh ones.", 0, 0, false},
+     "default) is marked stale and ranked after fresh ones.", 0, 0, false, false},
     {"intake", "pause", 1, {{F_SHELTER, "SHELTER"}}, OP_INTAKE_PAUSE, VACANCIES,
      "offer nothing until intake resumes",
      "For a night without enough staff: searches skip the shelter and its units cannot be "
-     "held.", 0, 0, false},
+     "held.", 0, 0, false, false},
     {"intake", "resume", 1, {{F_SHELTER, "SHELTER"}}, OP_INTAKE_RESUME, VACANCIES,
-     "offer the free units again", NULL, 0, 0, false},
+     "offer the free units again", NULL, 0, 0, false, false},
     {"free", NULL, 0, {{0}}, OP_FREE, LISTINGS,
-     "the free units, of shelters with intake open", NULL, AREA_OPTS, 0, false},
+     "the free units, of shelters with intake open", NULL, AREA_OPTS, 0, false, false},
     {"search", NULL, 0, {{0}}, OP_SEARCH, REFERRALS,
      "free units the safety policy allows for a household, best first",
      "The risk decides which municipalities are ruled out (the household's own and the "
      "perpetrator's, their neighbours, or their counties) and the lowest protection level "
-     "accepted. Results come fresh before stale, then nearest first, then the smallest unit "
-     "that fits. When nothing fits, the reply counts the free units each reason ruled out.",
-     SEARCH_OPTS, OB(FROM) | OB(RISK), false},
+     "accepted. Results come fresh before stale, then those who can receive at the arrival "
+     "time, then nearest first, then the smallest unit that fits. When nothing fits, the reply "
+     "counts the free units each reason ruled out. The search and its results are remembered "
+     "for 30 minutes (no reference in them), for 'fristad hold N --ref REF'.",
+     SEARCH_OPTS, OB(FROM) | OB(RISK), false, false},
     {"hold", NULL, 2, {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}}, OP_HOLD, REFERRALS,
      "hold a free unit for a referral; the reply has the intake phone",
-     "The hold expires after the server's hold time (60 minutes by default) unless the shelter "
-     "confirms it. A retried hold with the same --idempotency-key returns the first hold "
-     "instead of making a second.",
-     OB(REF) | OB(IDEMPOTENCY_KEY) | OB(FOR), OB(REF), false},
+     "The hold carries the referral, and the server checks the unit against it as the search "
+     "does: a unit the safety policy or the household rules out is refused (ineligible). "
+     "'fristad hold N --ref REF' holds result N of your last search with its referral. The "
+     "shelter sees the household and your callback number, never where it lives. The hold "
+     "expires after the server's hold time (60 minutes by default) unless the shelter accepts "
+     "it. On-call holds for --for CODE, or else for the household's home municipality. A "
+     "retried hold with the same --idempotency-key returns the first hold instead of making a "
+     "second.",
+     OB(REF) | OB(CALLBACK) | OB(IDEMPOTENCY_KEY) | OB(FOR) | CLI_REFERRAL_OPTS,
+     OB(REF) | OB(FROM) | OB(RISK), false, true},
+    {"accept", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_ACCEPT, VACANCIES,
+     "say yes to a hold: the household may come",
+     "The hold then lasts until the household arrives: --arrival-by, or the server's arrival "
+     "time (6 hours by default). Confirm the arrival when it comes.",
+     OB(ARRIVAL_BY), 0, false, false},
     {"release", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_RELEASE, REFERRALS,
-     "release a hold; the unit is free again", NULL, 0, 0, false},
+     "release a hold; the unit is free again", NULL, 0, 0, false, false},
     {"confirm", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_CONFIRM, VACANCIES,
-     "the household has arrived: a placement", NULL, 0, 0, false},
+     "the household has arrived: a placement",
+     "From a hold that is held or accepted.", 0, 0, false, false},
     {"decline", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_DECLINE, VACANCIES,
-     "turn a hold down; the unit is free again", NULL, OB(REASON), OB(REASON), false},
+     "turn a hold down, with a reason code; the unit is free again",
+     "The code is counted for follow-up; the note, like the referral's reference, is deleted "
+     "after the server's reference retention.",
+     OB(REASON) | OB(NOTE), OB(REASON), false, false},
     {"discharge", NULL, 1, {{F_PLACEMENT, "PLACEMENT"}}, OP_PLACEMENT_DISCHARGE, VACANCIES,
-     "the household has left; the unit is free again", NULL, 0, 0, false},
+     "the household has left; the unit is free again", NULL, 0, 0, false, false},
     {"holds", NULL, 0, {{0}}, OP_HOLDS_LIST, REFERRALS,
      "the holds you may see, newest first",
      "A shelter sees the holds on its units, social services those made for their "
-     "municipality, the on-call service all.", 0, 0, false},
+     "municipality, the on-call service all.", 0, 0, false, false},
     {"placements", NULL, 0, {{0}}, OP_PLACEMENTS_LIST, REFERRALS,
-     "the placements you may see, newest first", NULL, 0, 0, false},
+     "the placements you may see, newest first", NULL, 0, 0, false, false},
     {"audit", NULL, 0, {{0}}, OP_AUDIT, ADMIN,
      "the audit trail, oldest first",
      "Every write, every hold and every disclosure of an intake phone is recorded, and so are "
      "refused attempts.",
-     OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false},
+     OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false, false},
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
-     "searches, no-match reasons, holds and placements by outcome", NULL, 0, 0, false},
+     "searches, no-match reasons, holds and placements by outcome", NULL, 0, 0, false, false},
     {"whoami", NULL, 0, {{0}}, OP_WHOAMI, ADMIN,
-     "the role and id your certificate gives you", NULL, 0, 0, false},
+     "the role and id your certificate gives you", NULL, 0, 0, false, false},
 };
 /* clang-format on */
 

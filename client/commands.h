@@ -48,6 +48,7 @@ enum cli_opt {
     O_MAX_CHILDREN,
     O_BOYS_MAX_AGE,
     O_LANGUAGES,
+    O_INTAKE_HOURS,
     O_BEDS,
     O_ACCESSIBLE,
     O_NOT_ACCESSIBLE,
@@ -64,10 +65,14 @@ enum cli_opt {
     O_LANGUAGE,
     O_PERPETRATOR_IN,
     O_EXCLUDE,
+    O_ARRIVAL_AT,
     O_REF,
+    O_CALLBACK,
     O_IDEMPOTENCY_KEY,
     O_FOR,
+    O_ARRIVAL_BY,
     O_REASON,
+    O_NOTE,
     O_SINCE,
     O_PRINCIPAL,
     O_SHELTER,
@@ -122,7 +127,19 @@ struct cli_command {
     uint64_t allowed;        /* options, bits of enum cli_opt */
     uint64_t required;
     bool needs_change; /* at least one option */
+    /*
+     * Also takes a single argument N instead: result N of the caller's last search, whose
+     * shelter, unit and referral it then carries (the options of that search are not given).
+     */
+    bool recall;
 };
+
+/* The options of a referral, which a recalled search provides. */
+#define CLI_REFERRAL_OPTS                                                                          \
+    (CLI_OPT_BIT(O_FROM) | CLI_OPT_BIT(O_RISK) | CLI_OPT_BIT(O_ADULTS) | CLI_OPT_BIT(O_CHILD) |    \
+     CLI_OPT_BIT(O_GROUP) | CLI_OPT_BIT(O_WHEELCHAIR) | CLI_OPT_BIT(O_PETS) |                      \
+     CLI_OPT_BIT(O_SUBSTANCE) | CLI_OPT_BIT(O_LANGUAGE) | CLI_OPT_BIT(O_PERPETRATOR_IN) |          \
+     CLI_OPT_BIT(O_EXCLUDE))
 
 /* Every command, n of them; each op has one. Messages and the usage text keep this order. */
 const struct cli_command *cli_commands(size_t *n);

@@ -379,6 +379,8 @@ static int print_shelter(FILE *out, const msgpack_object *s)
     if (get(s, "phone"))
         fprintf(out, "%-14s%s\n", "Phone:", fmt_key(a, sizeof a, s, "phone"));
     fprintf(out, "%-14s%s\n", "Intake:", is_true(s, "paused") ? "paused" : "open");
+    if (get(s, "intake_hours"))
+        fprintf(out, "%-14s%s\n", "Intake hours:", fmt_key(a, sizeof a, s, "intake_hours"));
     if (is_true(s, "retired"))
         fprintf(out, "%-14s%s\n", "Retired:", "yes");
     fprintf(out, "%-14s%s (%s)\n", "Updated:", fmt_time(a, sizeof a, s, "updated_at", TIME_MINUTES),
@@ -505,6 +507,15 @@ static int print_ruled_out(FILE *out, const msgpack_object *ruled)
     return 0;
 }
 
+/* "now" when the shelter can receive at the arrival time (key: "receives_from"), else when. */
+static const char *fmt_receives(char *buf, size_t cap, const msgpack_object *m, const char *key)
+{
+    const msgpack_object *o = get(m, key);
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return "now";
+    return fmt(buf, cap, o);
+}
+
 static const struct column result_cols[] = {
     {"#", NULL, NULL, true},
     {"SHELTER", "shelter", fmt_key, false},
@@ -517,6 +528,7 @@ static const struct column result_cols[] = {
     {"BEDS", "beds", fmt_key, true},
     {"PROT", "protection", fmt_key, true},
     {"FRESHNESS", "data_age_s", fmt_age, false},
+    {"RECEIVES", "receives_from", fmt_receives, false},
 };
 static const struct listing results = {"results", "No eligible unit.", NCOLS(result_cols),
                                        result_cols};
@@ -559,6 +571,13 @@ static int print_closing(FILE *out, const struct proto_request *req, const msgpa
     if (strcmp(ident, "-") == 0)
         ident = fallback;
     switch (req->op) {
+    case OP_HOLD_ACCEPT:
+        fprintf(out,
+                "Accepted hold %s%s: the household may come; the unit is kept for it until "
+                "%s (local time).\n",
+                ident, where,
+                obj ? fmt_time(place, sizeof place, obj, "expires_at", TIME_MINUTES) : "-");
+        break;
     case OP_HOLD_RELEASE:
         fprintf(out, "Released hold %s%s; the unit is free again.\n", ident, where);
         break;
@@ -578,6 +597,56 @@ static int print_closing(FILE *out, const struct proto_request *req, const msgpa
     return 0;
 }
 
+/* "2 adults 14m 6f": the household of a hold (the key is not used). */
+static const char *fmt_household(char *buf, size_t cap, const msgpack_object *h, const char *key)
+{
+    (void)key;
+    int64_t adults = 0;
+    const msgpack_object *kids = get_array(h, "children");
+    if (!as_i64(get(h, "adults"), &adults))
+        return "-";
+    int used = snprintf(buf, cap, "%lld adult%s", (long long)adults, adults == 1 ? "" : "s");
+    for (uint32_t i = 0; kids && i < kids->via.array.size && used > 0 && (size_t)used < cap; i++) {
+        int64_t age = 0;
+        const msgpack_object *sex = get(&kids->via.array.ptr[i], "sex");
+        if (!as_i64(get(&kids->via.array.ptr[i], "age"), &age) || !sex ||
+            sex->type != MSGPACK_OBJECT_STR || sex->via.str.size != 1)
+            continue;
+        used += snprintf(buf + used, cap - (size_t)used, " %lld%c", (long long)age,
+                         sex->via.str.ptr[0] == 'm' ? 'm' : 'f');
+    }
+    return buf;
+}
+
+static bool str_is(const msgpack_object *o, const char *lit)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(lit) &&
+           memcmp(o->via.str.ptr, lit, o->via.str.size) == 0;
+}
+
+/* "wheelchair,pets,language:ar": what a hold's household needs beyond a bed (key unused). */
+static const char *fmt_needs(char *buf, size_t cap, const msgpack_object *h, const char *key)
+{
+    (void)key;
+    static const char *const flags[] = {"wheelchair", "pets", "substance"};
+    char lang[16];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if (is_true(h, flags[i]))
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? "," : "", flags[i]);
+    }
+    const msgpack_object *g = get(h, "group");
+    if (g && g->type == MSGPACK_OBJECT_STR && !str_is(g, "women") && used < cap)
+        used += (size_t)snprintf(buf + used, cap - used, "%sgroup:%s", used ? "," : "",
+                                 fmt(lang, sizeof lang, g));
+    const msgpack_object *l = get(h, "language");
+    if (l && l->type == MSGPACK_OBJECT_STR && used < cap)
+        snprintf(buf + used, cap - used, "%slanguage:%s", used ? "," : "",
+                 fmt(lang, sizeof lang, l));
+    return buf[0] ? buf : "-";
+}
+
 static const struct column hold_cols[] = {
     {"HOLD", "hold", fmt_key, false},
     {"SHELTER", "shelter", fmt_key, false},
@@ -586,6 +655,10 @@ static const struct column hold_cols[] = {
     {"FOR", "municipality", fmt_key, false},
     {"BY", "by", fmt_key, false},
     {"STATE", "state", fmt_key, false},
+    {"RISK", "risk", fmt_key, false},
+    {"HOUSEHOLD", NULL, fmt_household, false},
+    {"NEEDS", NULL, fmt_needs, false},
+    {"CALLBACK", "callback", fmt_key, false},
     {"CREATED", "created_at", fmt_minutes, false},
     {"EXPIRES", "expires_at", fmt_minutes, false},
     {"CLOSED", "closed_at", fmt_minutes, false},
@@ -656,6 +729,7 @@ int human_print(FILE *out, const struct proto_request *req, const msgpack_object
         return print_search(out, result);
     case OP_HOLD:
         return print_hold(out, req, result);
+    case OP_HOLD_ACCEPT:
     case OP_HOLD_RELEASE:
     case OP_HOLD_CONFIRM:
     case OP_HOLD_DECLINE:

@@ -16,6 +16,7 @@
 #include "human.h"
 #include "json.h"
 #include "net.h"
+#include "recall.h"
 #include "settings.h"
 
 #ifndef FRISTAD_VERSION
@@ -47,20 +48,30 @@ static int run(const struct cli *cli, struct client_error *err)
     msgpack_packer pk;
     int status;
 
-    if (settings_load(&settings, &cli->flags, err) != 0) {
+    struct proto_request req = cli->req;
+    struct proto_error perr = {0};
+    if (settings_load(&settings, &cli->flags, err) != 0 ||
+        (cli->recall && recall_load(&settings, cli->recall, &req, err) != 0)) {
         settings_free(&settings);
+        return report(cli->json, err);
+    }
+    if (cli->recall && proto_validate_request(&req, &perr) != PROTO_OK) {
+        settings_free(&settings);
+        client_fail(err, CLIENT_REFUSED, proto_err_code(perr.code), "%s", perr.message);
         return report(cli->json, err);
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (proto_pack_request(&pk, &cli->req) != 0) {
+    if (proto_pack_request(&pk, &req) != 0) {
         client_fail(err, CLIENT_FAILED, "internal", "out of memory");
         status = report(cli->json, err);
-    } else if (net_call(&settings, (const uint8_t *)sb.data, sb.size, cli->req.id, &reply, err) !=
-               0) {
+    } else if (net_call(&settings, (const uint8_t *)sb.data, sb.size, req.id, &reply, err) != 0) {
         status = report(cli->json, err);
     } else {
         const struct proto_reply *r = &reply.reply;
+        /* A search is remembered for "hold N"; a failure to remember is no failure to search. */
+        if (r->ok && req.op == OP_SEARCH)
+            (void)recall_save(&settings, &req.args, r->result);
         if (!r->ok) {
             client_fail(err, CLIENT_REFUSED, r->code_text[0] ? r->code_text : "internal", "%s",
                         r->message);
@@ -73,7 +84,7 @@ static int run(const struct cli *cli, struct client_error *err)
             } else {
                 fputc('\n', stdout);
             }
-        } else if (human_print(stdout, &cli->req, r->result) != 0) {
+        } else if (human_print(stdout, &req, r->result) != 0) {
             client_fail(err, CLIENT_FAILED, "internal",
                         "out of memory while showing the reply; the request itself succeeded");
             status = report(false, err);
@@ -109,7 +120,8 @@ int main(int argc, char **argv)
         status = report(cli.json, &err);
     } else {
         cli.req.id = (uint64_t)getpid();
-        if (proto_validate_request(&cli.req, &perr) != PROTO_OK) {
+        /* A recalled hold is checked once the search has filled it in (run). */
+        if (!cli.recall && proto_validate_request(&cli.req, &perr) != PROTO_OK) {
             client_fail(&err, CLIENT_REFUSED, proto_err_code(perr.code), "%s", perr.message);
             status = report(cli.json, &err);
         } else {

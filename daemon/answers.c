@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "answers.h"
+#include "intake.h"
 
 /* ---- views ------------------------------------------------------------------------------ */
 
@@ -29,7 +30,10 @@ static int pack_freshness(msgpack_packer *pk, const struct op_ctx *x, const stru
 static int pack_shelter(msgpack_packer *pk, const struct op_ctx *x, const struct idx_shelter *s,
                         bool phone, int64_t now)
 {
-    int rc = msgpack_pack_map(pk, phone ? 20 : 19);
+    char intake[PROTO_INTAKE_MAX * 4 + 1];
+    if (proto_intake_format(&s->intake, intake, sizeof intake) < 0)
+        intake[0] = '\0';
+    int rc = msgpack_pack_map(pk, phone ? 21 : 20);
     rc |= proto_pack_kv_str(pk, "id", s->id);
     rc |= proto_pack_kv_str(pk, "name", s->name);
     rc |= proto_pack_kv_str(pk, "kind", proto_kind_name(s->kind));
@@ -49,6 +53,7 @@ static int pack_shelter(msgpack_packer *pk, const struct op_ctx *x, const struct
     rc |= msgpack_pack_array(pk, s->n_languages);
     for (unsigned i = 0; i < s->n_languages; i++)
         rc |= proto_pack_cstr(pk, s->languages[i]);
+    rc |= proto_pack_kv_str(pk, "intake_hours", intake);
     rc |= proto_pack_kv_bool(pk, "paused", s->paused);
     rc |= proto_pack_kv_bool(pk, "retired", s->retired);
     rc |= proto_pack_kv_int(pk, "updated_at", s->updated_ms);
@@ -218,6 +223,7 @@ enum proto_err answer_free(const struct op_ctx *x, msgpack_packer *pk, struct pr
 enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct proto_error *err)
 {
     struct match_outcome out;
+    int64_t arrival = proto_has(x->args, F_ARRIVAL_AT) ? x->args->arrival_at : x->now_ms;
     if (match_search(x->index, x->geo, x->policy, x->args, x->now_ms, x->cfg->stale_after_ms,
                      &out) < 0)
         return proto_fail(err, PROTO_E_INTERNAL, "out of memory");
@@ -226,7 +232,7 @@ enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct 
     rc |= msgpack_pack_array(pk, out.n_hits);
     for (unsigned i = 0; i < out.n_hits; i++) {
         const struct match_hit *h = &out.hits[i];
-        rc |= msgpack_pack_map(pk, 11);
+        rc |= msgpack_pack_map(pk, 12);
         rc |= proto_pack_kv_str(pk, "shelter", h->shelter->id);
         rc |= proto_pack_kv_str(pk, "unit", h->unit->id);
         rc |= proto_pack_kv_str(pk, "name", h->shelter->name);
@@ -238,6 +244,14 @@ enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct 
         rc |= proto_pack_kv_int(pk, "protection", h->shelter->protection);
         rc |= proto_pack_kv_bool(pk, "stale", h->stale);
         rc |= proto_pack_kv_int(pk, "data_age_s", h->age_s);
+        /* When the shelter can receive: null at the arrival time, else its next opening. */
+        rc |= proto_pack_cstr(pk, "receives_from");
+        char from[40];
+        int64_t next = h->receives ? arrival : intake_next_open(&h->shelter->intake, arrival);
+        if (next == arrival || next < 0 || intake_format_time(next, from, sizeof from) < 0)
+            rc |= msgpack_pack_nil(pk);
+        else
+            rc |= proto_pack_cstr(pk, from);
     }
     rc |= proto_pack_cstr(pk, "ruled_out");
     rc |= msgpack_pack_map(pk, REASON__COUNT);

@@ -70,6 +70,8 @@ static const struct key_def keys[] = {
     {"data", "adjacency", K_PATH, F(adjacency), 0, 0, false, "adjacency.csv"},
     {"data", "policy", K_PATH, F(policy), 0, 0, false, "policy.conf"},
     {"holds", "ttl", K_DURATION, F(hold_ttl_ms), SEC, 7 * DAY, true, "60m"},
+    {"holds", "arrival_ttl", K_DURATION, F(arrival_ttl_ms), SEC, DAY, true, "6h"},
+    {"holds", "max_open", K_UINT, F(max_open_holds), 1, 10000, true, "10"},
     {"holds", "stale_after", K_DURATION, F(stale_after_ms), SEC, 30LL * DAY, true, "24h"},
     {"holds", "reference_retention", K_DURATION, F(reference_retention_ms), 0, 365LL * DAY, true,
      "24h"},

@@ -49,6 +49,8 @@ struct config {
     char policy[CONFIG_PATH_MAX];
 
     int64_t hold_ttl_ms;
+    int64_t arrival_ttl_ms;  /* an accepted hold's expiry when the shelter names no arrival time */
+    unsigned max_open_holds; /* held or accepted at once, per principal */
     int64_t stale_after_ms;
     int64_t reference_retention_ms;
     int64_t sweep_interval_ms;

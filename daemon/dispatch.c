@@ -138,6 +138,13 @@ static void call_store(struct daemon *d, struct request *r, const struct op_def 
 {
     const struct principal *who = request_principal(r);
     struct op_ctx x = context(d, req->op, who, &req->args);
+    struct proto_error err = {0};
+    enum proto_err e = row->check ? row->check(&x, &err) : PROTO_OK;
+    if (e != PROTO_OK) {
+        (void)audit_note(d, who, req, proto_err_code(e), false);
+        request_error(r, e, err.message);
+        return;
+    }
     struct pending_req *p = calloc(1, sizeof *p);
     msgpack_sbuffer sb;
     msgpack_packer pk;

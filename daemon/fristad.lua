@@ -26,16 +26,20 @@ Key layout under the prefix P:
   schema                  layout version of the records (2: fields named as on the wire)
   shelters                set of shelter ids (retired ones too)
   s:<sid>                 hash: name kind municipality protection phone groups max_children
-                                boys_max_age pets substance languages paused retired
-                                updated_at created_at version
+                                boys_max_age pets substance languages intake_hours paused
+                                retired updated_at created_at version
   u:<sid>                 set of unit ids of the shelter
   unit:<sid>:<uid>        hash: beds accessible state changed_at [hold] [placement]
   hold:<hid>              hash: shelter unit ref by municipality state created_at expires_at
-                                [closed_at] [reason] [placement] [idempotency_key]
+                                risk adults children group wheelchair pets substance
+                                [language] [callback] [accepted_at] [closed_at] [reason]
+                                [note] [placement] [idempotency_key]
+                          state: held -> accepted -> confirmed, or declined, released, expired
+  holds:by:<principal>    set of the principal's open (held or accepted) hold ids
   holds, holds:s:<sid>, holds:m:<mun>   zsets of hold ids by creation time
   holds:open              zset of live hold ids by expiry time
   pl:<pid>                hash: hold shelter unit ref by municipality state placed_at
-                                [discharged_at]
+                                risk adults children group [discharged_at]
   pls, pls:s:<sid>, pls:m:<mun>         zsets of placement ids by placement time
   purge                   zset "h:<hid>" / "p:<pid>" by the time their record is deleted
   idem:<principal>:<key>  "<hid>|<digest of the request>", 24 h
@@ -122,6 +126,7 @@ local function snapshot(c, sid)
         protection = tonumber(h.protection), phone = h.phone, groups = split(h.groups),
         max_children = tonumber(h.max_children), boys_max_age = tonumber(h.boys_max_age),
         pets = h.pets == '1', substance = h.substance == '1', languages = split(h.languages),
+        intake_hours = h.intake_hours or '24/7',
         paused = h.paused == '1', retired = h.retired == '1', updated_at = tonumber(h.updated_at),
         version = tonumber(h.version), units = units,
     }
@@ -150,6 +155,7 @@ local function close_hold(c, hid, h, state, extra)
         end
     end
     redis.call('ZREM', c.P .. 'holds:open', hid)
+    redis.call('SREM', c.P .. 'holds:by:' .. h.by, hid)
     local uk = c.P .. 'unit:' .. h.shelter .. ':' .. h.unit
     if redis.call('HGET', uk, 'hold') == hid then
         redis.call('HDEL', uk, 'hold')
@@ -167,8 +173,12 @@ local function expire(c, hid, h)
     audit(system, 'hold.expire', 'ok', {shelter = h.shelter, unit = h.unit, hold = hid})
 end
 
+-- A hold keeps its unit while it is held (waiting for the shelter) or accepted (the household
+-- is on its way); either ends at expires_at.
+local OPEN = {held = true, accepted = true}
+
 local function past_expiry(c, h)
-    return h.state == 'held' and tonumber(h.expires_at) <= c.now
+    return OPEN[h.state] and tonumber(h.expires_at) <= c.now
 end
 
 -- Expires every hold whose time has come, at most `limit` of them per call. A function that
@@ -178,7 +188,7 @@ local function sweep(c, limit)
     local due = redis.call('ZRANGEBYSCORE', c.P .. 'holds:open', '-inf', c.now, 'LIMIT', 0, limit)
     for _, hid in ipairs(due) do
         local h = hgetall(c.P .. 'hold:' .. hid)
-        if h.shelter and h.state == 'held' then
+        if h.shelter and OPEN[h.state] then
             expire(c, hid, h)
         else
             redis.call('ZREM', c.P .. 'holds:open', hid)
@@ -201,9 +211,39 @@ local function live_hold(c, uk)
     return hid
 end
 
+-- The household as a hold or placement keeps it: adults, each child's age and sex, and needs.
+-- Where the household lives and where the perpetrator is are never stored.
+local function children_text(children)
+    local out = {}
+    for _, child in ipairs(children or {}) do
+        out[#out + 1] = tostring(child.age) .. child.sex
+    end
+    return table.concat(out, ',')
+end
+
+local function children_list(text)
+    local out = {}
+    for age, sex in string.gmatch(text or '', '(%d+)([mf])') do
+        out[#out + 1] = {age = tonumber(age), sex = sex}
+    end
+    return out
+end
+
+local function household_view(v, r)
+    if r.risk then v.risk = r.risk end
+    if r.adults then v.adults = tonumber(r.adults) end
+    v.children = children_list(r.children)
+    if r.group then v.group = r.group end
+    if r.wheelchair then v.wheelchair = r.wheelchair == '1' end
+    if r.pets then v.pets = r.pets == '1' end
+    if r.substance then v.substance = r.substance == '1' end
+    if r.language then v.language = r.language end
+    return v
+end
+
 local function hold_view(c, hid, h)
     local state = h.state
-    if state == 'held' and tonumber(h.expires_at) <= c.now then
+    if OPEN[state] and tonumber(h.expires_at) <= c.now then
         state = 'expired'
     end
     local v = {
@@ -211,10 +251,13 @@ local function hold_view(c, hid, h)
         created_at = tonumber(h.created_at), expires_at = tonumber(h.expires_at),
     }
     if h.municipality and h.municipality ~= '' then v.municipality = h.municipality end
+    if h.callback then v.callback = h.callback end
+    if h.accepted_at then v.accepted_at = tonumber(h.accepted_at) end
     if h.closed_at then v.closed_at = tonumber(h.closed_at) end
     if h.reason then v.reason = h.reason end
+    if h.note then v.note = h.note end
     if h.placement then v.placement = h.placement end
-    return v
+    return household_view(v, h)
 end
 
 local function placement_view(pid, p)
@@ -224,7 +267,7 @@ local function placement_view(pid, p)
     }
     if p.municipality and p.municipality ~= '' then v.municipality = p.municipality end
     if p.discharged_at then v.discharged_at = tonumber(p.discharged_at) end
-    return v
+    return household_view(v, p)
 end
 
 local function shelter_exists(c, sid)
@@ -283,7 +326,7 @@ end
 local function shelter_fields(a)
     local f = {}
     for _, k in ipairs({'name', 'kind', 'municipality', 'protection', 'phone', 'max_children',
-                        'boys_max_age'}) do
+                        'boys_max_age', 'intake_hours'}) do
         if a[k] ~= nil then
             f[#f + 1] = k
             f[#f + 1] = a[k]
@@ -312,8 +355,8 @@ local function shelter_add(c, a)
     end
     local sk = c.P .. 's:' .. sid
     redis.call('HSET', sk, 'groups', 'women', 'max_children', -1, 'boys_max_age', -1, 'pets', 0,
-               'substance', 0, 'languages', '', 'paused', 0, 'retired', 0, 'updated_at', c.now,
-               'created_at', c.now)
+               'substance', 0, 'languages', '', 'intake_hours', '24/7', 'paused', 0, 'retired', 0,
+               'updated_at', c.now, 'created_at', c.now)
     redis.call('HSET', sk, unpack(shelter_fields(a)))
     redis.call('SADD', c.P .. 'shelters', sid)
     return {shelter = sid, target = t}
@@ -403,7 +446,9 @@ local function vacancy_set(c, a)
     local sid, uid = a.shelter, a.unit
     local t = {shelter = sid, unit = uid}
     local uk = c.P .. 'unit:' .. sid .. ':' .. uid
-    if not shelter_exists(c, sid) or redis.call('EXISTS', uk) == 0 then
+    local refusal = open_shelter(c, sid, t)
+    if refusal then return refusal end
+    if redis.call('EXISTS', uk) == 0 then
         return no('not_found', 'no such shelter or unit', t)
     end
     local hold, pl = live_hold(c, uk), redis.call('HGET', uk, 'placement')
@@ -439,8 +484,10 @@ end
 ------------------------------------------------------------------------------------------
 -- Holds and placements
 
--- args: shelter, unit, ref, municipality (the responsible one, decided by the daemon),
--- idempotency_key, and from the daemon: hold (the new id), ttl (ms).
+-- args: the referral as search takes it (home, risk, perpetrator, exclude, adults, children,
+-- group, wheelchair, pets, substance, language), shelter, unit, ref, callback,
+-- idempotency_key; and from the daemon, which has checked the unit against the referral:
+-- municipality (the responsible one), hold (the new id), ttl (ms), max_open.
 local function hold(c, a)
     local mun, sid, uid, ref, hid, ttl = a.municipality or '', a.shelter, a.unit, a.ref, a.hold,
         tonumber(a.ttl)
@@ -462,11 +509,16 @@ local function hold(c, a)
                 return no('conflict', 'this idempotency key belongs to a hold that is no longer kept',
                           t)
             end
+            local state = hold_view(c, phid, h).state
+            if not OPEN[state] then
+                return no('conflict', 'the hold made with this idempotency key is ' .. state ..
+                          '; search again for a unit', {shelter = sid, unit = uid, hold = phid})
+            end
             local phone = redis.call('HGET', c.P .. 's:' .. sid, 'phone')
             t.hold = phid
             t.phone = 'disclosed'
-            return {result = {hold = phid, shelter = sid, unit = uid,
-                              expires_at = tonumber(h.expires_at), phone = phone},
+            return {result = {hold = phid, shelter = sid, unit = uid, municipality = h.municipality,
+                              state = state, expires_at = tonumber(h.expires_at), phone = phone},
                     replay = true, target = t}
         end
     end
@@ -492,18 +544,29 @@ local function hold(c, a)
     if pl or state ~= 'free' then
         return no('conflict', 'the unit is not free', t)
     end
+    local byk = c.P .. 'holds:by:' .. c.who
+    if redis.call('SCARD', byk) >= tonumber(a.max_open) then
+        return no('limit_reached', 'you have ' .. a.max_open .. ' open holds, the most one may ' ..
+                  'have at once; release the ones you no longer need', t)
+    end
     local hk = c.P .. 'hold:' .. hid
     if redis.call('EXISTS', hk) == 1 then
         return no('internal', 'hold id collision; retry', t)
     end
     local expires = c.now + ttl
     redis.call('HSET', hk, 'shelter', sid, 'unit', uid, 'ref', ref, 'by', c.who, 'municipality',
-               mun, 'state', 'held', 'created_at', c.now, 'expires_at', expires)
+               mun, 'state', 'held', 'created_at', c.now, 'expires_at', expires,
+               'risk', a.risk, 'adults', a.adults or 1, 'children', children_text(a.children),
+               'group', a.group or 'women', 'wheelchair', a.wheelchair and 1 or 0,
+               'pets', a.pets and 1 or 0, 'substance', a.substance and 1 or 0)
+    if a.language then redis.call('HSET', hk, 'language', a.language) end
+    if a.callback then redis.call('HSET', hk, 'callback', a.callback) end
     if idem ~= '' then
         redis.call('HSET', hk, 'idempotency_key', ik)
     end
     redis.call('HSET', uk, 'hold', hid)
     redis.call('ZADD', c.P .. 'holds:open', expires, hid)
+    redis.call('SADD', byk, hid)
     redis.call('ZADD', c.P .. 'holds', c.now, hid)
     redis.call('ZADD', c.P .. 'holds:s:' .. sid, c.now, hid)
     if mun ~= '' then
@@ -517,17 +580,18 @@ local function hold(c, a)
     stat(c, 'holds:made')
     t.hold = hid
     t.phone = 'disclosed'
-    return {result = {hold = hid, shelter = sid, unit = uid, expires_at = expires, phone = phone},
+    return {result = {hold = hid, shelter = sid, unit = uid, municipality = mun, state = 'held',
+                      expires_at = expires, phone = phone},
             shelter = sid, target = t}
 end
 
--- Loads a hold and checks that the caller may act on it in the given way.
--- Returns h, nil or nil, refusal.
-local function hold_for(c, hid, who_may)
+-- Loads an open hold and checks that the caller may act on it in the given way and that its
+-- state is one of `states`. Returns h, nil or nil, refusal.
+local function hold_for(c, hid, who_may, states)
     local h = hgetall(c.P .. 'hold:' .. hid)
     local t = {hold = hid, shelter = h.shelter, unit = h.unit}
     if not h.shelter then
-        return nil, no('not_found', 'no hold with this id', t)
+        return nil, no('not_found', 'no hold with this id', {})
     end
     if who_may == 'holder' then
         if not ((c.role == 'social' and h.municipality == c.id) or c.role == 'oncall') then
@@ -541,34 +605,56 @@ local function hold_for(c, hid, who_may)
         expire(c, hid, h)
         return nil, no('conflict', 'the hold has expired', t)
     end
-    if h.state ~= 'held' then
-        return nil, no('conflict', 'the hold is ' .. h.state .. ', not held', t)
+    if not states[h.state] then
+        return nil, no('conflict', 'the hold is ' .. h.state .. ', which this cannot change', t)
     end
     return h, nil
 end
 
+local HELD = {held = true}
+
+local function closed(c, hid, h)
+    return {result = {hold = hold_view(c, hid, hgetall(c.P .. 'hold:' .. hid))},
+            shelter = h.shelter, target = {hold = hid, shelter = h.shelter, unit = h.unit}}
+end
+
+-- The shelter says "yes, come": the hold now lasts until the household arrives.
+-- args: hold, arrival_by (ms, optional), and from the daemon: arrival_ttl (ms).
+local function hold_accept(c, a)
+    local hid = a.hold
+    local h, refusal = hold_for(c, hid, 'shelter', HELD)
+    if not h then return refusal end
+    local expires = tonumber(a.arrival_by) or (c.now + tonumber(a.arrival_ttl))
+    redis.call('HSET', c.P .. 'hold:' .. hid, 'state', 'accepted', 'accepted_at', c.now,
+               'expires_at', expires)
+    redis.call('ZADD', c.P .. 'holds:open', expires, hid)
+    stat(c, 'holds:accepted')
+    return {result = {hold = hold_view(c, hid, hgetall(c.P .. 'hold:' .. hid))},
+            target = {hold = hid, shelter = h.shelter, unit = h.unit}}
+end
+
 local function hold_release(c, a)
     local hid = a.hold
-    local h, refusal = hold_for(c, hid, 'holder')
+    local h, refusal = hold_for(c, hid, 'holder', OPEN)
     if not h then return refusal end
     close_hold(c, hid, h, 'released')
-    return {result = {hold = hold_view(c, hid, hgetall(c.P .. 'hold:' .. hid))},
-            shelter = h.shelter, target = {hold = hid, shelter = h.shelter, unit = h.unit}}
+    return closed(c, hid, h)
 end
 
+-- args: hold, reason (a code), note (optional text).
 local function hold_decline(c, a)
     local hid = a.hold
-    local h, refusal = hold_for(c, hid, 'shelter')
+    local h, refusal = hold_for(c, hid, 'shelter', OPEN)
     if not h then return refusal end
-    close_hold(c, hid, h, 'declined', {reason = a.reason})
-    return {result = {hold = hold_view(c, hid, hgetall(c.P .. 'hold:' .. hid))},
-            shelter = h.shelter, target = {hold = hid, shelter = h.shelter, unit = h.unit}}
+    close_hold(c, hid, h, 'declined', {reason = a.reason, note = a.note})
+    stat(c, 'declines:' .. a.reason)
+    return closed(c, hid, h)
 end
 
--- args: hold, and from the daemon: placement (the new id).
+-- The household has arrived. args: hold, and from the daemon: placement (the new id).
 local function hold_confirm(c, a)
     local hid, pid = a.hold, a.placement
-    local h, refusal = hold_for(c, hid, 'shelter')
+    local h, refusal = hold_for(c, hid, 'shelter', OPEN)
     if not h then return refusal end
     local pk = c.P .. 'pl:' .. pid
     if redis.call('EXISTS', pk) == 1 then
@@ -577,6 +663,9 @@ local function hold_confirm(c, a)
     close_hold(c, hid, h, 'confirmed', {placement = pid})
     redis.call('HSET', pk, 'hold', hid, 'shelter', h.shelter, 'unit', h.unit, 'ref', h.ref,
                'by', h.by, 'municipality', h.municipality, 'state', 'active', 'placed_at', c.now)
+    for _, k in ipairs({'risk', 'adults', 'children', 'group'}) do
+        if h[k] then redis.call('HSET', pk, k, h[k]) end
+    end
     local uk = c.P .. 'unit:' .. h.shelter .. ':' .. h.unit
     redis.call('HSET', uk, 'state', 'occupied', 'placement', pid, 'changed_at', c.now)
     redis.call('HSET', c.P .. 's:' .. h.shelter, 'updated_at', c.now)
@@ -598,7 +687,7 @@ local function placement_discharge(c, a)
     local p = hgetall(pk)
     local t = {placement = pid, shelter = p.shelter, unit = p.unit}
     if not p.shelter then
-        return no('not_found', 'no placement with this id', t)
+        return no('not_found', 'no placement with this id', {})
     end
     if not (c.role == 'shelter' and c.id == p.shelter) then
         return no('forbidden', 'only the shelter of the placement may record its discharge', t)
@@ -730,7 +819,12 @@ local function migrate(keys, argv)
         next_cursor, items = r[1], r[2]
         for i = 1, #items, 2 do
             if phase == 'holds' then
-                rename_fields(c.P .. 'hold:' .. items[i], RENAMES.hold)
+                local hk = c.P .. 'hold:' .. items[i]
+                rename_fields(hk, RENAMES.hold)
+                local state, by = unpack(redis.call('HMGET', hk, 'state', 'by'))
+                if state == 'held' and by then
+                    redis.call('SADD', c.P .. 'holds:by:' .. by, items[i])
+                end
             else
                 rename_fields(c.P .. 'pl:' .. items[i], RENAMES.placement)
             end
@@ -852,6 +946,7 @@ reg('fristad_vacancy_confirm', write(shelter_mark))
 reg('fristad_intake_pause', write(shelter_mark))
 reg('fristad_intake_resume', write(shelter_mark))
 reg('fristad_hold', write(hold))
+reg('fristad_hold_accept', write(hold_accept))
 reg('fristad_hold_release', write(hold_release))
 reg('fristad_hold_decline', write(hold_decline))
 reg('fristad_hold_confirm', write(hold_confirm))

@@ -139,6 +139,13 @@ int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
     if (!get_bool(o, "pets", &s->pets) || !get_bool(o, "substance", &s->substance) ||
         !get_bool(o, "paused", &s->paused) || !get_bool(o, "retired", &s->retired))
         return -1;
+    /* Records written before shelters had intake hours receive around the clock. */
+    const msgpack_object *ih = proto_map_get(o, "intake_hours");
+    if (!ih || ih->type == MSGPACK_OBJECT_NIL)
+        s->intake.always = true;
+    else if (ih->type != MSGPACK_OBJECT_STR ||
+             proto_intake_parse(ih->via.str.ptr, ih->via.str.size, &s->intake, NULL) != PROTO_OK)
+        return -1;
     if (!get_int(o, "updated_at", 0, INT64_MAX, &s->updated_ms) ||
         !get_int(o, "version", 0, INT64_MAX, &v))
         return -1;

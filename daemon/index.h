@@ -38,10 +38,11 @@ struct idx_shelter {
     bool substance;
     uint8_t n_languages;
     char languages[PROTO_MAX_LANGUAGES][4];
-    bool paused;        /* intake paused by the shelter: offers nothing */
-    bool retired;       /* retired by an admin: listed nowhere */
-    int64_t updated_ms; /* last vacancy change or confirmation */
-    uint64_t ver;       /* global version of the last change */
+    struct proto_intake intake; /* when it can receive a household (Swedish local time) */
+    bool paused;                /* intake paused by the shelter: offers nothing */
+    bool retired;               /* retired by an admin: listed nowhere */
+    int64_t updated_ms;         /* last vacancy change or confirmation */
+    uint64_t ver;               /* global version of the last change */
     unsigned n_units;
     struct idx_unit *units; /* sorted by id */
 };

@@ -25,6 +25,7 @@
 #include "dispatch.h"
 #include "events.h"
 #include "housekeeping.h"
+#include "intake.h"
 #include "ratelimit.h"
 #include "listener.h"
 #include "log.h"
@@ -253,6 +254,11 @@ int main(int argc, char **argv)
         goto out;
     }
     index_init(&d.index);
+    if (intake_tz_setup() < 0) {
+        fprintf(stderr, "fristadd: the time zone database has no Europe/Stockholm (install "
+                        "tzdata): intake hours are Swedish local time\n");
+        goto out;
+    }
     if (config_load(path, d.cfg, err, sizeof err) < 0 ||
         geo_load(d.geo, d.cfg->municipalities, d.cfg->adjacency, err, sizeof err) < 0 ||
         policy_load(&d.policy, d.cfg->policy, err, sizeof err) < 0) {

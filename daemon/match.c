@@ -3,9 +3,11 @@
  * first failure, because the counts per reason are what tells a social worker (and the yearly
  * follow-up) why nothing fitted: "no unit for a boy of 15" is an answer in itself.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "intake.h"
 #include "match.h"
 
 static const char *const reason_names[REASON__COUNT] = {
@@ -43,16 +45,31 @@ static bool speaks(const struct idx_shelter *s, const char *lang)
     return false;
 }
 
-/* Reasons that depend on the shelter alone, computed once per shelter. */
-static unsigned shelter_reasons(const struct idx_shelter *s, const struct proto_args *a,
-                                const struct muni_set *excluded, unsigned min_protection)
+int match_prepare(struct match_referral *m, const struct geo *g, const struct policy *p,
+                  const struct proto_args *a)
 {
-    unsigned r = 0;
-    unsigned group = proto_has(a, F_GROUP) ? a->group : GROUP_WOMEN;
+    int home = proto_municipality_index(a->home, strlen(a->home));
+    unsigned risk = a->risk < RISK__COUNT ? a->risk : RISK_SEVERE;
+    if (home < 0)
+        return -1;
+    m->args = a;
+    m->min_protection = p->level[risk].min_protection;
+    m->household = (proto_has(a, F_ADULTS) ? a->adults : 1u) + a->n_children;
+    m->home = (unsigned)home;
+    m->group = proto_has(a, F_GROUP) ? a->group : GROUP_WOMEN;
+    policy_excluded(p, g, a, &m->excluded);
+    return 0;
+}
 
-    if (muni_set_has(excluded, s->mun))
+/* The reasons that depend on the shelter alone (search computes them once per shelter). */
+static unsigned shelter_reasons(const struct match_referral *m, const struct idx_shelter *s)
+{
+    const struct proto_args *a = m->args;
+    unsigned r = 0;
+
+    if (muni_set_has(&m->excluded, s->mun))
         r |= 1u << REASON_SAFETY_POLICY;
-    if (s->protection < min_protection)
+    if (s->protection < m->min_protection)
         r |= 1u << REASON_PROTECTION_LEVEL;
     if (s->max_children != IDX_NO_LIMIT && a->n_children > s->max_children)
         r |= 1u << REASON_CHILDREN_LIMIT;
@@ -62,7 +79,7 @@ static unsigned shelter_reasons(const struct idx_shelter *s, const struct proto_
                 r |= 1u << REASON_BOYS_AGE;
         }
     }
-    if (!(s->groups & (1u << group)))
+    if (!(s->groups & (1u << m->group)))
         r |= 1u << REASON_TARGET_GROUP;
     if (proto_has(a, F_PETS) && a->pets && !s->pets)
         r |= 1u << REASON_PETS;
@@ -73,11 +90,45 @@ static unsigned shelter_reasons(const struct idx_shelter *s, const struct proto_
     return r;
 }
 
+/* The reasons that depend on the unit. */
+static unsigned unit_reasons(const struct match_referral *m, const struct idx_unit *u)
+{
+    const struct proto_args *a = m->args;
+    unsigned r = 0;
+    if (u->beds < m->household)
+        r |= 1u << REASON_BEDS;
+    if (proto_has(a, F_WHEELCHAIR) && a->wheelchair && !u->accessible)
+        r |= 1u << REASON_WHEELCHAIR;
+    return r;
+}
+
+unsigned match_reasons(const struct match_referral *m, const struct idx_shelter *s,
+                       const struct idx_unit *u)
+{
+    return shelter_reasons(m, s) | unit_reasons(m, u);
+}
+
+void match_reasons_text(unsigned reasons, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned b = 0; b < REASON__COUNT; b++) {
+        if (!(reasons & (1u << b)))
+            continue;
+        int w = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", reason_names[b]);
+        if (w < 0 || (size_t)w >= cap - used)
+            return;
+        used += (size_t)w;
+    }
+}
+
 static int hit_cmp(const void *pa, const void *pb)
 {
     const struct match_hit *a = pa, *b = pb;
     if (a->stale != b->stale)
         return a->stale ? 1 : -1;
+    if (a->receives != b->receives)
+        return a->receives ? -1 : 1;
     if (a->distance_km != b->distance_km)
         return a->distance_km < b->distance_km ? -1 : 1;
     if (a->unit->beds != b->unit->beds)
@@ -114,20 +165,16 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
                  const struct proto_args *a, int64_t now_ms, int64_t stale_after_ms,
                  struct match_outcome *out)
 {
-    struct muni_set excluded;
-    unsigned risk = a->risk < RISK__COUNT ? a->risk : RISK_SEVERE;
-    unsigned min_protection = p->level[risk].min_protection;
-    unsigned household = (proto_has(a, F_ADULTS) ? a->adults : 1u) + a->n_children;
-    int home = proto_municipality_index(a->home, strlen(a->home));
+    struct match_referral m;
     unsigned limit = proto_has(a, F_LIMIT) && a->limit > 0 ? a->limit : 20u;
+    int64_t arrival = proto_has(a, F_ARRIVAL_AT) ? a->arrival_at : now_ms;
 
     memset(out, 0, sizeof *out);
-    if (home < 0)
+    if (match_prepare(&m, g, p, a) < 0)
         return -1;
     out->hits = malloc(limit * sizeof *out->hits);
     if (!out->hits)
         return -1;
-    policy_excluded(p, g, a, &excluded);
 
     for (unsigned i = 0; i < ix->n; i++) {
         const struct idx_shelter *s = ix->shelters[i];
@@ -138,16 +185,13 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
             if (!match_unit_available(s, u))
                 continue;
             if (base == ~0u) {
-                base = shelter_reasons(s, a, &excluded, min_protection);
-                h.distance_km = geo_distance_km(g, (unsigned)home, s->mun);
+                base = shelter_reasons(&m, s);
+                h.distance_km = geo_distance_km(g, m.home, s->mun);
                 h.stale = match_is_stale(s, now_ms, stale_after_ms);
+                h.receives = intake_open_at(&s->intake, arrival);
                 h.age_s = match_age_s(s, now_ms);
             }
-            unsigned r = base;
-            if (u->beds < household)
-                r |= 1u << REASON_BEDS;
-            if (proto_has(a, F_WHEELCHAIR) && a->wheelchair && !u->accessible)
-                r |= 1u << REASON_WHEELCHAIR;
+            unsigned r = base | unit_reasons(&m, u);
             out->considered++;
             if (r) {
                 for (unsigned b = 0; b < REASON__COUNT; b++)

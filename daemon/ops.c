@@ -29,40 +29,95 @@ static void put_num(struct op_extra *e, const char *key, int64_t value)
 }
 
 /*
- * A new hold or placement id: the prefix and 16 hex digits from the kernel's random source.
- * The store refuses an id that exists already, so a collision fails one request, never two.
+ * A new hold or placement id: the prefix and 16 letters drawn from the kernel's random source
+ * (19 consonants: no digits, so an id can never look like a personal identity number, and no
+ * vowels, so it spells no word; 19^16 is about 2^68). The store refuses an id that exists
+ * already, so a collision fails one request, never two.
  */
-static int new_id(char prefix, char out[18])
+static const char ID_LETTERS[] = "bcdfghjkmnpqrstvwxz";
+
+int ops_new_id(char prefix, char out[PROTO_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[8];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return -1;
-    out[0] = prefix;
-    for (unsigned i = 0; i < 8; i++) {
-        out[1 + 2 * i] = hex[raw[i] >> 4];
-        out[2 + 2 * i] = hex[raw[i] & 15];
+    unsigned char raw[64];
+    unsigned n = 0, used = sizeof raw;
+    out[n++] = prefix;
+    while (n < PROTO_ID_LEN) {
+        if (used == sizeof raw) {
+            if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+                return -1;
+            used = 0;
+        }
+        unsigned char b = raw[used++];
+        if (b < 19 * 13) /* 247: an even share for each letter */
+            out[n++] = ID_LETTERS[b % 19];
     }
-    out[17] = '\0';
+    out[n] = '\0';
     return 0;
 }
 
+/* hold: is the unit eligible for this referral, by the very predicate that search applies? */
+static enum proto_err check_hold(const struct op_ctx *x, struct proto_error *err)
+{
+    if (!x->index->loaded)
+        return proto_fail(err, PROTO_E_UNAVAILABLE,
+                          "the server is still loading its data; retry in a moment");
+    const struct idx_shelter *s = index_find(x->index, x->args->shelter);
+    const struct idx_unit *u = s ? index_find_unit(s, x->args->unit) : NULL;
+    if (!u)
+        return proto_fail(err, PROTO_E_NOT_FOUND, "no such shelter or unit");
+    struct match_referral m;
+    if (match_prepare(&m, x->geo, x->policy, x->args) < 0)
+        return proto_fail(err, PROTO_E_INTERNAL, "the referral could not be prepared");
+    unsigned reasons = match_reasons(&m, s, u);
+    if (reasons) {
+        char why[160];
+        match_reasons_text(reasons, why, sizeof why);
+        return proto_fail(err, PROTO_E_INELIGIBLE,
+                          "this unit is ruled out for the referral: %s; search again for units "
+                          "that fit",
+                          why);
+    }
+    return PROTO_OK;
+}
+
 /*
- * hold: the responsible municipality (social services hold for their own; on-call names the
- * municipality it acts for, if any), a new id and the hold time.
+ * hold: the responsible municipality (social services hold for their own; on-call for the
+ * municipality it names, or else the household's home municipality: it is never empty), a new
+ * id, the hold time and the open-hold cap.
  */
 static int extra_hold(const struct op_ctx *x, struct op_extra *e)
 {
-    char id[18];
-    if (new_id('h', id) < 0)
+    char id[PROTO_ID_LEN + 1];
+    if (ops_new_id('h', id) < 0)
         return -1;
     e->drop = PROTO_BIT(F_MUNICIPALITY);
     if (x->who->role == ROLE_SOCIAL)
         put_str(e, "municipality", x->who->id);
     else if (proto_has(x->args, F_MUNICIPALITY))
         put_str(e, "municipality", x->args->municipality);
+    else
+        put_str(e, "municipality", x->args->home);
     put_str(e, "hold", id);
     put_num(e, "ttl", x->cfg->hold_ttl_ms);
+    put_num(e, "max_open", x->cfg->max_open_holds);
+    return 0;
+}
+
+/* hold.accept: an arrival time, if named, lies ahead and at most a day away. */
+static enum proto_err check_accept(const struct op_ctx *x, struct proto_error *err)
+{
+    const struct proto_args *a = x->args;
+    if (proto_has(a, F_ARRIVAL_BY) &&
+        (a->arrival_by <= x->now_ms || a->arrival_by > x->now_ms + 24 * 3600 * 1000LL))
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field 'arrival_by' must lie in the next 24 hours");
+    return PROTO_OK;
+}
+
+/* hold.accept: how long an accepted hold lasts when the shelter names no arrival time. */
+static int extra_accept(const struct op_ctx *x, struct op_extra *e)
+{
+    put_num(e, "arrival_ttl", x->cfg->arrival_ttl_ms);
     return 0;
 }
 
@@ -70,8 +125,8 @@ static int extra_hold(const struct op_ctx *x, struct op_extra *e)
 static int extra_confirm(const struct op_ctx *x, struct op_extra *e)
 {
     (void)x;
-    char id[18];
-    if (new_id('p', id) < 0)
+    char id[PROTO_ID_LEN + 1];
+    if (ops_new_id('p', id) < 0)
         return -1;
     put_str(e, "placement", id);
     return 0;
@@ -105,11 +160,12 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
                        const msgpack_object *snapshot, msgpack_packer *pk)
 {
     (void)snapshot;
-    static const char *const hold_states[] = {"made", "confirmed", "declined", "released",
-                                              "expired"};
+    static const char *const hold_states[] = {"made",     "accepted", "confirmed",
+                                              "declined", "released", "expired"};
+    static const unsigned n_states = sizeof hold_states / sizeof hold_states[0];
     static const char *const placement_states[] = {"made", "discharged"};
     char key[64];
-    int rc = msgpack_pack_map(pk, 6);
+    int rc = msgpack_pack_map(pk, 7);
 
     rc |= proto_pack_kv_int(pk, "searches", count_of(r, "searches"));
     rc |= proto_pack_kv_int(pk, "no_match", count_of(r, "no_match"));
@@ -120,10 +176,16 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
         rc |= proto_pack_kv_int(pk, match_reason_name(i), count_of(r, key));
     }
     rc |= proto_pack_cstr(pk, "holds");
-    rc |= msgpack_pack_map(pk, 5);
-    for (unsigned i = 0; i < 5; i++) {
+    rc |= msgpack_pack_map(pk, n_states);
+    for (unsigned i = 0; i < n_states; i++) {
         snprintf(key, sizeof key, "holds:%s", hold_states[i]);
         rc |= proto_pack_kv_int(pk, hold_states[i], count_of(r, key));
+    }
+    rc |= proto_pack_cstr(pk, "declines");
+    rc |= msgpack_pack_map(pk, DECLINE__COUNT);
+    for (unsigned i = 0; i < DECLINE__COUNT; i++) {
+        snprintf(key, sizeof key, "declines:%s", proto_decline_name(i));
+        rc |= proto_pack_kv_int(pk, proto_decline_name(i), count_of(r, key));
     }
     rc |= proto_pack_cstr(pk, "placements");
     rc |= msgpack_pack_map(pk, 2);
@@ -138,66 +200,66 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
 
 /* ---- the table -------------------------------------------------------------------------- */
 
-#define R(role)  (1u << ROLE_##role)
-#define EVERYONE (R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN))
-#define OWN_SHELTER                                                                                \
-    {                                                                                              \
-        [ROLE_SHELTER] = SCOPE_OWN_SHELTER                                                         \
-    }
-#define OWN_RECORD                                                                                 \
-    {                                                                                              \
-        [ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD                        \
-    }
-
 /* clang-format off */
+#define R(role)     (1u << ROLE_##role)
+#define EVERYONE    (R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN))
+#define OWN_SHELTER {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}
+#define OWN_RECORD  {[ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD}
+#define WRITE(fn)   .route = ROUTE_WRITE, .function = (fn)
+#define READ(fn)    .route = ROUTE_READ, .function = (fn)
+#define INDEX(fn)   .route = ROUTE_INDEX, .answer = (fn)
+
 static const struct op_def table[OP__COUNT] = {
     /* Registry (admin) */
-    [OP_SHELTER_ADD] = {ROUTE_WRITE, R(ADMIN), {0}, 0, "shelter_add", NULL, NULL,
-                        answer_shelter_written},
-    [OP_SHELTER_UPDATE] = {ROUTE_WRITE, R(ADMIN), {0}, 0, "shelter_update", NULL, NULL,
-                           answer_shelter_written},
-    [OP_SHELTER_RETIRE] = {ROUTE_WRITE, R(ADMIN), {0}, 0, "shelter_retire", NULL, NULL,
-                           answer_shelter_written},
-    [OP_UNIT_ADD] = {ROUTE_WRITE, R(ADMIN), {0}, 0, "unit_add", NULL, NULL,
-                     answer_shelter_written},
-    [OP_UNIT_UPDATE] = {ROUTE_WRITE, R(ADMIN), {0}, 0, "unit_update", NULL, NULL,
-                        answer_shelter_written},
-    [OP_UNIT_REMOVE] = {ROUTE_WRITE, R(ADMIN), {0}, 0, "unit_remove", NULL, NULL,
-                        answer_shelter_written},
+    [OP_SHELTER_ADD] = {WRITE("shelter_add"), .roles = R(ADMIN), .shape = answer_shelter_written},
+    [OP_SHELTER_UPDATE] = {WRITE("shelter_update"), .roles = R(ADMIN),
+                           .shape = answer_shelter_written},
+    [OP_SHELTER_RETIRE] = {WRITE("shelter_retire"), .roles = R(ADMIN),
+                           .shape = answer_shelter_written},
+    [OP_UNIT_ADD] = {WRITE("unit_add"), .roles = R(ADMIN), .shape = answer_shelter_written},
+    [OP_UNIT_UPDATE] = {WRITE("unit_update"), .roles = R(ADMIN), .shape = answer_shelter_written},
+    [OP_UNIT_REMOVE] = {WRITE("unit_remove"), .roles = R(ADMIN), .shape = answer_shelter_written},
+
     /* Vacancies (the shelter itself) */
-    [OP_VACANCY_SET] = {ROUTE_WRITE, R(SHELTER), OWN_SHELTER, 0, "vacancy_set", NULL, NULL,
-                        answer_shelter_written},
-    [OP_VACANCY_CONFIRM] = {ROUTE_WRITE, R(SHELTER), OWN_SHELTER, 0, "vacancy_confirm", NULL,
-                            NULL, answer_shelter_written},
-    [OP_INTAKE_PAUSE] = {ROUTE_WRITE, R(SHELTER), OWN_SHELTER, 0, "intake_pause", NULL, NULL,
-                         answer_shelter_written},
-    [OP_INTAKE_RESUME] = {ROUTE_WRITE, R(SHELTER), OWN_SHELTER, 0, "intake_resume", NULL, NULL,
-                          answer_shelter_written},
+    [OP_VACANCY_SET] = {WRITE("vacancy_set"), .roles = R(SHELTER), .scope = OWN_SHELTER,
+                        .shape = answer_shelter_written},
+    [OP_VACANCY_CONFIRM] = {WRITE("vacancy_confirm"), .roles = R(SHELTER), .scope = OWN_SHELTER,
+                            .shape = answer_shelter_written},
+    [OP_INTAKE_PAUSE] = {WRITE("intake_pause"), .roles = R(SHELTER), .scope = OWN_SHELTER,
+                         .shape = answer_shelter_written},
+    [OP_INTAKE_RESUME] = {WRITE("intake_resume"), .roles = R(SHELTER), .scope = OWN_SHELTER,
+                          .shape = answer_shelter_written},
+
     /* Listings and search, from the index */
-    [OP_SHELTER_SHOW] = {ROUTE_INDEX, EVERYONE, {0}, 0, NULL, answer_shelter_show, NULL, NULL},
-    [OP_SHELTER_LIST] = {ROUTE_INDEX, EVERYONE, {0}, 0, NULL, answer_shelter_list, NULL, NULL},
-    [OP_FREE] = {ROUTE_INDEX, EVERYONE, {0}, 0, NULL, answer_free, NULL, NULL},
-    [OP_SEARCH] = {ROUTE_INDEX, R(SOCIAL) | R(ONCALL) | R(ADMIN), {0}, 0, NULL, answer_search,
-                   NULL, NULL},
+    [OP_SHELTER_SHOW] = {INDEX(answer_shelter_show), .roles = EVERYONE},
+    [OP_SHELTER_LIST] = {INDEX(answer_shelter_list), .roles = EVERYONE},
+    [OP_FREE] = {INDEX(answer_free), .roles = EVERYONE},
+    [OP_SEARCH] = {INDEX(answer_search), .roles = R(SOCIAL) | R(ONCALL) | R(ADMIN)},
+
     /* Holds and placements */
-    [OP_HOLD] = {ROUTE_WRITE, R(SOCIAL) | R(ONCALL), {[ROLE_SOCIAL] = SCOPE_OWN_MUNI}, 0, "hold",
-                 NULL, extra_hold, NULL},
-    [OP_HOLD_RELEASE] = {ROUTE_WRITE, R(SOCIAL) | R(ONCALL), {[ROLE_SOCIAL] = SCOPE_OWN_RECORD},
-                         0, "hold_release", NULL, NULL, NULL},
-    [OP_HOLD_CONFIRM] = {ROUTE_WRITE, R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}, 0,
-                         "hold_confirm", NULL, extra_confirm, NULL},
-    [OP_HOLD_DECLINE] = {ROUTE_WRITE, R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}, 0,
-                         "hold_decline", NULL, NULL, NULL},
-    [OP_PLACEMENT_DISCHARGE] = {ROUTE_WRITE, R(SHELTER), {[ROLE_SHELTER] = SCOPE_OWN_RECORD}, 0,
-                                "placement_discharge", NULL, NULL, NULL},
-    [OP_HOLDS_LIST] = {ROUTE_READ, R(SHELTER) | R(SOCIAL) | R(ONCALL), OWN_RECORD, 0,
-                       "holds_list", NULL, NULL, NULL},
-    [OP_PLACEMENTS_LIST] = {ROUTE_READ, R(SHELTER) | R(SOCIAL) | R(ONCALL), OWN_RECORD, 0,
-                            "placements_list", NULL, NULL, NULL},
+    [OP_HOLD] = {WRITE("hold"), .roles = R(SOCIAL) | R(ONCALL),
+                 .scope = {[ROLE_SOCIAL] = SCOPE_OWN_MUNI}, .check = check_hold,
+                 .extra = extra_hold},
+    [OP_HOLD_ACCEPT] = {WRITE("hold_accept"), .roles = R(SHELTER),
+                        .scope = {[ROLE_SHELTER] = SCOPE_OWN_RECORD}, .check = check_accept,
+                        .extra = extra_accept},
+    [OP_HOLD_RELEASE] = {WRITE("hold_release"), .roles = R(SOCIAL) | R(ONCALL),
+                         .scope = {[ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
+    [OP_HOLD_CONFIRM] = {WRITE("hold_confirm"), .roles = R(SHELTER),
+                         .scope = {[ROLE_SHELTER] = SCOPE_OWN_RECORD}, .extra = extra_confirm},
+    [OP_HOLD_DECLINE] = {WRITE("hold_decline"), .roles = R(SHELTER),
+                         .scope = {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
+    [OP_PLACEMENT_DISCHARGE] = {WRITE("placement_discharge"), .roles = R(SHELTER),
+                                .scope = {[ROLE_SHELTER] = SCOPE_OWN_RECORD}},
+    [OP_HOLDS_LIST] = {READ("holds_list"), .roles = R(SHELTER) | R(SOCIAL) | R(ONCALL),
+                       .scope = OWN_RECORD},
+    [OP_PLACEMENTS_LIST] = {READ("placements_list"), .roles = R(SHELTER) | R(SOCIAL) | R(ONCALL),
+                            .scope = OWN_RECORD},
+
     /* Administration */
-    [OP_AUDIT] = {ROUTE_READ, R(ADMIN), {0}, 0, "audit", NULL, NULL, NULL},
-    [OP_STATS] = {ROUTE_READ, R(ADMIN), {0}, 0, "stats", NULL, NULL, shape_stats},
-    [OP_WHOAMI] = {ROUTE_INDEX, EVERYONE, {0}, OPF_BEFORE_LOAD, NULL, answer_whoami, NULL, NULL},
+    [OP_AUDIT] = {READ("audit"), .roles = R(ADMIN)},
+    [OP_STATS] = {READ("stats"), .roles = R(ADMIN), .shape = shape_stats},
+    [OP_WHOAMI] = {INDEX(answer_whoami), .roles = EVERYONE, .flags = OPF_BEFORE_LOAD},
 };
 /* clang-format on */
 

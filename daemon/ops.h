@@ -69,7 +69,7 @@ struct op_ctx {
 };
 
 /* Arguments the daemon adds to a request's own fields before calling its store function. */
-#define OP_EXTRA_MAX 4
+#define OP_EXTRA_MAX 6
 struct op_extra {
     uint64_t drop; /* request fields (PROTO_BIT) left out, because an extra replaces them */
     unsigned n;
@@ -81,6 +81,8 @@ struct op_extra {
     char buf[OP_EXTRA_MAX][PROTO_TOKEN_MAX + 1]; /* room for the strings */
 };
 
+/* Store routes: what the daemon checks against its index before the store is asked. */
+typedef enum proto_err op_check_fn(const struct op_ctx *x, struct proto_error *err);
 /* ROUTE_INDEX: packs exactly one result object, or returns an error code with err set. */
 typedef enum proto_err op_answer_fn(const struct op_ctx *x, msgpack_packer *pk,
                                     struct proto_error *err);
@@ -97,12 +99,19 @@ struct op_def {
     unsigned flags;                      /* enum op_flags */
     const char *function;                /* store routes: the Redis Function fristad_<function> */
     op_answer_fn *answer;                /* ROUTE_INDEX */
+    op_check_fn *check;                  /* store routes: NULL when Redis alone decides */
     op_extra_fn *extra;                  /* store routes: NULL when the request's fields suffice */
     op_shape_fn *shape;                  /* store routes: NULL passes the result on as it is */
 };
 
 /* The row of an op; NULL for a value that is not an op. */
 const struct op_def *ops_get(enum proto_op op);
+
+/*
+ * A new hold ('h') or placement ('p') id: the prefix and 16 letters. Returns 0, or -1 when the
+ * kernel's random source fails.
+ */
+int ops_new_id(char prefix, char out[PROTO_ID_LEN + 1]) __attribute__((warn_unused_result));
 
 /* Packs the argument map of a store call: the request's fields and the row's extras. */
 int ops_pack_args(const struct op_ctx *x, const struct op_def *row, msgpack_packer *pk)

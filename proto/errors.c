@@ -20,6 +20,8 @@ static const char *const err_codes[PROTO_E__COUNT] = {
     [PROTO_E_RATE_LIMITED] = "rate_limited",
     [PROTO_E_PERSONAL_DATA] = "personal_data",
     [PROTO_E_OUTCOME_UNKNOWN] = "outcome_unknown",
+    [PROTO_E_INELIGIBLE] = "ineligible",
+    [PROTO_E_LIMIT_REACHED] = "limit_reached",
 };
 
 const char *proto_err_code(enum proto_err e)
@@ -65,6 +67,8 @@ static const char *const group_names[GROUP__COUNT] = {"women", "men", "hbtqi", "
 static const char *const vacancy_names[VAC__COUNT] = {"free", "occupied", "closed"};
 static const char *const risk_names[RISK__COUNT] = {"low", "moderate", "high", "severe"};
 static const char *const role_names[ROLE__COUNT] = {"shelter", "social", "oncall", "admin"};
+static const char *const decline_names[DECLINE__COUNT] = {"no_room", "household", "needs",
+                                                          "safety",  "staffing",  "other"};
 
 #define NAME_FN(fn, arr, type, count)                                                              \
     const char *fn(type v)                                                                         \
@@ -77,6 +81,12 @@ NAME_FN(proto_group_name, group_names, enum proto_group, GROUP__COUNT)
 NAME_FN(proto_vacancy_name, vacancy_names, enum proto_vacancy, VAC__COUNT)
 NAME_FN(proto_risk_name, risk_names, enum proto_risk, RISK__COUNT)
 NAME_FN(proto_role_name, role_names, enum proto_role, ROLE__COUNT)
+NAME_FN(proto_decline_name, decline_names, enum proto_decline, DECLINE__COUNT)
+
+const char *proto_decline_choices(void)
+{
+    return "no_room, household, needs, safety, staffing, other";
+}
 
 int proto_kind_parse(const char *s, size_t n)
 {
@@ -101,6 +111,11 @@ int proto_risk_parse(const char *s, size_t n)
 int proto_role_parse(const char *s, size_t n)
 {
     return parse_name(role_names, ROLE__COUNT, s, n);
+}
+
+int proto_decline_parse(const char *s, size_t n)
+{
+    return parse_name(decline_names, DECLINE__COUNT, s, n);
 }
 
 int proto_municipality_index(const char *code, size_t n)

@@ -30,12 +30,16 @@ enum ftype {
     T_CHILDREN,  /* array of {age, sex} */
     T_TIME,      /* milliseconds since the epoch */
     T_PRINCIPAL, /* "role:id" */
+    T_SERVER_ID, /* a hold or placement id, as the server issues them */
+    T_DECLINE,   /* enum proto_decline */
+    T_INTAKE,    /* intake hours */
 };
 
 struct field_def {
     const char *name;
     enum ftype type;
-    unsigned min, max; /* value range, text length in characters, or list length */
+    unsigned min, max; /* value range, text length in characters, or list length; for a
+                          server id, min is its prefix */
 };
 
 static const struct field_def fields[F__COUNT] = {
@@ -68,11 +72,16 @@ static const struct field_def fields[F__COUNT] = {
     [F_LIMIT] = {"limit", T_UINT, 1, PROTO_MAX_LIMIT},
     [F_REF] = {"ref", T_TOKEN, 1, PROTO_TOKEN_MAX},
     [F_IDEMPOTENCY_KEY] = {"idempotency_key", T_TOKEN, 8, PROTO_TOKEN_MAX},
-    [F_HOLD] = {"hold", T_TOKEN, 1, PROTO_TOKEN_MAX},
-    [F_PLACEMENT] = {"placement", T_TOKEN, 1, PROTO_TOKEN_MAX},
-    [F_REASON] = {"reason", T_TEXT, 1, PROTO_REASON_MAX},
+    [F_HOLD] = {"hold", T_SERVER_ID, 'h', 0},
+    [F_PLACEMENT] = {"placement", T_SERVER_ID, 'p', 0},
+    [F_REASON] = {"reason", T_DECLINE, 0, 0},
     [F_SINCE] = {"since", T_TIME, 0, 0},
     [F_PRINCIPAL] = {"principal", T_PRINCIPAL, 0, 0},
+    [F_CALLBACK] = {"callback", T_PHONE, 0, 0},
+    [F_NOTE] = {"note", T_TEXT, 1, PROTO_REASON_MAX},
+    [F_ARRIVAL_BY] = {"arrival_by", T_TIME, 0, 0},
+    [F_ARRIVAL_AT] = {"arrival_at", T_TIME, 0, 0},
+    [F_INTAKE_HOURS] = {"intake_hours", T_INTAKE, 1, PROTO_INTAKE_MAX},
 };
 
 const char *proto_field_name(enum proto_field f)
@@ -289,9 +298,10 @@ static enum proto_err want_array(const msgpack_object *v, const struct field_def
     return PROTO_OK;
 }
 
-static enum proto_err dec_phone(const msgpack_object *v, char *out, struct proto_error *err)
+static enum proto_err dec_phone(const msgpack_object *v, const char *name, char *out,
+                                struct proto_error *err)
 {
-    enum proto_err e = want_str(v, "phone", err);
+    enum proto_err e = want_str(v, name, err);
     if (e)
         return e;
     const char *s = v->via.str.ptr;
@@ -307,8 +317,9 @@ static enum proto_err dec_phone(const msgpack_object *v, char *out, struct proto
     }
     if (!ok || digits < 5 || s[n - 1] < '0' || s[n - 1] > '9')
         return proto_fail(err, PROTO_E_BAD_REQUEST,
-                          "field 'phone' must be a telephone number of 5 to 20 characters: "
-                          "digits, spaces, '-' and a leading '+'");
+                          "field '%s' must be a telephone number of 5 to 20 characters: "
+                          "digits, spaces, '-' and a leading '+'",
+                          name);
     memcpy(out, s, n);
     out[n] = '\0';
     return PROTO_OK;
@@ -386,6 +397,50 @@ static enum proto_err dec_principal(const msgpack_object *v, char *out, struct p
     return PROTO_OK;
 }
 
+/*
+ * A hold or placement id: its prefix and 16 lower-case letters or digits. Ids are issued by the
+ * server, never by a person, so the personal-number check does not apply: an id issued before
+ * ids were made of letters alone may hold a run of digits that looks like one, and such a hold
+ * must stay closable.
+ */
+static enum proto_err dec_server_id(const msgpack_object *v, const struct field_def *fd, char *out,
+                                    struct proto_error *err)
+{
+    enum proto_err e = want_str(v, fd->name, err);
+    if (e)
+        return e;
+    const char *s = v->via.str.ptr;
+    size_t n = v->via.str.size;
+    bool ok = n == PROTO_ID_LEN && s[0] == (char)fd->min;
+    for (size_t i = 1; ok && i < n; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+    if (!ok)
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field '%s' must be a %s id as the server gave it: '%c' and 16 "
+                          "lower-case letters or digits",
+                          fd->name, fd->name, (char)fd->min);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return PROTO_OK;
+}
+
+static enum proto_err dec_intake(const msgpack_object *v, const struct field_def *fd, char *out,
+                                 struct proto_error *err)
+{
+    enum proto_err e = want_str(v, fd->name, err);
+    if (e)
+        return e;
+    struct proto_intake in;
+    if (v->via.str.size > fd->max ||
+        (e = proto_intake_parse(v->via.str.ptr, v->via.str.size, &in, err)))
+        return e ? e
+                 : proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be at most %u characters",
+                              fd->name, fd->max);
+    if (proto_intake_format(&in, out, PROTO_INTAKE_MAX * 4 + 1) < 0)
+        return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' is too long", fd->name);
+    return PROTO_OK;
+}
+
 static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, struct proto_args *a,
                                 struct proto_error *err)
 {
@@ -403,15 +458,21 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
     case F_IDEMPOTENCY_KEY:
         return dec_ident(v, fd, true, a->idempotency_key, err);
     case F_HOLD:
-        return dec_ident(v, fd, true, a->hold, err);
+        return dec_server_id(v, fd, a->hold, err);
     case F_PLACEMENT:
-        return dec_ident(v, fd, true, a->placement, err);
+        return dec_server_id(v, fd, a->placement, err);
     case F_NAME:
         return dec_text(v, fd, a->name, err);
+    case F_NOTE:
+        return dec_text(v, fd, a->note, err);
     case F_REASON:
-        return dec_text(v, fd, a->reason, err);
+        return dec_enum(v, fd->name, proto_decline_parse, proto_decline_choices(), &a->reason, err);
     case F_PHONE:
-        return dec_phone(v, a->phone, err);
+        return dec_phone(v, fd->name, a->phone, err);
+    case F_CALLBACK:
+        return dec_phone(v, fd->name, a->callback, err);
+    case F_INTAKE_HOURS:
+        return dec_intake(v, fd, a->intake_hours, err);
     case F_PRINCIPAL:
         return dec_principal(v, a->principal, err);
     case F_KIND:
@@ -522,11 +583,16 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
     case F_CHILDREN:
         return dec_children(v, fd, a, err);
     case F_SINCE:
+    case F_ARRIVAL_BY:
+    case F_ARRIVAL_AT:
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > (uint64_t)INT64_MAX)
             return proto_fail(err, PROTO_E_BAD_REQUEST,
-                              "field 'since' must be a non-negative integer of milliseconds "
-                              "since 1970");
-        a->since = (int64_t)v->via.u64;
+                              "field '%s' must be a non-negative integer of milliseconds "
+                              "since 1970",
+                              fd->name);
+        *(f == F_SINCE        ? &a->since
+          : f == F_ARRIVAL_BY ? &a->arrival_by
+                              : &a->arrival_at) = (int64_t)v->via.u64;
         return PROTO_OK;
     case F__COUNT:
         break;
@@ -768,7 +834,17 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
     case F_PLACEMENT:
         return rc | proto_pack_cstr(pk, a->placement);
     case F_REASON:
-        return rc | proto_pack_cstr(pk, a->reason);
+        return rc | proto_pack_cstr(pk, proto_decline_name(a->reason));
+    case F_NOTE:
+        return rc | proto_pack_cstr(pk, a->note);
+    case F_CALLBACK:
+        return rc | proto_pack_cstr(pk, a->callback);
+    case F_ARRIVAL_BY:
+        return rc | msgpack_pack_int64(pk, a->arrival_by);
+    case F_ARRIVAL_AT:
+        return rc | msgpack_pack_int64(pk, a->arrival_at);
+    case F_INTAKE_HOURS:
+        return rc | proto_pack_cstr(pk, a->intake_hours);
     case F_SINCE:
         return rc | msgpack_pack_int64(pk, a->since);
     case F_PRINCIPAL:

@@ -45,7 +45,7 @@ extern "C" {
 #define PROTO_ID_MAX        32u  /* shelter and unit ids */
 #define PROTO_TOKEN_MAX     64u  /* hold, placement, referral, idempotency key */
 #define PROTO_NAME_MAX      100u /* shelter name, in characters */
-#define PROTO_REASON_MAX    200u /* decline reason, in characters */
+#define PROTO_REASON_MAX    200u /* decline note, in characters */
 #define PROTO_PHONE_MAX     20u
 #define PROTO_PRINCIPAL_MAX 80u /* "role:id" */
 #define PROTO_MAX_LANGUAGES 16u
@@ -56,6 +56,9 @@ extern "C" {
 #define PROTO_MAX_ADULTS    6u
 #define PROTO_MAX_LIMIT     200u /* search result limit */
 #define PROTO_MESSAGE_MAX   240u /* error message buffer, including NUL */
+#define PROTO_INTAKE_MAX    120u /* intake hours, in characters */
+#define PROTO_MAX_INTAKE    14u  /* ranges of intake hours */
+#define PROTO_ID_LEN        17u  /* a hold or placement id: 'h' or 'p' and 16 characters */
 
 #define PROTO_WARN_UNUSED __attribute__((warn_unused_result))
 
@@ -75,6 +78,8 @@ enum proto_err {
     PROTO_E_RATE_LIMITED,    /* too many requests from this principal; retry later */
     PROTO_E_PERSONAL_DATA,   /* a field looks like a personal identity number or address */
     PROTO_E_OUTCOME_UNKNOWN, /* the write may or may not have happened; retry with same key */
+    PROTO_E_INELIGIBLE,      /* the unit is ruled out for this referral (reasons in the message) */
+    PROTO_E_LIMIT_REACHED,   /* a per-principal cap, such as open holds, is reached */
     PROTO_E__COUNT
 };
 
@@ -128,18 +133,32 @@ enum proto_group { GROUP_WOMEN, GROUP_MEN, GROUP_HBTQI, GROUP_YOUTH, GROUP__COUN
 enum proto_vacancy { VAC_FREE, VAC_OCCUPIED, VAC_CLOSED, VAC__COUNT };
 enum proto_risk { RISK_LOW, RISK_MODERATE, RISK_HIGH, RISK_SEVERE, RISK__COUNT };
 enum proto_role { ROLE_SHELTER, ROLE_SOCIAL, ROLE_ONCALL, ROLE_ADMIN, ROLE__COUNT };
+/* Why a shelter declines a hold; counted for follow-up. */
+enum proto_decline {
+    DECLINE_NO_ROOM,   /* the unit is in fact not free */
+    DECLINE_HOUSEHOLD, /* the household's composition */
+    DECLINE_NEEDS,     /* a need cannot be met */
+    DECLINE_SAFETY,    /* a safety concern */
+    DECLINE_STAFFING,
+    DECLINE_OTHER,
+    DECLINE__COUNT
+};
 
 const char *proto_kind_name(enum proto_kind k);
 const char *proto_group_name(enum proto_group g);
 const char *proto_vacancy_name(enum proto_vacancy v);
 const char *proto_risk_name(enum proto_risk r);
 const char *proto_role_name(enum proto_role r);
+const char *proto_decline_name(enum proto_decline d);
 /* Each returns -1 when the name is unknown. */
 int proto_kind_parse(const char *s, size_t n);
 int proto_group_parse(const char *s, size_t n);
 int proto_vacancy_parse(const char *s, size_t n);
 int proto_risk_parse(const char *s, size_t n);
 int proto_role_parse(const char *s, size_t n);
+int proto_decline_parse(const char *s, size_t n);
+/* "no_room, household, needs, safety, staffing, other": for messages. */
+const char *proto_decline_choices(void);
 
 /* ---- reference data -------------------------------------------------------------------- */
 
@@ -150,6 +169,31 @@ int proto_role_parse(const char *s, size_t n);
 int proto_municipality_index(const char *code, size_t n);
 const char *proto_municipality_code(unsigned idx);
 bool proto_county_valid(const char *code, size_t n);
+
+/* ---- intake hours ----------------------------------------------------------------------- */
+
+/*
+ * When a shelter can receive a household, in Swedish local time (Europe/Stockholm): "24/7",
+ * or ranges such as "mon-fri 08:00-16:30,sat 10:00-14:00". A range whose end is not after its
+ * start runs past midnight ("fri 22:00-02:00" ends on Saturday); "daily" is every day.
+ */
+struct proto_intake_range {
+    uint8_t days;      /* bit 0 Monday ... bit 6 Sunday: the days the range starts on */
+    uint16_t from, to; /* minutes after midnight; to may be 1440, or <= from past midnight */
+};
+
+struct proto_intake {
+    bool always; /* 24/7 */
+    uint8_t n;
+    struct proto_intake_range r[PROTO_MAX_INTAKE];
+};
+
+/* Parses intake hours. Returns PROTO_OK, or PROTO_E_BAD_REQUEST with a message. */
+enum proto_err proto_intake_parse(const char *s, size_t n, struct proto_intake *out,
+                                  struct proto_error *err);
+/* Writes the canonical text of `in` (NUL-terminated). Returns its length, or -1 if cap is
+ * too small. */
+int proto_intake_format(const struct proto_intake *in, char *buf, size_t cap);
 
 /* ---- privacy checks -------------------------------------------------------------------- */
 
@@ -208,6 +252,11 @@ enum proto_field {
     F_REASON,
     F_SINCE,
     F_PRINCIPAL,
+    F_CALLBACK,
+    F_NOTE,
+    F_ARRIVAL_BY,
+    F_ARRIVAL_AT,
+    F_INTAKE_HOURS,
     F__COUNT
 };
 
@@ -219,7 +268,7 @@ const char *proto_field_name(enum proto_field f);
 #define PROTO_SHELTER_PROFILE                                                                      \
     (PROTO_F(NAME) | PROTO_F(KIND) | PROTO_F(MUNICIPALITY) | PROTO_F(PROTECTION) |                 \
      PROTO_F(PHONE) | PROTO_F(GROUPS) | PROTO_F(MAX_CHILDREN) | PROTO_F(BOYS_MAX_AGE) |            \
-     PROTO_F(PETS) | PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGES))
+     PROTO_F(PETS) | PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGES) | PROTO_F(INTAKE_HOURS))
 #define PROTO_AREA (PROTO_F(COUNTY) | PROTO_F(MUNICIPALITY))
 #define PROTO_REFERRAL                                                                             \
     (PROTO_F(ADULTS) | PROTO_F(CHILDREN) | PROTO_F(GROUP) | PROTO_F(WHEELCHAIR) | PROTO_F(PETS) |  \
@@ -249,12 +298,15 @@ const char *proto_field_name(enum proto_field f);
     X(INTAKE_PAUSE, "intake.pause", PROTO_F(SHELTER), 0, true)                                    \
     X(INTAKE_RESUME, "intake.resume", PROTO_F(SHELTER), 0, true)                                  \
     X(FREE, "free", 0, PROTO_AREA, false)                                                         \
-    X(SEARCH, "search", PROTO_F(HOME) | PROTO_F(RISK), PROTO_REFERRAL | PROTO_F(LIMIT), false)    \
-    X(HOLD, "hold", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(REF),                              \
-      PROTO_F(IDEMPOTENCY_KEY) | PROTO_F(MUNICIPALITY), true)                                      \
+    X(SEARCH, "search", PROTO_F(HOME) | PROTO_F(RISK),                                            \
+      PROTO_REFERRAL | PROTO_F(LIMIT) | PROTO_F(ARRIVAL_AT), false)                               \
+    X(HOLD, "hold", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(REF) | PROTO_F(HOME) |             \
+      PROTO_F(RISK), PROTO_REFERRAL | PROTO_F(CALLBACK) | PROTO_F(IDEMPOTENCY_KEY) |                \
+      PROTO_F(MUNICIPALITY), true)                                                                 \
+    X(HOLD_ACCEPT, "hold.accept", PROTO_F(HOLD), PROTO_F(ARRIVAL_BY), true)                       \
     X(HOLD_RELEASE, "hold.release", PROTO_F(HOLD), 0, true)                                       \
     X(HOLD_CONFIRM, "hold.confirm", PROTO_F(HOLD), 0, true)                                       \
-    X(HOLD_DECLINE, "hold.decline", PROTO_F(HOLD) | PROTO_F(REASON), 0, true)                     \
+    X(HOLD_DECLINE, "hold.decline", PROTO_F(HOLD) | PROTO_F(REASON), PROTO_F(NOTE), true)         \
     X(PLACEMENT_DISCHARGE, "placement.discharge", PROTO_F(PLACEMENT), 0, true)                    \
     X(HOLDS_LIST, "holds.list", 0, 0, false)                                                      \
     X(PLACEMENTS_LIST, "placements.list", 0, 0, false)                                            \
@@ -320,9 +372,14 @@ struct proto_args {
     char idempotency_key[PROTO_TOKEN_MAX + 1];
     char hold[PROTO_TOKEN_MAX + 1];
     char placement[PROTO_TOKEN_MAX + 1];
-    char reason[PROTO_REASON_MAX * 4 + 1]; /* UTF-8 */
-    int64_t since;                         /* milliseconds since the epoch */
+    uint8_t reason; /* enum proto_decline */
+    int64_t since;  /* milliseconds since the epoch */
     char principal[PROTO_PRINCIPAL_MAX + 1];
+    char callback[PROTO_PHONE_MAX + 1];  /* the worker's direct line: a number, never a name */
+    char note[PROTO_REASON_MAX * 4 + 1]; /* UTF-8 */
+    int64_t arrival_by;                  /* ms since the epoch: the household arrives by then */
+    int64_t arrival_at;                  /* ms since the epoch: when the household would arrive */
+    char intake_hours[PROTO_INTAKE_MAX * 4 + 1]; /* "24/7" or "mon-fri 08:00-16:30,..." */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

@@ -129,7 +129,22 @@ static inline const char *request_diff(const struct proto_request *a, const stru
             same = strcmp(x->placement, y->placement) == 0;
             break;
         case F_REASON:
-            same = strcmp(x->reason, y->reason) == 0;
+            same = x->reason == y->reason;
+            break;
+        case F_NOTE:
+            same = strcmp(x->note, y->note) == 0;
+            break;
+        case F_CALLBACK:
+            same = strcmp(x->callback, y->callback) == 0;
+            break;
+        case F_ARRIVAL_BY:
+            same = x->arrival_by == y->arrival_by;
+            break;
+        case F_ARRIVAL_AT:
+            same = x->arrival_at == y->arrival_at;
+            break;
+        case F_INTAKE_HOURS:
+            same = strcmp(x->intake_hours, y->intake_hours) == 0;
             break;
         case F_SINCE:
             same = x->since == y->since;

@@ -133,7 +133,17 @@ SHELTER_PROFILE = [
     ('pets', True),
     ('substance', False),
     ('languages', ['sv', 'en', 'ar']),
+    ('intake_hours', 'mon-fri 08:00-16:30,sat 10:00-14:00'),
 ]
+
+# A hold id as the server issues them: 'h' and 16 letters.
+HOLD_ID = 'hbcdfghjkmnpqrstv'
+
+# The referral of a search, which a hold carries too.
+REFERRAL = [('home', '0180'), ('risk', 'high'), ('adults', 2),
+               ('children', [Map([('age', 4), ('sex', 'f')]), Map([('age', 15), ('sex', 'm')])]),
+               ('group', 'women'), ('wheelchair', False), ('pets', True), ('substance', False),
+               ('language', 'ar'), ('perpetrator', ['0184', '0182']), ('exclude', ['0114'])]
 
 VALID_ARGS = {
     'shelter.add': [('shelter', 'frida-sthlm')] + SHELTER_PROFILE,
@@ -150,17 +160,18 @@ VALID_ARGS = {
     'intake.pause': [('shelter', 'frida-sthlm')],
     'intake.resume': [('shelter', 'frida-sthlm')],
     'free': [('county', '12'), ('municipality', '1280')],
-    'search': [('home', '0180'), ('risk', 'high'), ('adults', 2),
-               ('children', [Map([('age', 4), ('sex', 'f')]), Map([('age', 15), ('sex', 'm')])]),
-               ('group', 'women'), ('wheelchair', False), ('pets', True), ('substance', False),
-               ('language', 'ar'), ('perpetrator', ['0184', '0182']), ('exclude', ['0114']),
-               ('limit', 20)],
-    'hold': [('shelter', 'frida-sthlm'), ('unit', 'r1'), ('ref', 'case/2024:A-42'),
-             ('idempotency_key', 'key-abcdefgh-01'), ('municipality', '0180')],
-    'hold.release': [('hold', 'h-abc123')],
-    'hold.confirm': [('hold', 'h-abc123')],
-    'hold.decline': [('hold', 'h-abc123'), ('reason', 'Ingen plats för husdjur just nu')],
-    'placement.discharge': [('placement', 'p-xyz789')],
+    'search': REFERRAL + [('limit', 20), ('arrival_at', 1700000000000)],
+    'hold': [('shelter', 'frida-sthlm'), ('unit', 'r1'), ('ref', 'case/2024:A-42')] + REFERRAL +
+            [('callback', '08-555 010 20'), ('idempotency_key', 'key-abcdefgh-01'),
+             ('municipality', '0180')],
+    # arrival_by is left out: a fixed time is in the past by the time a test sends it, which
+    # the daemon refuses (it must lie in the next 24 hours).
+    'hold.accept': [('hold', HOLD_ID)],
+    'hold.release': [('hold', HOLD_ID)],
+    'hold.confirm': [('hold', HOLD_ID)],
+    'hold.decline': [('hold', HOLD_ID), ('reason', 'needs'),
+                     ('note', 'Ingen plats för husdjur just nu')],
+    'placement.discharge': [('placement', 'pbcdfghjkmnpqrstv')],
     'holds.list': None,
     'placements.list': [],
     'audit': [('since', 1700000000000), ('principal', 'social:0180'), ('shelter', 'frida-sthlm'),
@@ -170,7 +181,7 @@ VALID_ARGS = {
 }
 
 
-CONTROL_IDS = {'shelter': 'ctl-shelter', 'unit': 'ctl-unit', 'hold': 'ctl-hold'}
+CONTROL_IDS = {'shelter': 'ctl-shelter', 'unit': 'ctl-unit', 'hold': 'hcccccccccccccccc'}
 
 
 def request(rid, op, args=None, extra=None):
@@ -479,16 +490,29 @@ def build_rows():
                      ('del', b'\x7f'), ('c1_control', b'\xc2\x85')):
         req(f'utf8_name_{tag}', 'bad_request', 'shelter.add',
             with_field('shelter.add', 'name', Str(b'Frida ' + raw + b' jour')))
-    req('utf8_reason_latin1', 'bad_request', 'hold.decline',
-        with_field('hold.decline', 'reason', Str('Ingen plats för husdjur'.encode('latin-1'))))
+    req('utf8_note_latin1', 'bad_request', 'hold.decline',
+        with_field('hold.decline', 'note', Str('Ingen plats för husdjur'.encode('latin-1'))))
+    req('reason_free_text', 'bad_request', 'hold.decline',
+        with_field('hold.decline', 'reason', 'Ingen plats för husdjur'))
+    req('reason_unknown_code', 'bad_request', 'hold.decline',
+        with_field('hold.decline', 'reason', 'full'))
     req('name_empty', 'bad_request', 'shelter.add', with_field('shelter.add', 'name', ''))
     req('name_blank', 'bad_request', 'shelter.add', with_field('shelter.add', 'name', '   '))
     req('name_tabs', 'bad_request', 'shelter.add', with_field('shelter.add', 'name', '\t \t'))
     req('name_101_chars', 'bad_request', 'shelter.add',
         with_field('shelter.add', 'name', 'ä' * 101))
-    req('reason_201_chars', 'bad_request', 'hold.decline',
-        with_field('hold.decline', 'reason', 'x' * 201))
-    req('reason_empty', 'bad_request', 'hold.decline', with_field('hold.decline', 'reason', ''))
+    req('note_201_chars', 'bad_request', 'hold.decline',
+        with_field('hold.decline', 'note', 'x' * 201))
+    req('note_empty', 'bad_request', 'hold.decline', with_field('hold.decline', 'note', ''))
+    req('hold_without_referral', 'bad_request', 'hold', without('hold', 'home', 'risk'))
+    req('intake_hours_bad_day', 'bad_request', 'shelter.update',
+        with_field('shelter.update', 'intake_hours', 'mon-fre 08:00-16:00'))
+    req('intake_hours_bad_time', 'bad_request', 'shelter.update',
+        with_field('shelter.update', 'intake_hours', 'mon 25:00-26:00'))
+    req('arrival_by_negative', 'bad_request', 'hold.accept',
+        with_field('hold.accept', 'arrival_by', -1))
+    req('arrival_by_string', 'bad_request', 'hold.accept',
+        with_field('hold.accept', 'arrival_by', '08:00'))
 
     # -- reference data and enumerations --
     for code in ('0000', '1234', '018', '01800', '018a', ' 180', '0180\x00', ''):
@@ -543,6 +567,13 @@ def build_rows():
         with_field('unit.remove', 'unit', 'r' * 33))
     req('hold_id_empty', 'bad_request', 'hold.release', [('hold', '')])
     req('hold_id_65_chars', 'bad_request', 'hold.release', [('hold', 'h' * 65)])
+    req('hold_id_16_chars', 'bad_request', 'hold.release', [('hold', 'h' * 16)])
+    req('hold_id_upper_case', 'bad_request', 'hold.release', [('hold', 'hBCDFGHJKMNPQRSTV')])
+    req('hold_id_as_placement', 'bad_request', 'placement.discharge', [('placement', HOLD_ID)])
+    # A personal identity number is no hold id: refused as such (and never stored).
+    req('hold_id_personal_number', 'bad_request', 'hold.release', [('hold', 'h-' + PIN)])
+    req('placement_id_personal_number', 'bad_request', 'placement.discharge',
+        [('placement', PIN)])
     req('placement_id_space', 'bad_request', 'placement.discharge', [('placement', 'p 1')])
     req('ref_space', 'bad_request', 'hold', with_field('hold', 'ref', 'case 42'))
     req('ref_65_chars', 'bad_request', 'hold', with_field('hold', 'ref', 'c' * 65))
@@ -587,33 +618,31 @@ def build_rows():
             ('ref_coordination_number', 'hold', 'ref', PIN_COORD),
             ('ref_coordination_number_dash', 'hold', 'ref', PIN_COORD[:6] + '-' + PIN_COORD[6:]),
             ('idempotency_key', 'hold', 'idempotency_key', 'key-' + PIN),
-            ('reason_10_digits_plus', 'hold.decline', 'reason',
+            ('note_10_digits_plus', 'hold.decline', 'note',
              'Gäller ' + PIN[:6] + '+' + PIN[6:]),
-            ('reason_12_digits_space', 'hold.decline', 'reason',
+            ('note_12_digits_space', 'hold.decline', 'note',
              'pnr ' + pin12[:8] + ' ' + pin12[8:] + ' saknas'),
-            ('reason_no_separator', 'hold.decline', 'reason', 'Se ' + PIN),
+            ('note_no_separator', 'hold.decline', 'note', 'Se ' + PIN),
             ('name_10_digits_dash', 'shelter.add', 'name', 'Anna ' + PIN[:6] + '-' + PIN[6:]),
             ('name_12_digits', 'shelter.add', 'name', pin12),
             ('name_coordination_number', 'shelter.add', 'name', 'Jour ' + PIN_COORD),
             ('shelter_id_10_digits', 'shelter.show', 'shelter', PIN),
             ('shelter_id_12_digits_dash', 'shelter.show', 'shelter', pin12[:8] + '-' + pin12[8:]),
             ('unit_id', 'unit.remove', 'unit', 'u' + PIN),
-            ('hold_id', 'hold.release', 'hold', 'h-' + PIN),
-            ('placement_id', 'placement.discharge', 'placement', PIN),
             ('principal', 'audit', 'principal', 'oncall:' + PIN)):
         req(f'pin_{tag}', 'personal_data', op, with_field(op, field, value))
 
     # -- street addresses and postal codes: personal_data --
     for tag, op, field, value in (
-            ('reason_storgatan', 'hold.decline', 'reason', 'Bor på Storgatan 12'),
-            ('reason_storgatan_comma', 'hold.decline', 'reason', 'Storgatan, 12 B'),
-            ('reason_postal_code_spaced', 'hold.decline', 'reason',
+            ('note_storgatan', 'hold.decline', 'note', 'Bor på Storgatan 12'),
+            ('note_storgatan_comma', 'hold.decline', 'note', 'Storgatan, 12 B'),
+            ('note_postal_code_spaced', 'hold.decline', 'note',
              'Flyttat till 123 45 Stockholm'),
-            ('reason_postal_code_joined', 'hold.decline', 'reason', 'adress 21119 Malmö'),
-            ('reason_vastra_vagen', 'hold.decline', 'reason', 'Västra vägen 3'),
-            ('reason_angsgrand', 'hold.decline', 'reason', 'Ängsgränd 4B'),
-            ('reason_upper_case', 'hold.decline', 'reason', 'STORGATAN 1'),
-            ('reason_box', 'hold.decline', 'reason', 'Post till Box 123'),
+            ('note_postal_code_joined', 'hold.decline', 'note', 'adress 21119 Malmö'),
+            ('note_vastra_vagen', 'hold.decline', 'note', 'Västra vägen 3'),
+            ('note_angsgrand', 'hold.decline', 'note', 'Ängsgränd 4B'),
+            ('note_upper_case', 'hold.decline', 'note', 'STORGATAN 1'),
+            ('note_box', 'hold.decline', 'note', 'Post till Box 123'),
             ('name_box', 'shelter.add', 'name', 'Box 123'),
             ('name_storgatan', 'shelter.add', 'name', 'Jouren Storgatan 12'),
             ('name_road', 'shelter.add', 'name', 'Shelter, 5 Abbey Road 7'),
@@ -624,20 +653,23 @@ def build_rows():
     for tag, op, field, value in (
             ('phone_shaped_like_pin', 'shelter.update', 'phone', PIN[:6] + '-' + PIN[6:]),
             ('phone_mobile', 'shelter.update', 'phone', '070-123 45 67'),
-            ('reason_room_number', 'hold.decline', 'reason', 'rum 12 är stängt'),
-            ('reason_floor', 'hold.decline', 'reason', 'Rum 12, våning 3'),
+            ('note_room_number', 'hold.decline', 'note', 'rum 12 är stängt'),
+            ('note_floor', 'hold.decline', 'note', 'Rum 12, våning 3'),
             ('ref_bad_check_digit', 'hold', 'ref', PIN_BAD),
             ('ref_bad_check_digit_dash', 'hold', 'ref', PIN_BAD[:6] + '-' + PIN_BAD[6:]),
-            ('reason_13_digit_run', 'hold.decline', 'reason', 'ärende ' + PIN + '123'),
+            ('note_13_digit_run', 'hold.decline', 'note', 'ärende ' + PIN + '123'),
             ('ref_11_digit_run', 'hold', 'ref', PIN + '1'),
             ('ref_century_17', 'hold', 'ref', '17' + PIN),
-            ('reason_month_13', 'hold.decline', 'reason',
+            ('note_month_13', 'hold.decline', 'note',
              'nr ' + pin('811318', '987')),
-            ('reason_day_32', 'hold.decline', 'reason', 'nr ' + pin('811232', '987')),
-            ('reason_day_92', 'hold.decline', 'reason', 'nr ' + pin('811292', '987')),
-            ('reason_postal_code_lower_case', 'hold.decline', 'reason', 'kod 123 45 och mer'),
-            ('reason_street_word_no_number', 'hold.decline', 'reason', 'Nära Storgatan i stan'),
+            ('note_day_32', 'hold.decline', 'note', 'nr ' + pin('811232', '987')),
+            ('note_day_92', 'hold.decline', 'note', 'nr ' + pin('811292', '987')),
+            ('note_postal_code_lower_case', 'hold.decline', 'note', 'kod 123 45 och mer'),
+            ('note_street_word_no_number', 'hold.decline', 'note', 'Nära Storgatan i stan'),
             ('name_number_word', 'shelter.add', 'name', 'Jour 24 timmar'),
+            ('hold_id_with_digits', 'hold.release', 'hold', 'h' + PIN + '000000'),
+            ('intake_hours_overnight', 'shelter.update', 'intake_hours', 'fri-sun 22:00-06:00'),
+            ('intake_hours_24_7', 'shelter.update', 'intake_hours', '24/7'),
             ('name_swedish_letters', 'shelter.add', 'name', 'Ängelholms kvinnojour – Öst'),
             ('name_100_chars', 'shelter.add', 'name', 'å' * 100),
             ('shelter_id_32_chars', 'shelter.show', 'shelter', 'a' * 32),

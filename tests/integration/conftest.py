@@ -61,6 +61,12 @@ SANITIZER_RE = re.compile(
 
 ADMIN = ("admin", "ops-anna")
 
+# The referral a hold carries where a test is about something else: at low risk the policy rules
+# out only the municipalities a referral lists, so any open unit with a bed for one adult in a
+# shelter for women is eligible.
+LOW_RISK = ["--from", "0180", "--risk", "low"]
+LOW_RISK_ARGS = {"home": "0180", "risk": "low"}
+
 _live_processes = []
 
 

@@ -19,8 +19,8 @@ EARTH_RADIUS_KM = 6371.0088
 REASONS = ("safety_policy", "protection_level", "beds", "children_limit", "boys_age",
            "target_group", "wheelchair", "pets", "substance", "language")
 RESULT_KEYS = {"shelter", "unit", "name", "kind", "municipality", "county", "distance_km",
-               "beds", "protection", "stale", "data_age_s"}
-HOLD_REPLY_KEYS = {"hold", "shelter", "unit", "expires_at", "phone"}
+               "beds", "protection", "stale", "data_age_s", "receives_from"}
+HOLD_REPLY_KEYS = {"hold", "shelter", "unit", "municipality", "state", "expires_at", "phone"}
 
 
 def now_ms():

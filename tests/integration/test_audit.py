@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import shelter_args, wait_for
+from conftest import shelter_args, wait_for, LOW_RISK
 from security import audit_entries, ns_prefix, redis
 
 FRIDA = "frida-sthlm"
@@ -64,13 +64,13 @@ def test_every_kind_of_event_is_recorded(shelters):
     frida.ok("intake", "pause", FRIDA)
     frida.ok("intake", "resume", FRIDA)
     # Holds and placements.
-    h1 = social.ok("hold", FRIDA, "r1", "--ref", "case-1")
+    h1 = social.ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-1")
     assert h1["phone"] == "08-555 010 10"
-    h2 = social.ok("hold", FRIDA, "r2", "--ref", "case-2")["hold"]
-    h3 = social.ok("hold", FRIDA, "r3", "--ref", "case-3")["hold"]
+    h2 = social.ok("hold", FRIDA, "r2", *LOW_RISK, "--ref", "case-2")["hold"]
+    h3 = social.ok("hold", FRIDA, "r3", *LOW_RISK, "--ref", "case-3")["hold"]
     social.ok("release", h1["hold"])
     placement = frida.ok("confirm", h2)["placement"]["placement"]
-    frida.ok("decline", h3, "--reason", "no room for the dog")
+    frida.ok("decline", h3, "--reason", "other", "--note", "no room for the dog")
     frida.ok("discharge", placement)
     # Disclosures of the intake phone by shelter show.
     assert "phone" in admin.ok("shelter", "show", FRIDA)["shelter"]
@@ -79,9 +79,9 @@ def test_every_kind_of_event_is_recorded(shelters):
     # Refused attempts.
     env.cli("shelter", HAMNEN)("vacancy", FRIDA, "r1", "occupied").refused("forbidden")
     social("shelter", "retire", FRIDA).refused("forbidden")
-    env.cli("social", "1480")("hold", FRIDA, "r1", "--ref", "case-9", "--for", "0180") \
+    env.cli("social", "1480")("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-9", "--for", "0180") \
         .refused("forbidden")
-    env.cli("social", "1480")("hold", HAMNEN, "lgh1", "--ref", "case-8").refused("conflict")
+    env.cli("social", "1480")("hold", HAMNEN, "lgh1", *LOW_RISK, "--ref", "case-8").refused("conflict")
     admin("shelter", "add", *shelter_args(FRIDA, "Again")).refused("conflict")
     env.cli("shelter", FRIDA)("confirm", h3).refused("conflict")
 
@@ -159,7 +159,7 @@ def test_refusals_of_unusable_and_wrong_principals_are_recorded(shelters):
 def test_hold_expiry_is_recorded_as_the_sweep(shelters):
     env = shelters
     env.cli("shelter", FRIDA).ok("vacancy", FRIDA, "r1", "free")
-    hid = env.cli("oncall", "jour-sthlm").ok("hold", FRIDA, "r1", "--ref", "case-x",
+    hid = env.cli("oncall", "jour-sthlm").ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-x",
                                               "--for", "0180")["hold"]
 
     def expired():
@@ -189,8 +189,8 @@ def test_filters(shelters):
     t1 = now_ms()
     frida.ok("vacancy", "confirm", FRIDA)
     hamnen.ok("vacancy", "confirm", HAMNEN)
-    env.cli("social", "0180").ok("hold", FRIDA, "r1", "--ref", "case-f1")
-    env.cli("social", "0180").ok("hold", HAMNEN, "lgh1", "--ref", "case-f2")
+    env.cli("social", "0180").ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-f1")
+    env.cli("social", "0180").ok("hold", HAMNEN, "lgh1", *LOW_RISK, "--ref", "case-f2")
     env.cli("social", "1480")("vacancy", "confirm", HAMNEN).refused("forbidden")
     frida.ok("intake", "pause", FRIDA)
 

@@ -16,7 +16,10 @@ import pytest
 from conftest import FRISTAD, SANITIZER_RE
 
 SHELTER_ADD = ["--name", "--kind", "--municipality", "--protection", "--phone", "--groups",
-               "--max-children", "--boys-max-age", "--pets", "--substance", "--languages"]
+               "--max-children", "--boys-max-age", "--pets", "--substance", "--languages",
+               "--intake-hours"]
+REFERRAL = ["--from", "--risk", "--adults", "--child", "--group", "--wheelchair", "--pets",
+            "--substance", "--language", "--perpetrator-in", "--exclude"]
 AREA = ["--county", "--municipality"]
 # words -> (positional arguments, options)
 COMMANDS = {
@@ -33,12 +36,12 @@ COMMANDS = {
     "intake pause": (["frida"], []),
     "intake resume": (["frida"], []),
     "free": ([], AREA),
-    "search": ([], ["--from", "--risk", "--adults", "--child", "--group", "--wheelchair", "--pets",
-                    "--substance", "--language", "--perpetrator-in", "--exclude", "--limit"]),
-    "hold": (["frida", "r1"], ["--ref", "--idempotency-key", "--for"]),
+    "search": ([], REFERRAL + ["--arrival-at", "--limit"]),
+    "hold": (["frida", "r1"], REFERRAL + ["--ref", "--callback", "--idempotency-key", "--for"]),
+    "accept": (["h1"], ["--arrival-by"]),
     "release": (["h1"], []),
     "confirm": (["h1"], []),
-    "decline": (["h1"], ["--reason"]),
+    "decline": (["h1"], ["--reason", "--note"]),
     "discharge": (["p1"], []),
     "holds": ([], []),
     "placements": ([], []),
@@ -194,7 +197,8 @@ def test_no_suggestion_far_from_every_command(cli, argv):
 @pytest.mark.parametrize("argv,message", [
     ([], "no command given"),
     (["shelter", "frobnicate"], "'shelter' needs one of: add, update, retire, show, list"),
-    (["hold", "frida", "r1"], "'hold' needs --ref: fristad hold SHELTER UNIT --ref REF"),
+    (["hold", "frida", "r1"], "'hold' needs --from: fristad hold SHELTER UNIT --from CODE "
+                              "--risk low|moderate|high|severe --ref REF"),
     (["search", "--from", "0180"],
      "'search' needs --risk: fristad search --from CODE --risk low|moderate|high|severe"),
     (["shelter", "update", "frida"], "'shelter update' needs at least one option to change: "

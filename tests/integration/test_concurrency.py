@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import wait_for, LOW_RISK, LOW_RISK_ARGS
 from referrals import free_units, run_threads, second  # noqa: F401 - fixture
 
 RATES = {"server": {"rate": 100000, "burst": 100000, "max_connections": 1000,
@@ -74,7 +74,7 @@ def test_race_for_ten_units(env, second):
                     sid, uid = rnd.choice(units)
                     with ref_lock:
                         ref = f"RACE-{next(refs):05d}"
-                    reqs.append(("hold", {"shelter": sid, "unit": uid, "ref": ref}))
+                    reqs.append(("hold", {**LOW_RISK_ARGS, "shelter": sid, "unit": uid, "ref": ref}))
                 for (op, args), rep in zip(reqs, conn.pipeline(reqs, timeout=60)):
                     replies[i].append((args, rep))
                 done += n
@@ -138,7 +138,7 @@ def test_a_unit_is_held_at_most_once_at_any_moment(env, second):
                 sid, uid = rnd.choice(units)
                 with lock:
                     ref = f"TURN-{next(refs):05d}"
-                ok, res = conn.request("hold", {"shelter": sid, "unit": uid, "ref": ref},
+                ok, res = conn.request("hold", {**LOW_RISK_ARGS, "shelter": sid, "unit": uid, "ref": ref},
                                        timeout=30)
                 if not ok:
                     assert res["code"] == "conflict", res
@@ -199,7 +199,7 @@ def test_concurrent_retries_make_one_hold(env, second):
              "the second daemon to see the free units")
     conns = [(env if i % 2 == 0 else second).connect("social", "0180", timeout=30)
              for i in range(20)]
-    same = {"shelter": "retry-jour", "unit": "u00", "ref": "ARENDE-RETRY",
+    same = {**LOW_RISK_ARGS, "shelter": "retry-jour", "unit": "u00", "ref": "ARENDE-RETRY",
             "idempotency_key": "retry-0180-0001"}
     other = dict(same, ref="ARENDE-ANNAT")
     replies = [[] for _ in conns]
@@ -232,13 +232,13 @@ def test_confirm_decline_and_release_race(env, second):
     and the unit ends up as the winner says."""
     units = open_units(env, [("race-c", "0180", 10)])
     onc = env.cli("oncall", "socialjouren-sthlm")
-    holds = {onc.ok("hold", sid, uid, "--ref", f"R-{uid}")["hold"]: (sid, uid)
+    holds = {onc.ok("hold", sid, uid, *LOW_RISK, "--ref", f"R-{uid}")["hold"]: (sid, uid)
              for sid, uid in units}
     wait_for(lambda: free_units(second.admin) == [], 10, "the second daemon to see the holds")
     sides = {
         "confirmed": (env.connect("shelter", "race-c", timeout=30), "hold.confirm", {}),
         "declined": (second.connect("shelter", "race-c", timeout=30), "hold.decline",
-                     {"reason": "krock"}),
+                     {"reason": "other", "note": "krock"}),
         "released": (second.connect("oncall", "jour-2", timeout=30), "hold.release", {}),
     }
     outcome = {}

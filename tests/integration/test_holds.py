@@ -6,17 +6,18 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import wait_for, LOW_RISK, LOW_RISK_ARGS
 from referrals import (HOLD_REPLY_KEYS, free_units, hits, now_ms, personnummer, referral_state,
                        unit_states)
 
 SHELTERS = ["frida-sthlm", "hamnen-gbg"]
 FRIDA_PHONE = "08-555 010 10"
 HAMNEN_PHONE = "+46 31 700 00 00"
+HOUSEHOLD_KEYS = {"risk", "adults", "children", "group", "wheelchair", "pets", "substance"}
 HOLD_KEYS = {"hold", "shelter", "unit", "ref", "municipality", "by", "state", "created_at",
-             "expires_at"}
+             "expires_at"} | HOUSEHOLD_KEYS
 PLACEMENT_KEYS = {"placement", "hold", "shelter", "unit", "ref", "municipality", "by", "state",
-                  "placed_at"}
+                  "placed_at", "risk", "adults", "children", "group"}
 
 
 class Actors:
@@ -33,7 +34,7 @@ class Actors:
         return referral_state(self.env, SHELTERS, self.onc)
 
     def hold(self, who, shelter, unit, ref, *extra):
-        res = who.ok("hold", shelter, unit, "--ref", ref, *extra)
+        res = who.ok("hold", shelter, unit, *LOW_RISK, "--ref", ref, *extra)
         assert set(res) == HOLD_REPLY_KEYS, res
         assert (res["shelter"], res["unit"]) == (shelter, unit), res
         return res
@@ -107,9 +108,9 @@ def test_hold_takes_the_unit(world):
     assert (record["shelter"], record["unit"]) == ("frida-sthlm", "r1")
 
     # A second hold on it, by anyone, is a conflict and changes nothing.
-    w.refused_unchanged(w.gbg, ["hold", "frida-sthlm", "r1", "--ref", "GBG-1"], "conflict")
-    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r1", "--ref", "ARENDE-2"], "conflict")
-    w.refused_unchanged(w.onc, ["hold", "frida-sthlm", "r1", "--ref", "JOUR-1"], "conflict")
+    w.refused_unchanged(w.gbg, ["hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "GBG-1"], "conflict")
+    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "ARENDE-2"], "conflict")
+    w.refused_unchanged(w.onc, ["hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "JOUR-1"], "conflict")
     assert len(w.holds(w.onc)) == 1
 
     # The phone was disclosed to the holder only; others still do not see it.
@@ -121,18 +122,18 @@ def test_hold_needs_a_free_unit_of_an_open_shelter(world):
     env = w.env
     env.add_unit("frida-sthlm", "r9", 2)  # closed until opened
     w.frida.ok("vacancy", "frida-sthlm", "r3", "occupied")
-    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r9", "--ref", "A-1"], "conflict")
-    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r3", "--ref", "A-1"], "conflict")
-    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "nope", "--ref", "A-1"], "not_found")
-    w.refused_unchanged(w.soc, ["hold", "no-such-jour", "r1", "--ref", "A-1"], "not_found")
+    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r9", *LOW_RISK, "--ref", "A-1"], "conflict")
+    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r3", *LOW_RISK, "--ref", "A-1"], "conflict")
+    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "nope", *LOW_RISK, "--ref", "A-1"], "not_found")
+    w.refused_unchanged(w.soc, ["hold", "no-such-jour", "r1", *LOW_RISK, "--ref", "A-1"], "not_found")
 
     w.hamnen.ok("intake", "pause", "hamnen-gbg")
-    w.refused_unchanged(w.soc, ["hold", "hamnen-gbg", "lgh1", "--ref", "A-1"], "conflict")
+    w.refused_unchanged(w.soc, ["hold", "hamnen-gbg", "lgh1", *LOW_RISK, "--ref", "A-1"], "conflict")
     w.hamnen.ok("intake", "resume", "hamnen-gbg")
     w.hold(w.soc, "hamnen-gbg", "lgh1", "A-1")
 
     w.admin.ok("shelter", "retire", "frida-sthlm")
-    w.refused_unchanged(w.onc, ["hold", "frida-sthlm", "r1", "--ref", "A-2"], "conflict")
+    w.refused_unchanged(w.onc, ["hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "A-2"], "conflict")
     assert [h["ref"] for h in w.holds(w.onc).values()] == ["A-1"]
 
 
@@ -163,7 +164,7 @@ def test_hold_expires_by_itself(world):
 
     # An expired hold can never be confirmed, declined or released.
     w.refused_unchanged(w.frida, ["confirm", hid], "conflict")
-    w.refused_unchanged(w.frida, ["decline", hid, "--reason", "för sent"], "conflict")
+    w.refused_unchanged(w.frida, ["decline", hid, "--reason", "other", "--note", "för sent"], "conflict")
     w.refused_unchanged(w.soc, ["release", hid], "conflict")
     assert w.hold_record(hid)["state"] == "expired"
     assert w.onc.ok("placements")["placements"] == []
@@ -217,11 +218,11 @@ def test_idempotent_retry(world):
     assert w.hold_record(first["hold"])["state"] == "held"
 
     # The same key for another request is a conflict, and nothing is held for it.
-    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r1", "--ref", "ARENDE-8",
+    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "ARENDE-8",
                                 "--idempotency-key", key], "conflict")
-    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r2", "--ref", "ARENDE-7",
+    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "ARENDE-7",
                                 "--idempotency-key", key], "conflict")
-    w.refused_unchanged(w.soc, ["hold", "hamnen-gbg", "lgh1", "--ref", "ARENDE-7",
+    w.refused_unchanged(w.soc, ["hold", "hamnen-gbg", "lgh1", *LOW_RISK, "--ref", "ARENDE-7",
                                 "--idempotency-key", key], "conflict")
     assert ("frida-sthlm", "r2") in free_units(w.admin)
 
@@ -237,7 +238,7 @@ def test_idempotent_retry(world):
     assert len(w.holds(w.onc)) == 3
 
     # A new key is a new request: the unit is taken now.
-    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r1", "--ref", "ARENDE-7",
+    w.refused_unchanged(w.soc, ["hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "ARENDE-7",
                                 "--idempotency-key", "retry-key-0002"], "conflict")
 
 
@@ -251,10 +252,11 @@ def test_idempotency_key_covers_the_municipality(world):
                        "--for", "0180")
     assert w.hold(w.onc, "hamnen-gbg", "lgh1", "NATT-1", "--idempotency-key", key,
                   "--for", "0180")["hold"] == for_sthlm["hold"]
-    w.refused_unchanged(w.onc, ["hold", "hamnen-gbg", "lgh1", "--ref", "NATT-1",
+    w.refused_unchanged(w.onc, ["hold", "hamnen-gbg", "lgh1", *LOW_RISK, "--ref", "NATT-1",
                                 "--idempotency-key", key, "--for", "1480"], "conflict")
-    w.refused_unchanged(w.onc, ["hold", "hamnen-gbg", "lgh1", "--ref", "NATT-1",
-                                "--idempotency-key", key], "conflict")
+    # Without --for the household's home municipality is responsible: here another one.
+    w.refused_unchanged(w.onc, ["hold", "hamnen-gbg", "lgh1", "--from", "1480", "--risk", "low",
+                                "--ref", "NATT-1", "--idempotency-key", key], "conflict")
     assert w.hold_record(for_sthlm["hold"])["municipality"] == "0180"
     assert list(w.holds(w.onc)) == [for_sthlm["hold"]]
     assert w.holds(w.gbg) == {}
@@ -287,15 +289,15 @@ def test_decline(world):
     w = world
     h = w.hold(w.soc, "frida-sthlm", "r2", "ARENDE-DEC")
     reason = "Ingen personal i natt, ring Hamnen"
-    res = w.frida.ok("decline", h["hold"], "--reason", reason)
-    assert set(res["hold"]) == HOLD_KEYS | {"closed_at", "reason"}, res
+    res = w.frida.ok("decline", h["hold"], "--reason", "other", "--note", reason)
+    assert set(res["hold"]) == HOLD_KEYS | {"closed_at", "reason", "note"}, res
     assert res["hold"]["state"] == "declined"
-    assert res["hold"]["reason"] == reason
+    assert res["hold"]["reason"] == "other" and res["hold"]["note"] == reason
     assert ("frida-sthlm", "r2") in free_units(w.admin)
     assert unit_states(w.env.show("frida-sthlm"))["r2"] == ("free", False)
     # The municipality sees why.
     record = w.holds(w.soc)[h["hold"]]
-    assert record["state"] == "declined" and record["reason"] == reason
+    assert record["state"] == "declined" and record["note"] == reason
     assert "closed_at" in record and "placement" not in record
     assert w.onc.ok("placements")["placements"] == []
 
@@ -362,19 +364,19 @@ def test_wrong_principal_is_forbidden_and_changes_nothing(world):
         (w.soc, ["confirm", held]),
         (w.onc, ["confirm", held]),
         (admin_cli, ["confirm", held]),
-        (w.hamnen, ["decline", held, "--reason", "inte vår"]),
-        (w.soc, ["decline", held, "--reason", "ångrat"]),
-        (w.onc, ["decline", gbg_hold, "--reason", "fel"]),
+        (w.hamnen, ["decline", held, "--reason", "other", "--note", "inte vår"]),
+        (w.soc, ["decline", held, "--reason", "other", "--note", "ångrat"]),
+        (w.onc, ["decline", gbg_hold, "--reason", "other", "--note", "fel"]),
         # discharge: only the shelter of the placement
         (w.hamnen, ["discharge", pid]),
         (w.soc, ["discharge", pid]),
         (w.onc, ["discharge", pid]),
         (admin_cli, ["discharge", pid]),
         # hold: social services for their own municipality, and on-call
-        (admin_cli, ["hold", "frida-sthlm", "r3", "--ref", "ADM-1"]),
-        (w.frida, ["hold", "frida-sthlm", "r3", "--ref", "SELF-1"]),
-        (w.soc, ["hold", "frida-sthlm", "r3", "--ref", "FOR-GBG", "--for", "1480"]),
-        (w.gbg, ["hold", "hamnen-gbg", "lgh2", "--ref", "FOR-STHLM", "--for", "0180"]),
+        (admin_cli, ["hold", "frida-sthlm", "r3", *LOW_RISK, "--ref", "ADM-1"]),
+        (w.frida, ["hold", "frida-sthlm", "r3", *LOW_RISK, "--ref", "SELF-1"]),
+        (w.soc, ["hold", "frida-sthlm", "r3", *LOW_RISK, "--ref", "FOR-GBG", "--for", "1480"]),
+        (w.gbg, ["hold", "hamnen-gbg", "lgh2", *LOW_RISK, "--ref", "FOR-STHLM", "--for", "0180"]),
         # vacancies of another shelter
         (w.hamnen, ["vacancy", "frida-sthlm", "r3", "closed"]),
     ]
@@ -408,19 +410,19 @@ def test_wrong_state_is_conflict_and_changes_nothing(world):
     confirmed = w.hold(w.soc, "frida-sthlm", "r2", "ARENDE-C")["hold"]
     pid = w.frida.ok("confirm", confirmed)["placement"]["placement"]
     declined = w.hold(w.gbg, "hamnen-gbg", "lgh1", "GBG-D")["hold"]
-    w.hamnen.ok("decline", declined, "--reason", "fullt")
+    w.hamnen.ok("decline", declined, "--reason", "other", "--note", "fullt")
     done_hold = w.hold(w.gbg, "hamnen-gbg", "lgh2", "GBG-E")["hold"]
     done = w.hamnen.ok("confirm", done_hold)["placement"]["placement"]
     w.hamnen.ok("discharge", done)
 
     cases = [
         (w.frida, ["confirm", released]),
-        (w.frida, ["decline", released, "--reason", "x"]),
+        (w.frida, ["decline", released, "--reason", "other", "--note", "x"]),
         (w.soc, ["release", released]),
         (w.soc, ["release", confirmed]),
         (w.onc, ["release", confirmed]),
         (w.frida, ["confirm", confirmed]),
-        (w.frida, ["decline", confirmed, "--reason", "x"]),
+        (w.frida, ["decline", confirmed, "--reason", "other", "--note", "x"]),
         (w.hamnen, ["confirm", declined]),
         (w.gbg, ["release", declined]),
         (w.hamnen, ["discharge", done]),
@@ -524,8 +526,8 @@ def test_personal_identity_number_as_ref_is_refused(world):
     assert numbers[0] == personnummer("19800101", "000")
     before = w.state()
     for pnr in numbers:
-        w.soc("hold", "frida-sthlm", "r1", "--ref", pnr).refused("personal_data")
-        w.onc("hold", "frida-sthlm", "r2", "--ref", "SAFE-REF",
+        w.soc("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", pnr).refused("personal_data")
+        w.onc("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "SAFE-REF",
               "--idempotency-key", pnr).refused("personal_data")
     assert w.state() == before
     assert w.holds(w.onc) == {}
@@ -540,7 +542,7 @@ def test_personal_identity_number_as_ref_is_refused(world):
 
     # A reason that names a person's number is refused too; the hold stays held.
     h = w.hold(w.soc, "frida-sthlm", "r1", "ARENDE-OK")["hold"]
-    w.refused_unchanged(w.frida, ["decline", h, "--reason", "gäller 19800101-0001"],
+    w.refused_unchanged(w.frida, ["decline", h, "--reason", "other", "--note", "gäller 19800101-0001"],
                         "personal_data")
     assert w.hold_record(h)["state"] == "held"
 
@@ -552,7 +554,7 @@ def test_personal_identity_number_as_ref_is_refused(world):
     assert b"19800101-0002" in aof and b"ARENDE-OK" in aof
 
 
-@pytest.mark.daemon_config({"holds": {"ttl": "3s", "sweep_interval": "1m"}})
+@pytest.mark.daemon_config({"holds": {"ttl": "3s", "sweep_interval": "1m", "max_open": 1000}})
 def test_expired_holds_beyond_one_sweep(env):
     """More holds run out at once than one sweep expires (100 per call; the timer is slow
     here). Every one of them is expired all the same, whichever request meets it first: it
@@ -576,7 +578,7 @@ def test_expired_holds_beyond_one_sweep(env):
         reqs = [("vacancy.set", {"shelter": s, "unit": u, "state": "free"})
                 for s, u in units if s == sid]
         assert all(rep["ok"] for rep in conn.pipeline(reqs, timeout=60))
-    replies = oncall.pipeline([("hold", {"shelter": s, "unit": u, "ref": f"MANGA-{u}"})
+    replies = oncall.pipeline([("hold", {**LOW_RISK_ARGS, "shelter": s, "unit": u, "ref": f"MANGA-{u}"})
                                for s, u in units], timeout=60)
     assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
     holds = [r["result"] for r in replies]
@@ -611,7 +613,7 @@ def test_expired_holds_beyond_one_sweep(env):
     attempt("remove the unit of the third last", admin, "unit.remove",
             {"shelter": "stor-3", "unit": big[-3]["unit"]}, True)
     attempt("hold the unit of the fourth last again", oncall, "hold",
-            {"shelter": "stor-3", "unit": big[-4]["unit"], "ref": "EFTER-1"}, True)
+            {**LOW_RISK_ARGS, "shelter": "stor-3", "unit": big[-4]["unit"], "ref": "EFTER-1"}, True)
 
     states = {h["hold"]: h["state"] for h in oncall.call("holds.list")["holds"]}
     for h in big[-4:] + small:
@@ -640,17 +642,17 @@ def test_purging_an_old_hold_keeps_a_reused_key(env):
         env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", u, "free")
     social = env.cli("social", "0180")
     key = "reused-key-001"
-    old = social.ok("hold", "frida-sthlm", "r1", "--ref", "KS-1", "--idempotency-key", key)
+    old = social.ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-1", "--idempotency-key", key)
     social.ok("release", old["hold"])
     # The key's own 24-hour lifetime runs out before the old hold's record is purged.
     idem = f"{{{env.daemon.namespace}}}:idem:social:0180:{key}"
     assert redis_command(env.redis.sock, "DEL", idem) == ":1"
-    new = social.ok("hold", "frida-sthlm", "r2", "--ref", "KS-2", "--idempotency-key", key)
+    new = social.ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "KS-2", "--idempotency-key", key)
     assert new["hold"] != old["hold"]
     wait_for(lambda: redis_command(env.redis.sock, "EXISTS",
                                    f"{{{env.daemon.namespace}}}:hold:{old['hold']}") == ":0",
              15, "the released hold's record to be purged")
     # A retry of the new request still gets the new hold, not a second one.
-    again = social.ok("hold", "frida-sthlm", "r2", "--ref", "KS-2", "--idempotency-key", key)
+    again = social.ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "KS-2", "--idempotency-key", key)
     assert again["hold"] == new["hold"]
     assert [h["hold"] for h in social.ok("holds")["holds"]] == [new["hold"]]

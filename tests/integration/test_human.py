@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+from conftest import LOW_RISK
 
 # Local times as the client prints them: seconds only in the audit trail.
 SECONDS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -91,34 +92,34 @@ def test_tables(people):
         "frida-sthlm  Kvinnojouren Frida  Stockholm (0180)  r2       4  yes            2  <1 min\n")
     assert soc("search", "--from", "0180", "--risk", "low") == (
         "#  SHELTER      UNIT  NAME                   KIND            MUNICIPALITY  COUNTY   KM"
-        "  BEDS  PROT  FRESHNESS\n"
+        "  BEDS  PROT  FRESHNESS  RECEIVES\n"
         "1  frida-sthlm  r1    Kvinnojouren Frida     kvinnojour      0180          01        0"
-        "     2     2  <1 min\n"
+        "     2     2  <1 min     now\n"
         "2  frida-sthlm  r2    Kvinnojouren Frida     kvinnojour      0180          01        0"
-        "     4     2  <1 min\n"
+        "     4     2  <1 min     now\n"
         "3  hamnen-gbg   lgh1  Skyddat boende Hamnen  skyddat_boende  1480          14      391"
-        "     5     3  <1 min\n")
+        "     5     3  <1 min     now\n")
     assert soc("search", "--from", "1480", "--risk", "severe", "--child", "14m") == (
         "No eligible unit.\n"
         "ruled out: protection_level 2, boys_age 2, safety_policy 1\n")
 
-    held = env.cli("social", "0180").ok("hold", "frida-sthlm", "r1", "--ref", "KS-1")["hold"]
+    held = env.cli("social", "0180").ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-1")["hold"]
     names[held] = "<h1>"
-    second = soc("hold", "frida-sthlm", "r2", "--ref", "KS-2")
-    assert re.fullmatch(r"Held frida-sthlm/r2 as h[0-9a-f]+ until hh:mm \(local time\)\. "
+    second = soc("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "KS-2")
+    assert re.fullmatch(r"Held frida-sthlm/r2 as h[0-9a-z]+ until hh:mm \(local time\)\. "
                         r"Intake phone: 08-555 010 10\n", second), second
-    h2 = re.search(r" as (h[0-9a-f]+) ", second).group(1)
+    h2 = re.search(r" as (h[0-9a-z]+) ", second).group(1)
     names[h2] = "<h2>"
     assert soc("holds") == (
-        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE  CREATED           "
+        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE  RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED           "
         "EXPIRES           CLOSED\n"
-        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  held   YYYY-MM-DD hh:mm  "
+        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm  "
         "YYYY-MM-DD hh:mm  -\n"
-        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  held   YYYY-MM-DD hh:mm  "
+        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm  "
         "YYYY-MM-DD hh:mm  -\n")
     confirmed = env.cli("shelter", "frida-sthlm").ok("confirm", held)
     names[confirmed["placement"]["placement"]] = "<p1>"
-    assert frida("decline", h2, "--reason", "no room after all") == (
+    assert frida("decline", h2, "--reason", "other", "--note", "no room after all") == (
         "Declined hold <h2>              (frida-sthlm/r2); the unit is free again.\n")
     assert frida("placements") == (
         "PLACEMENT          HOLD               SHELTER      UNIT  REF   FOR   BY           STATE "
@@ -126,11 +127,11 @@ def test_tables(people):
         "<p1>               <h1>               frida-sthlm  r1    KS-1  0180  social:0180  active"
         "  YYYY-MM-DD hh:mm  -\n")
     assert frida("holds") == (
-        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE      CREATED        "
+        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE      RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED        "
         "   EXPIRES           CLOSED\n"
-        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  declined   YYYY-MM-DD hh:m"
+        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  declined   low   1 adult    -      -         YYYY-MM-DD hh:m"
         "m  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n"
-        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  confirmed  YYYY-MM-DD hh:m"
+        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  confirmed  low   1 adult    -      -         YYYY-MM-DD hh:m"
         "m  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n")
 
     assert adm("shelter", "show", "frida-sthlm") == (
@@ -148,6 +149,7 @@ def test_tables(people):
         "Languages:    sv, en\n"
         "Phone:        08-555 010 10\n"
         "Intake:       open\n"
+        "Intake hours: 24/7\n"
         "Updated:      YYYY-MM-DD hh:mm (<1 min)\n"
         "\n"
         "UNIT  BEDS  ACCESSIBLE  STATE     HELD\n"

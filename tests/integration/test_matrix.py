@@ -7,7 +7,7 @@ every op, and changes nothing either."""
 
 import pytest
 
-from conftest import ADMIN
+from conftest import ADMIN, LOW_RISK_ARGS
 from security import keyspace, keyspace_diff
 
 OWN = "own-sh"       # the shelter every request is aimed at (municipality 0180)
@@ -43,6 +43,7 @@ ALLOWED = {
     "free": EVERYONE,
     "search": {"social-own", "social-other", "oncall", "admin"},
     "hold": {"social-own", "oncall"},
+    "hold.accept": SHELTER_OWN,
     "hold.release": {"social-own", "oncall"},
     "hold.confirm": SHELTER_OWN,
     "hold.decline": SHELTER_OWN,
@@ -53,7 +54,7 @@ ALLOWED = {
     "stats": ADMIN_ONLY,
     "whoami": EVERYONE,
 }
-assert len(ALLOWED) == 24
+assert len(ALLOWED) == 25
 
 
 class World:
@@ -67,7 +68,7 @@ class World:
             admin.call("shelter.add", {"shelter": sid, "name": f"Jour {sid}",
                                        "kind": "kvinnojour", "municipality": mun,
                                        "protection": 1, "phone": phone})
-        self.own_units = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"]
+        self.own_units = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "ua"]
         for u in self.own_units:
             admin.call("unit.add", {"shelter": OWN, "unit": u, "beds": 2})
         admin.call("unit.add", {"shelter": OTHER, "unit": "x1", "beds": 2})
@@ -80,11 +81,11 @@ class World:
         self.holds = {}
         with env.connect("social", "0180") as so:
             for name, unit in (("target", "u1"), ("for-oncall", "u6"), ("confirm", "u7"),
-                               ("decline", "u8"), ("placed", "u2")):
-                self.holds[name] = so.call("hold", {"shelter": OWN, "unit": unit,
+                               ("decline", "u8"), ("placed", "u2"), ("accept", "ua")):
+                self.holds[name] = so.call("hold", {**LOW_RISK_ARGS, "shelter": OWN, "unit": unit,
                                                     "ref": f"case-{name}"})["hold"]
         with env.connect("social", "1480") as so:
-            self.holds["other"] = so.call("hold", {"shelter": OTHER, "unit": "x1",
+            self.holds["other"] = so.call("hold", {**LOW_RISK_ARGS, "shelter": OTHER, "unit": "x1",
                                                    "ref": "case-other"})["hold"]
         with env.connect("shelter", OWN) as sh:
             self.placement = sh.call("hold.confirm", {"hold": self.holds["placed"]})[
@@ -111,13 +112,14 @@ class World:
             "shelter.list": None,
             "free": None,
             "search": {"home": "0180", "risk": "low"},
-            "hold": {"shelter": OWN, "unit": "u5" if who == "oncall" else "u4",
+            "hold": {**LOW_RISK_ARGS, "shelter": OWN, "unit": "u5" if who == "oncall" else "u4",
                      "ref": "case-new", "municipality": "0180"},
+            "hold.accept": {"hold": h["accept"] if allowed else h["target"]},
             "hold.release": {"hold": h["for-oncall"] if allowed and who == "oncall"
                              else h["target"]},
             "hold.confirm": {"hold": h["confirm"] if allowed else h["target"]},
             "hold.decline": {"hold": h["decline"] if allowed else h["target"],
-                             "reason": "no room for the dog"},
+                             "reason": "needs", "note": "no room for the dog"},
             "placement.discharge": {"placement": self.placement},
             "holds.list": None,
             "placements.list": None,
@@ -162,7 +164,7 @@ def test_every_refusal_is_forbidden_and_changes_nothing(world):
             refused += 1
             # The connection stays open after a refusal.
             assert cs[who].call("whoami")["role"] == PRINCIPALS[who][0]
-    assert refused == 6 * 24 - sum(len(a) for a in ALLOWED.values())
+    assert refused == 6 * len(ALLOWED) - sum(len(a) for a in ALLOWED.values())
 
 
 def test_every_allowed_cell_is_served(world):
@@ -193,7 +195,8 @@ def test_every_allowed_cell_is_served(world):
 
     # "own" for listings: each principal sees exactly its own holds and placements.
     own_holds = {h["target"], h["for-oncall"], h["confirm"], h["decline"], h["placed"],
-                 results["hold", "social-own"]["hold"], results["hold", "oncall"]["hold"]}
+                 h["accept"], results["hold", "social-own"]["hold"],
+                 results["hold", "oncall"]["hold"]}
     assert ids(results["holds.list", "shelter-own"], "holds", "hold") == own_holds
     assert ids(results["holds.list", "shelter-other"], "holds", "hold") == {h["other"]}
     assert ids(results["holds.list", "social-other"], "holds", "hold") == {h["other"]}
@@ -216,6 +219,7 @@ def test_every_allowed_cell_is_served(world):
     assert own["name"] == "Omdöpt jour" and not own["paused"]
     assert "u9" not in units and units["u3"]["beds"] == 5 and units["u3"]["state"] == "occupied"
     assert units["u2"]["state"] == "free"  # discharged
+    assert units["ua"]["held"]  # accepted: the household is on its way
     assert units["u7"]["state"] == "occupied"  # confirmed
     assert units["u1"]["held"] is False and units["u6"]["held"] is False
     assert units["u4"]["held"] and units["u5"]["held"]
@@ -226,18 +230,18 @@ def test_every_allowed_cell_is_served(world):
 def test_social_may_name_its_own_municipality_only(world):
     env = world.env
     with env.connect("social", "0180") as so:
-        ok, res = so.request("hold", {"shelter": OWN, "unit": "u4", "ref": "case-a",
+        ok, res = so.request("hold", {**LOW_RISK_ARGS, "shelter": OWN, "unit": "u4", "ref": "case-a",
                                       "municipality": "0180"})
         assert ok, res
         before = keyspace(env)
         for mun in ("1480", "0114", "2580"):
-            ok, res = so.request("hold", {"shelter": OWN, "unit": "u5", "ref": "case-b",
+            ok, res = so.request("hold", {**LOW_RISK_ARGS, "shelter": OWN, "unit": "u5", "ref": "case-b",
                                           "municipality": mun})
             assert not ok and res["code"] == "forbidden", (mun, res)
         assert keyspace(env) == before
     # On-call services may act for any municipality, and the hold is listed there.
     with env.connect("oncall", "jour-gbg") as oc:
-        hid = oc.call("hold", {"shelter": OWN, "unit": "u5", "ref": "case-c",
+        hid = oc.call("hold", {**LOW_RISK_ARGS, "shelter": OWN, "unit": "u5", "ref": "case-c",
                                "municipality": "1480"})["hold"]
     with env.connect("social", "1480") as so:
         assert hid in {x["hold"] for x in so.call("holds.list")["holds"]}

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from conftest import wait_for
+from conftest import wait_for, LOW_RISK, LOW_RISK_ARGS
 from referrals import free_units, now_ms, referral_state, run_threads, unit_states
 
 SHELTERS = ["frida-sthlm", "hamnen-gbg"]
@@ -41,7 +41,7 @@ def referrals_made(env):
     made = {}
 
     def hold(who, sid, uid, ref, *extra):
-        return who.ok("hold", sid, uid, "--ref", ref, *extra)["hold"]
+        return who.ok("hold", sid, uid, *LOW_RISK, "--ref", ref, *extra)["hold"]
 
     made["placed1"] = hold(soc, "frida-sthlm", "u1", "P-1")
     made["p1"] = frida.ok("confirm", made["placed1"])["placement"]["placement"]
@@ -55,7 +55,7 @@ def referrals_made(env):
     made["released"] = hold(soc, "frida-sthlm", "u3", "R-1")
     soc.ok("release", made["released"])
     made["declined"] = hold(gbg, "frida-sthlm", "u4", "D-1")
-    frida.ok("decline", made["declined"], "--reason", "ingen plats")
+    frida.ok("decline", made["declined"], "--reason", "other", "--note", "ingen plats")
 
     state = referral_state(env, SHELTERS)
     assert {p["placement"]: p["state"] for p in state["placements"]["placements"]} == \
@@ -76,7 +76,7 @@ def still_works(env, made):
     assert pid["ref"] == "H-1" and pid["state"] == "active"
     env.cli("shelter", "hamnen-gbg").ok("discharge", made["p2"])
     # A retry with the idempotency key still finds the hold made before the restart.
-    retry = env.cli("social", "1480").ok("hold", "hamnen-gbg", "u3", "--ref", "H-2",
+    retry = env.cli("social", "1480").ok("hold", "hamnen-gbg", "u3", *LOW_RISK, "--ref", "H-2",
                                          "--idempotency-key", "gbg-key-0042")
     assert retry["hold"] == made["held2"]
     env.cli("social", "1480").ok("release", made["held2"])
@@ -127,7 +127,7 @@ def test_redis_killed_while_placing_loses_no_confirmed_placement(env):
             units.append((sid, f"u{i:02d}"))
     social = env.connect("oncall", "socialjouren-sthlm", timeout=20)
     shelter_conns = {sid: env.connect("shelter", sid, timeout=20) for sid in SHELTERS}
-    before_kill_hold = env.cli("social", "0180").ok("hold", "frida-sthlm", "u19",
+    before_kill_hold = env.cli("social", "0180").ok("hold", "frida-sthlm", "u19", *LOW_RISK,
                                                     "--ref", "FORE-KILL")["hold"]
     units.remove(("frida-sthlm", "u19"))
 
@@ -140,7 +140,7 @@ def test_redis_killed_while_placing_loses_no_confirmed_placement(env):
         for sid, uid in units:
             if killed.is_set() and errors:
                 return
-            ok, res = social.request("hold", {"shelter": sid, "unit": uid,
+            ok, res = social.request("hold", {**LOW_RISK_ARGS, "shelter": sid, "unit": uid,
                                               "ref": f"K-{sid[:2]}-{uid}"}, timeout=20)
             if not ok:
                 errors.append(("hold", res["code"]))
@@ -208,7 +208,7 @@ def test_redis_killed_while_placing_loses_no_confirmed_placement(env):
     free = free_units(env.admin)
     assert free, "no unit left to place in"
     sid, uid = free[0]
-    hid = env.cli("social", "0180").ok("hold", sid, uid, "--ref", "EFTER-1")["hold"]
+    hid = env.cli("social", "0180").ok("hold", sid, uid, *LOW_RISK, "--ref", "EFTER-1")["hold"]
     env.cli("shelter", sid).ok("confirm", hid)
     assert unit_states(env.show(sid))[uid] == ("occupied", False)
 
@@ -219,7 +219,7 @@ def test_hold_expires_while_the_daemon_is_down(env):
                     phone="08-555 010 10")
     env.add_unit("frida-sthlm", "r1", 2)
     env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", "r1", "free")
-    h = env.cli("social", "0180").ok("hold", "frida-sthlm", "r1", "--ref", "NERE-1")
+    h = env.cli("social", "0180").ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "NERE-1")
     env.daemon.stop()
     wait_for(lambda: now_ms() > h["expires_at"] + 200, 10, "the hold time to pass",
              interval=0.05)

@@ -10,7 +10,7 @@ from conftest import ADMIN, Cli, shelter_args, strip_volatile, wait_for
 
 SHELTER_KEYS = {"id", "name", "kind", "municipality", "municipality_name", "county",
                 "protection", "groups", "max_children", "boys_max_age", "pets", "substance",
-                "languages", "paused", "retired", "updated_at", "data_age_s", "stale", "units"}
+                "languages", "intake_hours", "paused", "retired", "updated_at", "data_age_s", "stale", "units"}
 SUMMARY_KEYS = {"id", "name", "kind", "municipality", "municipality_name", "county",
                 "protection", "units", "free_units", "paused", "stale", "data_age_s"}
 FREE_KEYS = {"shelter", "name", "kind", "municipality", "municipality_name", "county", "unit",

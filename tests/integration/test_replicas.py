@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import REDIS_SERVER, redis_ping, wait_for
+from conftest import REDIS_SERVER, redis_ping, wait_for, LOW_RISK
 
 
 def free_port():
@@ -82,16 +82,16 @@ def test_writes_wait_for_a_replica(replicated):
 
     replica.send_signal(19)  # SIGSTOP: the replica stops acknowledging
     try:
-        r = social("hold", "frida-sthlm", "r1", "--ref", "KS-9", "--idempotency-key", "key-0001")
+        r = social("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-9", "--idempotency-key", "key-0001")
         r.refused("outcome_unknown")
         # The write did reach the primary: the unit is held, and a refusal stays a refusal.
-        social("hold", "frida-sthlm", "r1", "--ref", "KS-10").refused("conflict")
+        social("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-10").refused("conflict")
     finally:
         replica.send_signal(18)  # SIGCONT
 
     # With the replica back, the retry with the same key returns the one hold there is.
     def retried():
-        r = social("hold", "frida-sthlm", "r1", "--ref", "KS-9", "--idempotency-key", "key-0001")
+        r = social("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-9", "--idempotency-key", "key-0001")
         return r.json if r.exit == 0 else None
     first = wait_for(retried, 20, "the retry to be confirmed by the replica")
     holds = social.ok("holds")["holds"]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import wait_for, LOW_RISK
 from referrals import REASONS, RESULT_KEYS, geography, hits, now_ms
 
 # -- the safety policy, table-driven ---------------------------------------------------------
@@ -333,7 +333,7 @@ def test_unavailable_units_are_not_offered(env):
     # Only units offered count as ruled out: four free units, none accessible.
     assert found("--wheelchair")[1]["wheelchair"] == 4
 
-    hold = social.ok("hold", "p1", "u1", "--ref", "ARENDE-1")
+    hold = social.ok("hold", "p1", "u1", *LOW_RISK, "--ref", "ARENDE-1")
     assert found()[0] == ["p1/u2", "p2/u1", "p3/u1"]
     assert found("--wheelchair")[1]["wheelchair"] == 3
 

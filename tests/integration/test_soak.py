@@ -32,7 +32,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import ADMIN, strip_volatile, wait_for
+from conftest import ADMIN, strip_volatile, wait_for, LOW_RISK_ARGS
 from referrals import run_threads, second  # noqa: F401 - fixture
 from security import ns_prefix, redis, rss_kib
 
@@ -156,7 +156,7 @@ def client(i, first, other, ledger, end):
         def hold():
             sid, uid = unit = rnd.choice(UNITS)
             ref = f"SOAK-{i}-{next(ledger.refs):06d}"
-            ok, res = me.request("hold", {"shelter": sid, "unit": uid, "ref": ref})
+            ok, res = me.request("hold", {**LOW_RISK_ARGS, "shelter": sid, "unit": uid, "ref": ref})
             answered("hold", ok, res)
             if not ok:
                 return

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from conftest import REDIS_SERVER, wait_for
+from conftest import REDIS_SERVER, wait_for, LOW_RISK
 
 
 def spawn_mode(env):
@@ -40,7 +40,7 @@ def test_spawn_restart_and_persistence(env_unstarted):
     frida = env.cli("shelter", "frida-sthlm")
     frida.ok("vacancy", "frida-sthlm", "r1", "free")
     social = env.cli("social", "0180")
-    hold = social.ok("hold", "frida-sthlm", "r1", "--ref", "KS-1")["hold"]
+    hold = social.ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-1")["hold"]
     placement = frida.ok("confirm", hold)["placement"]["placement"]
     assert (env.daemon.data_dir / "redis.sock").exists()
 

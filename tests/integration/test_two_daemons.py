@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from conftest import shelter_args, strip_volatile, wait_for
+from conftest import shelter_args, strip_volatile, wait_for, LOW_RISK
 from referrals import (free_units, hits, redis_command, second,  # noqa: F401 - fixture
                        second_unstarted, unit_states)
 
@@ -117,9 +117,9 @@ def test_second_follows_holds_and_placements(pair):
     social1, social2 = env.cli("social", "0180"), two.cli("social", "0180")
     frida1, frida2 = env.cli("shelter", "frida-sthlm"), two.cli("shelter", "frida-sthlm")
 
-    h = social1.ok("hold", "frida-sthlm", "r1", "--ref", "ARENDE-1")
+    h = social1.ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "ARENDE-1")
     # The second daemon refuses a second hold at once: Redis decides, not its index.
-    social2("hold", "frida-sthlm", "r1", "--ref", "ARENDE-2").refused("conflict")
+    social2("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "ARENDE-2").refused("conflict")
     wait_for(lambda: search(social2) == [("frida-sthlm", "r2")], FOLLOW_WAIT,
              "the second daemon to stop offering the held unit")
     assert unit_states(a2.ok("shelter", "show", "frida-sthlm")["shelter"])["r1"] == \
@@ -133,7 +133,7 @@ def test_second_follows_holds_and_placements(pair):
              ("occupied", False), FOLLOW_WAIT, "the first daemon to see the placement")
     assert [p["placement"] for p in social1.ok("placements")["placements"]] == [pid]
 
-    h2 = social2.ok("hold", "frida-sthlm", "r2", "--ref", "ARENDE-3")
+    h2 = social2.ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "ARENDE-3")
     wait_for(lambda: search(social1) == [], FOLLOW_WAIT,
              "the first daemon to see the second hold")
     social1.ok("release", h2["hold"])
@@ -154,7 +154,7 @@ def test_both_see_an_expiry(pair):
     env.add_unit("frida-sthlm", "r1", 2)
     env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", "r1", "free")
     wait_same(env.admin, two.admin, ["frida-sthlm"])
-    h = two.cli("oncall", "jour-natt").ok("hold", "frida-sthlm", "r1", "--ref", "NATT-1")
+    h = two.cli("oncall", "jour-natt").ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "NATT-1")
     assert free_units(two.admin) == []
     wait_for(lambda: free_units(env.admin) == [], FOLLOW_WAIT, "the first daemon to see the hold")
     for admin in (env.admin, two.admin):
@@ -179,8 +179,8 @@ def test_daemon_started_later_loads_everything(env, second_unstarted):
     env.admin.ok("shelter", "retire", "gammal")
     social = env.cli("social", "0180")
     frida = env.cli("shelter", "frida-sthlm")
-    held = social.ok("hold", "frida-sthlm", "r1", "--ref", "A-1")["hold"]
-    placed = social.ok("hold", "frida-sthlm", "r2", "--ref", "A-2")["hold"]
+    held = social.ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "A-1")["hold"]
+    placed = social.ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "A-2")["hold"]
     pid = frida.ok("confirm", placed)["placement"]["placement"]
     frida.ok("vacancy", "frida-sthlm", "r4", "closed")
 
@@ -198,8 +198,8 @@ def test_daemon_started_later_loads_everything(env, second_unstarted):
         [("frida-sthlm", "r3")]
     assert [x["hold"] for x in social2.ok("holds")["holds"]] == [placed, held]
     assert [p["placement"] for p in social2.ok("placements")["placements"]] == [pid]
-    two.cli("social", "1480")("hold", "frida-sthlm", "r1", "--ref", "B-1").refused("conflict")
-    two.cli("social", "1480")("hold", "hamnen-gbg", "lgh1", "--ref", "B-2").refused("conflict")
+    two.cli("social", "1480")("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "B-1").refused("conflict")
+    two.cli("social", "1480")("hold", "hamnen-gbg", "lgh1", *LOW_RISK, "--ref", "B-2").refused("conflict")
 
 
 def test_second_follows_after_redis_restart(pair):
@@ -224,7 +224,7 @@ def test_second_follows_after_redis_restart(pair):
 
     wait_for(written, 20, "writes to work again after Redis came back", interval=0.2)
     frida.ok("vacancy", "frida-sthlm", "r2", "free")
-    env.cli("social", "0180").ok("hold", "frida-sthlm", "r2", "--ref", "EFTER-1")
+    env.cli("social", "0180").ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "EFTER-1")
     view2 = wait_same(env.admin, two.admin, ["frida-sthlm"], timeout=20)
     assert unit_states(view2["shelters"]["frida-sthlm"]) == \
         {"r1": ("free", False), "r2": ("free", True)}
@@ -243,7 +243,7 @@ def test_second_catches_up_after_a_stall(pair):
         for i in range(2, 12):
             env.add_unit("frida-sthlm", f"r{i}", 2)
             frida.ok("vacancy", "frida-sthlm", f"r{i}", "free")
-        env.cli("social", "0180").ok("hold", "frida-sthlm", "r5", "--ref", "STALL-1")
+        env.cli("social", "0180").ok("hold", "frida-sthlm", "r5", *LOW_RISK, "--ref", "STALL-1")
     finally:
         two.daemon.proc.send_signal(signal.SIGCONT)
     got = wait_same(env.admin, two.admin, ["frida-sthlm"])

@@ -6,6 +6,7 @@ every shelter, unit, hold and placement reads and changes as before."""
 import time
 
 from referrals import redis_command
+from conftest import LOW_RISK
 
 
 def write_first_layout(env):
@@ -65,7 +66,7 @@ def test_first_layout_is_renamed_and_keeps_working(env_unstarted):
     # The old records change as new ones do.
     shelter = env.cli("shelter", "frida-sthlm")
     shelter.ok("discharge", "p00000000000000aa")
-    held = social.ok("hold", "frida-sthlm", "r2", "--ref", "KS-2026-2")
+    held = social.ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "KS-2026-2")
     assert held["unit"] == "r2"
     shelter.ok("confirm", held["hold"])
 

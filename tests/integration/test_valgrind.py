@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import pytest
 
-from conftest import ADMIN, FRISTADD, shelter_args, tail, wait_for
+from conftest import ADMIN, FRISTADD, shelter_args, tail, wait_for, LOW_RISK
 import fristad_proto
 from fristad_proto import ConnectionClosed, frame, request_body
 
@@ -104,13 +104,13 @@ def workload(env):
     social.ok("search", "--from", "1480", "--risk", "severe", "--wheelchair",
               "--perpetrator-in", "0180", "--exclude", "0114")
     # Holds and placements.
-    h1 = social.ok("hold", "frida-sthlm", "r1", "--ref", "case-1",
+    h1 = social.ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "case-1",
                    "--idempotency-key", "idem-0001")["hold"]
-    social.ok("hold", "frida-sthlm", "r1", "--ref", "case-1", "--idempotency-key", "idem-0001")
-    h2 = oncall.ok("hold", "frida-sthlm", "r2", "--ref", "case-2", "--for", "0180")["hold"]
-    h3 = social.ok("hold", "hamnen-gbg", "lgh1", "--ref", "case-3")["hold"]
+    social.ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "case-1", "--idempotency-key", "idem-0001")
+    h2 = oncall.ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "case-2", "--for", "0180")["hold"]
+    h3 = social.ok("hold", "hamnen-gbg", "lgh1", *LOW_RISK, "--ref", "case-3")["hold"]
     pl = frida.ok("confirm", h1)["placement"]["placement"]
-    frida.ok("decline", h2, "--reason", "no room for the dog")
+    frida.ok("decline", h2, "--reason", "other", "--note", "no room for the dog")
     social.ok("release", h3)
     social.ok("holds")
     frida.ok("placements")
@@ -121,8 +121,8 @@ def workload(env):
     # Refusals of every layer.
     social("shelter", "retire", "frida-sthlm").refused("forbidden")
     admin("shelter", "add", *shelter_args("frida-sthlm", "Again")).refused("conflict")
-    social("hold", "frida-sthlm", "r9", "--ref", "case-9").refused("not_found")
-    social("hold", "frida-sthlm", "r3", "--ref", "811218-9876").refused("personal_data")
+    social("hold", "frida-sthlm", "r9", *LOW_RISK, "--ref", "case-9").refused("not_found")
+    social("hold", "frida-sthlm", "r3", *LOW_RISK, "--ref", "811218-9876").refused("personal_data")
     cert = env.pki.custom("vg-no-ou", "/O=Fristad/CN=someone")
     env.cli(cert=cert)("whoami").refused("unauthorized")
     admin.ok("shelter", "retire", "hamnen-gbg")

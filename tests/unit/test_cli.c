@@ -168,10 +168,10 @@ static void test_help_names_each_option(void **state)
 static int parse(struct cli *cli, struct client_error *err, const char *line)
 {
     static char prog[] = "fristad";
-    char *copy = strdup(line), *argv[16] = {prog};
+    char *copy = strdup(line), *argv[32] = {prog};
     int argc = 1;
     assert_non_null(copy);
-    for (char *w = strtok(copy, " "); w && argc < 15; w = strtok(NULL, " "))
+    for (char *w = strtok(copy, " "); w && argc < 31; w = strtok(NULL, " "))
         argv[argc++] = w;
     memset(err, 0, sizeof *err);
     int rc = cli_parse(argc, argv, cli, err);
@@ -241,12 +241,40 @@ static void test_parse_builds_the_request(void **state)
     (void)state;
     struct cli cli;
     struct client_error err;
-    assert_int_equal(parse(&cli, &err, "hold frida r1 --ref KS-1 --for 1480"), 0);
+    assert_int_equal(parse(&cli, &err,
+                           "hold frida r1 --ref KS-1 --for 1480 --from 0180 --risk high "
+                           "--child 14m --callback 070-1234567"),
+                     0);
     assert_int_equal(cli.req.op, OP_HOLD);
+    assert_int_equal(cli.recall, 0);
     assert_string_equal(cli.req.args.shelter, "frida");
     assert_string_equal(cli.req.args.unit, "r1");
     assert_string_equal(cli.req.args.ref, "KS-1");
     assert_string_equal(cli.req.args.municipality, "1480");
+    assert_string_equal(cli.req.args.home, "0180");
+    assert_int_equal(cli.req.args.risk, RISK_HIGH);
+    assert_int_equal(cli.req.args.n_children, 1);
+    assert_string_equal(cli.req.args.callback, "070-1234567");
+    /* The referral is the hold's to carry: without it, a usage error naming the flags. */
+    assert_int_equal(parse(&cli, &err, "hold frida r1 --ref KS-1"), -1);
+    assert_int_equal(err.status, CLIENT_USAGE);
+    assert_non_null(strstr(err.message, "--from"));
+    /* "hold N": result N of the last search, which brings the referral. */
+    assert_int_equal(parse(&cli, &err, "hold 3 --ref KS-1"), 0);
+    assert_int_equal(cli.recall, 3);
+    assert_false(proto_has(&cli.req.args, F_SHELTER));
+    assert_int_equal(parse(&cli, &err, "hold 3 --ref KS-1 --risk low"), -1);
+    assert_non_null(strstr(err.message, "--risk"));
+    assert_int_equal(parse(&cli, &err, "hold 0 --ref KS-1"), -1);
+    assert_int_equal(parse(&cli, &err, "decline hbcdfghjkmnpqrstv --reason safety --note x"), 0);
+    assert_int_equal(cli.req.args.reason, DECLINE_SAFETY);
+    assert_string_equal(cli.req.args.note, "x");
+    assert_int_equal(parse(&cli, &err, "decline hbcdfghjkmnpqrstv --reason full"), -1);
+    assert_int_equal(err.status, CLIENT_REFUSED);
+    assert_non_null(strstr(err.message, "no_room, household, needs, safety, staffing, other"));
+    assert_int_equal(parse(&cli, &err, "accept hbcdfghjkmnpqrstv --arrival-by +2h"), 0);
+    assert_int_equal(cli.req.op, OP_HOLD_ACCEPT);
+    assert_true(proto_has(&cli.req.args, F_ARRIVAL_BY));
     assert_int_equal(parse(&cli, &err, "vacancy frida r1 occupied"), 0);
     assert_int_equal(cli.req.op, OP_VACANCY_SET);
     assert_int_equal(cli.req.args.state, VAC_OCCUPIED);

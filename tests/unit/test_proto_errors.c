@@ -24,6 +24,8 @@ static void test_error_codes(void **state)
         [PROTO_E_RATE_LIMITED] = "rate_limited",
         [PROTO_E_PERSONAL_DATA] = "personal_data",
         [PROTO_E_OUTCOME_UNKNOWN] = "outcome_unknown",
+        [PROTO_E_INELIGIBLE] = "ineligible",
+        [PROTO_E_LIMIT_REACHED] = "limit_reached",
     };
     for (unsigned e = 0; e < PROTO_E__COUNT; e++) {
         const char *s = proto_err_code((enum proto_err)e);
@@ -100,6 +102,16 @@ static void test_enum_names(void **state)
     assert_string_equal(proto_vacancy_name(VAC__COUNT), "?");
     assert_string_equal(proto_risk_name(RISK__COUNT), "?");
     assert_string_equal(proto_role_name(ROLE__COUNT), "?");
+    static const char *const declines[] = {"no_room", "household", "needs",
+                                           "safety",  "staffing",  "other"};
+    assert_int_equal(DECLINE__COUNT, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(proto_decline_name((enum proto_decline)i), declines[i]);
+        assert_int_equal(proto_decline_parse(declines[i], strlen(declines[i])), i);
+        assert_non_null(strstr(proto_decline_choices(), declines[i]));
+    }
+    assert_int_equal(proto_decline_parse("room", 4), -1);
+    assert_string_equal(proto_decline_name(DECLINE__COUNT), "?");
 }
 
 /* ---- reference data ------------------------------------------------------------------------ */

@@ -90,12 +90,17 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     a->limit = PROTO_MAX_LIMIT;
     strcpy(a->ref, "case/2024:A-42.b_c");
     strcpy(a->idempotency_key, "key-abcdefgh-01");
-    strcpy(a->hold, "h-abc123");
-    strcpy(a->placement, "p:xyz/789");
-    strcpy(a->reason,
+    strcpy(a->hold, "hzzzzzzzzzzzzzzzz");
+    strcpy(a->placement, "p9999999999999999");
+    a->reason = DECLINE_OTHER;
+    strcpy(a->note,
            "Ingen plats f\xc3\xb6r husdjur \xe2\x80\x93 \xc3\xa5ter p\xc3\xa5 m\xc3\xa5ndag");
     a->since = INT64_MAX;
     strcpy(a->principal, "oncall:socialjouren-sthlm");
+    strcpy(a->callback, "+46 70 123 45 678 90");
+    a->arrival_by = INT64_MAX;
+    a->arrival_at = INT64_MAX;
+    strcpy(a->intake_hours, "mon-fri 08:00-16:30,sat 10:00-14:00,sun 22:00-02:00");
 }
 
 /* Every field the op allows, with values at the bottom of their ranges. */
@@ -126,9 +131,12 @@ static void fill_min(struct proto_request *r, enum proto_op op, uint64_t id)
     a->state = VAC_FREE;
     strcpy(a->ref, "r");
     strcpy(a->idempotency_key, "12345678");
-    strcpy(a->hold, "h");
-    strcpy(a->placement, "p");
-    strcpy(a->reason, "x");
+    strcpy(a->hold, "h0000000000000000");
+    strcpy(a->placement, "p0000000000000000");
+    a->reason = DECLINE_NO_ROOM;
+    strcpy(a->note, "x");
+    strcpy(a->callback, "12345");
+    strcpy(a->intake_hours, "24/7");
     a->since = 0;
     strcpy(a->principal, "admin:a");
 }
@@ -213,6 +221,11 @@ static void test_op_and_field_tables(void **state)
         [F_REASON] = "reason",
         [F_SINCE] = "since",
         [F_PRINCIPAL] = "principal",
+        [F_CALLBACK] = "callback",
+        [F_NOTE] = "note",
+        [F_ARRIVAL_BY] = "arrival_by",
+        [F_ARRIVAL_AT] = "arrival_at",
+        [F_INTAKE_HOURS] = "intake_hours",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
         assert_string_equal(proto_field_name((enum proto_field)f), field_names[f]);
@@ -221,7 +234,9 @@ static void test_op_and_field_tables(void **state)
 #define B(f) PROTO_BIT(F_##f)
     const uint64_t profile = B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE) |
                              B(GROUPS) | B(MAX_CHILDREN) | B(BOYS_MAX_AGE) | B(PETS) |
-                             B(SUBSTANCE) | B(LANGUAGES);
+                             B(SUBSTANCE) | B(LANGUAGES) | B(INTAKE_HOURS);
+    const uint64_t referral = B(ADULTS) | B(CHILDREN) | B(GROUP) | B(WHEELCHAIR) | B(PETS) |
+                              B(SUBSTANCE) | B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE);
     static const struct {
         const char *name;
         bool writes;
@@ -241,6 +256,7 @@ static void test_op_and_field_tables(void **state)
         [OP_FREE] = {"free", false},
         [OP_SEARCH] = {"search", false},
         [OP_HOLD] = {"hold", true},
+        [OP_HOLD_ACCEPT] = {"hold.accept", true},
         [OP_HOLD_RELEASE] = {"hold.release", true},
         [OP_HOLD_CONFIRM] = {"hold.confirm", true},
         [OP_HOLD_DECLINE] = {"hold.decline", true},
@@ -265,7 +281,8 @@ static void test_op_and_field_tables(void **state)
         [OP_INTAKE_PAUSE] = B(SHELTER),
         [OP_INTAKE_RESUME] = B(SHELTER),
         [OP_SEARCH] = B(HOME) | B(RISK),
-        [OP_HOLD] = B(SHELTER) | B(UNIT) | B(REF),
+        [OP_HOLD] = B(SHELTER) | B(UNIT) | B(REF) | B(HOME) | B(RISK),
+        [OP_HOLD_ACCEPT] = B(HOLD),
         [OP_HOLD_RELEASE] = B(HOLD),
         [OP_HOLD_CONFIRM] = B(HOLD),
         [OP_HOLD_DECLINE] = B(HOLD) | B(REASON),
@@ -285,12 +302,13 @@ static void test_op_and_field_tables(void **state)
         [OP_INTAKE_PAUSE] = B(SHELTER),
         [OP_INTAKE_RESUME] = B(SHELTER),
         [OP_FREE] = B(COUNTY) | B(MUNICIPALITY),
-        [OP_SEARCH] = B(HOME) | B(RISK) | B(ADULTS) | B(CHILDREN) | B(GROUP) | B(WHEELCHAIR) |
-                      B(PETS) | B(SUBSTANCE) | B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE) | B(LIMIT),
-        [OP_HOLD] = B(SHELTER) | B(UNIT) | B(REF) | B(IDEMPOTENCY_KEY) | B(MUNICIPALITY),
+        [OP_SEARCH] = B(HOME) | B(RISK) | referral | B(LIMIT) | B(ARRIVAL_AT),
+        [OP_HOLD] = B(SHELTER) | B(UNIT) | B(REF) | B(HOME) | B(RISK) | referral | B(CALLBACK) |
+                    B(IDEMPOTENCY_KEY) | B(MUNICIPALITY),
+        [OP_HOLD_ACCEPT] = B(HOLD) | B(ARRIVAL_BY),
         [OP_HOLD_RELEASE] = B(HOLD),
         [OP_HOLD_CONFIRM] = B(HOLD),
-        [OP_HOLD_DECLINE] = B(HOLD) | B(REASON),
+        [OP_HOLD_DECLINE] = B(HOLD) | B(REASON) | B(NOTE),
         [OP_PLACEMENT_DISCHARGE] = B(PLACEMENT),
         [OP_AUDIT] = B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT),
     };
@@ -352,9 +370,9 @@ static void test_round_trip_values(void **state)
             strcat(r->args.name, chars[c]);
         assert_round_trip(r);
         fill_max(r, OP_HOLD_DECLINE, 8);
-        r->args.reason[0] = '\0';
+        r->args.note[0] = '\0';
         for (unsigned i = 0; i < PROTO_REASON_MAX; i++)
-            strcat(r->args.reason, chars[c]);
+            strcat(r->args.note, chars[c]);
         assert_round_trip(r);
     }
     /* Ids and tokens at their longest. */
@@ -415,8 +433,10 @@ static void test_decode_valid_table(void **state)
         assert_string_equal(proto_op_name(r->op), op);
         assert_true(r->has_id);
         assert_int_equal(r->id, strtoull(t.cell[i][1], NULL, 10));
-        /* The valid rows fill in every field their op allows. */
-        if (r->args.present != proto_op_allowed(r->op))
+        /* The valid rows fill in every field their op allows, except an arrival time, which
+         * the daemon wants in the next 24 hours (a fixed one would not stay valid). */
+        uint64_t allowed = proto_op_allowed(r->op) & ~PROTO_BIT(F_ARRIVAL_BY);
+        if (r->args.present != allowed)
             fail_msg("valid.tsv %s: present fields differ from the op's fields", op);
         seen[r->op] = true;
         assert_round_trip(r);
@@ -726,16 +746,16 @@ static bool break_rule(unsigned k, struct proto_request *r, const char **what, e
         CASE(52, OP_SEARCH, "255 children", a->n_children = 255);
         CASE(53, OP_HOLD, "ref with a personal number",
              (strcpy(a->ref, "8112189876"), *want = PROTO_E_PERSONAL_DATA));
-        CASE(54, OP_HOLD_DECLINE, "reason with an address",
-             (strcpy(a->reason, "Storgatan 12"), *want = PROTO_E_PERSONAL_DATA));
+        CASE(54, OP_HOLD_DECLINE, "note with an address",
+             (strcpy(a->note, "Storgatan 12"), *want = PROTO_E_PERSONAL_DATA));
         CASE(55, OP_SHELTER_ADD, "name with a coordination number",
              (strcpy(a->name, "Jour 811278-1235"), *want = PROTO_E_PERSONAL_DATA));
         CASE(56, OP_SHELTER_SHOW, "shelter id with a personal number",
              (strcpy(a->shelter, "198112189876"), *want = PROTO_E_PERSONAL_DATA));
         CASE(57, OP_AUDIT, "principal with a personal number",
              (strcpy(a->principal, "social:8112189876"), *want = PROTO_E_PERSONAL_DATA));
-        CASE(58, OP_HOLD_DECLINE, "reason with a postal code",
-             (strcpy(a->reason, "till 123 45 Stockholm"), *want = PROTO_E_PERSONAL_DATA));
+        CASE(58, OP_HOLD_DECLINE, "note with a postal code",
+             (strcpy(a->note, "till 123 45 Stockholm"), *want = PROTO_E_PERSONAL_DATA));
         CASE(59, OP_SEARCH, "group just out of range", a->group = GROUP__COUNT);
     default:
         return false;
