@@ -557,7 +557,7 @@ class Cli:
 
 def shelter_args(sid, name, kind="kvinnojour", municipality="0180", protection=1,
                  phone="08-123 456 78", groups=None, max_children=None, boys_max_age=None,
-                 pets=False, substance=False, languages=None):
+                 pets=False, substance=False, languages=None, intake_hours=None):
     args = [sid, "--name", name, "--kind", kind, "--municipality", municipality,
             "--protection", protection, "--phone", phone]
     if groups:
@@ -572,6 +572,8 @@ def shelter_args(sid, name, kind="kvinnojour", municipality="0180", protection=1
         args.append("--substance")
     if languages:
         args += ["--languages", ",".join(languages)]
+    if intake_hours:
+        args += ["--intake-hours", intake_hours]
     return args
 
 
