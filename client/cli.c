@@ -166,6 +166,7 @@ static const struct {
     STR_FIELD(F_HOLD, hold),         STR_FIELD(F_PLACEMENT, placement),
     STR_FIELD(F_NOTE, note),         STR_FIELD(F_PRINCIPAL, principal),
     STR_FIELD(F_CALLBACK, callback), STR_FIELD(F_INTAKE_HOURS, intake_hours),
+    STR_FIELD(F_STANDING, standing),
 };
 
 static void mark(struct builder *b, enum proto_field f)
@@ -257,6 +258,9 @@ static int put_uint(struct builder *b, enum proto_field f, const char *opt, cons
         break;
     case F_LIMIT:
         a->limit = (uint16_t)x;
+        break;
+    case F_HOURS:
+        a->hours = (uint8_t)x;
         break;
     default:
         return client_fail(b->err, CLIENT_FAILED, "internal", "field '%s' is not a number",
@@ -392,6 +396,34 @@ static int put_munis(struct builder *b, enum proto_field f, const char *const *v
     return rc;
 }
 
+/* --type T, repeatable, each value possibly "a,b": the event types a watch wants. */
+static int put_types(struct builder *b, const char *const *values, unsigned nvalues)
+{
+    uint16_t types = 0;
+    for (unsigned i = 0; i < nvalues; i++) {
+        struct slice *items;
+        long k = split_list(values[i], &items);
+        if (k < 0)
+            return client_fail(b->err, CLIENT_FAILED, "internal", "out of memory");
+        for (long j = 0; j < k; j++) {
+            int t = proto_event_parse(items[j].p, items[j].n);
+            if (t < 0) {
+                free(items);
+                return usage(b->err,
+                             "--type wants an event type (held, accepted, declined, released, "
+                             "expired, escalated, confirmed, discharged, vacancy, paused, "
+                             "resumed, match, standing), not '%s'",
+                             values[i]);
+            }
+            types |= (uint16_t)(1u << t);
+        }
+        free(items);
+    }
+    b->req->args.types = types;
+    mark(b, F_TYPES);
+    return 0;
+}
+
 /* --child AGE{m|f}: 14m is a boy of 14, 3f a girl of 3. */
 static int put_children(struct builder *b, const char *const *values, unsigned n)
 {
@@ -514,11 +546,23 @@ static bool parse_iso(const char *v, int64_t *ms)
     return true;
 }
 
-/* TIME of --since: ISO 8601, an age (30m, 2h, 7d), or milliseconds since 1970. */
-static bool parse_since(const char *v, int64_t *ms)
+/*
+ * TIME of --since: ISO 8601, an age (30m, 2h, 7d), milliseconds since 1970, or the sequence of
+ * an event or audit entry ("1764158400000-3").
+ */
+static bool parse_since(const char *v, struct proto_args *a)
 {
     size_t len = strlen(v), digits = strspn(v, "0123456789");
     uint64_t x;
+    int64_t *ms = &a->since;
+    if (digits > 0 && digits < len && v[digits] == '-' && v[digits + 1] &&
+        strspn(v + digits + 1, "0123456789") == len - digits - 1 && len - digits - 1 <= 19 &&
+        digits <= 18) {
+        *ms = (int64_t)digits_value(v, digits);
+        a->since_seq = digits_value(v + digits + 1, len - digits - 1);
+        a->since_is_seq = true;
+        return true;
+    }
     if (len > 0 && digits == len) {
         x = digits_value(v, len);
         if (x > (uint64_t)INT64_MAX)
@@ -971,6 +1015,10 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
         return put_uint(b, f, opt->name, v);
     case O_CHILD:
         return put_children(b, p->multi[o], p->n_multi[o]);
+    case O_HOURS:
+        return put_uint(b, f, opt->name, v);
+    case O_TYPE:
+        return put_types(b, p->multi[o], p->n_multi[o]);
     case O_PERPETRATOR_IN:
     case O_EXCLUDE:
         return put_munis(b, f, p->multi[o], p->n_multi[o]);
@@ -986,7 +1034,7 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
                          opt->name, v);
         break;
     case O_SINCE:
-        if (!parse_since(v, &a->since))
+        if (!parse_since(v, a))
             return usage(b->err,
                          "--since wants a date (2026-11-22), a UTC date and time "
                          "(2026-11-22T10:00:00Z), an age (30m, 2h, 7d) or milliseconds since "
@@ -1059,7 +1107,17 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
         } else if (word_is(p.pos[0], "help")) {
             out->help = true;
             rc = help_request(&p, out, err);
+        } else if (p.seen[O_STANDING] && !word_is(p.pos[0], "search") &&
+                   !(word_is(p.pos[0], "standing") && p.npos > 1 && word_is(p.pos[1], "add"))) {
+            rc = usage(err, "--standing goes with search: fristad search ... --standing --ref REF");
         } else {
+            if (p.seen[O_STANDING] && word_is(p.pos[0], "search") && p.npos < MAX_POS) {
+                /* "search ... --standing" registers the search: it is "standing add". */
+                memmove(p.pos + 2, p.pos + 1, (MAX_POS - 2) * sizeof p.pos[0]);
+                p.pos[0] = "standing";
+                p.pos[1] = "add";
+                p.npos++;
+            }
             const struct cli_command *c = find_command(&p, err);
             rc = -1;
             if (c && check_options(&p, c, err) == 0)

@@ -105,6 +105,14 @@ static const struct cli_option options[O__COUNT] = {
                      "only entries by this principal, such as social:0180"},
     [O_SHELTER] = {"shelter", "ID", F_SHELTER, "only entries about this shelter"},
     [O_LIMIT] = {"limit", "N", F_LIMIT, "at most N results (default 20 for search, 100 for audit)"},
+    [O_STANDING] = {"standing", NULL, F__COUNT,
+                    "with search: register it as a standing search instead (needs --ref)"},
+    [O_HOURS] = {"hours", "N", F_HOURS, "how long it stands, 1 to 72 hours (default 12)"},
+    [O_TYPE] = {"type", "TYPE", F_TYPES,
+                "only events of this type (held, accepted, declined, released, expired, "
+                "escalated, confirmed, discharged, vacancy, paused, resumed, match, standing); "
+                "repeat for more",
+                .repeat = true},
 };
 
 #define OB(o) CLI_OPT_BIT(O_##o)
@@ -182,7 +190,9 @@ static const struct cli_command commands[] = {
      "accepted. Results come fresh before stale, then those who can receive at the arrival "
      "time, then nearest first, then the smallest unit that fits. When nothing fits, the reply "
      "counts the free units each reason ruled out. The search and its results are remembered "
-     "for 30 minutes (no reference in them), for 'fristad hold N --ref REF'.",
+     "for 30 minutes (no reference in them), for 'fristad hold N --ref REF'. With --standing "
+     "--ref REF [--hours N] the search is registered as a standing search instead (see "
+     "'standing add'): a match event comes when a fitting bed frees up.",
      SEARCH_OPTS, OB(FROM) | OB(RISK), false, false},
     {"hold", NULL, 2, {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}}, OP_HOLD, REFERRALS,
      "hold a free unit for a referral; the reply has the intake phone",
@@ -226,6 +236,26 @@ static const struct cli_command commands[] = {
      OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false, false},
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
      "searches, no-match reasons, holds and placements by outcome", NULL, 0, 0, false, false},
+    {"standing", "add", 0, {{0}}, OP_STANDING_ADD, REFERRALS,
+     "when nothing fits: be told when a fitting bed frees up",
+     "Registers the referral for --hours (12 by default, at most 72). Whenever a unit becomes "
+     "free, a shelter resumes intake or changes what it takes, the server checks the standing "
+     "searches it can matter to and sends a match event (see watch) to whoever registered "
+     "it; it never holds by itself. 'fristad search ... --standing --ref REF' does the same.",
+     CLI_REFERRAL_OPTS | OB(REF) | OB(HOURS) | OB(FOR),
+     OB(FROM) | OB(RISK) | OB(REF), false, false},
+    {"standing", "list", 0, {{0}}, OP_STANDING_LIST, REFERRALS,
+     "your standing searches", NULL, 0, 0, false, false},
+    {"standing", "cancel", 1, {{F_STANDING, "ID"}}, OP_STANDING_CANCEL, REFERRALS,
+     "end a standing search", NULL, 0, 0, false, false},
+    {"watch", NULL, 0, {{0}}, OP_WATCH, LISTINGS,
+     "follow events as they happen, one line each",
+     "Shows the events you may see: holds on your units (shelter), holds and standing "
+     "searches of your municipality (social services), of the municipalities you act for "
+     "(on-call), everything (admin). Runs until interrupted; reconnects by itself and "
+     "resumes after the last event it printed, so nothing is missed or shown twice. --since "
+     "starts from a time or an event's sequence.",
+     AREA_OPTS | OB(TYPE) | OB(SINCE), 0, false, false},
     {"whoami", NULL, 0, {{0}}, OP_WHOAMI, ADMIN,
      "the role and id your certificate gives you", NULL, 0, 0, false, false},
 };

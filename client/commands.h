@@ -37,6 +37,7 @@ enum cli_opt {
     O_TIMEOUT,
     O_HELP,
     O_VERSION,
+    O_STANDING, /* with search only: makes it "standing add" */
     /* subcommand options */
     O_COUNTY,
     O_NAME,
@@ -77,6 +78,8 @@ enum cli_opt {
     O_PRINCIPAL,
     O_SHELTER,
     O_LIMIT,
+    O_HOURS,
+    O_TYPE,
     O__COUNT
 };
 

@@ -680,6 +680,57 @@ static const struct column placement_cols[] = {
 static const struct listing placements = {"placements", "No placements.", NCOLS(placement_cols),
                                           placement_cols};
 
+/* ---- standing searches and events ----------------------------------------------------------- */
+
+static const struct column standing_cols[] = {
+    {"STANDING", "standing", fmt_key, false},
+    {"FOR", "municipality", fmt_key, false},
+    {"REF", "ref", fmt_key, false},
+    {"BY", "by", fmt_key, false},
+    {"STATE", "state", fmt_key, false},
+    {"MATCHES", "matches", fmt_key, true},
+    {"CREATED", "created_at", fmt_minutes, false},
+    {"UNTIL", "expires_at", fmt_minutes, false},
+};
+static const struct listing standings = {"standing", "No standing searches.", NCOLS(standing_cols),
+                                         standing_cols};
+
+static int print_standing(FILE *out, const struct proto_request *req, const msgpack_object *r)
+{
+    char id[CELL], until[32];
+    const msgpack_object *st = get(r, "standing");
+    if (!st || st->type != MSGPACK_OBJECT_MAP) {
+        print_tree(out, r, 0, 0);
+        return 0;
+    }
+    if (req->op == OP_STANDING_ADD)
+        fprintf(out,
+                "Standing search %s registered until %s (local time): a match event comes "
+                "when a fitting unit frees up (fristad watch).\n",
+                fmt_key(id, sizeof id, st, "standing"),
+                fmt_time(until, sizeof until, st, "expires_at", TIME_MINUTES));
+    else
+        fprintf(out, "Standing search %s is %s.\n", fmt_key(id, sizeof id, st, "standing"),
+                fmt_key(until, sizeof until, st, "state"));
+    return 0;
+}
+
+int human_event(FILE *out, const msgpack_object *e)
+{
+    static const char *const keys[] = {"shelter",      "unit",  "hold", "placement", "standing",
+                                       "municipality", "state", "step", "by"};
+    char at[32], type[CELL], v[CELL], seq[CELL];
+    fprintf(out, "%s  %-10s", fmt_time(at, sizeof at, e, "at", TIME_SECONDS),
+            fmt_key(type, sizeof type, e, "type"));
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const msgpack_object *o = get(e, keys[i]);
+        if (o && o->type != MSGPACK_OBJECT_NIL)
+            fprintf(out, "  %s=%s", keys[i], fmt(v, sizeof v, o));
+    }
+    fprintf(out, "  [%s]\n", fmt_key(seq, sizeof seq, e, "seq"));
+    return 0;
+}
+
 /* ---- administration --------------------------------------------------------------------- */
 
 static const struct column entry_cols[] = {
@@ -743,6 +794,12 @@ int human_print(FILE *out, const struct proto_request *req, const msgpack_object
         return print_listing(out, result, &entries);
     case OP_WHOAMI:
         return print_whoami(out, result);
+    case OP_STANDING_ADD:
+    case OP_STANDING_CANCEL:
+        return print_standing(out, req, result);
+    case OP_STANDING_LIST:
+        return print_listing(out, result, &standings);
+    case OP_WATCH:
     case OP_STATS:
     case OP__COUNT:
         break;

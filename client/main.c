@@ -17,6 +17,7 @@
 #include "json.h"
 #include "net.h"
 #include "recall.h"
+#include "watch.h"
 #include "settings.h"
 
 #ifndef FRISTAD_VERSION
@@ -59,6 +60,12 @@ static int run(const struct cli *cli, struct client_error *err)
         settings_free(&settings);
         client_fail(err, CLIENT_REFUSED, proto_err_code(perr.code), "%s", perr.message);
         return report(cli->json, err);
+    }
+    if (req.op == OP_WATCH) {
+        status =
+            watch_run(&settings, &req, cli->json, err) == 0 ? CLIENT_OK : report(cli->json, err);
+        settings_free(&settings);
+        return status;
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);

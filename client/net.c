@@ -77,7 +77,17 @@ static int timed_out(struct conn *c, enum net_stage st, struct client_error *err
                        c->s->server, (c->s->timeout_ms + 999) / 1000, stage_text(st));
 }
 
-/* Waits until fd is ready for `events`. Returns 1 ready, 0 at the deadline, -1 on error. */
+static volatile sig_atomic_t *stop_flag;
+
+void net_stop_on(volatile sig_atomic_t *flag)
+{
+    stop_flag = flag;
+}
+
+/*
+ * Waits until fd is ready for `events`. Returns 1 ready, 0 at the deadline, -1 on error or
+ * when a signal set the stop flag.
+ */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
@@ -88,7 +98,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
         int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
         if (r > 0)
             return 1;
-        if (r < 0 && errno != EINTR)
+        if (r < 0 && (errno != EINTR || (stop_flag && *stop_flag)))
             return -1;
     }
 }
@@ -526,6 +536,72 @@ done:
     if (c.fd >= 0)
         close(c.fd);
     return rc;
+}
+
+/* ---- a stream of replies (watch) ---------------------------------------------------------- */
+
+struct net_stream {
+    struct conn c;
+    uint64_t id;
+};
+
+struct net_stream *net_stream_open(const struct settings *s, const uint8_t *body, size_t len,
+                                   uint64_t id, struct client_error *err)
+{
+    struct net_stream *st = calloc(1, sizeof *st);
+    uint8_t *frame = NULL;
+    if (!st) {
+        client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+        return NULL;
+    }
+    st->c = (struct conn){.s = s, .fd = -1};
+    st->id = id;
+    if (len == 0 || len > NET_MAX_FRAME) {
+        client_fail(err, CLIENT_FAILED, "internal", "request of %zu bytes", len);
+        goto fail;
+    }
+    if (make_ctx(&st->c, err) != 0)
+        goto fail;
+    st->c.deadline = now_ms() + s->timeout_ms;
+    if (tcp_connect(&st->c, err) != 0 || make_ssl(&st->c, err) != 0 || handshake(&st->c, err) != 0)
+        goto fail;
+    if (!(frame = malloc(PROTO_HEADER_LEN + len))) {
+        client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+        goto fail;
+    }
+    proto_frame_put_header(frame, (uint32_t)len);
+    memcpy(frame + PROTO_HEADER_LEN, body, len);
+    if (send_all(&st->c, frame, PROTO_HEADER_LEN + len, err) != 0)
+        goto fail;
+    free(frame);
+    return st;
+fail:
+    free(frame);
+    net_stream_close(st);
+    return NULL;
+}
+
+int net_stream_next(struct net_stream *st, int timeout_ms, struct net_reply *out,
+                    struct client_error *err)
+{
+    memset(out, 0, sizeof *out);
+    st->c.deadline = now_ms() + timeout_ms;
+    return receive_reply(&st->c, st->id, out, err);
+}
+
+void net_stream_close(struct net_stream *st)
+{
+    if (!st)
+        return;
+    ERR_clear_error();
+    if (st->c.ssl)
+        (void)SSL_shutdown(st->c.ssl);
+    ERR_clear_error();
+    SSL_free(st->c.ssl);
+    SSL_CTX_free(st->c.ctx);
+    if (st->c.fd >= 0)
+        close(st->c.fd);
+    free(st);
 }
 
 void net_reply_free(struct net_reply *r)

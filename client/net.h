@@ -2,6 +2,7 @@
 #ifndef FRISTAD_CLIENT_NET_H
 #define FRISTAD_CLIENT_NET_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +30,19 @@ struct net_reply {
 int net_call(const struct settings *s, const uint8_t *body, size_t len, uint64_t id,
              struct net_reply *out, struct client_error *err) CLIENT_WARN_UNUSED;
 void net_reply_free(struct net_reply *r);
+
+/*
+ * A request whose replies keep coming (watch): connects, sends `body` and returns the stream,
+ * or NULL with err set. net_stream_next waits up to timeout_ms for the next reply to `id`
+ * (0, or -1 with err: timeout, connection lost, protocol failure).
+ */
+struct net_stream;
+/* Waits end early (as failures) once *flag is set by a signal handler. */
+void net_stop_on(volatile sig_atomic_t *flag);
+struct net_stream *net_stream_open(const struct settings *s, const uint8_t *body, size_t len,
+                                   uint64_t id, struct client_error *err);
+int net_stream_next(struct net_stream *st, int timeout_ms, struct net_reply *out,
+                    struct client_error *err) CLIENT_WARN_UNUSED;
+void net_stream_close(struct net_stream *st);
 
 #endif

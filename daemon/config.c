@@ -78,6 +78,13 @@ static const struct key_def keys[] = {
     {"holds", "sweep_interval", K_DURATION, F(sweep_interval_ms), 50, MIN, true, "1s"},
     {"holds", "disk_purge_delay", K_DURATION, F(disk_purge_delay_ms), 0, DAY, true, "10s"},
     {"audit", "retention", K_DURATION, F(audit_retention_ms), DAY, 3650LL * DAY, true, "365d"},
+    {"holds", "escalate_after", K_DURATION, F(escalate_after_ms), SEC, DAY, true, "15m"},
+    {"holds", "escalate_oncall_after", K_DURATION, F(escalate_oncall_after_ms), SEC, DAY, true,
+     "30m"},
+    {"events", "retention", K_DURATION, F(event_retention_ms), MIN, 30LL * DAY, true, "24h"},
+    {"events", "max_length", K_UINT, F(event_max), 1000, 100000000, true, "1000000"},
+    {"events", "heartbeat", K_DURATION, F(heartbeat_ms), 100, 10 * MIN, true, "20s"},
+    {"events", "max_watchers", K_UINT, F(max_watchers), 1, 100000, true, "16"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -57,6 +57,13 @@ struct config {
     int64_t disk_purge_delay_ms; /* 0: never rewrite the AOF after deleting references */
 
     int64_t audit_retention_ms;
+
+    int64_t escalate_after_ms;        /* a hold nobody answered: step 1, shelter and holder */
+    int64_t escalate_oncall_after_ms; /* step 2: on-call and admin too */
+    int64_t event_retention_ms;       /* the event log keeps events this long */
+    unsigned event_max;               /* ...and at most about this many */
+    int64_t heartbeat_ms;             /* a watcher hears from the daemon at least this often */
+    unsigned max_watchers;            /* watching connections of one principal */
 };
 
 /*

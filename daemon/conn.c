@@ -59,6 +59,7 @@ struct conn {
     bool paused;               /* reading stopped: too many requests in flight */
     bool counted;              /* counted in lim->conns */
     struct event *frame_timer; /* deadline of the handshake, then of each started frame */
+    struct request *stream;    /* a request that turned the connection into a stream */
 };
 
 struct request {
@@ -67,6 +68,8 @@ struct request {
     bool has_id;
     struct evbuffer *out; /* the reply being packed */
     msgpack_packer pk;
+    void (*closed)(void *ud); /* a stream: told when the connection goes away */
+    void *closed_ud;
 };
 
 static TAILQ_HEAD(conn_list, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -282,6 +285,49 @@ void request_error(struct request *r, enum proto_err code, const char *message)
     request_finish(r);
 }
 
+void request_stream(struct request *r, void (*closed)(void *ud), void *ud)
+{
+    struct conn *c = r->c;
+    r->closed = closed;
+    r->closed_ud = ud;
+    c->stream = r;
+    struct timeval wr = {WRITE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(c->bev, NULL, &wr);
+}
+
+bool request_push(struct request *r)
+{
+    if (!conn_open(r->c) || !r->out)
+        return false;
+    return send_frame(r->c, r->out) && conn_open(r->c);
+}
+
+void request_push_error(struct request *r, enum proto_err code, const char *message)
+{
+    reply_error(r->c, r->id, r->has_id, code, message);
+}
+
+/* Ends the connection's stream, if it has one: tells its owner, then finishes the request. */
+static void end_stream(struct conn *c, bool tell)
+{
+    struct request *r = c->stream;
+    if (!r)
+        return;
+    c->stream = NULL;
+    if (tell && r->closed)
+        r->closed(r->closed_ud);
+    request_finish(r);
+}
+
+static void close_after_replies(struct conn *c);
+
+void request_end(struct request *r)
+{
+    struct conn *c = r->c;
+    end_stream(c, false);
+    close_after_replies(c);
+}
+
 /* Stops reading and closes once every reply due has been written. */
 static void close_after_replies(struct conn *c)
 {
@@ -289,7 +335,10 @@ static void close_after_replies(struct conn *c)
         return;
     bufferevent_disable(c->bev, EV_READ);
     evtimer_del(c->frame_timer);
-    maybe_finish_closing(c);
+    if (c->stream)
+        end_stream(c, true); /* finishing the stream may close the connection: the last step */
+    else
+        maybe_finish_closing(c);
 }
 
 static void conn_close(struct conn *c, const char *why)
@@ -311,6 +360,7 @@ static void conn_close(struct conn *c, const char *why)
     if (c->counted && c->lim)
         c->lim->conns--;
     conn_set_state(c, CONN_CLOSED);
+    end_stream(c, true);
     conn_unref(c);
 }
 
@@ -368,6 +418,11 @@ static void read_frames_locked(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     uint32_t max_frame = c->d->cfg->max_frame;
 
+    if (c->stream) { /* a stream takes no requests: what comes is dropped */
+        evbuffer_drain(in, evbuffer_get_length(in));
+        evtimer_del(c->frame_timer);
+        return;
+    }
     for (unsigned n = 0; n < FRAMES_PER_EVENT; n++) {
         if (c->state != CONN_READY)
             return;

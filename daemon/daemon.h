@@ -37,6 +37,9 @@ struct events;
 struct spawn;
 struct limits;
 struct housekeeping;
+struct feed;
+struct watchers;
+struct standing;
 
 struct daemon {
     struct event_base *base;
@@ -51,6 +54,9 @@ struct daemon {
     struct spawn *spawn;   /* NULL unless redis.mode = spawn */
     struct limits *limits; /* per-principal rate and connection counts */
     struct housekeeping *housekeeping;
+    struct feed *feed;         /* the event log, followed */
+    struct watchers *watch;    /* connections that watch events */
+    struct standing *standing; /* standing searches, in memory */
     struct metrics metrics;
     struct search_counts counts; /* follow-up counts not yet added to the store */
     bool ready_logged;           /* "ready" has been logged once */

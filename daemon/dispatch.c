@@ -14,6 +14,7 @@
 #include "events.h"
 #include "ops.h"
 #include "store.h"
+#include "watch.h"
 
 /* A request at the store, until its function answers. */
 struct pending_req {
@@ -181,8 +182,16 @@ void dispatch_request(struct request *r, const struct proto_request *req, void *
         request_error(r, e, err.message); /* last: it finishes the request */
         return;
     }
-    if (row->route == ROUTE_INDEX)
+    switch (row->route) {
+    case ROUTE_INDEX:
         answer_from_index(d, r, row, req);
-    else
+        return;
+    case ROUTE_STREAM:
+        watch_start(d->watch, r, req);
+        return;
+    case ROUTE_READ:
+    case ROUTE_WRITE:
         call_store(d, r, row, req);
+        return;
+    }
 }

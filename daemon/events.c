@@ -120,9 +120,41 @@ void events_store_ready(struct events *ev)
     try_reload(ev);
 }
 
+/*
+ * Applies one snapshot to the index and, when it was newer than the copy there, tells the
+ * hook what the shelter was before. Returns 0, or -1 when it is malformed or memory ran out.
+ */
+static int apply(struct events *ev, const msgpack_object *snapshot)
+{
+    struct index *ix = &ev->d->index;
+    struct idx_shelter *s = malloc(sizeof *s);
+    if (!s)
+        return -1;
+    if (!snapshot || index_parse_snapshot(snapshot, s) < 0) {
+        free(s);
+        return -1;
+    }
+    const struct idx_shelter *old = index_find(ix, s->id);
+    if (old && old->ver >= s->ver) {
+        index_shelter_free(s); /* this copy is already in (our own write, then its event) */
+        return 0;
+    }
+    struct idx_shelter *before = old && ev->hooks.changed ? index_shelter_dup(old) : NULL;
+    char id[PROTO_ID_MAX + 1];
+    memcpy(id, s->id, sizeof id);
+    if (index_put_take(ix, s) < 0) {
+        index_shelter_free(before);
+        return -1;
+    }
+    if (ev->hooks.changed && (before || !old))
+        ev->hooks.changed(ev->ud, before, index_find(ix, id));
+    index_shelter_free(before);
+    return 0;
+}
+
 void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot)
 {
-    if (snapshot && index_apply(&d->index, snapshot) < 0)
+    if (snapshot && apply(d->events, snapshot) < 0)
         log_error("index: a snapshot could not be applied");
 }
 
@@ -139,7 +171,7 @@ static void on_event(struct events *ev, const char *payload, size_t len)
     }
     const msgpack_object *v = proto_map_get(&u.data, "version");
     const msgpack_object *s = proto_map_get(&u.data, "shelter");
-    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || index_apply(ix, s) < 0) {
+    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || apply(ev, s) < 0) {
         log_error("events: malformed change event; reloading the index");
         ev->reload_wanted = true;
         goto out;

@@ -13,8 +13,13 @@
 struct daemon;
 struct events;
 
+struct idx_shelter;
+
 struct events_hooks {
     void (*loaded)(void *ud); /* a full load of the index has completed */
+    /* A snapshot newer than the index's copy was applied: the shelter before (NULL: new) and
+     * after. Not called for the shelters of a full load. */
+    void (*changed)(void *ud, const struct idx_shelter *before, const struct idx_shelter *after);
 };
 
 struct events *events_new(struct daemon *d, struct events_hooks hooks, void *ud, char *err,

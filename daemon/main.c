@@ -24,14 +24,17 @@
 #include "daemon.h"
 #include "dispatch.h"
 #include "events.h"
+#include "feed.h"
 #include "housekeeping.h"
 #include "intake.h"
 #include "ratelimit.h"
 #include "listener.h"
 #include "log.h"
 #include "spawn.h"
+#include "standing.h"
 #include "store.h"
 #include "tls.h"
+#include "watch.h"
 
 #define DRAIN_DEADLINE_MS 10000
 
@@ -48,12 +51,31 @@ static void on_index_loaded(void *ud)
     log_notice("ready: listening on %s", listener_address(d->listener));
 }
 
-/* The store is ready after a (re)connect (store hook): a wanted index load can start. */
+/* The store is ready after a (re)connect (store hook): a wanted index load can start, and the
+ * standing searches are read again. */
 static void on_store_ready(void *ud)
 {
     struct daemon *d = ud;
     if (d->events)
         events_store_ready(d->events);
+    if (d->standing)
+        standing_load(d->standing);
+}
+
+/* An event of the log (feed hook): to the watchers, and to the standing searches. */
+static void on_log_event(void *ud, const struct event *e)
+{
+    struct daemon *d = ud;
+    watch_deliver(d->watch, e);
+    standing_on_event(d->standing, e);
+}
+
+/* A shelter changed in the index (events hook): freed units may fit a standing search. */
+static void on_shelter_changed(void *ud, const struct idx_shelter *before,
+                               const struct idx_shelter *after)
+{
+    struct daemon *d = ud;
+    standing_shelter_changed(d->standing, before, after);
 }
 
 static void usage(FILE *f)
@@ -90,6 +112,7 @@ static void reload(struct daemon *d)
     d->cfg = next;
     log_setup((enum log_level)d->cfg->log_level, (enum log_target)d->cfg->log_target);
     housekeeping_arm(d->housekeeping);
+    watch_arm(d->watch);
     conn_after_reload(d);
     log_notice("configuration reloaded");
 }
@@ -152,11 +175,15 @@ static int start(struct daemon *d, char *err, size_t errlen)
             return -1;
     }
     struct store_hooks store_hooks = {.ready = on_store_ready};
-    struct events_hooks events_hooks = {.loaded = on_index_loaded};
+    struct events_hooks events_hooks = {.loaded = on_index_loaded, .changed = on_shelter_changed};
+    struct feed_hooks feed_hooks = {.event = on_log_event};
     if (!(d->store = store_new(d, store_hooks, d, err, errlen)) ||
         !(d->events = events_new(d, events_hooks, d, err, errlen)))
         return -1;
-    if (!(d->housekeeping = housekeeping_new(d))) {
+    if (!(d->feed = feed_new(d, feed_hooks, d, err, errlen)))
+        return -1;
+    if (!(d->housekeeping = housekeeping_new(d)) || !(d->watch = watch_new(d)) ||
+        !(d->standing = standing_new(d))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -177,7 +204,9 @@ static int start(struct daemon *d, char *err, size_t errlen)
         return -1;
     }
     housekeeping_arm(d->housekeeping);
+    watch_arm(d->watch);
     store_start(d->store);
+    feed_start(d->feed);
     events_start(d->events);
     return 0;
 }
@@ -188,6 +217,9 @@ static void stop(struct daemon *d)
     store_free(d->store); /* pending callbacks run now, with "unavailable" */
     housekeeping_free(d->housekeeping);
     events_free(d->events);
+    feed_free(d->feed);
+    watch_free(d->watch);
+    standing_free(d->standing);
     if (d->spawn) {
         spawn_stop(d->spawn);
         spawn_free(d->spawn);

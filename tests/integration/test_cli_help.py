@@ -48,9 +48,13 @@ COMMANDS = {
     "audit": ([], ["--since", "--principal", "--shelter", "--limit"]),
     "stats": ([], []),
     "whoami": ([], []),
+    "standing add": ([], REFERRAL + ["--ref", "--for", "--hours"]),
+    "standing list": ([], []),
+    "standing cancel": (["s1"], []),
+    "watch": ([], AREA + ["--since", "--type"]),
 }
 GLOBAL = ["--json", "--server", "--cert", "--key", "--ca", "--config", "--servername",
-          "--timeout", "--help", "--version"]
+          "--timeout", "--help", "--version", "--standing"]
 SECTIONS = ["Registry (admin):", "Vacancies (shelter staff):", "Listings (everyone):",
             "Referrals (social services):", "Administration:"]
 WIDTH = 100

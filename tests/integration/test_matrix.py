@@ -53,8 +53,12 @@ ALLOWED = {
     "audit": ADMIN_ONLY,
     "stats": ADMIN_ONLY,
     "whoami": EVERYONE,
+    "watch": EVERYONE,
+    "standing.add": {"social-own", "social-other", "oncall"},
+    "standing.list": {"social-own", "social-other", "oncall"},
+    "standing.cancel": {"social-own", "oncall"},
 }
-assert len(ALLOWED) == 25
+assert len(ALLOWED) == 29
 
 
 class World:
@@ -90,6 +94,13 @@ class World:
         with env.connect("shelter", OWN) as sh:
             self.placement = sh.call("hold.confirm", {"hold": self.holds["placed"]})[
                 "placement"]["placement"]
+        self.standing = {}
+        for name, who in (("target", ("social", "0180")), ("social", ("social", "0180")),
+                          ("oncall", PRINCIPALS["oncall"])):
+            with env.connect(*who) as c:
+                self.standing[name] = c.call("standing.add", {**LOW_RISK_ARGS,
+                                                              "ref": f"st-{name}"})[
+                    "standing"]["standing"]
         admin.close()
 
     def args(self, op, who, allowed):
@@ -115,6 +126,11 @@ class World:
             "hold": {**LOW_RISK_ARGS, "shelter": OWN, "unit": "u5" if who == "oncall" else "u4",
                      "ref": "case-new", "municipality": "0180"},
             "hold.accept": {"hold": h["accept"] if allowed else h["target"]},
+            "watch": {"types": ["held"]},
+            "standing.add": {**LOW_RISK_ARGS, "ref": "st-new"},
+            "standing.list": None,
+            "standing.cancel": {"standing": self.standing[
+                ("oncall" if who == "oncall" else "social") if allowed else "target"]},
             "hold.release": {"hold": h["for-oncall"] if allowed and who == "oncall"
                              else h["target"]},
             "hold.confirm": {"hold": h["confirm"] if allowed else h["target"]},
@@ -176,7 +192,9 @@ def test_every_allowed_cell_is_served(world):
             if who not in allowed:
                 continue
             args = world.args(op, who, True)
-            ok, res = cs[who].request(op, args)
+            # A watch turns its connection into a stream: it gets one of its own.
+            conn = env.connect(*PRINCIPALS[who]) if op == "watch" else cs[who]
+            ok, res = conn.request(op, args)
             assert ok, (op, who, args, res)
             results[op, who] = res
 
