@@ -55,6 +55,9 @@ struct config {
     int64_t disk_purge_delay_ms; /* 0: never rewrite the AOF after deleting references */
 
     int64_t audit_retention_ms;
+
+    char metrics_host[256]; /* empty: no metrics listener */
+    unsigned metrics_port;
 };
 
 /*
@@ -70,8 +73,26 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen)
  */
 void config_keep_fixed(const struct config *old, struct config *next);
 
+/*
+ * Where the reference data and the default policy are installed ([data] keys default to files
+ * in it): the build's data directory, found below the staging root when the binary runs from a
+ * staged installation.
+ */
+const char *config_data_dir(void);
+
 /* The Redis address the links connect to: the spawned server's socket, or [redis] address. */
 void config_redis_address(const struct config *cfg, char *out, size_t cap);
+
+/* One row of the key table, for the documentation and its tests. */
+struct config_key_info {
+    const char *section;
+    const char *name;
+    const char *def; /* the default as written in a file; for [data] keys, in the data dir */
+    bool reload;     /* SIGHUP applies a change */
+};
+
+/* The i-th key of the table; false past the last. */
+bool config_key_at(size_t i, struct config_key_info *out);
 
 /* Parses "250ms", "10s", "5m", "2h", "7d" or a bare number of seconds. -1 on error. */
 int64_t config_parse_duration(const char *s);

@@ -37,6 +37,7 @@ struct events;
 struct spawn;
 struct limits;
 struct housekeeping;
+struct exporter;
 
 struct daemon {
     struct event_base *base;
@@ -51,6 +52,7 @@ struct daemon {
     struct spawn *spawn;   /* NULL unless redis.mode = spawn */
     struct limits *limits; /* per-principal rate and connection counts */
     struct housekeeping *housekeeping;
+    struct exporter *exporter; /* NULL when [metrics] listen is empty */
     struct metrics metrics;
     struct search_counts counts; /* follow-up counts not yet added to the store */
     bool ready_logged;           /* "ready" has been logged once */

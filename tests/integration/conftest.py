@@ -350,6 +350,8 @@ class Daemon:
                 "namespace": self.namespace,
             },
             "log": {"level": "info"},
+            # Tests run side by side: each daemon's metrics listener takes a free port.
+            "metrics": {"listen": "127.0.0.1:0"},
             "data": {
                 "municipalities": str(SOURCE_ROOT / "conf/municipalities.csv"),
                 "adjacency": str(SOURCE_ROOT / "conf/adjacency.csv"),
