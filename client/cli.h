@@ -18,7 +18,9 @@ struct cli {
     uint64_t topics; /* help: the commands to describe, bits by index in cli_commands(); 0 for
                         the usage text */
     struct settings_flags flags;
-    struct proto_request req; /* op and args; the caller sets the id */
+    const struct cli_command *cmd;  /* the command, once known */
+    const char *args[CLI_MAX_ARGS]; /* its positional arguments as typed */
+    struct proto_request req;       /* op and args; the caller sets the id */
 };
 
 /*
@@ -30,5 +32,21 @@ struct cli {
  * struct cannot hold is checked here.
  */
 int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err) CLIENT_WARN_UNUSED;
+
+/*
+ * Checks the parsed request with proto_validate_request, refusing it the way cli_parse refuses
+ * a value: naming what the person typed, as a usage error. Returns 0 or -1 with err set.
+ */
+int cli_validate(const struct cli *cli, struct client_error *err) CLIENT_WARN_UNUSED;
+
+/*
+ * The hold or placement id of the request when it was given as a start of an id rather than
+ * a whole one ("h3f9c" for h3f9c0e1d2a4b5c6d7): the field that needs looking up, else
+ * F__COUNT.
+ */
+enum proto_field cli_id_prefix(const struct cli *cli);
+
+/* A hold or placement id as fristadd makes them: h or p and 16 hex digits. */
+bool cli_whole_id(enum proto_field f, const char *id);
 
 #endif
