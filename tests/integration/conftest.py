@@ -23,6 +23,7 @@ fristadd.log and redis.log. One PKI (scripts/pki) serves the whole session.
 """
 
 import atexit
+import datetime
 import json
 import os
 import re
@@ -102,6 +103,25 @@ def tail(path, lines=40):
     except OSError as e:
         return f"<cannot read {path}: {e}>"
     return "\n".join(text.splitlines()[-lines:])
+
+
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d")
+
+
+def iso_ms(text):
+    """Milliseconds since 1970 of an ISO 8601 time with offset, as the client prints them."""
+    return round(datetime.datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def times_as_ms(obj):
+    """The client's JSON with its times ("at", "*_at") back in milliseconds since 1970, as the
+    daemon stores and sends them, so that tests compare them with the clock."""
+    if isinstance(obj, dict):
+        return {k: iso_ms(v) if (k == "at" or k.endswith("_at")) and isinstance(v, str)
+                and ISO_TIME.fullmatch(v) else times_as_ms(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [times_as_ms(v) for v in obj]
+    return obj
 
 
 def strip_volatile(obj):
@@ -477,10 +497,12 @@ class CliResult:
         self.stderr = proc.stderr
         self.elapsed = elapsed
         self.json = None
+        self.raw_json = None  # as printed; .json has its times in milliseconds (times_as_ms)
         self.parse_error = None
         self.daemon_note = None
         try:
-            self.json = json.loads(self.stdout) if self.stdout.strip() else None
+            self.raw_json = json.loads(self.stdout) if self.stdout.strip() else None
+            self.json = times_as_ms(self.raw_json)
         except ValueError as e:
             self.parse_error = str(e)
 
@@ -505,6 +527,16 @@ class CliResult:
             "stdout is not one JSON document:\n" + self.describe()
         assert not (isinstance(self.json, dict) and "error" in self.json), self.describe()
         return self.json
+
+    def usage(self, flag):
+        """Asserts a usage error (exit 2, {"error": {"code": "usage"}}) that names the flag
+        the person typed; returns the message."""
+        assert self.parse_error is None, "stdout is not one JSON document:\n" + self.describe()
+        assert self.exit == 2 and self.error_code == "usage", \
+            "expected a usage error with exit 2:\n" + self.describe()
+        message = self.json["error"]["message"]
+        assert flag in message, f"the message does not name {flag}:\n" + self.describe()
+        return message
 
     def refused(self, code):
         """Asserts a server refusal: exit 1 and {"error": {"code": code, ...}}."""

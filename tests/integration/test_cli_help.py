@@ -33,6 +33,7 @@ COMMANDS = {
     "intake pause": (["frida"], []),
     "intake resume": (["frida"], []),
     "free": ([], AREA),
+    "municipality": (["Uppsala"], []),
     "search": ([], ["--from", "--risk", "--adults", "--child", "--group", "--wheelchair", "--pets",
                     "--substance", "--language", "--perpetrator-in", "--exclude", "--limit"]),
     "hold": (["frida", "r1"], ["--ref", "--idempotency-key", "--for"]),
@@ -46,12 +47,12 @@ COMMANDS = {
     "stats": ([], []),
     "whoami": ([], []),
 }
-GLOBAL = ["--json", "--server", "--cert", "--key", "--ca", "--config", "--servername",
+GLOBAL = ["--json", "--server", "--cert", "--key", "--p12", "--ca", "--config", "--servername",
           "--timeout", "--help", "--version"]
 SECTIONS = ["Registry (admin):", "Vacancies (shelter staff):", "Listings (everyone):",
             "Referrals (social services):", "Administration:"]
 WIDTH = 100
-OPTION_LINE = re.compile(r"^  (--[a-z-]+)", re.M)
+OPTION_LINE = re.compile(r"^  (--[a-z0-9-]+)", re.M)
 
 
 class Run:
@@ -196,11 +197,11 @@ def test_no_suggestion_far_from_every_command(cli, argv):
     (["shelter", "frobnicate"], "'shelter' needs one of: add, update, retire, show, list"),
     (["hold", "frida", "r1"], "'hold' needs --ref: fristad hold SHELTER UNIT --ref REF"),
     (["search", "--from", "0180"],
-     "'search' needs --risk: fristad search --from CODE --risk low|moderate|high|severe"),
+     "'search' needs --risk: fristad search --from MUNICIPALITY --risk low|moderate|high|severe"),
     (["shelter", "update", "frida"], "'shelter update' needs at least one option to change: "
      "fristad shelter update ID OPTION..."),
     (["shelter", "add", "frida"], "'shelter add' needs --name: fristad shelter add ID --name NAME "
-     "--kind KIND --municipality CODE --protection 1|2|3 --phone PHONE"),
+     "--kind KIND --municipality MUNICIPALITY --protection 1|2|3 --phone PHONE"),
     (["vacancy", "frida"], "missing arguments for 'vacancy': fristad vacancy SHELTER UNIT "
      "free|occupied|closed"),
     (["holds", "extra"], "too many arguments for 'holds': fristad holds"),
