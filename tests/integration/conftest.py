@@ -56,6 +56,7 @@ CLI_WAIT = 30.0
 POLL = 0.05
 
 READY_RE = re.compile(r"ready: listening on (\[[^\]]+\]|[^\s\[\]]+):(\d+)")
+METRICS_RE = re.compile(r"metrics: listening on (\[[^\]]+\]|[^\s\[\]]+):(\d+)")
 SANITIZER_RE = re.compile(
     r"ERROR: AddressSanitizer|runtime error:|LeakSanitizer|ThreadSanitizer|"
     r"ERROR: MemorySanitizer")
@@ -265,6 +266,7 @@ class Redis:
         self.log = Path(workdir) / "redis.log"
         self.proc = None
         self.starts = 0
+        self.wrapper = []  # a command line to run redis-server under, e.g. libfaketime
 
     @property
     def address(self):
@@ -276,7 +278,7 @@ class Redis:
         logf = open(self.log, "ab")
         logf.write(f"==== start {self.starts} ====\n".encode())
         logf.flush()
-        cmd = [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock),
+        cmd = [*self.wrapper, REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock),
                "--unixsocketperm", "700", "--dir", str(self.dir), "--save", "",
                "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"]
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
@@ -349,6 +351,7 @@ class Daemon:
         self.starts = 0
         self._offset = 0
         self.wrapper = []  # a command line to run the daemon under, e.g. valgrind
+        self.extra_env = {}  # added to the daemon's environment
         self.config = {
             "server": {
                 "listen": "127.0.0.1:0",
@@ -388,6 +391,7 @@ class Daemon:
 
     def _env(self):
         env = dict(os.environ)
+        env.update(self.extra_env)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         return env
@@ -440,6 +444,13 @@ class Daemon:
 
     def start(self):
         return self.spawn().wait_ready()
+
+    @property
+    def metrics_url(self):
+        """http://HOST:PORT of the metrics listener of the current run."""
+        m = METRICS_RE.search(self.log_text(self._offset))
+        assert m, "the daemon has not logged its metrics listener"
+        return f"http://{m.group(1)}:{m.group(2)}"
 
     @property
     def running(self):
