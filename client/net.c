@@ -53,6 +53,8 @@ struct net_session {
     const char *checked_name; /* the name or address the server's certificate must carry */
     bool in_frame;            /* part of a reply frame has arrived */
     bool done;                /* the last exchange succeeded: the session may close cleanly */
+    OSSL_PROVIDER *legacy;    /* loaded for an old PKCS#12 file; unloaded with the session */
+    OSSL_PROVIDER *deflt;     /* loaded beside it, since loading one turns off the implicit one */
 };
 
 static int64_t now_ms(void)
@@ -249,18 +251,20 @@ static int prompt_passphrase(const char *path, char *pass, size_t cap)
 }
 
 /* Parses the file with the passphrase, and again with OpenSSL's legacy ciphers if need be. */
-static bool parse_p12(PKCS12 *p12, const char *pass, EVP_PKEY **key, X509 **cert,
-                      STACK_OF(X509) * *chain)
+static bool parse_p12(struct net_session *c, PKCS12 *p12, const char *pass, EVP_PKEY **key,
+                      X509 **cert, STACK_OF(X509) * *chain)
 {
     if (PKCS12_parse(p12, pass, key, cert, chain) == 1)
         return true;
     /* Files from older tools protect the certificates with RC2 or 3DES: the legacy provider. */
-    if (!OSSL_PROVIDER_available(NULL, "legacy") && OSSL_PROVIDER_load(NULL, "legacy") &&
-        OSSL_PROVIDER_load(NULL, "default")) {
-        ERR_clear_error();
-        return PKCS12_parse(p12, pass, key, cert, chain) == 1;
-    }
-    return false;
+    if (c->legacy || OSSL_PROVIDER_available(NULL, "legacy"))
+        return false;
+    c->legacy = OSSL_PROVIDER_load(NULL, "legacy");
+    c->deflt = c->legacy ? OSSL_PROVIDER_load(NULL, "default") : NULL;
+    if (!c->deflt)
+        return false;
+    ERR_clear_error();
+    return PKCS12_parse(p12, pass, key, cert, chain) == 1;
 }
 
 /*
@@ -305,7 +309,7 @@ static int use_p12(struct net_session *c, struct client_error *err)
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     STACK_OF(X509) *chain = NULL;
-    if (!parse_p12(p12, pass, &key, &cert, &chain)) {
+    if (!parse_p12(c, p12, pass, &key, &cert, &chain)) {
         tls_setup_fail(err, "the PKCS#12 file", path);
     } else if (!cert || !key) {
         client_fail(err, CLIENT_FAILED, "tls",
@@ -639,6 +643,10 @@ void net_close(struct net_session *c)
     ERR_clear_error();
     SSL_free(c->ssl);
     SSL_CTX_free(c->ctx);
+    if (c->deflt)
+        OSSL_PROVIDER_unload(c->deflt);
+    if (c->legacy)
+        OSSL_PROVIDER_unload(c->legacy);
     if (c->fd >= 0)
         close(c->fd);
     free(c);

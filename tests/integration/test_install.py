@@ -225,7 +225,10 @@ def test_protocol_library_builds_a_program_through_pkg_config(stage, tmp_path):
                    'int main(void) { printf("%s %d\\n", proto_err_code(PROTO_E_CONFLICT), '
                    'proto_municipality_index("0180", 4)); return 0; }\n')
     exe = tmp_path / "client"
-    r = run([cc, src, "-o", exe, *flags])
+    # A sanitizer build installs a sanitized library: the program must link the runtime too.
+    sanitize = PATHS.get("sanitize", "none")
+    extra = [f"-fsanitize={sanitize}"] if sanitize not in ("", "none") else []
+    r = run([cc, src, "-o", exe, *extra, *flags])
     assert r.returncode == 0, r
     r = run([exe])
     assert r.returncode == 0 and r.stdout.split()[0] == "conflict", r
