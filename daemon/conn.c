@@ -66,6 +66,8 @@ struct request {
     struct conn *c;
     uint64_t id;
     bool has_id;
+    unsigned op;          /* enum proto_op, for the metrics */
+    int64_t start_us;     /* monotonic: its frame was complete */
     struct evbuffer *out; /* the reply being packed */
     msgpack_packer pk;
     void (*closed)(void *ud); /* a stream: told when the connection goes away */
@@ -201,7 +203,7 @@ static int pack_to_evbuffer(void *data, const char *buf, size_t len)
     return evbuffer_add(data, buf, len);
 }
 
-/* An error reply outside any request: a frame that did not decode, a limit. */
+/* An error reply; outside a request, a frame that did not decode or a limit. */
 static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err code,
                         const char *message)
 {
@@ -220,7 +222,16 @@ static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err
     evbuffer_free(body);
 }
 
-static struct request *request_new(struct conn *c, const struct proto_request *req)
+/* A frame refused before it became a request, counted under its op if it was known. */
+static void refuse_frame(struct conn *c, unsigned op, uint64_t id, bool has_id, enum proto_err code,
+                         const char *message)
+{
+    metrics_request_done(&c->d->metrics, op, code, -1);
+    reply_error(c, id, has_id, code, message);
+}
+
+static struct request *request_new(struct conn *c, const struct proto_request *req,
+                                   int64_t start_us)
 {
     struct request *r = calloc(1, sizeof *r);
     if (!r)
@@ -228,15 +239,21 @@ static struct request *request_new(struct conn *c, const struct proto_request *r
     r->c = c;
     r->id = req->id;
     r->has_id = req->has_id;
+    r->op = req->op;
+    r->start_us = start_us;
     c->refs++;
     c->inflight++;
     return r;
 }
 
-/* The request is answered: the connection may read again, or finish closing. */
-static void request_finish(struct request *r)
+/*
+ * The request is answered with `code`: it is counted and timed, and the connection may read
+ * again, or finish closing.
+ */
+static void request_finish(struct request *r, enum proto_err code)
 {
     struct conn *c = r->c;
+    metrics_request_done(&c->d->metrics, r->op, code, clock_mono_us() - r->start_us);
     if (r->out)
         evbuffer_free(r->out);
     free(r);
@@ -276,13 +293,13 @@ void request_send(struct request *r)
 {
     if (r->out && conn_open(r->c))
         send_frame(r->c, r->out);
-    request_finish(r);
+    request_finish(r, PROTO_OK);
 }
 
 void request_error(struct request *r, enum proto_err code, const char *message)
 {
     reply_error(r->c, r->id, r->has_id, code, message);
-    request_finish(r);
+    request_finish(r, code);
 }
 
 void request_stream(struct request *r, void (*closed)(void *ud), void *ud)
@@ -316,7 +333,7 @@ static void end_stream(struct conn *c, bool tell)
     c->stream = NULL;
     if (tell && r->closed)
         r->closed(r->closed_ud);
-    request_finish(r);
+    request_finish(r, PROTO_OK);
 }
 
 static void close_after_replies(struct conn *c);
@@ -346,7 +363,7 @@ static void conn_close(struct conn *c, const char *why)
     if (c->state == CONN_CLOSED)
         return;
     if (why)
-        conn_log(c, LOG_LVL_INFO, "closed: %s", why);
+        conn_log(c, LOG_LVL_DEBUG, "closed: %s", why);
     else
         conn_log(c, LOG_LVL_DEBUG, "closed");
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -385,29 +402,31 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 /* Handles one complete frame body. */
 static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
+    int64_t start_us = clock_mono_us();
     struct proto_request req;
     struct proto_error err = {0};
     enum proto_err e = proto_decode_request(body, len, &req, &err);
+    unsigned op = e == PROTO_OK ? (unsigned)req.op : OP__COUNT;
 
     if (!limits_take(c->lim, c->d->cfg->rate, c->d->cfg->burst, clock_mono_ms())) {
-        reply_error(c, req.id, req.has_id, PROTO_E_RATE_LIMITED,
-                    "too many requests from this principal; slow down and retry");
+        refuse_frame(c, op, req.id, req.has_id, PROTO_E_RATE_LIMITED,
+                     "too many requests from this principal; slow down and retry");
         return;
     }
     if (e != PROTO_OK) {
         conn_log(c, LOG_LVL_DEBUG, "refused a frame: %s", proto_err_code(e));
-        reply_error(c, req.id, req.has_id, e, err.message);
+        refuse_frame(c, op, req.id, req.has_id, e, err.message);
         if (++c->errors_in_row >= MAX_ERRORS) {
-            conn_log(c, LOG_LVL_INFO, "too many refused frames in a row");
+            conn_log(c, LOG_LVL_DEBUG, "too many refused frames in a row");
             close_after_replies(c);
         }
         return;
     }
     c->errors_in_row = 0;
     c->d->metrics.requests[req.op]++;
-    struct request *r = request_new(c, &req);
+    struct request *r = request_new(c, &req, start_us);
     if (!r) {
-        reply_error(c, req.id, true, PROTO_E_INTERNAL, "out of memory");
+        refuse_frame(c, op, req.id, true, PROTO_E_INTERNAL, "out of memory");
         return;
     }
     handler(r, &req, handler_ud);
@@ -454,15 +473,15 @@ static void read_frames_locked(struct conn *c)
             }
             return;
         case PROTO_FRAME_BAD_LENGTH:
-            reply_error(c, 0, false, PROTO_E_BAD_FRAME,
-                        "a frame length of zero; the stream cannot be read any further");
+            refuse_frame(c, OP__COUNT, 0, false, PROTO_E_BAD_FRAME,
+                         "a frame length of zero; the stream cannot be read any further");
             close_after_replies(c);
             return;
         case PROTO_FRAME_TOO_LARGE: {
             char msg[128];
             snprintf(msg, sizeof msg, "a frame of %u bytes is larger than the maximum of %u", len,
                      max_frame);
-            reply_error(c, 0, false, PROTO_E_TOO_LARGE, msg);
+            refuse_frame(c, OP__COUNT, 0, false, PROTO_E_TOO_LARGE, msg);
             close_after_replies(c);
             return;
         }
@@ -525,10 +544,11 @@ static void on_connected(struct conn *c)
     bufferevent_set_timeouts(c->bev, &idle, &wr);
     bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
     if (!c->who.valid)
-        conn_log(c, LOG_LVL_WARNING, "certificate names no usable principal: %s", c->who.why);
+        conn_log(c, LOG_LVL_DEBUG, "certificate names no usable principal: %s", c->who.why);
     else
-        conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s)", c->peer, SSL_get_version(ssl));
+        conn_log(c, LOG_LVL_DEBUG, "authenticated from %s (%s)", c->peer, SSL_get_version(ssl));
     if (c->lim->conns >= d->cfg->max_connections_per_principal) {
+        d->metrics.refused[REFUSED_PRINCIPAL_LIMIT]++;
         reply_error(c, 0, false, PROTO_E_RATE_LIMITED,
                     "this principal has too many connections open");
         close_after_replies(c);
@@ -626,6 +646,7 @@ bool conn_make_room(struct daemon *d)
     {
         if (c->state == CONN_HANDSHAKE) {
             d->metrics.connections_refused++;
+            d->metrics.refused[REFUSED_DROPPED]++;
             conn_close(c, "dropped to make room: still in its handshake");
             return true;
         }
@@ -648,18 +669,23 @@ void conn_drain_all(void)
 void conn_after_reload(struct daemon *d)
 {
     struct conn *c, *next;
+    unsigned revoked = 0;
     for (c = TAILQ_FIRST(&conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
         if (c->state != CONN_READY)
             continue;
         if (tls_peer_revoked(d->tls, bufferevent_openssl_get_ssl(c->bev))) {
             conn_close(c, "its certificate has been revoked");
+            revoked++;
             continue;
         }
         struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
         bufferevent_set_timeouts(c->bev, &idle, &wr);
         bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
     }
+    if (revoked)
+        log_notice("closed %u connection%s whose certificate is now revoked", revoked,
+                   revoked == 1 ? "" : "s");
 }
 
 void conn_free_all(void)

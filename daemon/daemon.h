@@ -40,6 +40,7 @@ struct housekeeping;
 struct feed;
 struct watchers;
 struct standing;
+struct exporter;
 
 struct daemon {
     struct event_base *base;
@@ -57,6 +58,7 @@ struct daemon {
     struct feed *feed;         /* the event log, followed */
     struct watchers *watch;    /* connections that watch events */
     struct standing *standing; /* standing searches, in memory */
+    struct exporter *exporter; /* NULL when [metrics] listen is empty */
     struct metrics metrics;
     struct search_counts counts; /* follow-up counts not yet added to the store */
     bool ready_logged;           /* "ready" has been logged once */

@@ -177,7 +177,8 @@ void dispatch_request(struct request *r, const struct proto_request *req, void *
     struct proto_error err = {0};
     enum proto_err e = authz_check(who, req, &err);
     if (e != PROTO_OK) {
-        request_log(r, LOG_LVL_INFO, "refused '%s': %s", proto_op_name(req->op), proto_err_code(e));
+        request_log(r, LOG_LVL_DEBUG, "refused '%s': %s", proto_op_name(req->op),
+                    proto_err_code(e));
         (void)audit_note(d, who, req, proto_err_code(e), false);
         request_error(r, e, err.message); /* last: it finishes the request */
         return;

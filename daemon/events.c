@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <fristad/proto.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "events.h"
 #include "log.h"
@@ -92,6 +93,7 @@ static void on_dump(const struct store_result *res, void *ud)
     }
     ev->n_raced = 0;
     ev->d->metrics.index_reloads++;
+    ev->d->metrics.index_changed_mono_ms = clock_mono_ms();
     log_info("index: loaded %u shelters at version %llu", ix->n, (unsigned long long)ix->ver);
     ev->hooks.loaded(ev->ud);
     try_reload(ev); /* a resubscribe or a gap while the dump was out wants another */
@@ -154,8 +156,12 @@ static int apply(struct events *ev, const msgpack_object *snapshot)
 
 void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot)
 {
-    if (snapshot && apply(d->events, snapshot) < 0)
+    if (!snapshot)
+        return;
+    if (apply(d->events, snapshot) < 0)
         log_error("index: a snapshot could not be applied");
+    else
+        d->metrics.index_changed_mono_ms = clock_mono_ms();
 }
 
 static void on_event(struct events *ev, const char *payload, size_t len)
@@ -177,6 +183,7 @@ static void on_event(struct events *ev, const char *payload, size_t len)
         goto out;
     }
     uint64_t ver = v->via.u64;
+    ev->d->metrics.index_changed_mono_ms = clock_mono_ms();
     if (ev->reload_inflight) {
         if (ver > ev->max_event_ver)
             ev->max_event_ver = ver;
@@ -256,6 +263,11 @@ struct events *events_new(struct daemon *d, struct events_hooks hooks, void *ud,
 void events_start(struct events *ev)
 {
     rlink_start(ev->link);
+}
+
+bool events_subscribed(const struct events *ev)
+{
+    return ev && ev->subscribed;
 }
 
 void events_free(struct events *ev)

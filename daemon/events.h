@@ -30,6 +30,9 @@ void events_free(struct events *ev);
 /* The store is ready (after each reconnect): a wanted index reload can be made now. */
 void events_store_ready(struct events *ev);
 
+/* The change-event subscription is confirmed on a live link. */
+bool events_subscribed(const struct events *ev);
+
 /* Applies a snapshot returned by a write of this daemon (it will also arrive as an event). */
 void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot);
 

@@ -81,8 +81,14 @@ void housekeeping_flush_counts(struct housekeeping *hk)
     }
     /* Counts sent are counts kept: a lost reply may lose them, a statistic can bear that. */
     if (rc == 0 && store_call(hk->d->store, "search_stat", STORE_WRITE, "system:counts",
-                              "search_stat", sb.data, sb.size, NULL, NULL) == 0)
+                              "search_stat", sb.data, sb.size, NULL, NULL) == 0) {
+        struct metrics_searches *total = &hk->d->metrics.searches_flushed;
+        total->searches += n->searches;
+        total->no_match += n->no_match;
+        for (unsigned r = 0; r < REASON__COUNT; r++)
+            total->reasons[r] += n->reasons[r];
         memset(n, 0, sizeof *n);
+    }
     msgpack_sbuffer_destroy(&sb);
 }
 

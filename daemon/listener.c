@@ -51,8 +51,9 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     peer_name(sa, peer, sizeof peer);
     if (d->stopping || (conn_count() >= d->cfg->max_connections && !conn_make_room(d))) {
         d->metrics.connections_refused++;
-        log_info("refused a connection from %s: %s", peer,
-                 d->stopping ? "shutting down" : "too many connections");
+        d->metrics.refused[d->stopping ? REFUSED_DRAINING : REFUSED_FULL]++;
+        log_debug("refused a connection from %s: %s", peer,
+                  d->stopping ? "shutting down" : "too many connections");
         evutil_closesocket(fd);
         return;
     }

@@ -3,9 +3,13 @@
  * moment the loop runs, every failure is handled where it happens.
  *
  * Start order: configuration, reference data and policy (any error stops here with a message),
- * TLS, the spawned Redis, the store and event links, the listener. The "ready" line is logged
- * once the index has been loaded from Redis, because before that a search could only answer
- * "unavailable".
+ * TLS, the spawned Redis, the store and event links, the listener, the metrics listener. The
+ * "ready" line is logged once the index has been loaded from Redis, because before that a
+ * search could only answer "unavailable".
+ *
+ * Under systemd (Type=notify) the service manager hears the same moments through sd_notify:
+ * READY=1 with the ready line, RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 on
+ * SIGTERM.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,12 +22,16 @@
 
 #include <event2/event.h>
 #include <openssl/err.h>
+#ifdef FRISTAD_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "clock.h"
 #include "conn.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "events.h"
+#include "exporter.h"
 #include "feed.h"
 #include "housekeeping.h"
 #include "intake.h"
@@ -38,8 +46,25 @@
 
 #define DRAIN_DEADLINE_MS 10000
 
+#ifndef FRISTAD_SYSCONFDIR
+#define FRISTAD_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG FRISTAD_SYSCONFDIR "/fristad/fristadd.conf"
+
 static struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *drain_timer;
 static int64_t drain_started; /* monotonic */
+
+/* Tells the service manager, when there is one, what the daemon is doing (sd_notify(3)). */
+static void notify(const char *state)
+{
+#ifdef FRISTAD_HAVE_SYSTEMD
+    int rc = sd_notify(0, state);
+    if (rc < 0)
+        log_warning("sd_notify: %s", strerror(-rc));
+#else
+    (void)state;
+#endif
+}
 
 /* The index has been loaded (events hook): the daemon can answer, and says so once. */
 static void on_index_loaded(void *ud)
@@ -49,6 +74,10 @@ static void on_index_loaded(void *ud)
         return;
     d->ready_logged = true;
     log_notice("ready: listening on %s", listener_address(d->listener));
+    char state[400];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=ready: listening on %s",
+             listener_address(d->listener));
+    notify(state);
 }
 
 /* The store is ready after a (re)connect (store hook): a wanted index load can start, and the
@@ -81,12 +110,13 @@ static void on_shelter_changed(void *ud, const struct idx_shelter *before,
 static void usage(FILE *f)
 {
     fprintf(f, "usage: fristadd [-c FILE] [--check] [--version]\n"
-               "  -c, --config FILE  configuration file (default /etc/fristad/fristadd.conf)\n"
+               "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
                "      --check        read and check the configuration, then exit\n"
                "      --version      print the version and exit\n");
 }
 
-static void reload(struct daemon *d)
+/* Reloads the configuration, or keeps the running one; either way the daemon is ready again. */
+static void reload_config(struct daemon *d)
 {
     char err[512];
     struct config *next = malloc(sizeof *next);
@@ -115,6 +145,15 @@ static void reload(struct daemon *d)
     watch_arm(d->watch);
     conn_after_reload(d);
     log_notice("configuration reloaded");
+}
+
+static void reload(struct daemon *d)
+{
+    char state[64];
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
+    notify(state);
+    reload_config(d);
+    notify(d->ready_logged ? "READY=1\nSTATUS=ready" : "READY=1");
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -150,6 +189,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_notice("%s: finishing open requests, then stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     d->stopping = true;
+    notify("STOPPING=1\nSTATUS=finishing open requests");
     housekeeping_flush_counts(d->housekeeping);
     listener_disable(d->listener);
     conn_drain_all();
@@ -191,6 +231,11 @@ static int start(struct daemon *d, char *err, size_t errlen)
     if (!(d->listener = listener_new(d, err, errlen)))
         return -1;
     log_notice("listening on %s (index not loaded yet)", listener_address(d->listener));
+    if (!(d->exporter = exporter_new(d, err, errlen)) && err[0])
+        return -1;
+    if (d->exporter)
+        log_notice("metrics: listening on %s (/metrics, /healthz, /readyz)",
+                   exporter_address(d->exporter));
 
     sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -225,6 +270,7 @@ static void stop(struct daemon *d)
         spawn_free(d->spawn);
     }
     listener_free(d->listener);
+    exporter_free(d->exporter);
     struct event *evs[] = {sig_term, sig_int, sig_hup, sig_chld, drain_timer};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
         if (evs[i])
@@ -249,7 +295,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = "/etc/fristad/fristadd.conf";
+    const char *path = DEFAULT_CONFIG;
     bool check_only = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -312,6 +358,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* libevent, OpenSSL and hiredis all write without MSG_NOSIGNAL */
     srand((unsigned)clock_wall_ms());
     d.metrics.started_mono_ms = clock_mono_ms();
+    d.metrics.started_wall_ms = clock_wall_ms();
     if (start(&d, err, sizeof err) < 0) {
         log_error("cannot start: %s", err);
         goto out;

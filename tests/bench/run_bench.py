@@ -170,6 +170,8 @@ address = unix:{sock}
 namespace = {NS}
 [log]
 level = notice
+[metrics]
+listen =
 [data]
 municipalities = {root}/conf/municipalities.csv
 adjacency = {root}/conf/adjacency.csv

@@ -18,7 +18,9 @@ def now_ms():
 
 
 def read_audit(env, *args):
-    return env.admin.ok("audit", *args)["entries"]
+    """The entries the server returns, oldest first as it sends them (the client shows them
+    newest first)."""
+    return list(reversed(env.admin.ok("audit", *args)["entries"]))
 
 
 def find(entries, **want):
@@ -197,6 +199,10 @@ def test_filters(shelters):
     everything = read_audit(env, "--limit", 200)
     assert len(everything) >= 16
     assert everything == sorted(everything, key=lambda e: e["at"])
+    # People read the trail newest first, in the table and in JSON alike.
+    shown = env.admin.ok("audit", "--limit", 200)["entries"]
+    assert shown == sorted(shown, key=lambda e: e["at"], reverse=True) and shown[0]["at"] > \
+        shown[-1]["at"]
 
     def expect(pred):
         return [e for e in everything if pred(e)]
