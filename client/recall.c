@@ -24,7 +24,7 @@
 #define REFERRAL_FIELDS                                                                            \
     (PROTO_F(HOME) | PROTO_F(RISK) | PROTO_F(ADULTS) | PROTO_F(CHILDREN) | PROTO_F(GROUP) |        \
      PROTO_F(WHEELCHAIR) | PROTO_F(PETS) | PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGE) |                \
-     PROTO_F(PERPETRATOR) | PROTO_F(EXCLUDE))
+     PROTO_F(PERPETRATOR) | PROTO_F(EXCLUDE) | PROTO_F(NEED))
 
 static int64_t now_ms(void)
 {

@@ -18,10 +18,12 @@ CLOCK = re.compile(r"until \d\d:\d\d ")
 def people(env):
     env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180", protection=2,
                     phone="08-555 010 10", groups=["women", "youth"], boys_max_age=12,
-                    languages=["sv", "en"])
+                    languages=["sv", "en"], competences=["hbv", "interpreter"],
+                    operator="ideell")
     env.add_unit("frida-sthlm", "r1", 2)
     env.add_unit("frida-sthlm", "r2", 4, accessible=True)
     env.add_shelter("hamnen-gbg", "Skyddat boende Hamnen", kind="skyddat_boende",
+                    operator="kommunal", ivo_registered=True,
                     municipality="1480", protection=3, phone="+46 31 700 00 00", pets=True)
     env.add_unit("hamnen-gbg", "lgh1", 5, accessible=True)
     env.add_shelter("malmo-kris", "Kriscentrum Malmö", kind="kriscentrum", municipality="1280",
@@ -79,31 +81,32 @@ def test_tables(people):
 
     assert adm("shelter", "list") == (
         "ID           NAME                   KIND            MUNICIPALITY      COUNTY  PROT"
-        "  FREE/UNITS  STALE\n"
+        "  FREE/UNITS  STALE        OPERATOR  IVO\n"
         "frida-sthlm  Kvinnojouren Frida     kvinnojour      Stockholm (0180)  01         2"
-        "  2/2         no (<1 min)\n"
+        "  2/2         no (<1 min)  ideell    -\n"
         "malmo-kris   Kriscentrum Malmö      kriscentrum     Malmö (1280)      12         1"
-        "  0/0         no (<1 min)\n"
+        "  0/0         no (<1 min)  unknown   -\n"
         "hamnen-gbg   Skyddat boende Hamnen  skyddat_boende  Göteborg (1480)   14         3"
-        "  1/1         no (<1 min)\n")
+        "  1/1         no (<1 min)  kommunal  registered\n")
     assert soc("free", "--municipality", "0180") == (
         "SHELTER      NAME                MUNICIPALITY      UNIT  BEDS  ACCESSIBLE  PROT  AGE\n"
         "frida-sthlm  Kvinnojouren Frida  Stockholm (0180)  r1       2  no             2  <1 min\n"
         "frida-sthlm  Kvinnojouren Frida  Stockholm (0180)  r2       4  yes            2  <1 min\n")
     assert soc("search", "--from", "0180", "--risk", "low") == (
         "#  SHELTER      UNIT  NAME                   KIND            MUNICIPALITY  COUNTY   KM"
-        "  BEDS  PROT  FRESHNESS  RECEIVES\n"
+        "  BEDS  PROT  FRESHNESS  RECEIVES  IVO\n"
         "1  frida-sthlm  r1    Kvinnojouren Frida     kvinnojour      0180          01        0"
-        "     2     2  <1 min     now\n"
+        "     2     2  <1 min     now       -\n"
         "2  frida-sthlm  r2    Kvinnojouren Frida     kvinnojour      0180          01        0"
-        "     4     2  <1 min     now\n"
+        "     4     2  <1 min     now       -\n"
         "3  hamnen-gbg   lgh1  Skyddat boende Hamnen  skyddat_boende  1480          14      391"
-        "     5     3  <1 min     now\n")
+        "     5     3  <1 min     now       registered\n")
     assert soc("search", "--from", "1480", "--risk", "severe", "--child", "14m") == (
         "No eligible unit.\n"
         "ruled out: protection_level 2, boys_age 2, safety_policy 1\n")
 
-    held = env.cli("social", "0180").ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-1")["hold"]
+    held = env.cli("social", "0180").ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-1",
+                                        "--child", "4m", "--need", "hbv")["hold"]
     names[held] = "<h1>"
     second = soc("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "KS-2")
     assert re.fullmatch(r"Held frida-sthlm/r2 as h[0-9a-z]+ until hh:mm \(local time\)\. "
@@ -111,28 +114,29 @@ def test_tables(people):
     h2 = re.search(r" as (h[0-9a-z]+) ", second).group(1)
     names[h2] = "<h2>"
     assert soc("holds") == (
-        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE  RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED           "
+        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE  RISK  HOUSEHOLD   NEEDS  CALLBACK  CREATED           "
         "EXPIRES           CLOSED\n"
-        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm  "
+        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  held   low   1 adult     -      -         YYYY-MM-DD hh:mm  "
         "YYYY-MM-DD hh:mm  -\n"
-        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm  "
+        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  held   low   1 adult 4m  hbv    -         YYYY-MM-DD hh:mm  "
         "YYYY-MM-DD hh:mm  -\n")
-    confirmed = env.cli("shelter", "frida-sthlm").ok("confirm", held)
+    confirmed = env.cli("shelter", "frida-sthlm").ok("confirm", held,
+                                                     "--child-basis", "lag_2024_79")
     names[confirmed["placement"]["placement"]] = "<p1>"
     assert frida("decline", h2, "--reason", "other", "--note", "no room after all") == (
         "Declined hold <h2>              (frida-sthlm/r2); the unit is free again.\n")
     assert frida("placements") == (
         "PLACEMENT          HOLD               SHELTER      UNIT  REF   FOR   BY           STATE "
-        "  PLACED            DISCHARGED\n"
+        "  CHILDREN        PLACED            DISCHARGED\n"
         "<p1>               <h1>               frida-sthlm  r1    KS-1  0180  social:0180  active"
-        "  YYYY-MM-DD hh:mm  -\n")
+        "  4m:lag_2024_79  YYYY-MM-DD hh:mm  -\n")
     assert frida("holds") == (
-        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE      RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED        "
-        "   EXPIRES           CLOSED\n"
-        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  declined   low   1 adult    -      -         YYYY-MM-DD hh:m"
-        "m  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n"
-        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  confirmed  low   1 adult    -      -         YYYY-MM-DD hh:m"
-        "m  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n")
+        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE      RISK  HOUSEHOLD   NEEDS  CALLBACK  CREATED       "
+        "    EXPIRES           CLOSED\n"
+        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  declined   low   1 adult     -      -         YYYY-MM-DD hh:"
+        "mm  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n"
+        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  confirmed  low   1 adult 4m  hbv    -         YYYY-MM-DD hh:"
+        "mm  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n")
 
     assert adm("shelter", "show", "frida-sthlm") == (
         "Shelter:      frida-sthlm\n"
@@ -147,6 +151,9 @@ def test_tables(people):
         "Pets:         no\n"
         "Substance:    no\n"
         "Languages:    sv, en\n"
+        "Competences:  hbv, interpreter\n"
+        "Operator:     ideell\n"
+        "IVO:          no permit, not registered\n"
         "Phone:        08-555 010 10\n"
         "Intake:       open\n"
         "Intake hours: 24/7\n"
