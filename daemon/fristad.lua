@@ -856,8 +856,10 @@ end
 -- deletes them once the daemon has them on disk. A daemon that dies in between loses nothing:
 -- the lease runs out and the next sweep hands the records out again.
 local function claim_for_archive(c, due, lease)
-    redis.call('SET', c.P .. 'retention', 'archive')
     local out = {}
+    if #due > 0 and redis.call('GET', c.P .. 'retention') ~= 'archive' then
+        redis.call('SET', c.P .. 'retention', 'archive')
+    end
     for _, item in ipairs(due) do
         local rec = archive_record(c, item)
         if rec then

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "archive.h"
 #include "clock.h"
 #include "conn.h"
 #include "daemon.h"
@@ -58,10 +59,15 @@ static void on_store_ready(void *ud)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: fristadd [-c FILE] [--check] [--version]\n"
-               "  -c, --config FILE  configuration file (default /etc/fristad/fristadd.conf)\n"
-               "      --check        read and check the configuration, then exit\n"
-               "      --version      print the version and exit\n");
+    fprintf(f,
+            "usage: fristadd [-c FILE] [--check] [--version]\n"
+            "       fristadd --verify-archive FILE\n"
+            "  -c, --config FILE  configuration file (default /etc/fristad/fristadd.conf)\n"
+            "      --check        read and check the configuration, then exit\n"
+            "      --version      print the version and exit\n"
+            "      --verify-archive FILE\n"
+            "                     check the hash chain of an archive file and name the first\n"
+            "                     line that breaks it (exit 0 intact, 1 broken, 2 unreadable)\n");
 }
 
 static void reload(struct daemon *d)
@@ -143,6 +149,9 @@ static int start(struct daemon *d, char *err, size_t errlen)
     }
     if (!(d->tls = tls_server_ctx_new(d->cfg, err, errlen)))
         return -1;
+    if (d->cfg->retention_mode == RETENTION_ARCHIVE &&
+        archive_prepare_dir(d->cfg->archive_dir, err, errlen) < 0)
+        return -1;
     if (!(d->limits = limits_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -211,11 +220,9 @@ static void stop(struct daemon *d)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},      {"verify-archive", required_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *path = "/etc/fristad/fristadd.conf";
     bool check_only = false;
@@ -231,6 +238,12 @@ int main(int argc, char **argv)
         case 'V':
             printf("fristadd %s (protocol %d)\n", FRISTAD_VERSION, PROTO_VERSION);
             return 0;
+        case 'A':
+            if (optind != argc) {
+                usage(stderr);
+                return 2;
+            }
+            return archive_verify(optarg, stdout);
         case 'h':
             usage(stdout);
             return 0;

@@ -96,6 +96,8 @@ static void test_errors(void **state)
         {"[server]\nrate = 5\nrate = 6\n" TLS, "set twice"},
         {"[server]\n", "cert, key and ca are required"},
         {"this is not ini\n" TLS, "syntax"},
+        {"[retention]\nmode = keep\n" TLS, "delete or archive"},
+        {"[retention]\nmode = archive\n" TLS, "archive_dir is required"},
     };
     struct config *c = malloc(sizeof *c);
     char err[512];
@@ -145,6 +147,22 @@ static void test_reload_keeps_fixed_keys(void **state)
     free(b);
 }
 
+/* Deleting is the default; archiving names a directory, relative to the file's like any path. */
+static void test_retention(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    assert_int_equal(load(TLS, c, err, sizeof err), 0);
+    assert_int_equal(c->retention_mode, RETENTION_DELETE);
+    assert_string_equal(c->archive_dir, "");
+    assert_int_equal(
+        load(TLS "[retention]\nmode = archive\narchive_dir = arkiv\n", c, err, sizeof err), 0);
+    assert_int_equal(c->retention_mode, RETENTION_ARCHIVE);
+    assert_string_equal(c->archive_dir, "/tmp/arkiv");
+    free(c);
+}
+
 static void test_example_file_parses(void **state)
 {
     (void)state;
@@ -164,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_reload_keeps_fixed_keys),
         cmocka_unit_test(test_example_file_parses),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
