@@ -117,10 +117,10 @@ static void note_kept(struct housekeeping *hk, const msgpack_object *result)
     if (!kept || hk->told_kept)
         return;
     hk->told_kept = true;
-    log_warning("records past their retention are kept, not deleted: a daemon in archive mode "
-                "has archived into this store, and nothing it has not archived may be deleted. "
-                "Set [retention] mode = archive, or once no daemon archives any more, delete the "
-                "key {%s}:retention in Redis",
+    log_warning("records past their retention are kept for a daemon in archive mode: one has "
+                "archived into this store, and nothing it has not archived may be deleted. Once "
+                "no daemon archives any more, delete the key {%s}:retention in Redis to delete "
+                "again",
                 hk->d->cfg->redis_namespace);
 }
 
