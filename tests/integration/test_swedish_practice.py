@@ -294,6 +294,16 @@ def test_each_child_gets_its_basis_and_is_counted(family):
     r = shelter("confirm", h4, "--child-basis", "lss")
     r.refused("bad_request")
 
+    # 'fristad hold N' with the bases of the remembered search's children.
+    social.ok("release", h4)
+    assert hits(social.ok("search", *LOW, "--child", "12m", "--child", "1f")) == \
+        [("familj-gbg", "u4")]
+    h5 = social.ok("hold", "1", "--ref", "KS-BARN-5", "--child-basis", "lvu", "--child-basis",
+                   "lag_2024_79")["hold"]
+    p5 = shelter.ok("confirm", h5)["placement"]
+    assert p5["children"] == [{"age": 12, "sex": "m", "basis": "lvu"},
+                              {"age": 1, "sex": "f", "basis": "lag_2024_79"}]
+
     # The placements keep the bases; no names, no dates of birth: ages and sexes only.
     pls = {p["placement"]: p for p in social.ok("placements")["placements"]}
     assert pls[p1["placement"]["placement"]]["children"][1] == \
@@ -302,9 +312,9 @@ def test_each_child_gets_its_basis_and_is_counted(family):
     after = children_placed(env)
     diff = {(b, band): after[b][band] - before[b][band]
             for b in after for band in after[b] if after[b][band] != before[b][band]}
-    assert diff == {("lag_2024_79", "0-6"): 1, ("lvu", "13-17"): 1, ("lvu", "7-12"): 1,
+    assert diff == {("lag_2024_79", "0-6"): 2, ("lvu", "13-17"): 1, ("lvu", "7-12"): 2,
                     ("sol", "0-6"): 1, ("sol", "13-17"): 1}, diff
-    assert env.admin.ok("stats")["placements"]["made"] == 3
+    assert env.admin.ok("stats")["placements"]["made"] == 4
 
 
 # -- shelters, holds and placements registered before -----------------------------------------
