@@ -121,6 +121,8 @@ static void test_errors(void **state)
         {"[server]\nrate = 5\nrate = 6\n" TLS, "set twice"},
         {"[server]\n", "cert, key and ca are required"},
         {"this is not ini\n" TLS, "syntax"},
+        {"[retention]\nmode = keep\n" TLS, "delete or archive"},
+        {"[retention]\nmode = archive\n" TLS, "archive_dir is required"},
     };
     struct config *c = malloc(sizeof *c);
     char err[512];
@@ -170,6 +172,22 @@ static void test_reload_keeps_fixed_keys(void **state)
     assert_int_equal(b->rate, 7); /* reloadable: the new value stands */
     free(a);
     free(b);
+}
+
+/* Deleting is the default; archiving names a directory, relative to the file's like any path. */
+static void test_retention(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    assert_int_equal(load(TLS, c, err, sizeof err), 0);
+    assert_int_equal(c->retention_mode, RETENTION_DELETE);
+    assert_string_equal(c->archive_dir, "");
+    assert_int_equal(
+        load(TLS "[retention]\nmode = archive\narchive_dir = arkiv\n", c, err, sizeof err), 0);
+    assert_int_equal(c->retention_mode, RETENTION_ARCHIVE);
+    assert_string_equal(c->archive_dir, "/tmp/arkiv");
+    free(c);
 }
 
 static void test_example_file_parses(void **state)
@@ -245,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_example_file_parses),
         cmocka_unit_test(test_example_documents_every_key),
         cmocka_unit_test(test_data_and_metrics),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
