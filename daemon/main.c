@@ -24,10 +24,13 @@
 #include "daemon.h"
 #include "dispatch.h"
 #include "events.h"
+#include "health.h"
 #include "housekeeping.h"
+#include "ledger.h"
 #include "ratelimit.h"
 #include "listener.h"
 #include "log.h"
+#include "sentinel.h"
 #include "spawn.h"
 #include "store.h"
 #include "tls.h"
@@ -47,12 +50,16 @@ static void on_index_loaded(void *ud)
     log_notice("ready: listening on %s", listener_address(d->listener));
 }
 
-/* The store is ready after a (re)connect (store hook): a wanted index load can start. */
+/*
+ * The store is ready after a (re)connect (store hook): a wanted index load can start, and the
+ * writes acknowledged before the reconnect are looked up, in case the store lost any.
+ */
 static void on_store_ready(void *ud)
 {
     struct daemon *d = ud;
     if (d->events)
         events_store_ready(d->events);
+    ledger_verify(d->ledger);
 }
 
 static void usage(FILE *f)
@@ -150,6 +157,12 @@ static int start(struct daemon *d, char *err, size_t errlen)
         if (!(d->spawn = spawn_new(d, err, errlen)) || spawn_start(d->spawn, err, errlen) < 0)
             return -1;
     }
+    if (d->cfg->redis_mode == REDIS_MODE_SENTINEL && !(d->sentinel = sentinel_new(d, err, errlen)))
+        return -1;
+    if (!(d->ledger = ledger_new(d))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     struct store_hooks store_hooks = {.ready = on_store_ready};
     struct events_hooks events_hooks = {.loaded = on_index_loaded};
     if (!(d->store = store_new(d, store_hooks, d, err, errlen)) ||
@@ -163,6 +176,11 @@ static int start(struct daemon *d, char *err, size_t errlen)
     if (!(d->listener = listener_new(d, err, errlen)))
         return -1;
     log_notice("listening on %s (index not loaded yet)", listener_address(d->listener));
+    if (d->cfg->health_listen[0]) {
+        if (!(d->health = health_new(d, err, errlen)))
+            return -1;
+        log_notice("health checks on %s", health_address(d->health));
+    }
 
     sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -178,15 +196,20 @@ static int start(struct daemon *d, char *err, size_t errlen)
     housekeeping_arm(d->housekeeping);
     store_start(d->store);
     events_start(d->events);
+    if (d->sentinel)
+        sentinel_start(d->sentinel);
     return 0;
 }
 
 static void stop(struct daemon *d)
 {
     conn_free_all();
+    health_free(d->health);
     store_free(d->store); /* pending callbacks run now, with "unavailable" */
     housekeeping_free(d->housekeeping);
     events_free(d->events);
+    sentinel_free(d->sentinel); /* after the links that follow the primary */
+    ledger_free(d->ledger);
     if (d->spawn) {
         spawn_stop(d->spawn);
         spawn_free(d->spawn);

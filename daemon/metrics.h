@@ -16,6 +16,9 @@ struct metrics {
     uint64_t errors[PROTO_E__COUNT];
     uint64_t store_reconnects;
     uint64_t index_reloads;
+    uint64_t primary_switches; /* sentinel mode: the Sentinels named another primary */
+    uint64_t acked_checked;    /* acknowledged holds and placements looked up after a reconnect */
+    uint64_t acked_missing;    /* of those, absent from the store: acknowledged writes lost */
 };
 
 /*
