@@ -486,13 +486,14 @@ static int receive_reply(struct conn *c, uint64_t id, struct net_reply *out,
 }
 
 int net_call(const struct settings *s, const uint8_t *body, size_t len, uint64_t id,
-             struct net_reply *out, struct client_error *err)
+             struct net_reply *out, enum net_reach *reach, struct client_error *err)
 {
     struct conn c = {.s = s, .fd = -1};
     uint8_t *frame = NULL;
     int rc = -1;
 
     memset(out, 0, sizeof *out);
+    *reach = NET_NOT_SENT;
     if (len == 0 || len > NET_MAX_FRAME) {
         client_fail(err, CLIENT_FAILED, "internal", "request of %zu bytes", len);
         goto done;
@@ -510,6 +511,7 @@ int net_call(const struct settings *s, const uint8_t *body, size_t len, uint64_t
     }
     proto_frame_put_header(frame, (uint32_t)len);
     memcpy(frame + PROTO_HEADER_LEN, body, len);
+    *reach = NET_SENT; /* from the first write on, the server may have the whole request */
     if (send_all(&c, frame, PROTO_HEADER_LEN + len, err) != 0)
         goto done;
     if (receive_reply(&c, id, out, err) != 0)
