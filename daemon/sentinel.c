@@ -7,7 +7,10 @@
  *   - confirm with ROLE that the server named is a primary (redis_link.c does that at every
  *     connect: a demoted primary is refused and the Sentinels are asked again);
  *   - listen for +switch-master on a Sentinel, and then move every link to the new primary at
- *     once; a slow poll catches a switch announced while that subscription was down.
+ *     once; a poll catches a switch announced while that subscription was down, and asks ten
+ *     times a second while a link to the primary is down: the Sentinel that leads a failover
+ *     names the promoted replica as soon as it is promoted, but announces the switch only once
+ *     the other replicas follow it, a second or more later.
  *
  * Two links of our own reach the Sentinels: one for questions and one subscribed, because a
  * subscribed hiredis 0.14 context must not carry anything else. Both go round the configured
@@ -27,6 +30,7 @@
 #include "sentinel.h"
 
 #define POLL_MS             1000 /* ask even without a reason this often */
+#define FAST_POLL_MS        100  /* and this often while a link to the primary is down */
 #define SENTINEL_CONNECT_MS 500  /* a Sentinel that does not answer in this is skipped */
 #define LINKS_MAX           4    /* links that follow the primary */
 #define SWITCH_CHANNEL      "+switch-master"
@@ -143,14 +147,21 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct sentinel *s = arg;
-    if (s->query_inflight && clock_mono_ms() - s->query_sent_ms > 2 * POLL_MS) {
-        /* A Sentinel that accepts and then says nothing: go on to the next one. */
-        log_warning("sentinel: %s does not answer; trying the next Sentinel",
-                    s->addrs[s->next_cmd % s->n]);
-        rlink_reset(s->cmd);
+    int64_t now = clock_mono_ms();
+    if (s->query_inflight) {
+        if (now - s->query_sent_ms > 2 * POLL_MS) {
+            /* A Sentinel that accepts and then says nothing: go on to the next one. */
+            log_warning("sentinel: %s does not answer; trying the next Sentinel",
+                        s->addrs[s->next_cmd % s->n]);
+            rlink_reset(s->cmd);
+        }
         return;
     }
-    query(s);
+    bool hurry = !s->primary[0];
+    for (unsigned i = 0; i < s->n_links; i++)
+        hurry |= !rlink_is_up(s->links[i]);
+    if (hurry || now - s->query_sent_ms >= POLL_MS)
+        query(s);
 }
 
 /* Source of the links to the primary. */
@@ -319,7 +330,7 @@ struct sentinel *sentinel_new(struct daemon *d, char *err, size_t errlen)
 
 void sentinel_start(struct sentinel *s)
 {
-    struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
+    struct timeval tv = {FAST_POLL_MS / 1000, (FAST_POLL_MS % 1000) * 1000};
     event_add(s->poll, &tv);
     rlink_start(s->cmd);
     rlink_start(s->sub);

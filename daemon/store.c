@@ -440,8 +440,14 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     if (!reply)
         return; /* link lost; loading starts again on reconnect */
     if (reply->type == REDIS_REPLY_ERROR) {
+        /* Passing states: still loading its data, or a new primary whose replicas are not
+         * back yet (min-replicas-to-write refuses every write, this one too). */
         bool loading = reply->len >= 7 && memcmp(reply->str, "LOADING", 7) == 0;
-        if (!loading)
+        bool passing = (reply->len >= 10 && memcmp(reply->str, "NOREPLICAS", 10) == 0) ||
+                       (reply->len >= 10 && memcmp(reply->str, "MASTERDOWN", 10) == 0);
+        if (passing)
+            log_warning("store: cannot load the function library yet: %s", reply->str);
+        else if (!loading)
             log_error("store: cannot load the function library: %s", reply->str);
         struct timeval tv = {0, RETRY_LOAD_MS * 1000};
         evtimer_add(st->load_retry, &tv);
