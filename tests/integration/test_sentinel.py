@@ -180,6 +180,19 @@ def test_wrong_passwords_are_refused(env_unstarted, cluster):
     assert env.daemon.ready_match() is None
 
 
+def test_connect_mode_with_a_password(env_unstarted, cluster):
+    """The password file serves connect mode too: a Redis with requirepass, no Sentinels."""
+    env = env_unstarted
+    env.daemon.update_config({"redis": {
+        "mode": "connect", "address": f"127.0.0.1:{cluster.nodes[0].port}",
+        "password_file": str(cluster.redis_password_file), "wait_replicas": 1}})
+    env.daemon.start()
+    add_units(env, "frida-sthlm", 1)
+    h = env.cli("social", "0180").ok("hold", "frida-sthlm", "u0", "--ref", "KS-1")
+    assert record(cluster, cluster.nodes[0], env.daemon.namespace, "hold",
+                  h["hold"])["state"] == "held"
+
+
 def test_password_file_must_be_private(env_unstarted, cluster):
     env = env_unstarted
     env.daemon.update_config(cluster.daemon_config())
