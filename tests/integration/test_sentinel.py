@@ -6,6 +6,7 @@ says what a load balancer needs to know."""
 
 import os
 import re
+import signal
 import shutil
 import socket
 import socketserver
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import FRISTADD, wait_for
+from conftest import ADMIN, FRISTADD, STOP_WAIT, wait_for
 from sentinel_cluster import MASTER, Cluster, record, require_sentinel
 
 
@@ -263,11 +264,16 @@ def test_health_port(env):
     wait_for(lambda: health(port) == "ready store=down\n", 10, "the health port to see it")
     env.redis.start()
     wait_for(lambda: health(port) == "ready store=up\n", 20, "the store to be back")
-    # SIGTERM: a load balancer must stop sending new connections while requests finish. The
-    # daemon may exit before the check connects; then the port is closed, which says the same.
-    env.daemon.proc.send_signal(15)
+    # SIGTERM: a load balancer must stop sending new connections while requests finish. A
+    # request waits on a Redis that does not answer (stopped), so the daemon keeps draining.
+    conn = env.connect(*ADMIN)
+    env.redis.proc.send_signal(signal.SIGSTOP)
     try:
-        assert health(port) in ("stopping\n", "")
-    except ConnectionRefusedError:
-        pass
-    env.daemon.proc.wait(10)
+        rid = conn.send("stats")
+        conn.call("whoami")  # answered from memory, after `stats` has gone to the store
+        env.daemon.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: health(port) == "stopping\n", 5, "the health port to say stopping")
+    finally:
+        env.redis.proc.send_signal(signal.SIGCONT)
+    conn.recv_reply(rid)
+    env.daemon.proc.wait(STOP_WAIT)
