@@ -47,7 +47,10 @@ FAILOVER_CONFIG = {
 
 @dataclass
 class Transition:
-    """One step of a referral's life after its hold: adding an op to the run is one row."""
+    """One step of a referral's life after its hold. Adding an op to the run is one row of
+    TRANSITIONS; the shelter's acceptance of a hold, for instance, once the client has it:
+    Transition("accept", "held", "held", "shelter", 2, lambda r: ["accept", r.hold],
+    lambda h, p: h.get("state") is not None)."""
     op: str            # the fristad command
     start: str         # the referral's state it applies to
     end: str | None    # the state after it; None: the unit is free again
@@ -299,7 +302,8 @@ def daemon_stats(run):
     return out
 
 
-def run_failover(env, seconds, kill_at):
+def run_failover(env, seconds, kill_at, capsys):
+    """The run; its figures are printed through capsys, also when the test passes."""
     require_sentinel()
     cluster = Cluster(env.workdir, down_after_ms=1000)
     second = None
@@ -337,7 +341,8 @@ def run_failover(env, seconds, kill_at):
         rejoin_s = time.monotonic() - run.t_kill
         missing, double = final_checks(run)
         stats = daemon_stats(run)
-        report(run, missing, double, stats, rejoin_s)
+        with capsys.disabled():
+            report(run, missing, double, stats, rejoin_s)
 
         assert not run.violations, "\n".join(run.violations[:20])
         assert not double, f"units held or placed twice on the new primary: {double}"

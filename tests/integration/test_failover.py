@@ -5,5 +5,5 @@ checked; test_failover_long.py is the full run."""
 from failover_load import run_failover
 
 
-def test_failover_under_load(env_unstarted):
-    run_failover(env_unstarted, seconds=12, kill_at=4)
+def test_failover_under_load(env_unstarted, capsys):
+    run_failover(env_unstarted, seconds=12, kill_at=4, capsys=capsys)

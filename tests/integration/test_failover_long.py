@@ -4,5 +4,5 @@ primary killed with SIGKILL after 10 s. failover_load.py says what is measured a
 from failover_load import run_failover
 
 
-def test_failover_under_load_full(env_unstarted):
-    run_failover(env_unstarted, seconds=30, kill_at=10)
+def test_failover_under_load_full(env_unstarted, capsys):
+    run_failover(env_unstarted, seconds=30, kill_at=10, capsys=capsys)

@@ -51,7 +51,7 @@ def add_units(env, sid, n):
         env.cli("shelter", sid).ok("vacancy", sid, f"u{i}", "free")
 
 
-def test_starts_while_the_named_primary_is_down(env_unstarted, cluster):
+def test_starts_while_the_named_primary_is_down(env_unstarted, cluster, capsys):
     """The Sentinels name a primary that has just died. The daemon keeps asking, does not
     become ready on a dead or demoted server, and comes up on the new primary once the
     failover is done; the Functions are there and writes work."""
@@ -72,7 +72,9 @@ def test_starts_while_the_named_primary_is_down(env_unstarted, cluster):
     log = env.daemon.log_text()
     assert f"is now 127.0.0.1:{new_port}" in log, log[-3000:]
     assert f"connected to 127.0.0.1:{new_port}" in log
-    print(f"\nthe daemon came up {waited:.1f} s after it started, on port {new_port}")
+    with capsys.disabled():
+        print(f"\nsentinel: the daemon came up {waited:.1f} s after it started, on the new "
+              f"primary (port {new_port})")
 
     add_units(env, "frida-sthlm", 2)
     h = env.cli("social", "0180").ok("hold", "frida-sthlm", "u0", "--ref", "KS-1")
