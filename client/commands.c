@@ -459,6 +459,10 @@ void cli_usage(FILE *out)
           "$XDG_CONFIG_HOME/fristad/client.conf (~/.config/fristad/client.conf). Relative paths\n"
           "in the file are relative to its directory.\n"
           "\n"
+          "A hold, confirm or discharge whose outcome is unknown (the answer was lost) is sent\n"
+          "again, unchanged, until the server gives a definite answer, for up to 20 s\n"
+          "(retry_for in [client], or $FRISTAD_RETRY_FOR; 0 turns it off).\n"
+          "\n"
           "Exit status: 0 success; 1 refused with an error code (by the server or by local\n"
           "validation); 2 usage error; 3 connection, TLS, timeout or protocol failure.\n",
           out);
