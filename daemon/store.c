@@ -445,10 +445,16 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
         bool loading = reply->len >= 7 && memcmp(reply->str, "LOADING", 7) == 0;
         bool passing = (reply->len >= 10 && memcmp(reply->str, "NOREPLICAS", 10) == 0) ||
                        (reply->len >= 10 && memcmp(reply->str, "MASTERDOWN", 10) == 0);
-        if (passing)
+        bool demoted = reply->len >= 8 && memcmp(reply->str, "READONLY", 8) == 0 &&
+                       st->d->cfg->redis_mode == REDIS_MODE_SENTINEL;
+        if (passing || demoted)
             log_warning("store: cannot load the function library yet: %s", reply->str);
         else if (!loading)
             log_error("store: cannot load the function library: %s", reply->str);
+        if (demoted) {
+            event_active(st->drop, EV_TIMEOUT, 0); /* ask the Sentinels where the primary is */
+            return;
+        }
         struct timeval tv = {0, RETRY_LOAD_MS * 1000};
         evtimer_add(st->load_retry, &tv);
         return;
