@@ -129,8 +129,9 @@ static void on_store(const struct store_result *res, void *ud)
                 if (row->route == ROUTE_WRITE)
                     ledger_note(d->ledger, res->result, clock_mono_ms());
                 request_send(p->r);
-            } else
+            } else {
                 request_error(p->r, PROTO_E_INTERNAL, "the change was made but cannot be shown");
+            }
         }
     }
     free(p);
