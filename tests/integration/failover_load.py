@@ -80,6 +80,7 @@ class Referral:
 
 @dataclass
 class Ack:
+    sent: float        # monotonic time the client was started
     t: float           # monotonic time of the acknowledgement
     op: str
     hold: str | None
@@ -109,9 +110,9 @@ class Run:
     t_rejoined: float | None = None
     problems: list = field(default_factory=list)
 
-    def ack(self, op, hold, placement, check):
+    def ack(self, sent, op, hold, placement, check):
         with self.lock:
-            self.acks.append(Ack(time.monotonic(), op, hold, placement, check))
+            self.acks.append(Ack(sent, time.monotonic(), op, hold, placement, check))
 
 
 class View:
@@ -171,11 +172,12 @@ def client(run, i):
         busy = {r.unit for r in mine}
         unit = rnd.choice([u for u in UNITS if u not in busy])
         ref = f"FO-{i}-{next(run.refs):06d}"
+        sent = time.monotonic()
         res = me("hold", unit[0], unit[1], "--ref", ref)
         if answered("hold", res) != "ok":
             return
         hid = res.json["hold"]
-        run.ack("hold", hid, None, lambda h, p: h.get("state") is not None)
+        run.ack(sent, "hold", hid, None, lambda h, p: h.get("state") is not None)
         with run.lock:
             other = run.live.get(unit)
             if other is not None:
@@ -190,13 +192,14 @@ def client(run, i):
             with run.lock:
                 run.live.pop(ref.unit, None)  # from now on the unit may be someone else's
         who = me if t.who == "client" else shelters[ref.unit[0]]
+        sent = time.monotonic()
         res = who(*t.argv(ref))
         code = answered(t.op, res)
         if code == "ok":
             pl = res.json.get("placement")
             if isinstance(pl, dict) and pl.get("placement"):
                 ref.placement = pl["placement"]
-            run.ack(t.op, ref.hold, ref.placement, t.check)
+            run.ack(sent, t.op, ref.hold, ref.placement, t.check)
             if t.end is None:
                 mine.remove(ref)
             else:
@@ -212,9 +215,10 @@ def client(run, i):
 
     def vacancy():
         sid, uid = rnd.choice(UNITS)
+        sent = time.monotonic()
         res = shelters[sid]("vacancy", sid, uid, "free")
         if answered("vacancy", res) == "ok":
-            run.ack("vacancy", None, None, None)
+            run.ack(sent, "vacancy", None, None, None)
 
     while time.monotonic() < run.end:
         r = rnd.random()
@@ -260,7 +264,7 @@ def chaos(run):
     limit = run.end + RESUME_GRACE
     while time.monotonic() < limit:
         with run.lock:
-            resumed = any(a.t > run.t_kill for a in run.acks)
+            resumed = any(a.sent > run.t_kill for a in run.acks)
         if resumed and time.monotonic() > run.end - 2:
             run.end = max(run.end, time.monotonic() + 2)
             break
@@ -351,8 +355,8 @@ def run_failover(env, seconds, kill_at, capsys):
         assert [s["acked_missing"] for s in stats] == [0, 0], stats
         for i, s in enumerate(stats):
             assert s["primary_switches"] >= 1, f"daemon {i} did not follow the switch: {s}"
-        before = sum(1 for a in run.acks if a.t < run.t_kill)
-        after = sum(1 for a in run.acks if a.t > run.t_kill)
+        before = sum(1 for a in run.acks if a.sent < run.t_kill)
+        after = sum(1 for a in run.acks if a.sent > run.t_kill)
         assert before > 0 and after > 0, (before, after)
         for d in (env.daemon, second.daemon):
             errors = [ln for ln in d.log_text().splitlines() if " error: " in ln]
@@ -371,7 +375,9 @@ def run_failover(env, seconds, kill_at, capsys):
 
 def report(run, missing, double, stats, rejoin_s):
     acks = run.acks
-    first_after = min((a.t for a in acks if a.t > run.t_kill), default=None)
+    # The first write sent after the kill that was acknowledged (one sent before and answered
+    # after was done by the old primary).
+    first_after = min((a.t for a in acks if a.sent > run.t_kill), default=None)
     by_op = Counter(a.op for a in acks)
     refusals = {f"{op}:{code}": n for (op, code), n in sorted(run.answers.items())
                 if code != "ok"}
@@ -379,8 +385,8 @@ def report(run, missing, double, stats, rejoin_s):
         "",
         f"failover: {run.end - run.t0:.1f} s of load by {len(CLIENTS)} clients on 2 daemons, "
         f"primary (port {run.old_port}) killed with SIGKILL after {run.kill_at:g} s",
-        f"  writes acknowledged: {len(acks)} ({sum(1 for a in acks if a.t < run.t_kill)} "
-        f"before the kill, {sum(1 for a in acks if a.t > run.t_kill)} after); "
+        f"  writes acknowledged: {len(acks)} ({sum(1 for a in acks if a.sent < run.t_kill)} "
+        f"sent before the kill, {sum(1 for a in acks if a.sent > run.t_kill)} after); "
         f"by op: {dict(sorted(by_op.items()))}",
         f"  other answers: {refusals}",
         f"  acknowledged writes missing on the new primary: {len(missing)}",
