@@ -10,7 +10,12 @@
  *     once; a poll catches a switch announced while that subscription was down, and asks ten
  *     times a second while a link to the primary is down: the Sentinel that leads a failover
  *     names the promoted replica as soon as it is promoted, but announces the switch only once
- *     the other replicas follow it, a second or more later.
+ *     the other replicas follow it, a second or more later;
+ *   - never go back to an older configuration: Sentinels learn of a failover one after the
+ *     other, so for a moment one of them still names the old primary (which may be running
+ *     again, not yet made a replica). Every answer comes with the Sentinel's configuration
+ *     epoch (SENTINEL master), which each failover raises; an answer older than the newest one
+ *     seen is ignored, and a switch is followed only away from the primary in use.
  *
  * Two links of our own reach the Sentinels: one for questions and one subscribed, because a
  * subscribed hiredis 0.14 context must not carry anything else. Both go round the configured
@@ -29,10 +34,11 @@
 #include "log.h"
 #include "sentinel.h"
 
-#define POLL_MS             1000 /* ask even without a reason this often */
-#define FAST_POLL_MS        100  /* and this often while a link to the primary is down */
-#define SENTINEL_CONNECT_MS 500  /* a Sentinel that does not answer in this is skipped */
-#define LINKS_MAX           4    /* links that follow the primary */
+#define POLL_MS             1000  /* ask even without a reason this often */
+#define FAST_POLL_MS        100   /* and this often while a link to the primary is down */
+#define SENTINEL_CONNECT_MS 500   /* a Sentinel that does not answer in this is skipped */
+#define LINKS_MAX           4     /* links that follow the primary */
+#define STALE_RESET_MS      30000 /* after this long without a primary, old answers count */
 #define SWITCH_CHANNEL      "+switch-master"
 #define ADDRESS_MAX         300
 
@@ -44,6 +50,10 @@ struct sentinel {
     struct rlink *cmd;           /* questions */
     struct rlink *sub;           /* the +switch-master subscription */
     char primary[ADDRESS_MAX];   /* "ip:port" of the primary, "" while none is known */
+    long long epoch;             /* newest configuration epoch seen; -1: none yet */
+    char answer[ADDRESS_MAX];    /* the address of the question in flight, "" if none */
+    bool epoch_asked;            /* SENTINEL master follows the question in flight */
+    int64_t hurry_since_ms;      /* monotonic: since when a link to the primary is down; 0 */
     bool query_inflight;
     int64_t query_sent_ms; /* monotonic: when the question in flight was sent */
     bool query_wanted;     /* ask again once the question in flight is answered */
@@ -94,32 +104,90 @@ static bool join_address(char *out, size_t cap, const char *ip, size_t iplen, co
 
 static void query(struct sentinel *s);
 
+/* The Sentinel the questions go to, for messages. */
+static const char *asked(const struct sentinel *s)
+{
+    return s->addrs[s->next_cmd % s->n];
+}
+
+/* Both answers of one question are in: the address, and the epoch (-1 when unknown). */
+static void decide(struct sentinel *s, long long epoch)
+{
+    char by[ADDRESS_MAX + 16];
+    snprintf(by, sizeof by, "Sentinel %s", asked(s));
+    if (!s->answer[0])
+        return;
+    if (epoch >= 0 && epoch < s->epoch && strcmp(s->answer, s->primary) != 0) {
+        int64_t now = clock_mono_ms();
+        if (!s->hurry_since_ms || now - s->hurry_since_ms < STALE_RESET_MS) {
+            log_debug("sentinel: %s still names %s (epoch %lld, older than %lld); not followed", by,
+                      s->answer, epoch, s->epoch);
+            return;
+        }
+        /* Sentinels replaced by fresh ones count from 0 again: trust what they all say. */
+        log_warning("sentinel: no primary for %lld s; following %s although its configuration "
+                    "epoch %lld is older than %lld",
+                    (long long)((now - s->hurry_since_ms) / 1000), by, epoch, s->epoch);
+        s->epoch = epoch;
+    }
+    if (epoch > s->epoch)
+        s->epoch = epoch;
+    primary_named(s, s->answer, by);
+}
+
 static void on_answer(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct sentinel *s = privdata;
+    redisReply *reply = r;
+    s->answer[0] = '\0';
+    if (!reply) {
+        s->query_inflight = false;
+        return; /* the link is going away; it asks again when it is back */
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING &&
+        join_address(s->answer, sizeof s->answer, reply->element[0]->str, reply->element[0]->len,
+                     reply->element[1]->str, reply->element[1]->len)) {
+        s->unknown_logged = false;
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        if (!s->unknown_logged)
+            log_warning("sentinel: Sentinel %s knows no primary named '%s'", asked(s),
+                        s->d->cfg->redis_master_name);
+        s->unknown_logged = true;
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        log_warning("sentinel: Sentinel %s answered: %.200s", asked(s), reply->str);
+    } else {
+        log_warning("sentinel: Sentinel %s answered something unreadable", asked(s));
+    }
+    if (s->epoch_asked)
+        return; /* on_epoch decides */
+    s->query_inflight = false;
+    decide(s, -1);
+    if (s->query_wanted)
+        query(s);
+}
+
+/* SENTINEL master: a flat list of names and values, among them config-epoch. */
+static void on_epoch(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
     struct sentinel *s = privdata;
     redisReply *reply = r;
     s->query_inflight = false;
     if (!reply)
-        return; /* the link is going away; it asks again when it is back */
-    char address[ADDRESS_MAX], by[ADDRESS_MAX + 16];
-    snprintf(by, sizeof by, "Sentinel %s", s->addrs[s->next_cmd % s->n]);
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[0]->type == REDIS_REPLY_STRING &&
-        reply->element[1]->type == REDIS_REPLY_STRING &&
-        join_address(address, sizeof address, reply->element[0]->str, reply->element[0]->len,
-                     reply->element[1]->str, reply->element[1]->len)) {
-        primary_named(s, address, by);
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        if (!s->unknown_logged)
-            log_warning("sentinel: %s knows no primary named '%s'", by,
-                        s->d->cfg->redis_master_name);
-        s->unknown_logged = true;
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        log_warning("sentinel: %s answered: %.200s", by, reply->str);
-    } else {
-        log_warning("sentinel: %s answered something unreadable", by);
+        return;
+    long long epoch = -1;
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+            const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+            if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+                strcmp(k->str, "config-epoch") == 0)
+                epoch = strtoll(v->str, NULL, 10);
+        }
     }
+    decide(s, epoch);
     if (s->query_wanted)
         query(s);
 }
@@ -133,10 +201,14 @@ static void query(struct sentinel *s)
     const char *name = s->d->cfg->redis_master_name;
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", name};
     size_t lens[] = {8, 23, strlen(name)};
+    const char *eargv[] = {"SENTINEL", "master", name};
+    size_t elens[] = {8, 6, strlen(name)};
     s->query_wanted = false;
     if (rlink_command(s->cmd, on_answer, s, 3, argv, lens) == 0) {
         s->query_inflight = true;
         s->query_sent_ms = clock_mono_ms();
+        /* Asked in the same breath, answered by the same Sentinel right after. */
+        s->epoch_asked = rlink_command(s->cmd, on_epoch, s, 3, eargv, elens) == 0;
     } else {
         s->query_wanted = true; /* asked when the link is up */
     }
@@ -160,6 +232,10 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     bool hurry = !s->primary[0];
     for (unsigned i = 0; i < s->n_links; i++)
         hurry |= !rlink_is_up(s->links[i]);
+    if (!hurry)
+        s->hurry_since_ms = 0;
+    else if (!s->hurry_since_ms)
+        s->hurry_since_ms = now;
     if (hurry || now - s->query_sent_ms >= POLL_MS)
         query(s);
 }
@@ -229,10 +305,20 @@ static void on_switch(struct sentinel *s, const char *text, size_t len)
     if (sscanf(buf, "%63s %63s %7s %63s %7s", name, oip, oport, nip, nport) != 5 ||
         strcmp(name, s->d->cfg->redis_master_name) != 0)
         return;
-    if (!join_address(address, sizeof address, nip, strlen(nip), nport, strlen(nport)))
+    char from[ADDRESS_MAX];
+    if (!join_address(address, sizeof address, nip, strlen(nip), nport, strlen(nport)) ||
+        !join_address(from, sizeof from, oip, strlen(oip), oport, strlen(oport)))
         return;
+    if (s->primary[0] && strcmp(from, s->primary) != 0) {
+        /* A switch away from some other server: late news of an older failover, or a newer
+         * one we missed. Ask, and let the epochs decide. */
+        query(s);
+        return;
+    }
     char by[ADDRESS_MAX + 32];
     snprintf(by, sizeof by, "+switch-master from %s", s->addrs[s->next_sub % s->n]);
+    if (strcmp(address, s->primary) != 0 && s->epoch >= 0)
+        s->epoch++; /* a failover raises the epoch by at least one */
     primary_named(s, address, by);
 }
 
@@ -299,6 +385,7 @@ struct sentinel *sentinel_new(struct daemon *d, char *err, size_t errlen)
         return NULL;
     }
     s->d = d;
+    s->epoch = -1;
     if (config_each_sentinel(cfg->redis_sentinels, add_sentinel, s, err, errlen) <= 0) {
         if (!err[0])
             snprintf(err, errlen, "[redis] sentinels names no Sentinel");

@@ -84,12 +84,23 @@ def test_starts_while_the_named_primary_is_down(env_unstarted, cluster, capsys):
     assert s["primary_switches"] == 1 and s["acked_missing"] == 0
 
 
+def resp(items):
+    """A RESP array of bulk strings."""
+    out = [b"*%d\r\n" % len(items)]
+    for it in items:
+        b = it.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
 class FakeSentinel:
     """A Sentinel that says what the test wants: it names `primary` (a port on 127.0.0.1) and
     can announce a +switch-master to every subscriber. Speaks just enough RESP for fristadd."""
 
     def __init__(self, primary):
         self.primary = primary
+        self.epoch = 0
+        self.questions = 0
         self.subscribers = []
         self.lock = threading.Lock()
         self.srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
@@ -113,10 +124,13 @@ class FakeSentinel:
                     cmd = args[0].upper()
                     if cmd == "AUTH":
                         self.wfile.write(b"+OK\r\n")
-                    elif cmd == "SENTINEL":
-                        port = str(fake.primary).encode()
-                        self.wfile.write(b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" %
-                                         (len(port), port))
+                    elif cmd == "SENTINEL" and args[1] == "get-master-addr-by-name":
+                        fake.questions += 1
+                        self.wfile.write(resp(["127.0.0.1", str(fake.primary)]))
+                    elif cmd == "SENTINEL" and args[1] == "master":
+                        self.wfile.write(resp(["name", MASTER, "ip", "127.0.0.1", "port",
+                                               str(fake.primary), "config-epoch",
+                                               str(fake.epoch)]))
                     elif cmd == "SUBSCRIBE":
                         self.wfile.write(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master"
                                          b"\r\n:1\r\n")
@@ -129,6 +143,7 @@ class FakeSentinel:
 
     def switch(self, new_port):
         old, self.primary = self.primary, new_port
+        self.epoch += 1
         text = f"{MASTER} 127.0.0.1 {old} 127.0.0.1 {new_port}".encode()
         msg = (b"*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$%d\r\n%s\r\n" %
                (len(text), text))
@@ -148,7 +163,8 @@ class FakeSentinel:
 def test_a_replica_is_never_used_as_the_primary(env_unstarted, cluster):
     """A Sentinel's answer is confirmed with ROLE: a Sentinel that names a replica (a stale one,
     say) does not make the daemon use it. A +switch-master to the real primary moves the daemon
-    there at once, without waiting for its next question."""
+    there at once, without waiting for its next question; an answer from an older configuration
+    does not move it back."""
     env = env_unstarted
     fake = FakeSentinel(cluster.nodes[1].port)  # a replica
     try:
@@ -165,6 +181,14 @@ def test_a_replica_is_never_used_as_the_primary(env_unstarted, cluster):
         log = env.daemon.log_text()
         assert "+switch-master from" in log, log[-3000:]
         assert f"connected to 127.0.0.1:{cluster.nodes[0].port}" in log
+
+        # A Sentinel that has not heard of the failover yet names the old server with an older
+        # configuration epoch: the daemon does not go back.
+        fake.primary, fake.epoch = cluster.nodes[1].port, 0
+        asked = fake.questions
+        wait_for(lambda: fake.questions >= asked + 3, 10, "the daemon to ask three more times")
+        assert stats(env)["primary_switches"] == 1
+        assert f"is now 127.0.0.1:{cluster.nodes[1].port}" not in env.daemon.log_text()
     finally:
         fake.close()
 
