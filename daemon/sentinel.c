@@ -1,28 +1,29 @@
 /*
  * Finding the primary through Redis Sentinel, as Sentinel's client guidelines ask:
  *
- *   - ask a Sentinel (SENTINEL get-master-addr-by-name), trying the next one when a Sentinel
- *     cannot be reached, and ask again whenever a link to the primary fails or is lost, so a
- *     reconnect never trusts an address from before a failover;
+ *   - ask the Sentinels (SENTINEL get-master-addr-by-name), and ask again whenever a link to
+ *     the primary fails or is lost, so that a reconnect never trusts an address from before a
+ *     failover;
  *   - confirm with ROLE that the server named is a primary (redis_link.c does that at every
  *     connect: a demoted primary is refused and the Sentinels are asked again);
- *   - listen for +switch-master on a Sentinel, and then move every link to the new primary at
- *     once; a poll catches a switch announced while that subscription was down, and asks ten
- *     times a second while a link to the primary is down: the Sentinel that leads a failover
- *     names the promoted replica as soon as it is promoted, but announces the switch only once
- *     the other replicas follow it, a second or more later;
- *   - never go back to an older configuration: Sentinels learn of a failover one after the
- *     other, so for a moment one of them still names the old primary (which may be running
- *     again, not yet made a replica). Every answer comes with the Sentinel's configuration
- *     epoch (SENTINEL master), which each failover raises; an answer older than the newest one
- *     seen is ignored, and a switch is followed only away from the primary in use.
+ *   - listen for +switch-master, and then move every link to the new primary at once.
  *
- * Two links of our own reach the Sentinels: one for questions and one subscribed, because a
- * subscribed hiredis 0.14 context must not carry anything else. Both go round the configured
- * Sentinels when one fails. While no primary is known the store and events links wait, so
- * writes answer "unavailable" at once and searches answer from the index.
+ * Every Sentinel is asked, each on a link of its own, and each is listened to on a second one
+ * (a subscribed hiredis 0.14 context must carry nothing else), so that no single Sentinel that
+ * is down, slow or cut off from the others can hold the daemon to an old primary. A poll asks
+ * once a second, and ten times a second while a link to the primary is down: the Sentinel that
+ * leads a failover names the promoted replica as soon as it is promoted, but announces the
+ * switch only once the other replicas follow it, a second or more later.
+ *
+ * The Sentinels learn of a failover one after the other, so for a moment some still name the
+ * old primary, which may be running again before it is made a replica. Every answer therefore
+ * comes with the Sentinel's configuration epoch (SENTINEL master), which each failover raises;
+ * an answer from an older configuration than the newest seen is not followed, and a switch is
+ * followed only away from the primary in use.
+ *
+ * While no primary is known the store and events links wait, so writes answer "unavailable" at
+ * once and searches answer from the index.
  */
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,30 +37,38 @@
 
 #define POLL_MS             1000  /* ask even without a reason this often */
 #define FAST_POLL_MS        100   /* and this often while a link to the primary is down */
-#define SENTINEL_CONNECT_MS 500   /* a Sentinel that does not answer in this is skipped */
+#define STUCK_MS            2000  /* a question unanswered this long: drop that link */
+#define SENTINEL_CONNECT_MS 500   /* a Sentinel that does not answer in this is retried later */
 #define LINKS_MAX           4     /* links that follow the primary */
 #define STALE_RESET_MS      30000 /* after this long without a primary, old answers count */
 #define SWITCH_CHANNEL      "+switch-master"
 #define ADDRESS_MAX         300
 
+struct sentinel;
+
+/* One Sentinel, and our two links to it. */
+struct peer {
+    struct sentinel *s;
+    char address[ADDRESS_MAX]; /* as configured */
+    struct rlink *ask;         /* questions */
+    struct rlink *listen;      /* the +switch-master subscription */
+    bool inflight;             /* a question is out */
+    bool epoch_asked;          /* SENTINEL master follows it */
+    bool wanted;               /* ask again once it is answered */
+    int64_t sent_ms;           /* monotonic: when it was sent */
+    char answer[ADDRESS_MAX];  /* the address it named, "" if none */
+};
+
 struct sentinel {
     struct daemon *d;
-    char addrs[CONFIG_SENTINELS_MAX][ADDRESS_MAX]; /* the Sentinels, resolved at start */
+    struct peer peers[CONFIG_SENTINELS_MAX];
     unsigned n;
-    unsigned next_cmd, next_sub; /* the Sentinel each of our links tries (modulo n) */
-    struct rlink *cmd;           /* questions */
-    struct rlink *sub;           /* the +switch-master subscription */
-    char primary[ADDRESS_MAX];   /* "ip:port" of the primary, "" while none is known */
-    long long epoch;             /* newest configuration epoch seen; -1: none yet */
-    char answer[ADDRESS_MAX];    /* the address of the question in flight, "" if none */
-    bool epoch_asked;            /* SENTINEL master follows the question in flight */
-    int64_t hurry_since_ms;      /* monotonic: since when a link to the primary is down; 0 */
-    bool query_inflight;
-    int64_t query_sent_ms; /* monotonic: when the question in flight was sent */
-    bool query_wanted;     /* ask again once the question in flight is answered */
-    bool unknown_logged;   /* "no such master" was logged since the last answer */
-    struct event *poll;    /* POLL_MS */
-    struct event *apply;   /* moves the links to a new primary, outside any callback */
+    char primary[ADDRESS_MAX]; /* "ip:port" of the primary, "" while none is known */
+    long long epoch;           /* newest configuration epoch seen; -1: none yet */
+    int64_t hurry_since_ms;    /* monotonic: since when a link to the primary is down; 0 */
+    bool unknown_logged;       /* "no such master" was logged since the last answer */
+    struct event *poll;        /* every FAST_POLL_MS; asks at POLL_MS or FAST_POLL_MS */
+    struct event *apply;       /* moves the links to a new primary, outside any callback */
     struct rlink *links[LINKS_MAX];
     unsigned n_links;
 };
@@ -77,7 +86,6 @@ static void on_apply(evutil_socket_t fd, short what, void *arg)
 
 static void primary_named(struct sentinel *s, const char *address, const char *by)
 {
-    s->unknown_logged = false;
     if (strcmp(address, s->primary) == 0)
         return;
     if (s->primary[0]) {
@@ -102,29 +110,25 @@ static bool join_address(char *out, size_t cap, const char *ip, size_t iplen, co
     return n > 0 && (size_t)n < cap && iplen > 0 && portlen > 0 && portlen <= 5;
 }
 
-static void query(struct sentinel *s);
-
-/* The Sentinel the questions go to, for messages. */
-static const char *asked(const struct sentinel *s)
+/* A peer's two answers are in: the address it names, and its epoch (-1 when unknown). */
+static void decide(struct peer *p, long long epoch)
 {
-    return s->addrs[s->next_cmd % s->n];
-}
-
-/* Both answers of one question are in: the address, and the epoch (-1 when unknown). */
-static void decide(struct sentinel *s, long long epoch)
-{
+    struct sentinel *s = p->s;
     char by[ADDRESS_MAX + 16];
-    snprintf(by, sizeof by, "Sentinel %s", asked(s));
-    if (!s->answer[0])
+    snprintf(by, sizeof by, "Sentinel %s", p->address);
+    if (!p->answer[0] || strcmp(p->answer, s->primary) == 0) {
+        if (epoch > s->epoch && p->answer[0])
+            s->epoch = epoch;
         return;
-    if (epoch >= 0 && epoch < s->epoch && strcmp(s->answer, s->primary) != 0) {
+    }
+    if (epoch >= 0 && epoch < s->epoch) {
         int64_t now = clock_mono_ms();
         if (!s->hurry_since_ms || now - s->hurry_since_ms < STALE_RESET_MS) {
             log_debug("sentinel: %s still names %s (epoch %lld, older than %lld); not followed", by,
-                      s->answer, epoch, s->epoch);
+                      p->answer, epoch, s->epoch);
             return;
         }
-        /* Sentinels replaced by fresh ones count from 0 again: trust what they all say. */
+        /* Sentinels replaced by fresh ones count from 0 again: trust what they say now. */
         log_warning("sentinel: no primary for %lld s; following %s although its configuration "
                     "epoch %lld is older than %lld",
                     (long long)((now - s->hurry_since_ms) / 1000), by, epoch, s->epoch);
@@ -132,50 +136,53 @@ static void decide(struct sentinel *s, long long epoch)
     }
     if (epoch > s->epoch)
         s->epoch = epoch;
-    primary_named(s, s->answer, by);
+    primary_named(s, p->answer, by);
 }
+
+static void ask(struct peer *p);
 
 static void on_answer(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
-    struct sentinel *s = privdata;
+    struct peer *p = privdata;
+    struct sentinel *s = p->s;
     redisReply *reply = r;
-    s->answer[0] = '\0';
+    p->answer[0] = '\0';
     if (!reply) {
-        s->query_inflight = false;
+        p->inflight = false;
         return; /* the link is going away; it asks again when it is back */
     }
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_STRING &&
-        join_address(s->answer, sizeof s->answer, reply->element[0]->str, reply->element[0]->len,
+        join_address(p->answer, sizeof p->answer, reply->element[0]->str, reply->element[0]->len,
                      reply->element[1]->str, reply->element[1]->len)) {
         s->unknown_logged = false;
     } else if (reply->type == REDIS_REPLY_NIL) {
         if (!s->unknown_logged)
-            log_warning("sentinel: Sentinel %s knows no primary named '%s'", asked(s),
+            log_warning("sentinel: Sentinel %s knows no primary named '%s'", p->address,
                         s->d->cfg->redis_master_name);
         s->unknown_logged = true;
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        log_warning("sentinel: Sentinel %s answered: %.200s", asked(s), reply->str);
+        log_warning("sentinel: Sentinel %s answered: %.200s", p->address, reply->str);
     } else {
-        log_warning("sentinel: Sentinel %s answered something unreadable", asked(s));
+        log_warning("sentinel: Sentinel %s answered something unreadable", p->address);
     }
-    if (s->epoch_asked)
+    if (p->epoch_asked)
         return; /* on_epoch decides */
-    s->query_inflight = false;
-    decide(s, -1);
-    if (s->query_wanted)
-        query(s);
+    p->inflight = false;
+    decide(p, -1);
+    if (p->wanted)
+        ask(p);
 }
 
 /* SENTINEL master: a flat list of names and values, among them config-epoch. */
 static void on_epoch(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
-    struct sentinel *s = privdata;
+    struct peer *p = privdata;
     redisReply *reply = r;
-    s->query_inflight = false;
+    p->inflight = false;
     if (!reply)
         return;
     long long epoch = -1;
@@ -187,31 +194,37 @@ static void on_epoch(redisAsyncContext *ac, void *r, void *privdata)
                 epoch = strtoll(v->str, NULL, 10);
         }
     }
-    decide(s, epoch);
-    if (s->query_wanted)
-        query(s);
+    decide(p, epoch);
+    if (p->wanted)
+        ask(p);
 }
 
-static void query(struct sentinel *s)
+static void ask(struct peer *p)
 {
-    if (s->query_inflight) {
-        s->query_wanted = true;
+    if (p->inflight) {
+        p->wanted = true;
         return;
     }
-    const char *name = s->d->cfg->redis_master_name;
+    const char *name = p->s->d->cfg->redis_master_name;
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", name};
     size_t lens[] = {8, 23, strlen(name)};
     const char *eargv[] = {"SENTINEL", "master", name};
     size_t elens[] = {8, 6, strlen(name)};
-    s->query_wanted = false;
-    if (rlink_command(s->cmd, on_answer, s, 3, argv, lens) == 0) {
-        s->query_inflight = true;
-        s->query_sent_ms = clock_mono_ms();
+    p->wanted = false;
+    if (rlink_command(p->ask, on_answer, p, 3, argv, lens) == 0) {
+        p->inflight = true;
+        p->sent_ms = clock_mono_ms();
         /* Asked in the same breath, answered by the same Sentinel right after. */
-        s->epoch_asked = rlink_command(s->cmd, on_epoch, s, 3, eargv, elens) == 0;
+        p->epoch_asked = rlink_command(p->ask, on_epoch, p, 3, eargv, elens) == 0;
     } else {
-        s->query_wanted = true; /* asked when the link is up */
+        p->wanted = true; /* asked when the link is up */
     }
+}
+
+static void ask_all(struct sentinel *s)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        ask(&s->peers[i]);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -220,15 +233,6 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct sentinel *s = arg;
     int64_t now = clock_mono_ms();
-    if (s->query_inflight) {
-        if (now - s->query_sent_ms > 2 * POLL_MS) {
-            /* A Sentinel that accepts and then says nothing: go on to the next one. */
-            log_warning("sentinel: %s does not answer; trying the next Sentinel",
-                        s->addrs[s->next_cmd % s->n]);
-            rlink_reset(s->cmd);
-        }
-        return;
-    }
     bool hurry = !s->primary[0];
     for (unsigned i = 0; i < s->n_links; i++)
         hurry |= !rlink_is_up(s->links[i]);
@@ -236,8 +240,18 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         s->hurry_since_ms = 0;
     else if (!s->hurry_since_ms)
         s->hurry_since_ms = now;
-    if (hurry || now - s->query_sent_ms >= POLL_MS)
-        query(s);
+    for (unsigned i = 0; i < s->n; i++) {
+        struct peer *p = &s->peers[i];
+        if (p->inflight) {
+            if (now - p->sent_ms > STUCK_MS) {
+                /* A Sentinel that accepts and then says nothing: drop it and try it later. */
+                log_warning("sentinel: Sentinel %s does not answer", p->address);
+                rlink_reset(p->ask);
+            }
+        } else if (hurry || now - p->sent_ms >= POLL_MS) {
+            ask(p);
+        }
+    }
 }
 
 /* Source of the links to the primary. */
@@ -245,7 +259,7 @@ static int primary_address(void *ud, char *out, size_t cap)
 {
     struct sentinel *s = ud;
     if (!s->primary[0]) {
-        query(s);
+        ask_all(s);
         return -1;
     }
     snprintf(out, cap, "%s", s->primary);
@@ -254,131 +268,114 @@ static int primary_address(void *ud, char *out, size_t cap)
 
 static void primary_failed(void *ud)
 {
-    query(ud); /* the address may be from before a failover */
+    ask_all(ud); /* the address may be from before a failover */
 }
 
-/* ---- our links to the Sentinels -------------------------------------------------------- */
-
-static int cmd_address(void *ud, char *out, size_t cap)
-{
-    struct sentinel *s = ud;
-    snprintf(out, cap, "%s", s->addrs[s->next_cmd % s->n]);
-    return 0;
-}
-
-static void cmd_failed(void *ud)
-{
-    struct sentinel *s = ud;
-    s->next_cmd++;
-}
-
-static void cmd_up(struct rlink *l, void *ud)
-{
-    (void)l;
-    struct sentinel *s = ud;
-    s->query_inflight = false;
-    query(s);
-}
-
-static int sub_address(void *ud, char *out, size_t cap)
-{
-    struct sentinel *s = ud;
-    snprintf(out, cap, "%s", s->addrs[s->next_sub % s->n]);
-    return 0;
-}
-
-static void sub_failed(void *ud)
-{
-    struct sentinel *s = ud;
-    s->next_sub++;
-}
+/* ---- listening ------------------------------------------------------------------------- */
 
 /* "+switch-master" messages: "<master name> <old ip> <old port> <new ip> <new port>". */
-static void on_switch(struct sentinel *s, const char *text, size_t len)
+static void on_switch(struct peer *p, const char *text, size_t len)
 {
-    char name[64], oip[64], oport[8], nip[64], nport[8], address[ADDRESS_MAX];
-    char buf[256];
+    struct sentinel *s = p->s;
+    char name[64], oip[64], oport[8], nip[64], nport[8], buf[256];
+    char address[ADDRESS_MAX], from[ADDRESS_MAX];
     if (len >= sizeof buf)
         return;
     memcpy(buf, text, len);
     buf[len] = '\0';
     if (sscanf(buf, "%63s %63s %7s %63s %7s", name, oip, oport, nip, nport) != 5 ||
-        strcmp(name, s->d->cfg->redis_master_name) != 0)
-        return;
-    char from[ADDRESS_MAX];
-    if (!join_address(address, sizeof address, nip, strlen(nip), nport, strlen(nport)) ||
+        strcmp(name, s->d->cfg->redis_master_name) != 0 ||
+        !join_address(address, sizeof address, nip, strlen(nip), nport, strlen(nport)) ||
         !join_address(from, sizeof from, oip, strlen(oip), oport, strlen(oport)))
         return;
+    if (strcmp(address, s->primary) == 0)
+        return; /* known already */
     if (s->primary[0] && strcmp(from, s->primary) != 0) {
-        /* A switch away from some other server: late news of an older failover, or a newer
-         * one we missed. Ask, and let the epochs decide. */
-        query(s);
+        /* A switch away from another server: late news of an older failover, or a newer one
+         * we missed. Ask, and let the epochs decide. */
+        ask_all(s);
         return;
     }
     char by[ADDRESS_MAX + 32];
-    snprintf(by, sizeof by, "+switch-master from %s", s->addrs[s->next_sub % s->n]);
-    if (strcmp(address, s->primary) != 0 && s->epoch >= 0)
+    snprintf(by, sizeof by, "+switch-master from %s", p->address);
+    if (s->epoch >= 0)
         s->epoch++; /* a failover raises the epoch by at least one */
     primary_named(s, address, by);
 }
 
-static void on_sub_message(redisAsyncContext *ac, void *r, void *privdata)
+static void on_message(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
-    struct sentinel *s = privdata;
+    struct peer *p = privdata;
     redisReply *reply = r;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
         reply->element[0]->type != REDIS_REPLY_STRING)
         return;
     const char *kind = reply->element[0]->str;
     if (strcmp(kind, "subscribe") == 0) {
-        log_info("sentinel: listening for failovers on %s", s->addrs[s->next_sub % s->n]);
-        query(s); /* a switch while we were not listening is not announced again */
+        log_info("sentinel: listening for failovers on %s", p->address);
+        ask(p); /* a switch while we were not listening is not announced again */
     } else if (strcmp(kind, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING) {
-        on_switch(s, reply->element[2]->str, reply->element[2]->len);
+        on_switch(p, reply->element[2]->str, reply->element[2]->len);
     }
 }
 
-static void sub_up(struct rlink *l, void *ud)
+static void ask_up(struct rlink *l, void *ud)
+{
+    (void)l;
+    struct peer *p = ud;
+    p->inflight = false;
+    ask(p);
+}
+
+static void listen_up(struct rlink *l, void *ud)
 {
     const char *argv[] = {"SUBSCRIBE", SWITCH_CHANNEL};
     size_t lens[] = {9, sizeof SWITCH_CHANNEL - 1};
-    if (rlink_command(l, on_sub_message, ud, 2, argv, lens) != 0)
+    if (rlink_command(l, on_message, ud, 2, argv, lens) != 0)
         log_warning("sentinel: cannot subscribe to %s", SWITCH_CHANNEL);
 }
 
 /* ---- set-up ---------------------------------------------------------------------------- */
 
-/* Resolves one configured Sentinel now, so that no connect blocks on a name lookup later. */
-static void add_sentinel(const char *item, void *ud)
+struct adding {
+    struct sentinel *s;
+    char *err;
+    size_t errlen;
+};
+
+/* Makes the links to one configured Sentinel (resolving its name now, once). A Sentinel whose
+ * name does not resolve is left out, with a warning, as long as another one is there. */
+static void add_peer(const char *item, void *ud)
 {
-    struct sentinel *s = ud;
-    char host[256];
-    const char *colon = strrchr(item, ':');
-    size_t hl = (size_t)(colon - item);
-    const char *h = item;
-    if (hl >= 2 && item[0] == '[' && item[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    snprintf(host, sizeof host, "%.*s", (int)hl, h);
-    char *slot = s->addrs[s->n++];
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    char ip[NI_MAXHOST];
-    if (getaddrinfo(host, NULL, &hints, &res) != 0) {
-        log_warning("sentinel: cannot resolve %s now; trying again at each connect", host);
-        snprintf(slot, ADDRESS_MAX, "%s", item);
+    struct adding *a = ud;
+    struct sentinel *s = a->s;
+    struct peer *p = &s->peers[s->n];
+    const struct config *cfg = s->d->cfg;
+    char name[16], why[256] = "";
+    p->s = s;
+    snprintf(p->address, sizeof p->address, "%s", item);
+    snprintf(name, sizeof name, "sentinel-%u", s->n);
+    struct rlink_hooks ask_hooks = {.up = ask_up};
+    p->ask = rlink_new(s->d->base, name, item, ask_hooks, p, why, sizeof why);
+    snprintf(name, sizeof name, "sentinel-sub-%u", s->n);
+    struct rlink_hooks listen_hooks = {.up = listen_up};
+    p->listen = p->ask ? rlink_new(s->d->base, name, item, listen_hooks, p, why, sizeof why) : NULL;
+    if (!p->ask || !p->listen) {
+        rlink_free(p->ask);
+        log_warning("sentinel: leaving out Sentinel %s: %s", item, why);
+        snprintf(a->err, a->errlen, "Sentinel %s: %s", item, why);
         return;
     }
-    int rc = getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST);
-    freeaddrinfo(res);
-    if (rc != 0 || !join_address(slot, ADDRESS_MAX, ip, strlen(ip), colon + 1, strlen(colon + 1)))
-        snprintf(slot, ADDRESS_MAX, "%s", item);
+    struct rlink_opts opts = {.password = cfg->sentinel_password,
+                              .connect_timeout_ms = SENTINEL_CONNECT_MS};
+    rlink_configure(p->ask, &opts);
+    rlink_configure(p->listen, &opts);
+    s->n++;
 }
 
 struct sentinel *sentinel_new(struct daemon *d, char *err, size_t errlen)
 {
-    const struct config *cfg = d->cfg;
     struct sentinel *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -386,32 +383,21 @@ struct sentinel *sentinel_new(struct daemon *d, char *err, size_t errlen)
     }
     s->d = d;
     s->epoch = -1;
-    if (config_each_sentinel(cfg->redis_sentinels, add_sentinel, s, err, errlen) <= 0) {
+    struct adding a = {s, err, errlen};
+    if (config_each_sentinel(d->cfg->redis_sentinels, add_peer, &a, err, errlen) < 0 || s->n == 0) {
         if (!err[0])
             snprintf(err, errlen, "[redis] sentinels names no Sentinel");
-        free(s);
-        return NULL;
-    }
-    struct rlink_hooks cmd_hooks = {.up = cmd_up};
-    struct rlink_hooks sub_hooks = {.up = sub_up};
-    s->cmd = rlink_new(d->base, "sentinel", NULL, cmd_hooks, s, err, errlen);
-    s->sub = rlink_new(d->base, "sentinel-sub", NULL, sub_hooks, s, err, errlen);
-    s->poll = event_new(d->base, -1, EV_PERSIST, on_poll, s);
-    s->apply = event_new(d->base, -1, 0, on_apply, s);
-    if (!s->cmd || !s->sub || !s->poll || !s->apply) {
-        if (!err[0])
-            snprintf(err, errlen, "out of memory");
         sentinel_free(s);
         return NULL;
     }
-    struct rlink_opts cmd_opts = {.password = cfg->sentinel_password,
-                                  .connect_timeout_ms = SENTINEL_CONNECT_MS,
-                                  .source = {cmd_address, cmd_failed, s}};
-    struct rlink_opts sub_opts = {.password = cfg->sentinel_password,
-                                  .connect_timeout_ms = SENTINEL_CONNECT_MS,
-                                  .source = {sub_address, sub_failed, s}};
-    rlink_configure(s->cmd, &cmd_opts);
-    rlink_configure(s->sub, &sub_opts);
+    err[0] = '\0'; /* a Sentinel left out is not a failure */
+    s->poll = event_new(d->base, -1, EV_PERSIST, on_poll, s);
+    s->apply = event_new(d->base, -1, 0, on_apply, s);
+    if (!s->poll || !s->apply) {
+        snprintf(err, errlen, "out of memory");
+        sentinel_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -419,16 +405,20 @@ void sentinel_start(struct sentinel *s)
 {
     struct timeval tv = {FAST_POLL_MS / 1000, (FAST_POLL_MS % 1000) * 1000};
     event_add(s->poll, &tv);
-    rlink_start(s->cmd);
-    rlink_start(s->sub);
+    for (unsigned i = 0; i < s->n; i++) {
+        rlink_start(s->peers[i].ask);
+        rlink_start(s->peers[i].listen);
+    }
 }
 
 void sentinel_free(struct sentinel *s)
 {
     if (!s)
         return;
-    rlink_free(s->cmd);
-    rlink_free(s->sub);
+    for (unsigned i = 0; i < s->n; i++) {
+        rlink_free(s->peers[i].ask);
+        rlink_free(s->peers[i].listen);
+    }
     if (s->poll)
         event_free(s->poll);
     if (s->apply)

@@ -15,7 +15,10 @@
 struct daemon;
 struct sentinel;
 
-/* Sentinel mode only: the Sentinel addresses are resolved here. NULL with err on failure. */
+/*
+ * Sentinel mode only: the Sentinel addresses are resolved here (one that does not resolve is
+ * left out with a warning while another one does). NULL with err on failure.
+ */
 struct sentinel *sentinel_new(struct daemon *d, char *err, size_t errlen);
 /* Starts asking the Sentinels; after the links made by sentinel_link_new have started. */
 void sentinel_start(struct sentinel *s);

@@ -193,6 +193,30 @@ def test_a_replica_is_never_used_as_the_primary(env_unstarted, cluster):
         fake.close()
 
 
+def test_sentinels_that_are_down_or_silent_do_not_matter(env_unstarted, cluster):
+    """Every Sentinel is asked on a link of its own: one that refuses connections and one that
+    accepts and never answers do not keep the daemon from the primary the others name."""
+    env = env_unstarted
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts (in the kernel) and never answers
+    try:
+        cfg = cluster.daemon_config()
+        cfg["redis"]["sentinels"] = ",".join(
+            [f"127.0.0.1:{closed.getsockname()[1]}", f"127.0.0.1:{silent.getsockname()[1]}"] +
+            [f"127.0.0.1:{x.port}" for x in cluster.sentinels[:1]])
+        env.daemon.update_config(cfg)
+        t0 = time.monotonic()
+        env.daemon.start()
+        assert time.monotonic() - t0 < 10
+        add_units(env, "frida-sthlm", 1)
+    finally:
+        closed.close()
+        silent.close()
+
+
 def test_wrong_passwords_are_refused(env_unstarted, cluster):
     env = env_unstarted
     bad = env.workdir / "bad.password"
