@@ -189,7 +189,7 @@ static int parse_retry_for(const char *v)
     errno = 0;
     double n = strtod(v, &end);
     double unit = 1000;
-    if (errno || end == v || n < 0)
+    if (errno || end == v || !(n >= 0)) /* also refuses "nan" */
         return -1;
     if (strcmp(end, "ms") == 0)
         unit = 1;

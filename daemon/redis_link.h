@@ -1,6 +1,7 @@
 /*
  * One hiredis async connection with reconnect and backoff. The only module that touches the
- * hiredis connection lifecycle; store.c and events.c each own one link.
+ * hiredis connection lifecycle; store.c and events.c each own one link to the primary, and
+ * sentinel.c two to each Sentinel.
  */
 #ifndef FRISTAD_REDIS_LINK_H
 #define FRISTAD_REDIS_LINK_H
