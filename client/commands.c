@@ -337,7 +337,10 @@ const char *const cli_settings_text =
     "ca, servername) of the config file: --config FILE, else $FRISTAD_CONFIG, else "
     "$XDG_CONFIG_HOME/fristad/client.conf (~/.config/fristad/client.conf). Relative paths in "
     "the file are relative to its directory. The passphrase of a PKCS#12 file comes from "
-    "FRISTAD_P12_PASS, else from a prompt on the terminal.";
+    "FRISTAD_P12_PASS, else from a prompt on the terminal. A hold, confirm or discharge whose "
+    "outcome is unknown (the answer was lost) is sent again, unchanged, until the server gives "
+    "a definite answer, for up to 20 s (retry_for in [client], or $FRISTAD_RETRY_FOR; 0 turns "
+    "it off).";
 
 const char *const cli_exit_text =
     "0 success; 1 refused with an error code by the server, or a value that looks like "

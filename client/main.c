@@ -3,11 +3,19 @@
  * argv -> validated request -> settings -> TLS round trip -> output and exit status.
  * A hold or placement given by the start of its id is looked up first, on the same
  * connection; the municipality command is answered without a server.
+ *
+ * A write whose outcome is unknown (the server answered outcome_unknown, or the connection was
+ * lost after the request went out) is settled here for the ops in `settled_ops`: the very same
+ * request, with the same id and idempotency key, is sent again until the server gives a definite
+ * answer or the retry time has passed, so that a person sees one answer. A hold without an
+ * idempotency key is given a random one, so that a repeat can never make a second hold.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +34,143 @@
 #ifndef FRISTAD_VERSION
 #define FRISTAD_VERSION "unknown"
 #endif
+
+/* The ops settled by repeating them; the server answers a repeat as it answered the first. */
+static const enum proto_op settled_ops[] = {
+    OP_HOLD,
+    OP_HOLD_ACCEPT,
+    OP_HOLD_CONFIRM,
+    OP_PLACEMENT_DISCHARGE,
+};
+
+#define RETRY_FIRST_MS 250  /* the first pause before a repeat; each next one doubles */
+#define RETRY_MAX_MS   4000 /* up to this */
+#define AUTO_KEY_LEN   20   /* letters of a generated idempotency key */
+
+static bool settled(enum proto_op op)
+{
+    for (size_t i = 0; i < sizeof settled_ops / sizeof settled_ops[0]; i++) {
+        if (settled_ops[i] == op)
+            return true;
+    }
+    return false;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/*
+ * Gives a hold without an idempotency key a random one: letters only, so that it can never
+ * look like a personal identity number. Returns -1 when the kernel gives no random bytes.
+ */
+static int add_idempotency_key(struct proto_request *req)
+{
+    if (req->op != OP_HOLD || proto_has(&req->args, F_IDEMPOTENCY_KEY))
+        return 0;
+    char *key = req->args.idempotency_key;
+    size_t n = 0;
+    while (n < AUTO_KEY_LEN) {
+        unsigned char raw[32];
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+            return -1;
+        for (size_t i = 0; i < sizeof raw && n < AUTO_KEY_LEN; i++) {
+            if (raw[i] < 26 * 9) /* uniform over the letters */
+                key[n++] = (char)('a' + raw[i] % 26);
+        }
+    }
+    key[n] = '\0';
+    req->args.present |= PROTO_BIT(F_IDEMPOTENCY_KEY);
+    return 0;
+}
+
+/* The attempts of call(): the first on *ns, every further one on a connection of its own. */
+static int settle(const struct cli *cli, const struct settings *settings, struct net_session **ns,
+                  const msgpack_sbuffer *sb, struct net_reply *reply, struct client_error *err)
+{
+    bool settle = settled(cli->req.op) && settings->retry_for_ms > 0;
+    int64_t start = mono_ms();
+    int64_t pause = RETRY_FIRST_MS;
+    bool unknown = false; /* an earlier attempt may have been carried out */
+    char last[256] = "";
+    for (int attempt = 1;; attempt++) {
+        enum net_reach reach = NET_NOT_SENT;
+        int rc = -1;
+        if (*ns || net_open(settings, ns, err) == 0)
+            rc = net_exchange(*ns, (const uint8_t *)sb->data, sb->size, cli->req.id, reply, &reach,
+                              err);
+        bool again;
+        if (rc == 0) {
+            const struct proto_reply *r = &reply->reply;
+            bool unknown_now = !r->ok && strcmp(r->code_text, "outcome_unknown") == 0;
+            again = unknown_now || (unknown && !r->ok && strcmp(r->code_text, "unavailable") == 0);
+            if (again)
+                snprintf(last, sizeof last, "%s: %.200s", r->code_text, r->message);
+            unknown |= unknown_now;
+        } else {
+            bool lost = reach == NET_SENT && strcmp(err->code, "connection") == 0;
+            again = lost || (unknown && strcmp(err->code, "connection") == 0);
+            snprintf(last, sizeof last, "%s: %.200s", err->code, err->message);
+            unknown |= lost;
+        }
+        if (!settle || (!again && !(unknown && rc != 0)))
+            return rc; /* a definite answer, or nothing to settle */
+        int64_t spent = mono_ms() - start;
+        if (!again || spent + pause > settings->retry_for_ms) {
+            if (rc == 0)
+                net_reply_free(reply);
+            bool hold = cli->req.op == OP_HOLD;
+            return client_fail(
+                err, CLIENT_REFUSED, "outcome_unknown",
+                "'%s' was sent %d time%s in %lld s and its outcome is still not known (last: "
+                "%s). Check with 'fristad %s' before doing it again%s%s%s",
+                proto_op_name(cli->req.op), attempt, attempt == 1 ? "" : "s",
+                (long long)(spent + 999) / 1000, last, hold ? "holds" : "placements",
+                hold ? ", or repeat it with --idempotency-key " : "",
+                hold ? cli->req.args.idempotency_key : "",
+                hold ? ": a repeat with the same key never makes a second hold" : "");
+        }
+        if (rc == 0)
+            net_reply_free(reply);
+        net_close(*ns); /* the next attempt on a new connection, to whichever server is up */
+        *ns = NULL;
+        if (!cli->json)
+            fprintf(stderr, "fristad: the outcome is not known yet (%s); asking again\n", last);
+        pause_ms(pause + rand() % (pause / 4 + 1));
+        pause = pause * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : pause * 2;
+    }
+}
+
+/*
+ * One request on the session *ns (opened here when NULL), and for a settled op the same
+ * request again, on a new connection, while its outcome is unknown. Returns 0 with the reply
+ * (ok or error) in *reply, or -1 with err set; when the outcome stays unknown, -1 saying so.
+ */
+static int call(const struct cli *cli, const struct settings *settings, struct net_session **ns,
+                struct net_reply *reply, struct client_error *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = -1;
+    if (proto_pack_request(&pk, &cli->req) != 0)
+        client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+    else
+        rc = settle(cli, settings, ns, &sb, reply, err);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
 
 /* Reports a failure or refusal on the channel the user asked for; returns its exit status. */
 static int report(bool json, const struct client_error *err)
@@ -105,19 +250,9 @@ static int lookup_municipality(const struct cli *cli, struct client_error *err)
 }
 
 /* Sends one request on the session; a refusal becomes err (CLIENT_REFUSED). */
-static int exchange(struct net_session *ns, const struct proto_request *req,
-                    struct net_reply *reply, struct client_error *err)
+/* An error reply as the client's error: -1 with err set, the reply freed; else 0. */
+static int refusal(int rc, struct net_reply *reply, struct client_error *err)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = -1;
-    if (proto_pack_request(&pk, req) != 0)
-        client_fail(err, CLIENT_FAILED, "internal", "out of memory");
-    else
-        rc = net_exchange(ns, (const uint8_t *)sb.data, sb.size, req->id, reply, err);
-    msgpack_sbuffer_destroy(&sb);
     if (rc == 0 && !reply->reply.ok) {
         const struct proto_reply *r = &reply->reply;
         client_fail(err, CLIENT_REFUSED, r->code_text[0] ? r->code_text : "internal", "%s",
@@ -126,6 +261,24 @@ static int exchange(struct net_session *ns, const struct proto_request *req,
         rc = -1;
     }
     return rc;
+}
+
+/* A read on the session (looking an id up): one attempt; an error reply is an error. */
+static int exchange(struct net_session *ns, const struct proto_request *req,
+                    struct net_reply *reply, struct client_error *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = -1;
+    enum net_reach reach;
+    if (proto_pack_request(&pk, req) != 0)
+        client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+    else
+        rc = net_exchange(ns, (const uint8_t *)sb.data, sb.size, req->id, reply, &reach, err);
+    msgpack_sbuffer_destroy(&sb);
+    return refusal(rc, reply, err);
 }
 
 /* Whether a listed hold or placement id is what `given` stands for: its start, with or
@@ -254,7 +407,7 @@ static int run(struct cli *cli, struct client_error *err)
     enum proto_field prefix = cli_id_prefix(cli);
     if (net_open(&settings, &ns, err) != 0 ||
         (prefix != F__COUNT && resolve_id(ns, cli, prefix, err) != 0) ||
-        exchange(ns, &cli->req, &reply, err) != 0) {
+        refusal(call(cli, &settings, &ns, &reply, err), &reply, err) != 0) {
         status = report(cli->json, err);
     } else {
         if (cli->req.op == OP_AUDIT)
@@ -293,10 +446,15 @@ int main(int argc, char **argv)
         status = lookup_municipality(&cli, &err);
     } else {
         cli.req.id = (uint64_t)getpid();
-        if (!cli.recall && cli_validate(&cli, &err) != 0)
+        srand((unsigned)mono_ms() ^ (unsigned)getpid());
+        if (add_idempotency_key(&cli.req) != 0) {
+            client_fail(&err, CLIENT_FAILED, "internal", "no random numbers from the kernel");
             status = report(cli.json, &err);
-        else
+        } else if (!cli.recall && cli_validate(&cli, &err) != 0) {
+            status = report(cli.json, &err);
+        } else {
             status = run(&cli, &err);
+        }
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "fristad: cannot write the output\n");

@@ -683,9 +683,10 @@ fail:
 }
 
 int net_exchange(struct net_session *c, const uint8_t *body, size_t len, uint64_t id,
-                 struct net_reply *out, struct client_error *err)
+                 struct net_reply *out, enum net_reach *reach, struct client_error *err)
 {
     memset(out, 0, sizeof *out);
+    *reach = NET_NOT_SENT;
     if (len == 0 || len > NET_MAX_FRAME)
         return client_fail(err, CLIENT_FAILED, "internal", "request of %zu bytes", len);
     /* Header and body in one write, so that they travel in one TLS record. */
@@ -694,25 +695,12 @@ int net_exchange(struct net_session *c, const uint8_t *body, size_t len, uint64_
         return client_fail(err, CLIENT_FAILED, "internal", "out of memory");
     proto_frame_put_header(frame, (uint32_t)len);
     memcpy(frame + PROTO_HEADER_LEN, body, len);
+    *reach = NET_SENT; /* from the first write on, the server may have the whole request */
     int rc = send_all(c, frame, PROTO_HEADER_LEN + len, err);
     free(frame);
     if (rc == 0)
         rc = receive_reply(c, id, out, err);
     c->done = rc == 0;
-    return rc;
-}
-
-int net_call(const struct settings *s, const uint8_t *body, size_t len, uint64_t id,
-             struct net_reply *out, struct client_error *err)
-{
-    struct net_session *c;
-    memset(out, 0, sizeof *out);
-    if (len == 0 || len > NET_MAX_FRAME)
-        return client_fail(err, CLIENT_FAILED, "internal", "request of %zu bytes", len);
-    if (net_open(s, &c, err) != 0)
-        return -1;
-    int rc = net_exchange(c, body, len, id, out, err);
-    net_close(c);
     return rc;
 }
 

@@ -23,24 +23,30 @@ struct net_reply {
     uint8_t *body;
 };
 
-/*
- * Connects to the server in s, sends `body` (one packed request, without its length prefix)
- * and reads frames until the reply to request `id` arrives, all within s->timeout_ms. On
- * success the decoded reply (ok or error) is in *out, which the caller frees with
- * net_reply_free, and 0 is returned. Otherwise -1 with err set to a connection, tls, timeout
- * or protocol failure, and nothing to free.
- */
-int net_call(const struct settings *s, const uint8_t *body, size_t len, uint64_t id,
-             struct net_reply *out, struct client_error *err) CLIENT_WARN_UNUSED;
+/* How far a request got before net_exchange failed. */
+enum net_reach {
+    NET_NOT_SENT, /* nothing of it was written: the server cannot have acted on it */
+    NET_SENT,     /* written, at least in part, and no reply came: it may have been carried out */
+};
 
 /* A connection for several requests in turn, under one deadline (s->timeout_ms from open). */
 struct net_session;
-/* Connects and makes the TLS handshake. Returns 0, or -1 with err set (as net_call). */
+/*
+ * Connects to the server in s and makes the TLS handshake. Returns 0, or -1 with err set to a
+ * connection, tls, timeout or protocol failure.
+ */
 int net_open(const struct settings *s, struct net_session **out,
              struct client_error *err) CLIENT_WARN_UNUSED;
-/* Sends one request and reads its reply, as net_call does on its own connection. */
+/*
+ * Sends `body` (one packed request, without its length prefix) and reads frames until the
+ * reply to request `id` arrives, within the session's deadline. On success the decoded reply
+ * (ok or error) is in *out, which the caller frees with net_reply_free, and 0 is returned.
+ * Otherwise -1 with err set to a connection, tls, timeout or protocol failure, *reach saying
+ * how far the request got, and nothing to free.
+ */
 int net_exchange(struct net_session *c, const uint8_t *body, size_t len, uint64_t id,
-                 struct net_reply *out, struct client_error *err) CLIENT_WARN_UNUSED;
+                 struct net_reply *out, enum net_reach *reach,
+                 struct client_error *err) CLIENT_WARN_UNUSED;
 void net_close(struct net_session *c);
 void net_reply_free(struct net_reply *r);
 

@@ -13,12 +13,13 @@
 
 #include "settings.h"
 
-enum setting { S_SERVER, S_CERT, S_KEY, S_P12, S_CA, S_SERVERNAME, S__COUNT };
+enum setting { S_SERVER, S_CERT, S_KEY, S_P12, S_CA, S_SERVERNAME, S_RETRY_FOR, S__COUNT };
 
-static const char *const setting_names[S__COUNT] = {"server", "cert", "key",
-                                                    "p12",    "ca",   "servername"};
-static const char *const setting_envs[S__COUNT] = {"FRISTAD_SERVER", "FRISTAD_CERT", "FRISTAD_KEY",
-                                                   "FRISTAD_P12",    "FRISTAD_CA",   NULL};
+static const char *const setting_names[S__COUNT] = {"server", "cert",       "key",      "p12",
+                                                    "ca",     "servername", "retry_for"};
+static const char *const setting_envs[S__COUNT] = {
+    "FRISTAD_SERVER", "FRISTAD_CERT", "FRISTAD_KEY",      "FRISTAD_P12",
+    "FRISTAD_CA",     NULL,           "FRISTAD_RETRY_FOR"};
 
 /* What the config file said, and why it was refused if it was. */
 struct file_values {
@@ -132,7 +133,7 @@ static int read_file(const char *path, bool explicit_path, struct file_values *f
     if (fv->bad_key[0])
         return client_fail(err, CLIENT_USAGE, "usage",
                            "%s:%d: unknown key '%s' in [client]; the keys are server, cert, "
-                           "key, p12, ca and servername",
+                           "key, p12, ca, servername and retry_for",
                            path, rc, fv->bad_key);
     return client_fail(err, CLIENT_USAGE, "usage", "%s:%d: this line is not valid INI", path, rc);
 }
@@ -198,10 +199,29 @@ static int certificate_level(const struct settings_flags *flags, const struct fi
     return 3;
 }
 
+/* "20s", "500ms", "2m" or a number of seconds, up to SETTINGS_MAX_RETRY_FOR. -1 if not. */
+static int parse_retry_for(const char *v)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    double unit = 1000;
+    if (errno || end == v || !(n >= 0)) /* also refuses "nan" */
+        return -1;
+    if (strcmp(end, "ms") == 0)
+        unit = 1;
+    else if (strcmp(end, "m") == 0)
+        unit = 60000;
+    else if (*end != '\0' && strcmp(end, "s") != 0)
+        return -1;
+    double ms = n * unit;
+    return ms > SETTINGS_MAX_RETRY_FOR ? -1 : (int)(ms + 0.5);
+}
+
 int settings_load(struct settings *s, const struct settings_flags *flags, struct client_error *err)
 {
-    const char *flag_values[S__COUNT] = {flags->server, flags->cert, flags->key,
-                                         flags->p12,    flags->ca,   flags->servername};
+    const char *flag_values[S__COUNT] = {flags->server, flags->cert,       flags->key, flags->p12,
+                                         flags->ca,     flags->servername, NULL};
     char *chosen[S__COUNT] = {NULL};
     bool server_from_file = false;
     struct file_values fv = {0};
@@ -243,6 +263,16 @@ int settings_load(struct settings *s, const struct settings_flags *flags, struct
     s->ca = chosen[S_CA];
     s->servername = chosen[S_SERVERNAME];
     s->timeout_ms = flags->timeout_ms > 0 ? flags->timeout_ms : SETTINGS_DEFAULT_TIMEOUT;
+    s->retry_for_ms = SETTINGS_DEFAULT_RETRY_FOR;
+    if (chosen[S_RETRY_FOR]) {
+        s->retry_for_ms = parse_retry_for(chosen[S_RETRY_FOR]);
+        free(chosen[S_RETRY_FOR]);
+        if (s->retry_for_ms < 0) {
+            rc = client_fail(err, CLIENT_USAGE, "usage",
+                             "retry_for must be a duration from 0 to 5m, such as 20s or 500ms");
+            goto done;
+        }
+    }
 
     /*
      * One certificate: a PKCS#12 file or a PEM pair. A pair given at a closer level (a flag

@@ -9,8 +9,10 @@
 
 #include "client.h"
 
-#define SETTINGS_DEFAULT_PORT    "7420"
-#define SETTINGS_DEFAULT_TIMEOUT 15000 /* ms, for connect + handshake + reply */
+#define SETTINGS_DEFAULT_PORT      "7420"
+#define SETTINGS_DEFAULT_TIMEOUT   15000 /* ms, for connect + handshake + reply */
+#define SETTINGS_DEFAULT_RETRY_FOR 20000 /* ms a write of unknown outcome is sent again */
+#define SETTINGS_MAX_RETRY_FOR     300000
 
 /* What the command line gave; NULL where it gave nothing. Borrowed from argv. */
 struct settings_flags {
@@ -35,6 +37,7 @@ struct settings {
     char *ca;         /* CA certificates the server's certificate must chain to */
     char *servername; /* name checked in the server's certificate; NULL: the host */
     int timeout_ms;
+    int retry_for_ms; /* how long a write whose outcome is unknown is sent again; 0: never */
 };
 
 /*

@@ -5,6 +5,7 @@
  * was.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdio.h>
@@ -61,6 +62,7 @@ static const struct key_def keys[] = {
     {"server", "idle_timeout", K_DURATION, F(idle_timeout_ms), SEC, DAY, true, "300s"},
     {"server", "rate", K_UINT, F(rate), 1, 10000000, true, "20"},
     {"server", "burst", K_UINT, F(burst), 1, 10000000, true, "40"},
+    {"server", "health_listen", K_STR, F(health_listen), 0, 0, false, ""},
     {"tls", "cert", K_PATH, F(tls_cert), 0, 0, true, ""},
     {"tls", "key", K_PATH, F(tls_key), 0, 0, true, ""},
     {"tls", "ca", K_PATH, F(tls_ca), 0, 0, true, ""},
@@ -71,6 +73,10 @@ static const struct key_def keys[] = {
     {"redis", "server", K_STR, F(redis_server), 0, 0, false, "redis-server"},
     {"redis", "wait_replicas", K_UINT, F(wait_replicas), 0, 16, true, "0"},
     {"redis", "wait_timeout", K_DURATION, F(wait_timeout_ms), 10, MIN, true, "500ms"},
+    {"redis", "sentinels", K_STR, F(redis_sentinels), 0, 0, false, ""},
+    {"redis", "master_name", K_STR, F(redis_master_name), 0, 0, false, ""},
+    {"redis", "password_file", K_PATH, F(redis_password_file), 0, 0, false, ""},
+    {"redis", "sentinel_password_file", K_PATH, F(sentinel_password_file), 0, 0, false, ""},
     {"log", "level", K_LOG_LEVEL, F(log_level), 0, 0, true, "info"},
     {"log", "target", K_LOG_TARGET, F(log_target), 0, 0, true, "stderr"},
     {"data", "municipalities", K_DATA, F(municipalities), 0, 0, false, "municipalities.csv"},
@@ -112,8 +118,128 @@ void config_redis_address(const struct config *cfg, char *out, size_t cap)
 {
     if (cfg->redis_mode == REDIS_MODE_SPAWN)
         snprintf(out, cap, "unix:%.*s/redis.sock", (int)(cap > 24 ? cap - 24 : 0), cfg->data_dir);
+    else if (cfg->redis_mode == REDIS_MODE_SENTINEL)
+        snprintf(out, cap, "%s", "");
     else
         snprintf(out, cap, "%s", cfg->redis_address);
+}
+
+/* "host:port" or "[v6]:port" with a port from lo to 65535; host (without brackets) to host. */
+static bool parse_hostport(const char *v, char *host, size_t hostcap, unsigned *port, long lo)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    if (!colon || colon == v)
+        return false;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || p < lo || p > 65535)
+        return false;
+    size_t hl = (size_t)(colon - v);
+    const char *h = v;
+    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= hostcap)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (unsigned)p;
+    return true;
+}
+
+int config_each_sentinel(const char *list, void (*fn)(const char *address, void *ud), void *ud,
+                         char *err, size_t errlen)
+{
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ", \t");
+        char item[300], host[256];
+        unsigned port;
+        if (len >= sizeof item) {
+            snprintf(err, errlen, "[redis] sentinels: an address is too long");
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!parse_hostport(item, host, sizeof host, &port, 1)) {
+            snprintf(err, errlen, "[redis] sentinels: '%.200s' is not HOST:PORT", item);
+            return -1;
+        }
+        if (++n > CONFIG_SENTINELS_MAX) {
+            snprintf(err, errlen, "[redis] sentinels: at most %d addresses", CONFIG_SENTINELS_MAX);
+            return -1;
+        }
+        if (fn)
+            fn(item, ud);
+        p += len;
+    }
+    return n;
+}
+
+/*
+ * A password is read from a file that only the daemon's user may read, so that it is in no
+ * configuration file that is shared, copied into tickets or readable by every local user. The
+ * first line is the password; surrounding blanks and the line end are not part of it.
+ */
+static int read_secret(const char *key, const char *path, char *out, size_t cap, char *err,
+                       size_t errlen)
+{
+    char buf[CONFIG_SECRET_MAX + 4];
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(err, errlen, "[redis] %s %s: cannot open: %s", key, path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        snprintf(err, errlen, "[redis] %s %s: not a regular file", key, path);
+        return -1;
+    }
+    if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0 || sb.st_uid != geteuid()) {
+        close(fd);
+        snprintf(err, errlen,
+                 "[redis] %s %s: must belong to the user fristadd runs as and be readable by "
+                 "nobody else (chmod 600)",
+                 key, path);
+        return -1;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n < 0) {
+        snprintf(err, errlen, "[redis] %s %s: cannot read: %s", key, path, strerror(errno));
+        return -1;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    char *start = buf;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    size_t len = strlen(start);
+    while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+        start[--len] = '\0';
+    if (len == 0 || len >= cap || (size_t)n >= sizeof buf - 1) {
+        snprintf(err, errlen,
+                 "[redis] %s %s: must hold a password of 1 to %zu bytes on its first line", key,
+                 path, cap - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)start[i] < 0x20 || start[i] == 0x7f) {
+            snprintf(err, errlen, "[redis] %s %s: the password holds a control character", key,
+                     path);
+            return -1;
+        }
+    }
+    memcpy(out, start, len + 1);
+    return 0;
 }
 
 int64_t config_parse_duration(const char *s)
@@ -290,8 +416,10 @@ static int apply(struct parse_state *st, const struct key_def *k, const char *v)
             st->cfg->redis_mode = REDIS_MODE_SPAWN;
         else if (strcmp(v, "connect") == 0)
             st->cfg->redis_mode = REDIS_MODE_CONNECT;
+        else if (strcmp(v, "sentinel") == 0)
+            st->cfg->redis_mode = REDIS_MODE_SENTINEL;
         else {
-            snprintf(st->err, sizeof st->err, "must be spawn or connect");
+            snprintf(st->err, sizeof st->err, "must be spawn, connect or sentinel");
             return -1;
         }
         return 0;
@@ -357,33 +485,96 @@ static int validate_retention(const struct config *c, char *err, size_t errlen)
     return 0;
 }
 
-static int validate(const struct config *c, char *err, size_t errlen)
+static bool plain_name(const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return false;
+    }
+    return s[0] != '\0';
+}
+
+/* The keys of the Redis modes: each mode's own are required, the others' refused. */
+static int validate_redis(struct config *c, char *err, size_t errlen)
+{
+    bool sentinel = c->redis_mode == REDIS_MODE_SENTINEL;
+    if (c->redis_mode == REDIS_MODE_CONNECT && !c->redis_address[0]) {
+        snprintf(err, errlen, "[redis] address is required with mode = connect");
+        return -1;
+    }
+    if (sentinel && c->redis_address[0]) {
+        snprintf(err, errlen,
+                 "[redis] address does not apply with mode = sentinel: the Sentinels name the "
+                 "primary");
+        return -1;
+    }
+    if (!sentinel &&
+        (c->redis_sentinels[0] || c->redis_master_name[0] || c->sentinel_password_file[0])) {
+        snprintf(err, errlen,
+                 "[redis] sentinels, master_name and sentinel_password_file apply only with "
+                 "mode = sentinel");
+        return -1;
+    }
+    if (c->redis_mode == REDIS_MODE_SPAWN && c->redis_password_file[0]) {
+        snprintf(err, errlen,
+                 "[redis] password_file does not apply with mode = spawn: the spawned server "
+                 "listens only on a private unix socket");
+        return -1;
+    }
+    if (sentinel) {
+        int n = config_each_sentinel(c->redis_sentinels, NULL, NULL, err, errlen);
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            snprintf(err, errlen, "[redis] sentinels is required with mode = sentinel");
+            return -1;
+        }
+        if (!plain_name(c->redis_master_name)) {
+            snprintf(err, errlen,
+                     "[redis] master_name is required with mode = sentinel and may hold only "
+                     "letters, digits and . _ -");
+            return -1;
+        }
+    }
+    if (c->redis_password_file[0] &&
+        read_secret("password_file", c->redis_password_file, c->redis_password,
+                    sizeof c->redis_password, err, errlen) < 0)
+        return -1;
+    if (c->sentinel_password_file[0] &&
+        read_secret("sentinel_password_file", c->sentinel_password_file, c->sentinel_password,
+                    sizeof c->sentinel_password, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static int validate(struct config *c, char *err, size_t errlen)
 {
     if (!c->tls_cert[0] || !c->tls_key[0] || !c->tls_ca[0]) {
         snprintf(err, errlen, "[tls] cert, key and ca are required");
         return -1;
     }
-    if (c->redis_mode == REDIS_MODE_CONNECT && !c->redis_address[0]) {
-        snprintf(err, errlen, "[redis] address is required with mode = connect");
+    if (validate_redis(c, err, errlen) < 0)
         return -1;
-    }
     if (c->redis_mode == REDIS_MODE_SPAWN && !c->data_dir[0]) {
         snprintf(err, errlen, "[server] data_dir is required with mode = spawn");
         return -1;
-    }
-    for (const char *p = c->redis_namespace; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.')) {
-            snprintf(err, errlen, "[redis] namespace may hold only letters, digits and . _ -");
-            return -1;
-        }
     }
     if (!c->redis_namespace[0]) {
         snprintf(err, errlen, "[redis] namespace must not be empty");
         return -1;
     }
+    if (!plain_name(c->redis_namespace)) {
+        snprintf(err, errlen, "[redis] namespace may hold only letters, digits and . _ -");
+        return -1;
+    }
     if (c->burst < c->rate) {
         snprintf(err, errlen, "[server] burst must be at least rate");
+        return -1;
+    }
+    if (c->health_listen[0] && !parse_hostport(c->health_listen, c->health_host,
+                                               sizeof c->health_host, &c->health_port, 0)) {
+        snprintf(err, errlen, "[server] health_listen must be HOST:PORT, such as 127.0.0.1:7422");
         return -1;
     }
     return validate_retention(c, err, errlen);
@@ -463,4 +654,13 @@ void config_keep_fixed(const struct config *old, struct config *next)
             *next_port = *old_port;
         memcpy(b, a, keys[i].size);
     }
+    /* Values derived from fixed keys: read once at start, like the keys themselves. */
+    if (strcmp(old->redis_password, next->redis_password) != 0 ||
+        strcmp(old->sentinel_password, next->sentinel_password) != 0)
+        log_warning("a password file changed; the new password needs a restart, keeping the "
+                    "running one");
+    memcpy(next->redis_password, old->redis_password, sizeof next->redis_password);
+    memcpy(next->sentinel_password, old->sentinel_password, sizeof next->sentinel_password);
+    memcpy(next->health_host, old->health_host, sizeof next->health_host);
+    next->health_port = old->health_port;
 }

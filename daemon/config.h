@@ -16,9 +16,13 @@ enum retention_mode {
 };
 
 enum redis_mode {
-    REDIS_MODE_SPAWN,   /* start a private redis-server in data_dir */
-    REDIS_MODE_CONNECT, /* use an existing server at redis_address */
+    REDIS_MODE_SPAWN,    /* start a private redis-server in data_dir */
+    REDIS_MODE_CONNECT,  /* use an existing server at redis_address */
+    REDIS_MODE_SENTINEL, /* ask the Sentinels at redis_sentinels for the primary of master_name */
 };
+
+#define CONFIG_SENTINELS_MAX 16  /* Sentinel addresses in [redis] sentinels */
+#define CONFIG_SECRET_MAX    256 /* bytes of a password, without its terminating NUL */
 
 struct config {
     char path[CONFIG_PATH_MAX]; /* the file this was read from */
@@ -32,8 +36,11 @@ struct config {
     int64_t handshake_timeout_ms;
     int64_t frame_timeout_ms;
     int64_t idle_timeout_ms;
-    unsigned rate;  /* requests per second per principal */
-    unsigned burst; /* requests allowed above the rate at once */
+    unsigned rate;           /* requests per second per principal */
+    unsigned burst;          /* requests allowed above the rate at once */
+    char health_listen[300]; /* "host:port" of the plain-text health port; empty: none */
+    char health_host[256];   /* health_listen, parsed */
+    unsigned health_port;
 
     char tls_cert[CONFIG_PATH_MAX];
     char tls_key[CONFIG_PATH_MAX];
@@ -46,6 +53,12 @@ struct config {
     char redis_server[CONFIG_PATH_MAX];
     unsigned wait_replicas;
     int64_t wait_timeout_ms;
+    char redis_sentinels[CONFIG_PATH_MAX]; /* "host:port,host:port,..." */
+    char redis_master_name[64];
+    char redis_password_file[CONFIG_PATH_MAX];     /* empty: no AUTH to Redis */
+    char sentinel_password_file[CONFIG_PATH_MAX];  /* empty: no AUTH to the Sentinels */
+    char redis_password[CONFIG_SECRET_MAX + 1];    /* read from redis_password_file */
+    char sentinel_password[CONFIG_SECRET_MAX + 1]; /* read from sentinel_password_file */
 
     int log_level;  /* enum log_level */
     int log_target; /* enum log_target */
@@ -96,7 +109,10 @@ void config_keep_fixed(const struct config *old, struct config *next);
  */
 const char *config_data_dir(void);
 
-/* The Redis address the links connect to: the spawned server's socket, or [redis] address. */
+/*
+ * The Redis address the links connect to: the spawned server's socket, or [redis] address.
+ * Empty in sentinel mode, where the Sentinels name it.
+ */
 void config_redis_address(const struct config *cfg, char *out, size_t cap);
 
 /* One row of the key table, for the documentation and its tests. */
@@ -109,6 +125,13 @@ struct config_key_info {
 
 /* The i-th key of the table; false past the last. */
 bool config_key_at(size_t i, struct config_key_info *out);
+
+/*
+ * Splits [redis] sentinels: calls fn once per "host:port" item, in order. Returns the number of
+ * items, or -1 (with the reason in err) when an item is not host:port or there are too many.
+ */
+int config_each_sentinel(const char *list, void (*fn)(const char *address, void *ud), void *ud,
+                         char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Parses "250ms", "10s", "5m", "2h", "7d" or a bare number of seconds. -1 on error. */
 int64_t config_parse_duration(const char *s);

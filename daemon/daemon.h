@@ -9,6 +9,10 @@
  *   store       Redis, reached through the command link; the single source of truth.
  *   link        one hiredis async connection (redis_link.c): the command link and the
  *               subscriber link that carries change events.
+ *   primary     the Redis server that takes writes: the configured one, or in sentinel mode
+ *               the one the Sentinels name (sentinel.c); replicas hold copies.
+ *   acknowledged  a write this daemon answered "ok"; the ledger (ledger.c) remembers recent
+ *               ones, to find any that a failover lost.
  *   index       the in-memory copy of every shelter and unit that searches read (index.c).
  *   snapshot    one shelter with its units as a store function returns and publishes it.
  *   version     the store's global change counter; each snapshot carries the version of its
@@ -41,6 +45,9 @@ struct feed;
 struct watchers;
 struct standing;
 struct exporter;
+struct sentinel;
+struct ledger;
+struct health;
 
 struct daemon {
     struct event_base *base;
@@ -52,8 +59,11 @@ struct daemon {
     struct listener *listener;
     struct store *store;
     struct events *events;
-    struct spawn *spawn;   /* NULL unless redis.mode = spawn */
-    struct limits *limits; /* per-principal rate and connection counts */
+    struct spawn *spawn;       /* NULL unless redis.mode = spawn */
+    struct sentinel *sentinel; /* NULL unless redis.mode = sentinel */
+    struct ledger *ledger;     /* recently acknowledged holds and placements */
+    struct health *health;     /* NULL unless [server] health_listen is set */
+    struct limits *limits;     /* per-principal rate and connection counts */
     struct housekeeping *housekeeping;
     struct feed *feed;         /* the event log, followed */
     struct watchers *watch;    /* connections that watch events */

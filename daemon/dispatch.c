@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "events.h"
+#include "ledger.h"
 #include "ops.h"
 #include "store.h"
 #include "watch.h"
@@ -125,10 +126,13 @@ static void on_store(const struct store_result *res, void *ud)
         if (pk) {
             rc = row->shape ? row->shape(&x, res->result, res->snapshot, pk)
                             : msgpack_pack_object(pk, *res->result);
-            if (rc == 0)
+            if (rc == 0) {
+                if (row->route == ROUTE_WRITE)
+                    ledger_note(d->ledger, res->result, clock_mono_ms());
                 request_send(p->r);
-            else
+            } else {
                 request_error(p->r, PROTO_E_INTERNAL, "the change was made but cannot be shown");
+            }
         }
     }
     free(p);

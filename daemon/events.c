@@ -22,6 +22,7 @@
 #include "events.h"
 #include "log.h"
 #include "redis_link.h"
+#include "sentinel.h"
 #include "store.h"
 
 struct events {
@@ -249,10 +250,8 @@ struct events *events_new(struct daemon *d, struct events_hooks hooks, void *ud,
     ev->hooks = hooks;
     ev->ud = ud;
     snprintf(ev->channel, sizeof ev->channel, "{%s}:events", d->cfg->redis_namespace);
-    char address[CONFIG_PATH_MAX + 24];
-    config_redis_address(d->cfg, address, sizeof address);
     struct rlink_hooks link_hooks = {.up = on_up, .down = on_down};
-    ev->link = rlink_new(d->base, "events", address, link_hooks, ev, err, errlen);
+    ev->link = sentinel_link_new(d, "events", link_hooks, ev, err, errlen);
     if (!ev->link) {
         free(ev);
         return NULL;

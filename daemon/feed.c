@@ -12,6 +12,7 @@
 
 #include "daemon.h"
 #include "feed.h"
+#include "sentinel.h"
 #include "log.h"
 #include "redis_link.h"
 
@@ -270,10 +271,9 @@ struct feed *feed_new(struct daemon *d, struct feed_hooks hooks, void *ud, char 
     f->hooks = hooks;
     f->ud = ud;
     snprintf(f->key, sizeof f->key, "{%s}:log", d->cfg->redis_namespace);
-    char address[CONFIG_PATH_MAX + 24];
-    config_redis_address(d->cfg, address, sizeof address);
     struct rlink_hooks link_hooks = {.up = on_up, .down = on_down};
-    f->link = rlink_new(d->base, "feed", address, link_hooks, f, err, errlen);
+    /* Like the store's and the index's links, it follows the primary in sentinel mode. */
+    f->link = sentinel_link_new(d, "feed", link_hooks, f, err, errlen);
     if (!f->link) {
         free(f);
         return NULL;

@@ -717,10 +717,26 @@ local function closed(c, hid, h)
             shelter = h.shelter, target = {hold = hid, shelter = h.shelter, unit = h.unit}}
 end
 
+-- The hold's record when the caller, its shelter, already brought it to `state`: a repeat of
+-- the request whose answer was lost (the client sends it again after a failover), to be
+-- answered as the first one was, changing nothing.
+local function repeated(c, hid, state)
+    local h = hgetall(c.P .. 'hold:' .. hid)
+    if h.state == state and c.role == 'shelter' and c.id == h.shelter then
+        return h
+    end
+    return nil
+end
+
 -- The shelter says "yes, come": the hold now lasts until the household arrives.
 -- args: hold, arrival_by (ms, optional), and from the daemon: arrival_ttl (ms).
 local function hold_accept(c, a)
     local hid = a.hold
+    local again = repeated(c, hid, 'accepted')
+    if again and (a.arrival_by == nil or tonumber(a.arrival_by) == tonumber(again.expires_at)) then
+        return {result = {hold = hold_view(c, hid, again)},
+                target = {hold = hid, shelter = again.shelter, unit = again.unit}}
+    end
     local h, refusal = hold_for(c, hid, 'shelter', HELD)
     if not h then return refusal end
     local expires = tonumber(a.arrival_by) or (c.now + tonumber(a.arrival_ttl))
@@ -786,9 +802,18 @@ local function count_children(c, h, bases)
 end
 
 -- The household has arrived. args: hold, child_basis (optional, one per child), and from the
--- daemon: placement (the new id).
+-- daemon: placement (the new id). A repeat while the placement is active is answered as the
+-- first confirmation was.
 local function hold_confirm(c, a)
     local hid, pid = a.hold, a.placement
+    local again = repeated(c, hid, 'confirmed')
+    local placed = again and again.placement and hgetall(c.P .. 'pl:' .. again.placement)
+    if placed and placed.state == 'active' then
+        local done = again.placement
+        return {result = {hold = hold_view(c, hid, again), placement = placement_view(done, placed)},
+                target = {hold = hid, placement = done, shelter = again.shelter,
+                          unit = again.unit}}
+    end
     local h, refusal = hold_for(c, hid, 'shelter', OPEN)
     if not h then return refusal end
     local pk = c.P .. 'pl:' .. pid
@@ -833,8 +858,11 @@ local function placement_discharge(c, a)
     if not (c.role == 'shelter' and c.id == p.shelter) then
         return no('forbidden', 'only the shelter of the placement may record its discharge', t)
     end
+    if p.state == 'discharged' then -- a repeat: answered as the first one was
+        return {result = {placement = placement_view(pid, p)}, target = t}
+    end
     if p.state ~= 'active' then
-        return no('conflict', 'the placement is already discharged', t)
+        return no('conflict', 'the placement is ' .. tostring(p.state), t)
     end
     redis.call('HSET', pk, 'state', 'discharged', 'discharged_at', c.now)
     local uk = c.P .. 'unit:' .. p.shelter .. ':' .. p.unit

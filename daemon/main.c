@@ -34,11 +34,14 @@
 #include "events.h"
 #include "exporter.h"
 #include "feed.h"
+#include "health.h"
 #include "housekeeping.h"
 #include "intake.h"
+#include "ledger.h"
 #include "ratelimit.h"
 #include "listener.h"
 #include "log.h"
+#include "sentinel.h"
 #include "spawn.h"
 #include "standing.h"
 #include "store.h"
@@ -81,8 +84,11 @@ static void on_index_loaded(void *ud)
     notify(state);
 }
 
-/* The store is ready after a (re)connect (store hook): a wanted index load can start, and the
- * standing searches are read again. */
+/*
+ * The store is ready after a (re)connect (store hook): a wanted index load can start, and the
+ * writes acknowledged before the reconnect are looked up, in case the store lost any, and the
+ * standing searches are read again.
+ */
 static void on_store_ready(void *ud)
 {
     struct daemon *d = ud;
@@ -90,6 +96,7 @@ static void on_store_ready(void *ud)
         events_store_ready(d->events);
     if (d->standing)
         standing_load(d->standing);
+    ledger_verify(d->ledger);
 }
 
 /* An event of the log (feed hook): to the watchers, and to the standing searches. */
@@ -223,6 +230,12 @@ static int start(struct daemon *d, char *err, size_t errlen)
         if (!(d->spawn = spawn_new(d, err, errlen)) || spawn_start(d->spawn, err, errlen) < 0)
             return -1;
     }
+    if (d->cfg->redis_mode == REDIS_MODE_SENTINEL && !(d->sentinel = sentinel_new(d, err, errlen)))
+        return -1;
+    if (!(d->ledger = ledger_new(d))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     struct store_hooks store_hooks = {.ready = on_store_ready};
     struct events_hooks events_hooks = {.loaded = on_index_loaded, .changed = on_shelter_changed};
     struct feed_hooks feed_hooks = {.event = on_log_event};
@@ -245,6 +258,11 @@ static int start(struct daemon *d, char *err, size_t errlen)
     if (d->exporter)
         log_notice("metrics: listening on %s (/metrics, /healthz, /readyz)",
                    exporter_address(d->exporter));
+    if (d->cfg->health_listen[0]) {
+        if (!(d->health = health_new(d, err, errlen)))
+            return -1;
+        log_notice("health checks on %s", health_address(d->health));
+    }
 
     sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -262,18 +280,23 @@ static int start(struct daemon *d, char *err, size_t errlen)
     store_start(d->store);
     feed_start(d->feed);
     events_start(d->events);
+    if (d->sentinel)
+        sentinel_start(d->sentinel);
     return 0;
 }
 
 static void stop(struct daemon *d)
 {
     conn_free_all();
+    health_free(d->health);
     store_free(d->store); /* pending callbacks run now, with "unavailable" */
     housekeeping_free(d->housekeeping);
     events_free(d->events);
     feed_free(d->feed);
     watch_free(d->watch);
     standing_free(d->standing);
+    sentinel_free(d->sentinel); /* after the links that follow the primary */
+    ledger_free(d->ledger);
     if (d->spawn) {
         spawn_stop(d->spawn);
         spawn_free(d->spawn);

@@ -65,6 +65,9 @@ struct metrics {
      */
     struct op_metrics ops[OP__COUNT + 1];
     struct metrics_searches searches_flushed; /* already added to the store's follow-up */
+    uint64_t primary_switches; /* sentinel mode: the Sentinels named another primary */
+    uint64_t acked_checked;    /* acknowledged holds and placements looked up after a reconnect */
+    uint64_t acked_missing;    /* of those, absent from the store: acknowledged writes lost */
 };
 
 /* Records one answered request (op may be OP__COUNT: unknown); latency_us < 0: not timed. */

@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "redis_link.h"
+#include "sentinel.h"
 #include "store.h"
 
 extern const char fristad_lua[];
@@ -52,6 +53,7 @@ struct store {
     unsigned inflight;
     struct event *watchdog;
     struct event *load_retry;
+    struct event *drop; /* sentinel mode: leaves a server that has become a replica */
 };
 
 static void deliver_error(struct pending *p, enum proto_err err, const char *msg)
@@ -130,6 +132,14 @@ static void deliver_redis_error(struct pending *p, const char *text, size_t len)
 {
     if (len >= 7 && memcmp(text, "LOADING", 7) == 0) {
         deliver_error(p, PROTO_E_UNAVAILABLE, "the store is starting up; retry in a moment");
+    } else if (len >= 8 && memcmp(text, "READONLY", 8) == 0 &&
+               p->st->d->cfg->redis_mode == REDIS_MODE_SENTINEL) {
+        /* The primary was demoted under us: reconnect, asking the Sentinels where to. */
+        log_warning("store: the server has become a replica; looking for the primary");
+        p->st->ready = false;
+        event_active(p->st->drop, EV_TIMEOUT, 0);
+        deliver_error(p, PROTO_E_UNAVAILABLE,
+                      "the store is changing its primary; retry in a moment");
     } else if ((len >= 4 && memcmp(text, "BUSY", 4) == 0) ||
                (len >= 8 && memcmp(text, "READONLY", 8) == 0) ||
                (len >= 10 && memcmp(text, "NOREPLICAS", 10) == 0) ||
@@ -332,6 +342,41 @@ int store_rewrite_aof(struct store *st, store_cb *cb, void *ud)
     return 0;
 }
 
+struct exists_req {
+    store_exists_cb *cb;
+    void *ud;
+};
+
+static void on_exists(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct exists_req *q = privdata;
+    redisReply *reply = r;
+    q->cb(reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer > 0 : -1, q->ud);
+    free(q);
+}
+
+int store_exists(struct store *st, const char *suffix, store_exists_cb *cb, void *ud)
+{
+    char key[256];
+    /* st->key is "{ns}:ver": the records share its prefix, hash tag and all. */
+    int n = snprintf(key, sizeof key, "%.*s%s", (int)strlen(st->key) - 3, st->key, suffix);
+    struct exists_req *q = malloc(sizeof *q);
+    if (!st->ready || !q || n < 0 || (size_t)n >= sizeof key) {
+        free(q);
+        return -1;
+    }
+    q->cb = cb;
+    q->ud = ud;
+    const char *argv[] = {"EXISTS", key};
+    size_t lens[] = {6, (size_t)n};
+    if (rlink_command(st->link, on_exists, q, 2, argv, lens) != 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
 static void migrate_step(struct store *st, const char *phase, const char *cursor);
 
 static void on_migrated(const struct store_result *res, void *ud)
@@ -396,9 +441,21 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     if (!reply)
         return; /* link lost; loading starts again on reconnect */
     if (reply->type == REDIS_REPLY_ERROR) {
+        /* Passing states: still loading its data, or a new primary whose replicas are not
+         * back yet (min-replicas-to-write refuses every write, this one too). */
         bool loading = reply->len >= 7 && memcmp(reply->str, "LOADING", 7) == 0;
-        if (!loading)
+        bool passing = (reply->len >= 10 && memcmp(reply->str, "NOREPLICAS", 10) == 0) ||
+                       (reply->len >= 10 && memcmp(reply->str, "MASTERDOWN", 10) == 0);
+        bool demoted = reply->len >= 8 && memcmp(reply->str, "READONLY", 8) == 0 &&
+                       st->d->cfg->redis_mode == REDIS_MODE_SENTINEL;
+        if (passing || demoted)
+            log_warning("store: cannot load the function library yet: %s", reply->str);
+        else if (!loading)
             log_error("store: cannot load the function library: %s", reply->str);
+        if (demoted) {
+            event_active(st->drop, EV_TIMEOUT, 0); /* ask the Sentinels where the primary is */
+            return;
+        }
         struct timeval tv = {0, RETRY_LOAD_MS * 1000};
         evtimer_add(st->load_retry, &tv);
         return;
@@ -440,6 +497,14 @@ static void on_down(struct rlink *l, void *ud)
     st->ready = false;
 }
 
+static void on_drop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct store *st = arg;
+    rlink_reset(st->link);
+}
+
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -469,13 +534,12 @@ struct store *store_new(struct daemon *d, struct store_hooks hooks, void *ud, ch
     st->ud = ud;
     st->head.next = st->head.prev = &st->head;
     snprintf(st->key, sizeof st->key, "{%s}:ver", d->cfg->redis_namespace);
-    char address[CONFIG_PATH_MAX + 24];
-    config_redis_address(d->cfg, address, sizeof address);
     struct rlink_hooks link_hooks = {.up = on_up, .down = on_down};
-    st->link = rlink_new(d->base, "store", address, link_hooks, st, err, errlen);
+    st->link = sentinel_link_new(d, "store", link_hooks, st, err, errlen);
     st->watchdog = event_new(d->base, -1, EV_PERSIST, on_watchdog, st);
     st->load_retry = evtimer_new(d->base, on_load_retry, st);
-    if (!st->link || !st->watchdog || !st->load_retry) {
+    st->drop = evtimer_new(d->base, on_drop, st);
+    if (!st->link || !st->watchdog || !st->load_retry || !st->drop) {
         if (!st->link && !err[0])
             snprintf(err, errlen, "out of memory");
         store_free(st);
@@ -502,6 +566,8 @@ void store_free(struct store *st)
         event_free(st->watchdog);
     if (st->load_retry)
         event_free(st->load_retry);
+    if (st->drop)
+        event_free(st->drop);
     free(st);
 }
 

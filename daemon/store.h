@@ -63,4 +63,15 @@ int store_call(struct store *st, const char *fn, enum store_kind kind, const cha
  */
 int store_rewrite_aof(struct store *st, store_cb *cb, void *ud) __attribute__((warn_unused_result));
 
+/* Runs once per successful store_exists: 1 the key exists, 0 it does not, -1 unknown (the link
+ * was lost or Redis refused). */
+typedef void store_exists_cb(int exists, void *ud);
+
+/*
+ * Asks whether the key "{namespace}:<suffix>" exists (a record, named as in fristad.lua's key
+ * layout). Returns 0 when sent (cb runs once), or -1 when the store is not ready.
+ */
+int store_exists(struct store *st, const char *suffix, store_exists_cb *cb, void *ud)
+    __attribute__((warn_unused_result));
+
 #endif

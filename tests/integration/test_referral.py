@@ -289,8 +289,13 @@ def test_wrong_principal_or_state_changes_nothing(frida):
     refused_unchanged(env, other_shelter, ["accept", h], "forbidden")
     refused_unchanged(env, social, ["accept", h], "forbidden")
     refused_unchanged(env, env.cli("social", "1480"), ["release", h], "forbidden")
-    shelter.ok("accept", h)
-    refused_unchanged(env, shelter, ["accept", h], "conflict", "accepted")
+    first = shelter.ok("accept", h)
+    # A repeat (the client sends it again when the answer was lost) is answered as the first
+    # one was, and changes nothing; accepting it for another arrival time is refused.
+    before = keyspace(env)
+    assert shelter.ok("accept", h) == first
+    assert keyspace(env) == before, keyspace_diff(before, keyspace(env))
+    refused_unchanged(env, shelter, ["accept", h, "--arrival-by", "+9h"], "conflict", "accepted")
     refused_unchanged(env, other_shelter, ["confirm", h], "forbidden")
     refused_unchanged(env, other_shelter, ["decline", h, "--reason", "other"], "forbidden")
     shelter.ok("decline", h, "--reason", "no_room")
@@ -491,3 +496,25 @@ def test_a_personal_number_is_no_hold_id(frida):
             assert not ok and e["code"] == "bad_request" and "hold id" in e["message"], e
     assert keyspace(env) == before, keyspace_diff(before, keyspace(env))
     assert re.search(PIN.encode().decode(), str(keyspace(env))) is None
+
+
+def test_a_repeated_confirm_or_discharge_answers_as_the_first(frida):
+    """The client sends a confirm or discharge again when its answer was lost (a failover, a
+    daemon killed under it): the repeat must say what the first said, not 'conflict', and
+    change nothing."""
+    env = frida
+    social, shelter = env.cli("social", "0180"), env.cli("shelter", "frida-sthlm")
+    h = social.ok("hold", "frida-sthlm", "r1", *LOW_RISK, "--child", "5f", "--ref", "KS-1")["hold"]
+    first = shelter.ok("confirm", h, "--child-basis", "lvu")
+    before = keyspace(env)
+    assert shelter.ok("confirm", h, "--child-basis", "lvu") == first
+    assert keyspace(env) == before, keyspace_diff(before, keyspace(env))
+    # Only the shelter itself gets that answer; anyone else is refused as before.
+    refused_unchanged(env, env.cli("shelter", "hamnen-gbg"), ["confirm", h], "forbidden")
+    pid = first["placement"]["placement"]
+    gone = shelter.ok("discharge", pid)
+    before = keyspace(env)
+    assert shelter.ok("discharge", pid) == gone
+    assert keyspace(env) == before, keyspace_diff(before, keyspace(env))
+    stats = env.admin.ok("stats")
+    assert stats["placements"]["made"] == 1 and stats["placements"]["discharged"] == 1, stats

@@ -1,7 +1,8 @@
 """wait_replicas: with replicas configured, a write is acknowledged only once a replica has
 it; when no replica confirms in time the client hears outcome_unknown (the write did happen on
 the primary), a retry with the same idempotency key returns the same hold, and a refusal is
-still a refusal."""
+still a refusal. The client settles an unknown outcome by itself: it sends the very same hold
+again until a replica confirms it, and the person sees one hold."""
 
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REDIS_SERVER, redis_ping, wait_for, LOW_RISK
+from conftest import CLI_WAIT, REDIS_SERVER, CliResult, redis_ping, wait_for, LOW_RISK
 
 
 def free_port():
@@ -70,8 +71,24 @@ def replicated(env_unstarted):
                 p.kill()
 
 
+def client_retries_for(env, duration):
+    """Sets the client's [client] retry_for for this test (the harness's XDG config)."""
+    conf = env.workdir / "xdg" / "fristad" / "client.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(f"[client]\nretry_for = {duration}\n")
+
+
+def daemon_errors(env, code):
+    return env.admin.ok("stats")["server"]["errors"].get(code, 0)
+
+
+def daemon_requests(env, op):
+    return env.admin.ok("stats")["server"]["requests"].get(op, 0)
+
+
 def test_writes_wait_for_a_replica(replicated):
     env, replica = replicated
+    client_retries_for(env, "1s")  # the client's own retries are the next test's
     env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180")
     env.add_unit("frida-sthlm", "r1", 2)
     env.add_unit("frida-sthlm", "r2", 2)
@@ -128,3 +145,67 @@ def test_script_error_during_a_replicated_write(replicated):
     assert redis_command(primary_sock, "DEL", audit) == ":1"
     env.add_unit("frida-sthlm", "r2", 2)
     assert env.admin.ok("whoami")["role"] == "admin"
+
+
+def test_client_settles_an_unknown_outcome(replicated):
+    """A hold without --idempotency-key, while the replica does not acknowledge: the daemon
+    answers outcome_unknown, the client sends the same hold again (with the key it made up)
+    until the replica is back, and prints the one hold there is."""
+    env, replica = replicated
+    env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180")
+    env.add_unit("frida-sthlm", "r1", 2)
+    env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", "r1", "free")
+    social = env.cli("social", "0180")
+    holds_before = daemon_requests(env, "hold")
+
+    replica.send_signal(19)  # SIGSTOP
+    argv = social.argv("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-77")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, env=env.cli_environ())
+    try:
+        # The first answers are outcome_unknown: the hold is on the primary only.
+        wait_for(lambda: daemon_errors(env, "outcome_unknown") >= 2 or proc.poll() is not None,
+                 15, "the daemon to answer outcome_unknown twice")
+        assert proc.poll() is None, "the client gave up instead of asking again"
+    finally:
+        replica.send_signal(18)  # SIGCONT
+    try:
+        out, err = proc.communicate(timeout=CLI_WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the client did not finish after the replica came back")
+    res = CliResult(argv, subprocess.CompletedProcess(argv, proc.returncode, out, err),
+                    time.monotonic() - t0)
+    held = res.ok()
+    attempts = daemon_requests(env, "hold") - holds_before
+    assert attempts >= 3, f"the client sent the hold {attempts} times:\n{res.describe()}"
+    # One hold: every repeat carried the same idempotency key.
+    holds = social.ok("holds")["holds"]
+    assert [h["hold"] for h in holds] == [held["hold"]]
+    assert holds[0]["state"] == "held"
+
+
+def test_client_reports_an_outcome_it_could_not_settle(replicated):
+    """When the replica stays away for longer than the client's retry time, the client says
+    once that the outcome is unknown, and how to repeat the hold safely."""
+    env, replica = replicated
+    client_retries_for(env, "1500ms")
+    env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180")
+    env.add_unit("frida-sthlm", "r1", 2)
+    env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", "r1", "free")
+    social = env.cli("social", "0180")
+    replica.send_signal(19)
+    try:
+        err = social("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-78").refused("outcome_unknown")
+        attempts = daemon_requests(env, "hold")
+    finally:
+        replica.send_signal(18)
+    assert attempts >= 2, err
+    key = err["message"].split("--idempotency-key ", 1)[1].split(":", 1)[0]
+    assert key.isalpha() and len(key) == 20, err["message"]
+    # Repeating it with that key gives the hold that was made, not a second one.
+    wait_for(lambda: social("hold", "frida-sthlm", "r1", *LOW_RISK, "--ref", "KS-78",
+                            "--idempotency-key", key).exit == 0,
+             20, "the repeat with the key to be confirmed")
+    assert len(social.ok("holds")["holds"]) == 1

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -114,7 +115,26 @@ static void test_errors(void **state)
         {"[holds]\nttl = -5s\n" TLS, "duration"},
         {"[holds]\nttl = 0\n" TLS, "duration"},
         {"[server]\ncolour = red\n" TLS, "unknown key [server] colour"},
-        {"[redis]\nmode = cluster\n" TLS, "spawn or connect"},
+        {"[redis]\nmode = cluster\n" TLS, "spawn, connect or sentinel"},
+        {"[redis]\nmode = sentinel\nmaster_name = m\n" TLS, "sentinels is required"},
+        {"[redis]\nmode = sentinel\nsentinels = 127.0.0.1:26379\n" TLS, "master_name is required"},
+        {"[redis]\nmode = sentinel\nsentinels = 127.0.0.1:26379\nmaster_name = a b\n" TLS,
+         "master_name"},
+        {"[redis]\nmode = sentinel\nsentinels = 127.0.0.1\nmaster_name = m\n" TLS,
+         "'127.0.0.1' is not HOST:PORT"},
+        {"[redis]\nmode = sentinel\nsentinels = a:1,b:0\nmaster_name = m\n" TLS,
+         "'b:0' is not HOST:PORT"},
+        {"[redis]\nmode = sentinel\nsentinels = a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9,j:10,k:11,"
+         "l:12,m:13,n:14,o:15,p:16,q:17\nmaster_name = m\n" TLS,
+         "at most 16"},
+        {"[redis]\nmode = sentinel\nsentinels = a:1\nmaster_name = m\naddress = b:2\n" TLS,
+         "address does not apply"},
+        {"[redis]\nmode = connect\naddress = b:2\nsentinels = a:1\n" TLS,
+         "apply only with mode = sentinel"},
+        {"[redis]\npassword_file = /nonexistent\n" TLS, "does not apply with mode = spawn"},
+        {"[redis]\nmode = connect\naddress = b:2\npassword_file = /nonexistent/pw\n" TLS,
+         "cannot open"},
+        {"[server]\nhealth_listen = nowhere\n" TLS, "health_listen must be HOST:PORT"},
         {"[redis]\nmode = connect\n" TLS, "address is required"},
         {"[redis]\nnamespace = a b\n" TLS, "namespace"},
         {"[log]\nlevel = loud\n" TLS, "error, warning"},
@@ -134,6 +154,91 @@ static void test_errors(void **state)
     }
     assert_int_equal(config_load("/nonexistent/fristadd.conf", c, err, sizeof err), -1);
     assert_non_null(strstr(err, "cannot open"));
+    free(c);
+}
+
+static void test_sentinel_mode(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    assert_int_equal(load(TLS "[redis]\nmode = sentinel\nmaster_name = fristad-1\n"
+                              "sentinels = 10.0.0.1:26379, [::1]:26380,s3.example:26381\n"
+                              "[server]\nhealth_listen = 127.0.0.1:7421\n",
+                          c, err, sizeof err),
+                     0);
+    assert_int_equal(c->redis_mode, REDIS_MODE_SENTINEL);
+    assert_string_equal(c->redis_master_name, "fristad-1");
+    assert_string_equal(c->health_host, "127.0.0.1");
+    assert_int_equal(c->health_port, 7421);
+    char addr[CONFIG_PATH_MAX + 24] = "x";
+    config_redis_address(c, addr, sizeof addr);
+    assert_string_equal(addr, "");
+    assert_int_equal(config_each_sentinel(c->redis_sentinels, NULL, NULL, err, sizeof err), 3);
+    free(c);
+}
+
+/* Writes a password file with the given mode; returns its path (static). */
+static const char *secret_file(const char *text, mode_t mode)
+{
+    static char spath[64];
+    strcpy(spath, "/tmp/fristad-secret-XXXXXX");
+    int fd = mkstemp(spath);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+    return spath;
+}
+
+static void test_password_files(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512], text[2048];
+    static const struct {
+        const char *content;
+        mode_t mode;
+        const char *password; /* NULL: refused, with `why` in the message */
+        const char *why;
+    } cases[] = {
+        {"s3cret\n", 0600, "s3cret", NULL},
+        {"  with blanks around \r\nsecond line\n", 0400, "with blanks around", NULL},
+        {"s3cret\n", 0640, NULL, "readable by nobody else"},
+        {"s3cret\n", 0604, NULL, "readable by nobody else"},
+        {"\n", 0600, NULL, "must hold a password"},
+        {"tab\there\x01\n", 0600, NULL, "control character"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *sp = secret_file(cases[i].content, cases[i].mode);
+        snprintf(text, sizeof text,
+                 TLS "[redis]\nmode = sentinel\nsentinels = 127.0.0.1:26379\nmaster_name = m\n"
+                     "password_file = %s\nsentinel_password_file = %s\n",
+                 sp, sp);
+        err[0] = '\0';
+        int rc = load(text, c, err, sizeof err);
+        remove(sp);
+        if (cases[i].password) {
+            if (rc != 0)
+                fail_msg("case %zu: %s", i, err);
+            assert_string_equal(c->redis_password, cases[i].password);
+            assert_string_equal(c->sentinel_password, cases[i].password);
+        } else {
+            assert_int_equal(rc, -1);
+            if (!strstr(err, cases[i].why))
+                fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].why);
+        }
+    }
+    /* Too long for a password. */
+    char longpw[CONFIG_SECRET_MAX + 10];
+    memset(longpw, 'x', sizeof longpw - 1);
+    longpw[sizeof longpw - 1] = '\0';
+    const char *sp = secret_file(longpw, 0600);
+    snprintf(text, sizeof text, TLS "[redis]\nmode = connect\naddress = r:1\npassword_file = %s\n",
+             sp);
+    assert_int_equal(load(text, c, err, sizeof err), -1);
+    remove(sp);
+    assert_non_null(strstr(err, "must hold a password"));
     free(c);
 }
 
@@ -258,6 +363,8 @@ int main(void)
         cmocka_unit_test(test_defaults_and_paths),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sentinel_mode),
+        cmocka_unit_test(test_password_files),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_reload_keeps_fixed_keys),
         cmocka_unit_test(test_example_file_parses),
