@@ -2,7 +2,7 @@
 test_failover_long.py (the full run, -Dlong_tests=true).
 
 A primary, two replicas and three Sentinels (sentinel_cluster.py); two fristadd instances in
-sentinel mode with wait_replicas = 1; a few client threads holding, confirming, discharging,
+sentinel mode with wait_replicas = 1; a few client threads holding, accepting, confirming, discharging,
 releasing and changing vacancies through the real `fristad` client, which settles unknown
 outcomes by itself. After `kill_at` seconds the primary is killed with SIGKILL; once the
 Sentinels have named a new primary the old one is started again and must rejoin as a replica.
@@ -48,9 +48,7 @@ FAILOVER_CONFIG = {
 @dataclass
 class Transition:
     """One step of a referral's life after its hold. Adding an op to the run is one row of
-    TRANSITIONS; the shelter's acceptance of a hold, for instance, once the client has it:
-    Transition("accept", "held", "held", "shelter", 2, lambda r: ["accept", r.hold],
-    lambda h, p: h.get("state") is not None)."""
+    TRANSITIONS."""
     op: str            # the fristad command
     start: str         # the referral's state it applies to
     end: str | None    # the state after it; None: the unit is free again
@@ -61,9 +59,15 @@ class Transition:
 
 
 TRANSITIONS = [
-    Transition("confirm", "held", "placed", "shelter", 3, lambda r: ["confirm", r.hold],
+    Transition("accept", "held", "accepted", "shelter", 3, lambda r: ["accept", r.hold],
+               lambda h, p: h.get("state") not in (None, "held")),
+    Transition("confirm", "held", "placed", "shelter", 2, lambda r: ["confirm", r.hold],
                lambda h, p: h.get("state") == "confirmed" and bool(p)),
     Transition("release", "held", None, "client", 2, lambda r: ["release", r.hold],
+               lambda h, p: h.get("state") == "released"),
+    Transition("confirm", "accepted", "placed", "shelter", 3, lambda r: ["confirm", r.hold],
+               lambda h, p: h.get("state") == "confirmed" and bool(p)),
+    Transition("release", "accepted", None, "client", 1, lambda r: ["release", r.hold],
                lambda h, p: h.get("state") == "released"),
     Transition("discharge", "placed", None, "shelter", 2, lambda r: ["discharge", r.placement],
                lambda h, p: p.get("state") == "discharged"),
@@ -289,7 +293,7 @@ def final_checks(run):
     taken = Counter()
     for key in store_keys(c, primary, ns, "hold:*"):
         h = record(c, primary, ns, "hold", key.rsplit(":", 1)[1])
-        if h.get("state") == "held":
+        if h.get("state") in ("held", "accepted"):
             taken[(h["shelter"], h["unit"])] += 1
     for key in store_keys(c, primary, ns, "pl:*"):
         p = record(c, primary, ns, "pl", key.rsplit(":", 1)[1])
