@@ -1,0 +1,73 @@
+"""Hostile and careless use of the real-time and referral ops, against the real daemon: each test
+here is a way in that was once open. A watching connection takes no further requests, not even
+ones that arrived in the same read as the watch; a standing search matches only by the whole
+predicate a search and a hold apply."""
+
+import time
+
+import pytest
+
+from conftest import LOW_RISK_ARGS, wait_for
+from fristad_proto import ConnectionClosed, frame, request_body
+from referrals import redis_command
+from security import ns_prefix
+
+
+@pytest.fixture
+def shelters(env):
+    for sid, mun in (("frida-sthlm", "0180"), ("hamnen-gbg", "1480")):
+        env.add_shelter(sid, f"Jour {sid}", municipality=mun, protection=2)
+        for u in ("r1", "r2"):
+            env.add_unit(sid, u, 3)
+            env.cli("shelter", sid).ok("vacancy", sid, u, "free")
+    return env
+
+
+def replies_until_closed(conn, timeout):
+    """Every frame the server sends until it closes the connection (or the time is up)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got.append(conn.read_frame(max(deadline - time.monotonic(), 0.01)))
+        except (ConnectionClosed, TimeoutError, OSError):
+            break
+    return got
+
+
+def test_a_request_in_the_same_read_as_a_watch_is_dropped(shelters):
+    """A watching connection takes no further requests: a hold sent right behind the watch, in
+    the same TCP segment, must neither be made nor answered."""
+    env = shelters
+    with env.connect("social", "0180") as c:
+        hold = {**LOW_RISK_ARGS, "shelter": "hamnen-gbg", "unit": "r1", "ref": "PIPE-1"}
+        c.send_raw(frame(request_body("watch", None, 1)) + frame(request_body("hold", hold, 2)))
+        first = c.recv_reply(1, timeout=10)
+        assert first["ok"] and first["result"]["watching"], first
+        got = replies_until_closed(c, 1.5)
+        assert [r for r in got if r["id"] == 2] == [], got
+    assert env.show("hamnen-gbg")["units"][0]["held"] is False
+    assert env.cli("social", "0180").ok("holds")["holds"] == []
+
+
+@pytest.mark.daemon_config({"events": {"heartbeat": "200ms"}})
+def test_a_second_watch_in_the_same_read_is_dropped(shelters):
+    """Two watches in one segment: the first ends with `gone`, and the second one must not be
+    left behind as a watcher whose request was finished with the first (its heartbeat would
+    then write through freed memory)."""
+    env = shelters
+    redis_command(env.redis.sock, "SET", ns_prefix(env) + "log:floor", "9999999999999-0")
+    with env.connect("admin", "ops-anna") as c:
+        c.send_raw(frame(request_body("watch", {"since": "1-0"}, 1)) +
+                   frame(request_body("watch", None, 2)))
+        got = replies_until_closed(c, 3)
+    assert [r for r in got if r["id"] == 2] == [], got
+    assert [r["error"]["code"] for r in got if r["id"] == 1 and not r["ok"]] == ["gone"], got
+    time.sleep(1)  # heartbeats of a watcher left behind would go out now
+    assert env.daemon.running
+    assert env.admin.ok("whoami")["role"] == "admin"
+    # Watching works as before for this principal.
+    with env.connect("admin", "ops-anna") as c:
+        rid = c.send("watch")
+        assert c.recv_reply(rid, timeout=5)["ok"]
+        assert "heartbeat" in c.recv_reply(rid, timeout=5)["result"]
