@@ -1225,7 +1225,7 @@ end
 -- Standing searches
 
 local REFERRAL_KEYS = {'home', 'risk', 'adults', 'children', 'group', 'wheelchair', 'pets',
-                       'substance', 'language', 'perpetrator', 'exclude'}
+                       'substance', 'language', 'perpetrator', 'exclude', 'need'}
 
 local function standing_view(id, st)
     return {standing = id, by = st.by, municipality = st.municipality, ref = st.ref,

@@ -71,3 +71,26 @@ def test_a_second_watch_in_the_same_read_is_dropped(shelters):
         rid = c.send("watch")
         assert c.recv_reply(rid, timeout=5)["ok"]
         assert "heartbeat" in c.recv_reply(rid, timeout=5)["result"]
+
+
+def test_a_standing_search_keeps_the_competences_it_needs(shelters):
+    """A standing search that needs a competence is matched only by a shelter that has it, as a
+    search and a hold would decide: the stored referral must keep `need`."""
+    env = shelters
+    for sid in ("frida-sthlm", "hamnen-gbg"):
+        for u in ("r1", "r2"):
+            env.cli("shelter", sid).ok("vacancy", sid, u, "occupied")
+    env.admin.ok("shelter", "update", "hamnen-gbg", "--competences", "hbv")
+    social = env.cli("social", "0180")
+    referral = ["--from", "0180", "--risk", "low", "--need", "hbv"]
+    st = social.ok("standing", "add", *referral, "--ref", "NEED-1")["standing"]["standing"]
+    with env.connect("social", "0180") as c:
+        rid = c.send("watch", {"types": ["match"]})
+        assert c.recv_reply(rid, timeout=5)["ok"]
+        # frida has no hbv: a search does not offer it, and the standing search must not either.
+        env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", "r1", "free")
+        assert social.ok("search", *referral)["results"] == []
+        # hamnen has it: one match.
+        env.cli("shelter", "hamnen-gbg").ok("vacancy", "hamnen-gbg", "r1", "free")
+        m = c.recv_reply(rid, timeout=5)["result"]["event"]
+        assert (m["standing"], m["shelter"], m["unit"]) == (st, "hamnen-gbg", "r1"), m
