@@ -94,3 +94,33 @@ def test_a_standing_search_keeps_the_competences_it_needs(shelters):
         env.cli("shelter", "hamnen-gbg").ok("vacancy", "hamnen-gbg", "r1", "free")
         m = c.recv_reply(rid, timeout=5)["result"]["event"]
         assert (m["standing"], m["shelter"], m["unit"]) == (st, "hamnen-gbg", "r1"), m
+
+
+def test_a_shelter_that_now_may_take_the_household_calls_back(shelters):
+    """When an admin records what makes a shelter fit (a competence the referral needs, the IVO
+    permit of protected housing), its free units are checked against the standing searches as
+    when it changes any other thing it takes."""
+    env = shelters
+    for sid in ("frida-sthlm", "hamnen-gbg"):
+        for u in ("r1", "r2"):
+            env.cli("shelter", sid).ok("vacancy", sid, u, "occupied")
+    env.add_shelter("lila-uppsala", "Lila", kind="skyddat_boende", municipality="0380",
+                    protection=3, operator="ideell")
+    env.add_unit("lila-uppsala", "a1", 3)
+    env.cli("shelter", "lila-uppsala").ok("vacancy", "lila-uppsala", "a1", "free")
+    env.cli("shelter", "hamnen-gbg").ok("vacancy", "hamnen-gbg", "r1", "free")
+    social = env.cli("social", "0180")
+    permit = social.ok("standing", "add", "--from", "0180", "--risk", "low", "--exclude", "1480",
+                       "--ref", "PERMIT-1")["standing"]["standing"]
+    need = social.ok("standing", "add", "--from", "0180", "--risk", "low", "--need", "hbv",
+                     "--exclude", "0380", "--ref", "NEED-2")["standing"]["standing"]
+    with env.connect("social", "0180") as c:
+        rid = c.send("watch", {"types": ["match"]})
+        assert c.recv_reply(rid, timeout=5)["ok"]
+        env.admin.ok("shelter", "update", "lila-uppsala", "--ivo-permit", "3.5.1-1/2024",
+                     "--ivo-permit-date", "2024-05-20")
+        m = c.recv_reply(rid, timeout=5)["result"]["event"]
+        assert (m["standing"], m["shelter"], m["unit"]) == (permit, "lila-uppsala", "a1"), m
+        env.admin.ok("shelter", "update", "hamnen-gbg", "--competences", "hbv")
+        m = c.recv_reply(rid, timeout=5)["result"]["event"]
+        assert (m["standing"], m["shelter"], m["unit"]) == (need, "hamnen-gbg", "r1"), m
