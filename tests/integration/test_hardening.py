@@ -124,3 +124,28 @@ def test_a_shelter_that_now_may_take_the_household_calls_back(shelters):
         env.admin.ok("shelter", "update", "hamnen-gbg", "--competences", "hbv")
         m = c.recv_reply(rid, timeout=5)["result"]["event"]
         assert (m["standing"], m["shelter"], m["unit"]) == (need, "hamnen-gbg", "r1"), m
+
+
+def test_the_archive_does_not_follow_a_link_planted_in_its_directory(env_unstarted):
+    """Whoever may write to the archive directory must not make the daemon cut or re-mode a file
+    elsewhere by planting a link under the month's name: the daemon writes only to a regular
+    file of its own, and while it cannot, the records stay in the store."""
+    from test_archive import FRIDA, archive_config, exists, frida, month_files
+    env = env_unstarted
+    directory = archive_config(env)
+    directory.mkdir(mode=0o700)
+    victim = env.workdir / "victim.txt"
+    victim.write_bytes(b"first line\nsecond line without an end")
+    victim.chmod(0o644)
+    for f in month_files(directory):
+        f.symlink_to(victim)
+    env.start()
+    frida(env)
+    hid = env.cli("social", "0180").ok("hold", FRIDA, "r1", "--from", "0180", "--risk", "low",
+                                       "--ref", "KS-LINK-1")["hold"]
+    env.cli("social", "0180").ok("release", hid)
+    wait_for(lambda: "archiving" in env.daemon.log_text(), 10, "an archiving attempt")
+    time.sleep(0.5)
+    assert victim.read_bytes() == b"first line\nsecond line without an end"
+    assert victim.stat().st_mode & 0o777 == 0o644
+    assert exists(env, f"hold:{hid}")
