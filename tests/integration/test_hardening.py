@@ -3,13 +3,14 @@ here is a way in that was once open. A watching connection takes no further requ
 ones that arrived in the same read as the watch; a standing search matches only by the whole
 predicate a search and a hold apply."""
 
+import signal
 import time
 
 import pytest
 
 from conftest import LOW_RISK_ARGS, wait_for
 from fristad_proto import ConnectionClosed, frame, request_body
-from referrals import redis_command
+from referrals import redis_command, second  # noqa: F401 (fixture)
 from security import ns_prefix
 
 
@@ -149,3 +150,31 @@ def test_the_archive_does_not_follow_a_link_planted_in_its_directory(env_unstart
     assert victim.read_bytes() == b"first line\nsecond line without an end"
     assert victim.stat().st_mode & 0o777 == 0o644
     assert exists(env, f"hold:{hid}")
+
+
+def test_a_hold_is_checked_against_the_shelter_as_the_store_has_it(env, second):
+    """The eligibility check runs on the daemon's copy of the shelter; the store makes the hold.
+    A daemon that has not yet heard of a change made through another one (here: it is stopped
+    while the permit is revoked, with the hold already waiting in its socket) must not let a
+    hold through that the store's shelter rules out: protected housing without its permit."""
+    env.add_shelter("lila-uppsala", "Lila", kind="skyddat_boende", municipality="0380",
+                    protection=3, operator="ideell", ivo_permit="3.5.1-1/2024")
+    env.add_unit("lila-uppsala", "a1", 3)
+    env.cli("shelter", "lila-uppsala").ok("vacancy", "lila-uppsala", "a1", "free")
+    wait_for(lambda: second.admin.ok("shelter", "show", "lila-uppsala")["shelter"]["units"][0]
+             ["state"] == "free", 5, "the second daemon to see the free unit")
+    hold = {"home": "0180", "risk": "low", "shelter": "lila-uppsala", "unit": "a1",
+            "ref": "RACE-1"}
+    with env.connect("social", "0180") as c:
+        assert c.call("whoami")["role"] == "social"
+        env.daemon.proc.send_signal(signal.SIGSTOP)
+        try:
+            rid = c.send("hold", hold)
+            time.sleep(0.2)
+            second.admin.ok("shelter", "update", "lila-uppsala", "--no-ivo-permit")
+        finally:
+            env.daemon.proc.send_signal(signal.SIGCONT)
+        reply = c.recv_reply(rid, timeout=10)
+    assert not reply["ok"], reply
+    assert reply["error"]["code"] in ("ineligible", "conflict"), reply
+    assert env.admin.ok("shelter", "show", "lila-uppsala")["shelter"]["units"][0]["held"] is False
