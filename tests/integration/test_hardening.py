@@ -3,6 +3,7 @@ here is a way in that was once open. A watching connection takes no further requ
 ones that arrived in the same read as the watch; a standing search matches only by the whole
 predicate a search and a hold apply."""
 
+import json
 import signal
 import time
 
@@ -178,3 +179,22 @@ def test_a_hold_is_checked_against_the_shelter_as_the_store_has_it(env, second):
     assert not reply["ok"], reply
     assert reply["error"]["code"] in ("ineligible", "conflict"), reply
     assert env.admin.ok("shelter", "show", "lila-uppsala")["shelter"]["units"][0]["held"] is False
+
+
+def test_hold_n_is_refused_with_another_pkcs12_identity(shelters):
+    """'hold N' holds a result of the last search made with the same certificate; with PKCS#12
+    files the certificate is the file, so a search made as one principal is not held as
+    another (with the first one's referral)."""
+    from test_p12 import PASS, client, export
+    env = shelters
+    stockholm = export(env, env.cert("social", "0180"), env.workdir / "sthlm.p12", PASS)
+    goteborg = export(env, env.cert("social", "1480"), env.workdir / "gbg.p12", PASS)
+    secret = {"FRISTAD_P12_PASS": PASS}
+    r = client(env, stockholm, "search", "--from", "0180", "--risk", "low", extra_env=secret)
+    assert r.returncode == 0 and json.loads(r.stdout)["results"], r
+    r = client(env, goteborg, "hold", "1", "--ref", "P12-1", extra_env=secret)
+    assert r.returncode == 2 and "another server or certificate" in r.stdout, r
+    assert env.cli("social", "1480").ok("holds")["holds"] == []
+    # With the file it searched with, it holds.
+    r = client(env, stockholm, "hold", "1", "--ref", "P12-2", extra_env=secret)
+    assert r.returncode == 0, r
