@@ -198,3 +198,28 @@ def test_hold_n_is_refused_with_another_pkcs12_identity(shelters):
     # With the file it searched with, it holds.
     r = client(env, stockholm, "hold", "1", "--ref", "P12-2", extra_env=secret)
     assert r.returncode == 0, r
+
+
+FILL_LOG = ("for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'type', 'vacancy', "
+            "'at', '1', 'shelter', 'frida-sthlm', 'unit', 'r1', 'state', 'free') end return 1")
+
+
+@pytest.mark.daemon_config({"log": {"level": "debug"}})
+def test_a_watcher_that_reads_nothing_while_catching_up_is_closed_cleanly(env_unstarted):
+    """A watcher that resumes from long ago and then reads nothing fills its unread output; the
+    daemon closes it. It must not touch the watcher it has just freed while doing so (the
+    sanitizer build sees that as a use after free)."""
+    env = env_unstarted
+    env.redis.start()
+    # A long log from before the daemon started: only a resuming watcher reads it.
+    assert redis_command(env.redis.sock, "EVAL", FILL_LOG, 1, ns_prefix(env) + "log",
+                         30000, timeout=60) == ":1"
+    env.daemon.start()
+    with env.connect("admin", "ops-anna") as c:
+        c.send("watch", {"since": "0-0"})
+        # It reads nothing; the daemon sends until it gives up on it.
+        wait_for(lambda: "too many unread replies" in env.daemon.log_text(), 20,
+                 "the daemon to close the watcher that reads nothing")
+    assert env.daemon.running
+    assert env.admin.ok("whoami")["role"] == "admin"
+    assert not env.daemon.sanitizer_reports()
