@@ -1207,7 +1207,9 @@ local function audit_read(c, a)
     local pf, sf, limit = a.principal or '', a.shelter or '', tonumber(a.limit) or 100
     local out = {}
     -- A whole number as Lua prints it: tostring(1e14) would be "1e+14", which XRANGE refuses.
-    local start = string.format('%d', tonumber(a.since) or 0)
+    -- A sequence "MS-N" starts after that entry.
+    local start = type(a.since) == 'string' and '(' .. a.since or
+        string.format('%d', tonumber(a.since) or 0)
     local scanned = 0
     while #out < limit and scanned < 20000 do
         local batch = redis.call('XRANGE', c.P .. 'audit', start, '+', 'COUNT', 500)

@@ -223,3 +223,16 @@ def test_a_watcher_that_reads_nothing_while_catching_up_is_closed_cleanly(env_un
     assert env.daemon.running
     assert env.admin.ok("whoami")["role"] == "admin"
     assert not env.daemon.sanitizer_reports()
+
+
+def test_audit_since_a_sequence_starts_after_it(env):
+    """`since` as a sequence means after that entry, for the audit trail as for the event log;
+    it must not be read as 0 (the whole trail from its start)."""
+    env.add_shelter("frida-sthlm", "Frida")
+    with env.connect("admin", "ops-anna") as c:
+        everything = c.call("audit", {"limit": 200})["entries"]
+        assert everything
+        assert c.call("audit", {"since": "9999999999999-0"})["entries"] == []
+        last = everything[-1]["at"]
+        after = c.call("audit", {"since": f"{last}-99999"})["entries"]
+        assert all(e["at"] > last for e in after), after
