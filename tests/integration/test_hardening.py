@@ -213,12 +213,12 @@ def test_a_watcher_that_reads_nothing_while_catching_up_is_closed_cleanly(env_un
     env.redis.start()
     # A long log from before the daemon started: only a resuming watcher reads it.
     assert redis_command(env.redis.sock, "EVAL", FILL_LOG, 1, ns_prefix(env) + "log",
-                         30000, timeout=60) == ":1"
+                         100000, timeout=60) == ":1"
     env.daemon.start()
     with env.connect("admin", "ops-anna") as c:
         c.send("watch", {"since": "0-0"})
         # It reads nothing; the daemon sends until it gives up on it.
-        wait_for(lambda: "too many unread replies" in env.daemon.log_text(), 20,
+        wait_for(lambda: "too many unread replies" in env.daemon.log_text(), 40,
                  "the daemon to close the watcher that reads nothing")
     assert env.daemon.running
     assert env.admin.ok("whoami")["role"] == "admin"
