@@ -59,9 +59,10 @@ static int recall_path(char *buf, size_t cap, bool make_dir)
     return 0;
 }
 
+/* The certificate the search was made with: its PEM file, or the PKCS#12 file that holds it. */
 static const char *identity(const struct settings *s)
 {
-    return s->cert ? s->cert : "";
+    return s->cert ? s->cert : s->p12 ? s->p12 : "";
 }
 
 int recall_save(const struct settings *s, const struct proto_args *search,

@@ -320,7 +320,9 @@ int archive_append(const char *dir, int64_t now_ms, const msgpack_object *record
         return -1;
     }
     bool existed = access(head->path, F_OK) == 0;
-    int fd = open(head->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    /* Never through a link: whoever may write to the directory must not make the daemon cut
+     * off or re-mode a file elsewhere. */
+    int fd = open(head->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", head->path, strerror(errno));
         return -1;
@@ -329,6 +331,11 @@ int archive_append(const char *dir, int64_t now_ms, const msgpack_object *record
     msgpack_sbuffer_init(&lines);
     struct stat st;
     int rc = -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        snprintf(err, errlen, "%s is not a regular file of its own; not appending to it",
+                 head->path);
+        goto out;
+    }
     if (fchmod(fd, 0600) != 0 || read_head(fd, head->path, head->hash, err, errlen) < 0 ||
         fstat(fd, &st) != 0) {
         if (!err[0])

@@ -437,14 +437,16 @@ static void read_frames_locked(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     uint32_t max_frame = c->d->cfg->max_frame;
 
-    if (c->stream) { /* a stream takes no requests: what comes is dropped */
-        evbuffer_drain(in, evbuffer_get_length(in));
-        evtimer_del(c->frame_timer);
-        return;
-    }
     for (unsigned n = 0; n < FRAMES_PER_EVENT; n++) {
         if (c->state != CONN_READY)
             return;
+        /* A stream takes no requests: what comes is dropped, also what came in the same read
+         * as the request that began it. */
+        if (c->stream) {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            evtimer_del(c->frame_timer);
+            return;
+        }
         if (c->inflight >= MAX_INFLIGHT) {
             c->paused = true;
             bufferevent_disable(c->bev, EV_READ);

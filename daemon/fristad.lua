@@ -29,6 +29,8 @@ Key layout under the prefix P:
                                 boys_max_age pets substance languages intake_hours paused
                                 retired updated_at created_at version [competences]
                                 [operator] [ivo_permit ivo_permit_date] [ivo_registered]
+                                [profile_version] (the version of the last change of what it
+                                takes or of a unit's beds or access)
                           (a shelter registered before the bracketed fields existed lacks
                           them: no competences, operator unknown, no permit)
   u:<sid>                 set of unit ids of the shelter
@@ -403,6 +405,14 @@ local function practice_fields(f, a)
     return f
 end
 
+-- What a shelter takes, or a unit's beds or access, changed: the version this change gets (the
+-- one changed() gives it) is kept, so that a hold the daemon checked against an older copy of
+-- the shelter is refused (see hold).
+local function taking_changed(c, sid)
+    redis.call('HSET', c.P .. 's:' .. sid, 'profile_version',
+               tonumber(redis.call('GET', c.P .. 'ver') or '0') + 1)
+end
+
 -- Protocol fields of a shelter as they are stored: lists as comma-separated text, booleans
 -- as 1/0.
 local function shelter_fields(a)
@@ -456,6 +466,7 @@ local function shelter_update(c, a)
     if a.ivo_permit == '' then
         redis.call('HDEL', c.P .. 's:' .. sid, 'ivo_permit', 'ivo_permit_date')
     end
+    taking_changed(c, sid)
     return {shelter = sid, target = t}
 end
 
@@ -492,6 +503,7 @@ local function unit_add(c, a)
     redis.call('HSET', uk, 'beds', a.beds, 'accessible', a.accessible and 1 or 0, 'state',
                'closed', 'changed_at', c.now)
     redis.call('SADD', c.P .. 'u:' .. sid, uid)
+    taking_changed(c, sid)
     return {shelter = sid, target = t}
 end
 
@@ -506,6 +518,7 @@ local function unit_update(c, a)
     end
     if a.beds ~= nil then redis.call('HSET', uk, 'beds', a.beds) end
     if a.accessible ~= nil then redis.call('HSET', uk, 'accessible', a.accessible and 1 or 0) end
+    taking_changed(c, sid)
     return {shelter = sid, target = t}
 end
 
@@ -583,7 +596,8 @@ end
 -- args: the referral as search takes it (home, risk, perpetrator, exclude, adults, children,
 -- group, wheelchair, pets, substance, language), shelter, unit, ref, callback,
 -- idempotency_key; and from the daemon, which has checked the unit against the referral:
--- municipality (the responsible one), hold (the new id), ttl (ms), max_open.
+-- municipality (the responsible one), hold (the new id), ttl (ms), max_open, checked_version
+-- (the shelter's version in the copy the daemon checked).
 local function hold(c, a)
     local mun, sid, uid, ref, hid, ttl = a.municipality or '', a.shelter, a.unit, a.ref, a.hold,
         tonumber(a.ttl)
@@ -619,7 +633,8 @@ local function hold(c, a)
         end
     end
     local sk = c.P .. 's:' .. sid
-    local retired, paused, phone = unpack(redis.call('HMGET', sk, 'retired', 'paused', 'phone'))
+    local retired, paused, phone, profile = unpack(redis.call('HMGET', sk, 'retired', 'paused',
+                                                              'phone', 'profile_version'))
     if not retired then
         return no('not_found', 'no shelter with this id', t)
     end
@@ -628,6 +643,10 @@ local function hold(c, a)
     end
     if paused == '1' then
         return no('conflict', 'the shelter has paused its intake', t)
+    end
+    if a.checked_version and tonumber(profile or '0') > tonumber(a.checked_version) then
+        return no('conflict', 'what the shelter takes changed while the hold was checked; ' ..
+                  'search again', t)
     end
     local uk = c.P .. 'unit:' .. sid .. ':' .. uid
     local state, pl = unpack(redis.call('HMGET', uk, 'state', 'placement'))
@@ -1216,7 +1235,9 @@ local function audit_read(c, a)
     local pf, sf, limit = a.principal or '', a.shelter or '', tonumber(a.limit) or 100
     local out = {}
     -- A whole number as Lua prints it: tostring(1e14) would be "1e+14", which XRANGE refuses.
-    local start = string.format('%d', tonumber(a.since) or 0)
+    -- A sequence "MS-N" starts after that entry.
+    local start = type(a.since) == 'string' and '(' .. a.since or
+        string.format('%d', tonumber(a.since) or 0)
     local scanned = 0
     while #out < limit and scanned < 20000 do
         local batch = redis.call('XRANGE', c.P .. 'audit', start, '+', 'COUNT', 500)
@@ -1253,7 +1274,7 @@ end
 -- Standing searches
 
 local REFERRAL_KEYS = {'home', 'risk', 'adults', 'children', 'group', 'wheelchair', 'pets',
-                       'substance', 'language', 'perpetrator', 'exclude'}
+                       'substance', 'language', 'perpetrator', 'exclude', 'need'}
 
 local function standing_view(id, st)
     return {standing = id, by = st.by, municipality = st.municipality, ref = st.ref,

@@ -101,6 +101,10 @@ static int extra_hold(const struct op_ctx *x, struct op_extra *e)
     put_num(e, "ttl", x->cfg->hold_ttl_ms);
     put_num(e, "max_open", x->cfg->max_open_holds);
     put_num(e, "escalate_after", x->cfg->escalate_after_ms);
+    /* The copy of the shelter check_hold judged: the store refuses the hold if what the shelter
+     * takes has changed since (an update through another daemon not seen here yet). */
+    const struct idx_shelter *s = index_find(x->index, x->args->shelter);
+    put_num(e, "checked_version", s ? (int64_t)s->ver : 0);
     return 0;
 }
 

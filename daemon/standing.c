@@ -176,13 +176,15 @@ void standing_on_event(struct standing *st, const struct event *e)
         remove_id(st, e->standing);
 }
 
-/* Does what the shelter takes, or where it is, differ? */
+/* Does what the shelter takes, or where it is, differ? Its competences and IVO permit too. */
 static bool takes_changed(const struct idx_shelter *a, const struct idx_shelter *b)
 {
     return a->mun != b->mun || a->protection != b->protection || a->groups != b->groups ||
            a->max_children != b->max_children || a->boys_max_age != b->boys_max_age ||
            a->pets != b->pets || a->substance != b->substance || a->n_languages != b->n_languages ||
-           memcmp(a->languages, b->languages, sizeof a->languages) != 0;
+           memcmp(a->languages, b->languages, sizeof a->languages) != 0 || a->kind != b->kind ||
+           a->competences != b->competences || a->operator_ != b->operator_ ||
+           strcmp(a->ivo_permit, b->ivo_permit) != 0 || a->ivo_registered != b->ivo_registered;
 }
 
 static void report(struct standing *st, const struct entry *e, const struct idx_shelter *s,

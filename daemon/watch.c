@@ -42,6 +42,7 @@ struct watcher {
     struct event *queue; /* live events that came while catching up */
     unsigned n_queue, cap_queue;
     bool fetching;     /* a read-back is at the store */
+    bool sending;      /* an event is being pushed: a close meanwhile leaves the freeing */
     bool gone;         /* the connection has closed: free once the read-back returns */
     int64_t last_sent; /* monotonic ms: for the heartbeat */
 };
@@ -138,7 +139,12 @@ static bool send_event(struct watcher *w, const struct event *e)
         return false;
     w->last = e->seq;
     w->last_sent = clock_mono_ms();
-    return request_push(w->r);
+    /* A push may close the connection (a consumer too slow): on_closed then leaves the watcher
+     * to the caller, which ends it with end_watch. */
+    w->sending = true;
+    bool sent = request_push(w->r);
+    w->sending = false;
+    return sent;
 }
 
 /* Sends e if it is after the last one sent, visible and wanted. False: the stream is over. */
@@ -166,8 +172,8 @@ static void on_closed(void *ud)
     TAILQ_REMOVE(&w->all->list, w, link);
     w->all->n--;
     w->r = NULL;
-    if (w->fetching)
-        w->gone = true; /* the read-back's callback frees it */
+    if (w->fetching || w->sending)
+        w->gone = true; /* the read-back's callback, or end_watch after the push, frees it */
     else
         watcher_free(w);
 }
@@ -175,8 +181,11 @@ static void on_closed(void *ud)
 static void end_watch(struct watcher *w, enum proto_err code, const char *message)
 {
     struct request *r = w->r;
-    if (!r)
+    if (!r) { /* it went away while an event was being sent */
+        if (w->gone && !w->fetching)
+            watcher_free(w);
         return;
+    }
     /* The error is a last frame of the stream, then the connection closes. */
     request_push_error(r, code, message);
     on_closed(w);
