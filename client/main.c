@@ -433,6 +433,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tzset();
 
+    recall_forget_stale();
     int rc = cli_parse(argc, argv, &cli, &err);
     if (cli.help) {
         cli_help(stdout, cli.topics);

@@ -3,8 +3,9 @@
  * N without typing the referral again. The file holds the search's referral (no reference: a
  * search has none) and its results' shelters and units, the server and certificate it was made
  * with, and when; it lives in the user's cache directory with mode 0600 and is good for 30
- * minutes. Its contents are read back through the protocol's own decoder, so a file that was
- * changed by hand cannot put anything into a request that a request could not hold anyway.
+ * minutes, after which the next run of the client deletes it: it tells of a household. Its contents
+ * are read back through the protocol's own decoder, so a file that was changed by hand cannot put
+ * anything into a request that a request could not hold anyway.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -142,6 +143,17 @@ static enum proto_err decode_referral(const msgpack_object *referral, struct pro
     free(req);
     msgpack_sbuffer_destroy(&sb);
     return e;
+}
+
+void recall_forget_stale(void)
+{
+    char path[1024];
+    struct stat st;
+    if (recall_path(path, sizeof path, false) < 0 || lstat(path, &st) != 0)
+        return;
+    int64_t written = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    if (now_ms() - written > RECALL_MAX_AGE_MS)
+        (void)unlink(path);
 }
 
 int recall_load(const struct settings *s, unsigned n, struct proto_request *hold,

@@ -21,4 +21,7 @@ int recall_save(const struct settings *s, const struct proto_args *search,
 int recall_load(const struct settings *s, unsigned n, struct proto_request *hold,
                 struct client_error *err) CLIENT_WARN_UNUSED;
 
+/* Deletes the remembered search once it is too old to hold from (any run of the client). */
+void recall_forget_stale(void);
+
 #endif

@@ -198,6 +198,9 @@ void watch_deliver(struct watchers *all, const struct event *e)
     for (w = TAILQ_FIRST(&all->list); w; w = next) {
         next = TAILQ_NEXT(w, link);
         if (w->state == W_CATCHING_UP) {
+            /* Only what it will be sent waits: others' events cost its queue nothing. */
+            if (!may_see(w, e) || !passes(w, e))
+                continue;
             if (w->n_queue == w->cap_queue) {
                 unsigned cap = w->cap_queue ? w->cap_queue * 2 : 64;
                 struct event *grown =

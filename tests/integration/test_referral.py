@@ -7,6 +7,7 @@ what the shelter sees of the household, intake hours in search, the remembered s
 
 import random
 import re
+import os
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -400,6 +401,11 @@ def test_hold_n_holds_a_result_of_the_last_search(frida):
     data["saved_at"] -= 31 * 60 * 1000
     files[0].write_bytes(msgpack.packb(data))
     usage(social("hold", "2", "--ref", "KS-N4"), "search again")
+    # The file tells of a household: once it is too old to hold from, any run deletes it.
+    old = time.time() - 31 * 60
+    os.utime(files[0], (old, old))
+    social.ok("whoami")
+    assert not files[0].exists()
 
 
 # -- what an attacker's run found --------------------------------------------------------------
