@@ -15,6 +15,9 @@ static const struct cli_option options[O__COUNT] = {
     [O_JSON] = {"json", NULL, F__COUNT,
                 "print exactly one JSON document: the result, or "
                 "{\"error\": {\"code\": ..., \"message\": ...}}"},
+    [O_CSV] = {"csv", NULL, F__COUNT,
+               "with stats: print the follow-up as CSV, one line a month, suppressed cells as in "
+               "the table"},
     [O_SERVER] = {"server", "HOST:PORT", F__COUNT, "the fristadd server (port 7420 if left out)"},
     [O_CERT] = {"cert", "FILE", F__COUNT, "client certificate (PEM)"},
     [O_KEY] = {"key", "FILE", F__COUNT, "its private key (PEM, without a passphrase)"},
@@ -120,6 +123,11 @@ static const struct cli_option options[O__COUNT] = {
                 "escalated, confirmed, discharged, vacancy, paused, resumed, match, standing); "
                 "repeat for more",
                 .repeat = true},
+    [O_FROM_MONTH] = {"from", "MONTH", F_FROM_MONTH,
+                      "the first month, YYYY-MM in Swedish time (default: 11 months before --to)"},
+    [O_TO_MONTH] = {"to", "MONTH", F_TO_MONTH,
+                    "the last month, YYYY-MM (default: the latest reported, the month before "
+                    "this one once its first day has passed)"},
 };
 
 #define OB(o) CLI_OPT_BIT(O_##o)
@@ -251,7 +259,29 @@ static const struct cli_command commands[] = {
      "shown newest first.",
      OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false, false},
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
-     "searches, no-match reasons, holds and placements by outcome", NULL, 0, 0, false, false},
+     "searches, no-match reasons, holds and placements by outcome",
+     "The operator's running counters since the start, for scripts and monitoring; not for "
+     "publication. With any of --municipality, --county, --from, --to or --csv it is 'stats "
+     "followup'.", 0, 0, false, false},
+    {"stats", "followup", 0, {{0}}, OP_FOLLOWUP, ADMIN,
+     "follow-up by month: searches, holds, placements, nights, children by age",
+     "For systematic follow-up: per month (Swedish time) and responsible municipality, the "
+     "searches and those that found nothing (by reason), holds, acceptances, declines (by "
+     "code), expiries, placements, discharges, the median minutes from hold to acceptance and "
+     "to arrival, children placed by age (0-6, 7-12, 13-17) and the nights of the placements "
+     "that ended. Counts only, never people: a cell below 3 shows as <3 (a median or nights: "
+     "fewer than 3 cases behind it), and a county cell that would let a smaller one be "
+     "computed back shows as x. Only months that have ended are shown, each on its own, "
+     "without totals. Social services see their own municipality (the default), on-call and "
+     "the admin the municipality or county they name.",
+     AREA_OPTS | OB(FROM_MONTH) | OB(TO_MONTH), 0, false, false},
+    {"export", "hsds", 0, {{0}}, OP_DIRECTORY, ADMIN,
+     "the directory as Open Referral HSDS 3.0, for a public page",
+     "Writes one JSON document: an HSDS page of services, each with its organization and its "
+     "municipality as the only location. No address, no unit beyond counts, nothing of "
+     "vacancies, and no intake phone of protected housing or of a shelter with protection 3 "
+     "(the phones it does give are audited as disclosed). Redirect it to a file to publish.",
+     0, 0, false, false},
     {"standing", "add", 0, {{0}}, OP_STANDING_ADD, REFERRALS,
      "when nothing fits: be told when a fitting bed frees up",
      "Registers the referral for --hours (12 by default, at most 72). Whenever a unit becomes "

@@ -28,6 +28,7 @@
 enum cli_opt {
     /* global */
     O_JSON,
+    O_CSV, /* with stats followup only: CSV instead of a table */
     O_SERVER,
     O_CERT,
     O_KEY,
@@ -81,6 +82,8 @@ enum cli_opt {
     O_LIMIT,
     O_HOURS,
     O_TYPE,
+    O_FROM_MONTH, /* "--from" of stats followup: the name is shared with O_FROM */
+    O_TO_MONTH,
     O__COUNT
 };
 
@@ -91,6 +94,11 @@ _Static_assert(O__COUNT <= 64, "a command's options are a 64-bit mask");
 /* The bit of an option in a command's masks. */
 #define CLI_OPT_BIT(o) (UINT64_C(1) << (o))
 
+/*
+ * An option may share its name with an earlier one when no command takes both ("--from" is
+ * the home municipality of a search and the first month of stats followup): the command
+ * decides which one the name is.
+ */
 struct cli_option {
     const char *name;       /* the long option, without "--" */
     const char *metavar;    /* what its value looks like; NULL for an option without a value */

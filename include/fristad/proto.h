@@ -59,6 +59,7 @@ extern "C" {
 #define PROTO_INTAKE_MAX    120u /* intake hours, in characters */
 #define PROTO_MAX_INTAKE    14u  /* ranges of intake hours */
 #define PROTO_ID_LEN        17u  /* a hold or placement id: 'h' or 'p' and 16 characters */
+#define PROTO_MAX_MONTHS    36u  /* months of follow-up statistics in one request */
 
 #define PROTO_WARN_UNUSED __attribute__((warn_unused_result))
 
@@ -191,6 +192,16 @@ int proto_municipality_index(const char *code, size_t n);
 const char *proto_municipality_code(unsigned idx);
 bool proto_county_valid(const char *code, size_t n);
 
+/* ---- months ------------------------------------------------------------------------------ */
+
+/*
+ * A calendar month of follow-up statistics, "YYYY-MM" (2000-01 to 2099-12), as a number that
+ * counts months: year * 12 + month - 1. Returns -1 for anything else.
+ */
+int proto_month_parse(const char *s, size_t n);
+/* Writes "YYYY-MM" of a month number (NUL-terminated); out must hold 8 bytes. */
+void proto_month_format(int month, char out[8]);
+
 /* ---- intake hours ----------------------------------------------------------------------- */
 
 /*
@@ -281,6 +292,8 @@ enum proto_field {
     F_TYPES,
     F_HOURS,
     F_STANDING,
+    F_FROM_MONTH,
+    F_TO_MONTH,
     F__COUNT
 };
 
@@ -342,7 +355,9 @@ const char *proto_field_name(enum proto_field f);
     X(STANDING_ADD, "standing.add", PROTO_F(REF) | PROTO_F(HOME) | PROTO_F(RISK),                 \
       PROTO_REFERRAL | PROTO_F(HOURS) | PROTO_F(MUNICIPALITY), true)                               \
     X(STANDING_LIST, "standing.list", 0, 0, false)                                                \
-    X(STANDING_CANCEL, "standing.cancel", PROTO_F(STANDING), 0, true)
+    X(STANDING_CANCEL, "standing.cancel", PROTO_F(STANDING), 0, true)                             \
+    X(FOLLOWUP, "followup", 0, PROTO_AREA | PROTO_F(FROM_MONTH) | PROTO_F(TO_MONTH), false)       \
+    X(DIRECTORY, "directory", 0, 0, false)
 /* clang-format on */
 
 enum proto_op {
@@ -414,6 +429,8 @@ struct proto_args {
     uint16_t types; /* watch: a bit per enum proto_event (0: every type) */
     uint8_t hours;  /* a standing search lasts this long */
     char standing[PROTO_TOKEN_MAX + 1];
+    char from_month[8]; /* follow-up: the first month, "YYYY-MM" (Swedish local time) */
+    char to_month[8];   /* follow-up: the last month */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

@@ -104,6 +104,8 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     a->types = (1u << EV__COUNT) - 1;
     a->hours = 72;
     strcpy(a->standing, "szzzzzzzzzzzzzzzz");
+    strcpy(a->from_month, "2097-01"); /* the widest span: 36 months */
+    strcpy(a->to_month, "2099-12");
 }
 
 /* Every field the op allows, with values at the bottom of their ranges. */
@@ -145,6 +147,8 @@ static void fill_min(struct proto_request *r, enum proto_op op, uint64_t id)
     strcpy(a->standing, "s0000000000000000");
     a->since = 0;
     strcpy(a->principal, "admin:a");
+    strcpy(a->from_month, "2000-01");
+    strcpy(a->to_month, "2000-01");
 }
 
 static void pack_request(struct buf *b, const struct proto_request *r)
@@ -235,6 +239,8 @@ static void test_op_and_field_tables(void **state)
         [F_TYPES] = "types",
         [F_HOURS] = "hours",
         [F_STANDING] = "standing",
+        [F_FROM_MONTH] = "from_month",
+        [F_TO_MONTH] = "to_month",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
         assert_string_equal(proto_field_name((enum proto_field)f), field_names[f]);
@@ -279,6 +285,8 @@ static void test_op_and_field_tables(void **state)
         [OP_STANDING_ADD] = {"standing.add", true},
         [OP_STANDING_LIST] = {"standing.list", false},
         [OP_STANDING_CANCEL] = {"standing.cancel", true},
+        [OP_FOLLOWUP] = {"followup", false},
+        [OP_DIRECTORY] = {"directory", false},
     };
     const uint64_t required[OP__COUNT] = {
         [OP_SHELTER_ADD] =
@@ -328,6 +336,7 @@ static void test_op_and_field_tables(void **state)
         [OP_AUDIT] = B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT),
         [OP_WATCH] = B(SINCE) | B(COUNTY) | B(MUNICIPALITY) | B(TYPES),
         [OP_STANDING_ADD] = B(REF) | B(HOME) | B(RISK) | referral | B(HOURS) | B(MUNICIPALITY),
+        [OP_FOLLOWUP] = B(COUNTY) | B(MUNICIPALITY) | B(FROM_MONTH) | B(TO_MONTH),
         [OP_STANDING_CANCEL] = B(STANDING),
     };
 #undef B
@@ -775,6 +784,11 @@ static bool break_rule(unsigned k, struct proto_request *r, const char **what, e
         CASE(58, OP_HOLD_DECLINE, "note with a postal code",
              (strcpy(a->note, "till 123 45 Stockholm"), *want = PROTO_E_PERSONAL_DATA));
         CASE(59, OP_SEARCH, "group just out of range", a->group = GROUP__COUNT);
+        CASE(60, OP_FOLLOWUP, "month 13", strcpy(a->from_month, "2098-13"));
+        CASE(61, OP_FOLLOWUP, "a day, not a month", strcpy(a->to_month, "2099-1"));
+        CASE(62, OP_FOLLOWUP, "37 months", strcpy(a->from_month, "2096-12"));
+        CASE(63, OP_FOLLOWUP, "months backwards", strcpy(a->to_month, "2096-12"));
+        CASE(64, OP_FOLLOWUP, "municipality outside the county", strcpy(a->municipality, "1480"));
     default:
         return false;
     }
@@ -806,7 +820,7 @@ static void test_validate_request(void **state)
         if (longest_digit_run(err.message) >= 5)
             fail_msg("rule %u: the message may echo a value: %s", k, err.message);
     }
-    assert_int_equal(k, 60);
+    assert_int_equal(k, 65);
     free(r);
 }
 
