@@ -184,8 +184,8 @@ int report_followup_table(FILE *out, const msgpack_object *r)
             area_label(r, area, sizeof area),
             value_text(from, sizeof from, proto_map_get(r, "from_month")),
             value_text(to, sizeof to, proto_map_get(r, "to_month")));
-    fputs("<3: below 3 (a median or nights: fewer than 3 cases behind it); x: hidden, so that "
-          "a smaller cell cannot be computed back.\n",
+    fputs("<3: below 3 (a median or nights: fewer than 3 cases behind it).\n"
+          "x:  hidden, so that a smaller cell cannot be computed back from it.\n",
           out);
     if (months->via.array.size == 0)
         return 0;
