@@ -29,6 +29,14 @@ int followup_latest_month(int64_t now_ms)
     return tm.tm_mday >= 2 ? month - 1 : month - 2;
 }
 
+/* The first moment of a month in Swedish local time, as ms since 1970. */
+static int64_t month_start(int month)
+{
+    struct tm tm = {
+        .tm_year = month / 12 - 1900, .tm_mon = month % 12, .tm_mday = 1, .tm_isdst = -1};
+    return (int64_t)mktime(&tm) * 1000;
+}
+
 /* ---- who sees what ---------------------------------------------------------------------- */
 
 bool followup_may_see(const struct principal *p, const struct geo *g, unsigned mun)
@@ -166,9 +174,17 @@ void followup_count_search(struct search_counts *c, int64_t now_ms, unsigned mun
         for (unsigned r = 0; r < REASON__COUNT; r++)
             c->reasons[r] += ruled_out[r] > 0;
     }
-    if (!c->tally || mun >= PROTO_MUNICIPALITIES)
+    struct followup_tally *t = c->tally;
+    if (!t || mun >= PROTO_MUNICIPALITIES)
         return;
-    struct followup_cell *cell = open_cell(c->tally, followup_month_of(now_ms), mun);
+    /* The month of the last search, while the clock stays within it: localtime_r takes a lock
+     * and reads the zone rules, which every search need not do. */
+    if (now_ms < t->month_from || now_ms >= t->month_to) {
+        t->month = followup_month_of(now_ms);
+        t->month_from = month_start(t->month);
+        t->month_to = month_start(t->month + 1);
+    }
+    struct followup_cell *cell = open_cell(t, t->month, mun);
     if (!cell) {
         log_warning("follow-up: out of memory; a search is counted in the totals only");
         return;

@@ -103,6 +103,8 @@ struct followup_tally {
     struct followup_batch closed;   /* sent, or to be sent, until the store answers: fixed */
     struct followup_batch open;     /* counting into */
     bool inflight;                  /* `closed` is at the store */
+    int month;                      /* the month of the last search, from month_from ... */
+    int64_t month_from, month_to;   /* ... to before month_to (ms since 1970) */
     int slot_month;                 /* the month of `slot` */
     int slot[PROTO_MUNICIPALITIES]; /* index in open.cells of (slot_month, municipality), or -1 */
 };

@@ -20,6 +20,7 @@ import msgpack
 import pytest
 
 from conftest import ADMIN, SOURCE_ROOT, wait_for
+from referrals import geography
 from security import ns_prefix, redis
 
 TIMESHIFT = Path(os.environ.get("FRISTAD_TIMESHIFT") or
@@ -289,6 +290,73 @@ def test_counts_by_month_and_area(fake):
     assert legacy["declines"]["no_room"] == 1 and legacy["placements"]["discharged"] == 3
 
 
+def counts_of(month_cells):
+    """The count cells of a month as {measure: value}, nested ones flattened; medians and
+    nights, which are no counts, left out."""
+    out = {}
+    for k, v in month_cells.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{sub}": x for sub, x in v.items()})
+        elif k not in ("month", "nights") and not k.startswith("median"):
+            out[k] = v
+    return out
+
+
+def forced_cells(county_value, shown, k):
+    """What an attacker who knows the rule (followup.h) learns from a county cell about k
+    municipality cells shown as "<3" (each 0, 1 or 2) when the others sum to `shown`: the
+    values that some hidden cell must have, whichever total of the hidden ones is possible."""
+    def possible(r):
+        total = shown + r
+        if county_value == "<3":
+            return total < 3
+        if county_value == "x":
+            return total >= 3 and (k == 1 or r <= 1 or r >= 2 * k - 1)
+        return total == county_value
+    totals = [r for r in range(0, 2 * k + 1) if possible(r)]
+    assert totals, (county_value, shown, k)  # what the server sent is consistent
+    # A hidden cell may be v when the other k - 1 can make up the rest of some total.
+    values = {v for r in totals for v in (0, 1, 2) if 0 <= r - v <= 2 * (k - 1)}
+    return values if len(values) == 1 else set()
+
+
+def test_differences_give_no_cell_away(fake):
+    """The attacks on suppression, performed: a county minus its municipalities (knowing the
+    rule that hides county cells), the same month asked for in two overlapping periods, and a
+    month asked for before it has ended."""
+    env, clock = fake
+    scenario(env, clock)
+    muns = sorted(c for c, p in geography().places.items() if p["county"] == "01")
+    assert len(muns) == 26
+    with env.connect(*ADMIN) as admin:
+        def ask(**area):
+            return admin.call("followup", {**area, "from_month": "2027-03",
+                                           "to_month": "2027-04"})["months"]
+        county = ask(county="01")
+        per_mun = {m: ask(municipality=m) for m in muns}
+        for i, name in enumerate(("2027-03", "2027-04")):
+            whole = counts_of(county[i])
+            parts = {m: counts_of(per_mun[m][i]) for m in muns}
+            for measure, value in whole.items():
+                cells = [parts[m][measure] for m in muns]
+                hidden = [c for c in cells if c == "<3"]
+                shown = sum(c for c in cells if c != "<3")
+                if hidden:
+                    assert not forced_cells(value, shown, len(hidden)), (name, measure, value)
+        # The attack is real: were the county's 7 searches shown, the 24 municipalities
+        # without one (hidden as "<3") would be known to have had none.
+        assert forced_cells(7, 7, 24) == {0}
+        # Two overlapping periods: March alone is March as part of March-April, and no total
+        # over months is given to subtract.
+        march = admin.call("followup", {"county": "01", "from_month": "2027-03",
+                                        "to_month": "2027-03"})["months"]
+        assert march == county[:1]
+        assert not any("total" in k for m in county for k in counts_of(m))
+        # The month so far, asked twice, would tell what happened in between: not reported.
+        ok, err = admin.request("followup", {"county": "01", "to_month": "2027-05"})
+        assert not ok and err["code"] == "bad_request"
+
+
 def test_who_sees_what_and_bad_months(fake):
     env, clock = fake
     clock.set("2027-05-02T10:00:00+02:00")
@@ -338,3 +406,41 @@ def test_search_counts_survive_a_restart_and_count_once(env_unstarted):
             r("FCALL", "fristad_search_stat", 1, ns_prefix(env) + "ver", envelope)
         assert int(r("HGET", key, "searches")) == 7
         assert int(r("HGET", ns_prefix(env) + "stats", "searches")) == 7
+
+
+def test_store_months_are_swedish_time(env_unstarted):
+    """The Redis Functions have no time zones: they compute Swedish local time by the EU rule
+    (fristad.lua, stockholm_month). Here that code runs in Redis against the system's time zone
+    database on both sides of every change of month and of summer time from 2000 to 2099."""
+    from zoneinfo import ZoneInfo
+    env = env_unstarted
+    env.redis.start()
+    lua = (SOURCE_ROOT / "daemon/fristad.lua").read_text()
+    code = lua[lua.index("local function days_from_civil"):lua.index("-- Minutes in a histogram")]
+    script = code + """
+local out = {}
+for i, ms in ipairs(ARGV) do
+    out[i] = stockholm_month(tonumber(ms)) .. ' ' .. stockholm_day(tonumber(ms))
+end
+return out
+"""
+    zone = ZoneInfo("Europe/Stockholm")
+    moments = []
+    for year in range(2000, 2100):
+        for mon in range(1, 13):
+            start = datetime.datetime(year, mon, 1, tzinfo=zone).timestamp()
+            moments += [start - 1, start]
+        for mon in (3, 10):  # summer time begins and ends at 01:00 UTC on the last Sunday
+            last = datetime.datetime(year, mon, 31, 1, tzinfo=datetime.timezone.utc)
+            edge = (last - datetime.timedelta(days=(last.weekday() + 1) % 7)).timestamp()
+            moments += [edge - 1, edge, edge + 3600 * 23]
+    want = []
+    for t in moments:
+        local = datetime.datetime.fromtimestamp(t, zone)
+        day = (local.date() - datetime.date(1970, 1, 1)).days
+        want.append(f"{local.year:04}-{local.month:02} {day}")
+    with redis(env) as r:
+        got = [g.decode() for g in r("EVAL", script, 0, *[int(t * 1000) for t in moments])]
+    wrong = [(m, g, w) for m, g, w in zip(moments, got, want) if g != w]
+    assert not wrong, wrong[:5]
+    assert len(moments) == 3000
