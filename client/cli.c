@@ -936,7 +936,7 @@ static void resolve_shared_names(struct parsed *p, const struct cli_command *c)
     }
 }
 
-/* "stats" with an option of the follow-up is "stats followup". */
+/* "stats" with an option of the follow-up is "followup". */
 static bool wants_followup(const struct parsed *p)
 {
     return p->npos == 1 && word_is(p->pos[0], "stats") &&
@@ -1174,17 +1174,16 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
                 p.pos[1] = "add";
                 p.npos++;
             }
-            if (wants_followup(&p)) {
-                p.pos[1] = "followup";
-                p.npos = 2;
-            }
+            if (wants_followup(&p))
+                p.pos[0] = "followup";
             const struct cli_command *c = find_command(&p, err);
             rc = -1;
             out->cmd = c;
             if (c)
                 resolve_shared_names(&p, c);
             if (c && out->csv && c->op != OP_FOLLOWUP)
-                usage(err, "--csv goes with stats: fristad stats --csv [--municipality ...]");
+                usage(err,
+                      "--csv goes with the follow-up: fristad followup --csv [--municipality ...]");
             else if (c && out->csv && out->json)
                 usage(err, "--csv and --json contradict each other: choose one");
             else if (c && check_options(&p, c, err) == 0)

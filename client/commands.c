@@ -16,8 +16,8 @@ static const struct cli_option options[O__COUNT] = {
                 "print exactly one JSON document: the result, or "
                 "{\"error\": {\"code\": ..., \"message\": ...}}"},
     [O_CSV] = {"csv", NULL, F__COUNT,
-               "with stats: print the follow-up as CSV, one line a month, suppressed cells as in "
-               "the table"},
+               "with followup (or stats): the follow-up as CSV, one line a month, suppressed "
+               "cells as in the table"},
     [O_SERVER] = {"server", "HOST:PORT", F__COUNT, "the fristadd server (port 7420 if left out)"},
     [O_CERT] = {"cert", "FILE", F__COUNT, "client certificate (PEM)"},
     [O_KEY] = {"key", "FILE", F__COUNT, "its private key (PEM, without a passphrase)"},
@@ -261,9 +261,9 @@ static const struct cli_command commands[] = {
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
      "searches, no-match reasons, holds and placements by outcome",
      "The operator's running counters since the start, for scripts and monitoring; not for "
-     "publication. With any of --municipality, --county, --from, --to or --csv it is 'stats "
-     "followup'.", 0, 0, false, false},
-    {"stats", "followup", 0, {{0}}, OP_FOLLOWUP, ADMIN,
+     "publication. With any of --municipality, --county, --from, --to or --csv it is "
+     "'followup'.", 0, 0, false, false},
+    {"followup", NULL, 0, {{0}}, OP_FOLLOWUP, ADMIN,
      "follow-up by month: searches, holds, placements, nights, children by age",
      "For systematic follow-up: per month (Swedish time) and responsible municipality, the "
      "searches and those that found nothing (by reason), holds, acceptances, declines (by "
@@ -273,7 +273,8 @@ static const struct cli_command commands[] = {
      "fewer than 3 cases behind it), and a county cell that would let a smaller one be "
      "computed back shows as x. Only months that have ended are shown, each on its own, "
      "without totals. Social services see their own municipality (the default), on-call and "
-     "the admin the municipality or county they name.",
+     "the admin the municipality or county they name. With --csv: one line a month, for a "
+     "spreadsheet.",
      AREA_OPTS | OB(FROM_MONTH) | OB(TO_MONTH), 0, false, false},
     {"export", "hsds", 0, {{0}}, OP_DIRECTORY, ADMIN,
      "the directory as Open Referral HSDS 3.0, for a public page",

@@ -28,7 +28,7 @@
 enum cli_opt {
     /* global */
     O_JSON,
-    O_CSV, /* with stats followup only: CSV instead of a table */
+    O_CSV, /* with followup only: CSV instead of a table */
     O_SERVER,
     O_CERT,
     O_KEY,
@@ -82,7 +82,7 @@ enum cli_opt {
     O_LIMIT,
     O_HOURS,
     O_TYPE,
-    O_FROM_MONTH, /* "--from" of stats followup: the name is shared with O_FROM */
+    O_FROM_MONTH, /* "--from" of followup: the name is shared with O_FROM */
     O_TO_MONTH,
     O__COUNT
 };
@@ -96,7 +96,7 @@ _Static_assert(O__COUNT <= 64, "a command's options are a 64-bit mask");
 
 /*
  * An option may share its name with an earlier one when no command takes both ("--from" is
- * the home municipality of a search and the first month of stats followup): the command
+ * the home municipality of a search and the first month of followup): the command
  * decides which one the name is.
  */
 struct cli_option {

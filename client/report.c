@@ -1,5 +1,5 @@
 /*
- * The follow-up (`stats followup`) for people and for spreadsheets: a table of measures by
+ * The follow-up (`fristad followup`) for people and for spreadsheets: a table of measures by
  * month, or CSV with one line a month. Both show exactly the cells the server sent, "<3" and
  * "x" included: suppression is the server's, and nothing here adds a total.
  *

@@ -1,4 +1,5 @@
-/* The follow-up (stats followup) as a table for people or as CSV (report.c). */
+/* The follow-up (fristad followup, or stats with a follow-up option) as a table for people or as
+ * CSV (report.c). */
 #ifndef FRISTAD_CLIENT_REPORT_H
 #define FRISTAD_CLIENT_REPORT_H
 

@@ -240,7 +240,7 @@ def test_counts_by_month_and_area(fake):
     assert month(doc, "2027-03") == {"month": "2027-03", **STHLM_MARCH}
     assert month(doc, "2027-04") == {"month": "2027-04", **STHLM_APRIL}
     assert month(doc, "2027-02") == {"month": "2027-02", **below3()}
-    assert sthlm.ok("stats", "followup")["months"] == doc["months"][-12:]
+    assert sthlm.ok("followup")["months"] == doc["months"][-12:]
 
     # The same as CSV: one line a month, the cells as in JSON.
     rows = list(csv.DictReader(io.StringIO(plain(sthlm, "stats", "--from", "2027-03", "--to",
