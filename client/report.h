@@ -9,7 +9,7 @@
 
 #include "client.h"
 
-/* Measures by month, in blocks of twelve months. Returns 0, or -1 for a reply of another
+/* Measures by month, in blocks of six months. Returns 0, or -1 for a reply of another
  * shape or when out of memory. */
 int report_followup_table(FILE *out, const msgpack_object *result) CLIENT_WARN_UNUSED;
 /* A header line, then one line per month: the area's code, the month, every measure. */

@@ -241,6 +241,10 @@ def test_counts_by_month_and_area(fake):
     assert month(doc, "2027-04") == {"month": "2027-04", **STHLM_APRIL}
     assert month(doc, "2027-02") == {"month": "2027-02", **below3()}
     assert sthlm.ok("followup")["months"] == doc["months"][-12:]
+    # Twelve months for people: two tables of six, within 100 columns.
+    table = plain(sthlm, "followup")
+    assert table.count("2026-11") == 1 and table.count("\nSearches") == 2, table
+    assert max(len(line) for line in table.splitlines()) <= 100, table
 
     # The same as CSV: one line a month, the cells as in JSON.
     rows = list(csv.DictReader(io.StringIO(plain(sthlm, "stats", "--from", "2027-03", "--to",
