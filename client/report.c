@@ -15,9 +15,8 @@
 #include "report.h"
 #include "table.h"
 
-#define MONTHS_PER_BLOCK                                                                           \
-    6u /* months side by side, within 100 columns; more months, more tables                        \
-        */
+/* Months side by side in one table, within 100 columns; more months, more tables. */
+#define MONTHS_PER_BLOCK 6u
 #define CELL 64u
 
 static bool str_is(const msgpack_object *o, const char *lit)
