@@ -17,7 +17,7 @@
 
 /* Months side by side in one table, within 100 columns; more months, more tables. */
 #define MONTHS_PER_BLOCK 6u
-#define CELL 64u
+#define CELL             64u
 
 static bool str_is(const msgpack_object *o, const char *lit)
 {
