@@ -250,6 +250,8 @@ static const struct {
     STR_FIELD(F_IVO_PERMIT, ivo_permit),
     STR_FIELD(F_IVO_PERMIT_DATE, ivo_permit_date),
     STR_FIELD(F_STANDING, standing),
+    STR_FIELD(F_FROM_MONTH, from_month),
+    STR_FIELD(F_TO_MONTH, to_month),
 };
 
 static void mark(struct builder *b, enum proto_field f)
@@ -788,6 +790,8 @@ static int scan(int argc, char **argv, struct parsed *p, struct cli *out, struct
             continue;
         if (o == O_JSON)
             out->json = true;
+        else if (o == O_CSV)
+            out->csv = true;
         else if (o == O_HELP)
             out->help = true;
         else if (o == O_VERSION)
@@ -1029,6 +1033,36 @@ static int help_request(const struct parsed *p, struct cli *out, struct client_e
     return unknown_command(err, p->pos[first], first + 1 < npos ? p->pos[first + 1] : NULL);
 }
 
+/*
+ * An option name that two options share means the one the command takes (cli_option): what
+ * getopt gave to the first moves to the other.
+ */
+static void resolve_shared_names(struct parsed *p, const struct cli_command *c)
+{
+    const struct cli_option *opts = cli_options();
+    for (int o = O_FIRST_LOCAL; o < O__COUNT; o++) {
+        if (!(c->allowed & CLI_OPT_BIT(o)))
+            continue;
+        for (int e = O_FIRST_LOCAL; e < o; e++) {
+            if (p->seen[e] && !(c->allowed & CLI_OPT_BIT(e)) &&
+                strcmp(opts[e].name, opts[o].name) == 0) {
+                p->seen[o] = true;
+                p->value[o] = p->value[e];
+                p->seen[e] = false;
+                p->value[e] = NULL;
+            }
+        }
+    }
+}
+
+/* "stats" with an option of the follow-up is "followup". */
+static bool wants_followup(const struct parsed *p)
+{
+    return p->npos == 1 && word_is(p->pos[0], "stats") &&
+           (p->seen[O_MUNICIPALITY] || p->seen[O_COUNTY] || p->seen[O_FROM] ||
+            p->seen[O_FROM_MONTH] || p->seen[O_TO_MONTH] || p->seen[O_CSV]);
+}
+
 /* True for "hold N": one argument where the command takes its shelter and unit otherwise. */
 static bool recalls(const struct parsed *p, const struct cli_command *c)
 {
@@ -1042,8 +1076,8 @@ static int check_options(const struct parsed *p, const struct cli_command *c,
     char name[32], syn[CLIENT_MESSAGE_MAX];
     bool any = false;
     /* A recalled search brings the referral: its options are not given again. */
-    uint64_t allowed = recalls(p, c) ? c->allowed & ~CLI_REFERRAL_OPTS : c->allowed;
-    uint64_t required = recalls(p, c) ? c->required & ~CLI_REFERRAL_OPTS : c->required;
+    cli_optmask allowed = recalls(p, c) ? c->allowed & ~CLI_REFERRAL_OPTS : c->allowed;
+    cli_optmask required = recalls(p, c) ? c->required & ~CLI_REFERRAL_OPTS : c->required;
     cli_command_name(c, name, sizeof name);
     for (int o = O_FIRST_LOCAL; o < O__COUNT; o++) {
         if (!p->seen[o])
@@ -1146,6 +1180,12 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
     case O_NO_IVO_REGISTERED:
     case O_CHILD_BASIS:
         return set_practice(b, p, o);
+    case O_FROM_MONTH:
+    case O_TO_MONTH:
+        if (proto_month_parse(v, strlen(v)) < 0)
+            return usage(b->err, "--%s wants a month written YYYY-MM, such as 2026-03, not '%s'",
+                         opt->name, v);
+        return put_str(b, f, v);
     case O_ARRIVAL_BY:
     case O_ARRIVAL_AT: {
         char why[CLIENT_MESSAGE_MAX - 64];
@@ -1263,10 +1303,19 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
                 p.pos[1] = "add";
                 p.npos++;
             }
+            if (wants_followup(&p))
+                p.pos[0] = "followup";
             const struct cli_command *c = find_command(&p, err);
             rc = -1;
             out->cmd = c;
-            if (c && check_options(&p, c, err) == 0)
+            if (c)
+                resolve_shared_names(&p, c);
+            if (c && out->csv && c->op != OP_FOLLOWUP)
+                usage(err,
+                      "--csv goes with the follow-up: fristad followup --csv [--municipality ...]");
+            else if (c && out->csv && out->json)
+                usage(err, "--csv and --json contradict each other: choose one");
+            else if (c && check_options(&p, c, err) == 0)
                 rc = build(&p, c, out, err);
             for (unsigned i = 0; rc == 0 && i < c->nargs && i < CLI_MAX_ARGS; i++)
                 out->args[i] = p.pos[(c->word2 ? 2 : 1) + i];

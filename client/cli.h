@@ -13,6 +13,7 @@
 
 struct cli {
     bool json;       /* --json: one JSON document on stdout, whatever happens */
+    bool csv;        /* --csv: the follow-up as CSV */
     bool help;       /* --help or `help`: print the usage text or a command's help and stop */
     bool version;    /* --version */
     uint64_t topics; /* help: the commands to describe, bits by index in cli_commands(); 0 for

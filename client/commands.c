@@ -15,6 +15,9 @@ static const struct cli_option options[O__COUNT] = {
     [O_JSON] = {"json", NULL, F__COUNT,
                 "print exactly one JSON document: the result, or "
                 "{\"error\": {\"code\": ..., \"message\": ...}}"},
+    [O_CSV] = {"csv", NULL, F__COUNT,
+               "with followup (or stats): the follow-up as CSV, one line a month, suppressed "
+               "cells as in the table"},
     [O_SERVER] = {"server", "HOST:PORT", F__COUNT, "the fristadd server (port 7420 if left out)"},
     [O_CERT] = {"cert", "FILE", F__COUNT, "client certificate (PEM)"},
     [O_KEY] = {"key", "FILE", F__COUNT, "its private key (PEM, without a passphrase)"},
@@ -145,6 +148,11 @@ static const struct cli_option options[O__COUNT] = {
                        "the basis of the decision for a child: one per child, in the order of the "
                        "referral's children (default sol)",
                        .repeat = true},
+    [O_FROM_MONTH] = {"from", "MONTH", F_FROM_MONTH,
+                      "the first month, YYYY-MM in Swedish time (default: 11 months before --to)"},
+    [O_TO_MONTH] = {"to", "MONTH", F_TO_MONTH,
+                    "the last month, YYYY-MM (default: the latest reported, the month before "
+                    "this one once its first day has passed)"},
 };
 
 #define OB(o) CLI_OPT_BIT(O_##o)
@@ -287,7 +295,30 @@ static const struct cli_command commands[] = {
      "shown newest first.",
      OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false, false},
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
-     "searches, no-match reasons, holds and placements by outcome", NULL, 0, 0, false, false},
+     "searches, no-match reasons, holds and placements by outcome",
+     "The operator's running counters since the start, for scripts and monitoring; not for "
+     "publication. With any of --municipality, --county, --from, --to or --csv it is "
+     "'followup'.", 0, 0, false, false},
+    {"followup", NULL, 0, {{0}}, OP_FOLLOWUP, ADMIN,
+     "follow-up by month: searches, holds, placements, nights, children by age",
+     "For systematic follow-up: per month (Swedish time) and responsible municipality, the "
+     "searches and those that found nothing (by reason), holds, acceptances, declines (by "
+     "code), expiries, placements, discharges, the median minutes from hold to acceptance and "
+     "to arrival, children placed by age (0-6, 7-12, 13-17) and the nights of the placements "
+     "that ended. Counts only, never people: a cell below 3 shows as <3 (a median or nights: "
+     "fewer than 3 cases behind it), and a county cell that would let a smaller one be "
+     "computed back shows as x. Only months that have ended are shown, each on its own, "
+     "without totals. Social services see their own municipality (the default), on-call and "
+     "the admin the municipality or county they name. With --csv: one line a month, for a "
+     "spreadsheet.",
+     AREA_OPTS | OB(FROM_MONTH) | OB(TO_MONTH), 0, false, false},
+    {"export", "hsds", 0, {{0}}, OP_DIRECTORY, ADMIN,
+     "the directory as Open Referral HSDS 3.0, for a public page",
+     "Writes one JSON document: an HSDS page of services, each with its organization and its "
+     "municipality as the only location. No address, no unit beyond counts, nothing of "
+     "vacancies, and no intake phone of protected housing or of a shelter with protection 3 "
+     "(the phones it does give are audited as disclosed). Redirect it to a file to publish.",
+     0, 0, false, false},
     {"standing", "add", 0, {{0}}, OP_STANDING_ADD, REFERRALS,
      "when nothing fits: be told when a fitting bed frees up",
      "Registers the referral for --hours (12 by default, at most 72). Whenever a unit becomes "
@@ -434,7 +465,7 @@ static void text_end(struct text *t)
 }
 
 /* "--beds N", "[--pets|--no-pets]", "[--child AGE{m|f}]..." */
-static void option_word(char *buf, size_t cap, enum cli_opt o, uint64_t allowed, bool required)
+static void option_word(char *buf, size_t cap, enum cli_opt o, cli_optmask allowed, bool required)
 {
     const struct cli_option *opt = &options[o];
     bool with_negative =
@@ -511,7 +542,7 @@ static unsigned option_with_value(char *buf, size_t cap, int o)
  * One line per option: its name and value, and its help in a column as wide as the longest
  * of them, up to OPTION_MAX; a longer one has its help on the next line.
  */
-static void option_lines(FILE *out, uint64_t which, uint64_t required)
+static void option_lines(FILE *out, cli_optmask which, cli_optmask required)
 {
     unsigned width = 0;
     char w[CLI_WIDTH];
@@ -577,7 +608,7 @@ void cli_usage(FILE *out)
     text_words(&t, "help [COMMAND]");
     summary_after(out, &t, "this text, or a command's options and what they do");
     fputs("\nOptions:\n", out);
-    uint64_t global = 0;
+    cli_optmask global = 0;
     for (int o = 0; o < O_FIRST_LOCAL; o++)
         global |= CLI_OPT_BIT(o);
     option_lines(out, global, 0);

@@ -28,6 +28,7 @@
 enum cli_opt {
     /* global */
     O_JSON,
+    O_CSV, /* with followup only: CSV instead of a table */
     O_SERVER,
     O_CERT,
     O_KEY,
@@ -90,16 +91,26 @@ enum cli_opt {
     O_NO_IVO_REGISTERED,
     O_NEED,
     O_CHILD_BASIS,
+    O_FROM_MONTH, /* "--from" of followup: the name is shared with O_FROM */
+    O_TO_MONTH,
     O__COUNT
 };
 
 #define O_FIRST_LOCAL O_COUNTY
 
-_Static_assert(O__COUNT <= 64, "a command's options are a 64-bit mask");
+/* A set of options, a bit per enum cli_opt (GCC's and Clang's 128-bit integer). */
+__extension__ typedef unsigned __int128 cli_optmask;
+
+_Static_assert(O__COUNT <= 128, "a command's options are a 128-bit mask");
 
 /* The bit of an option in a command's masks. */
-#define CLI_OPT_BIT(o) (UINT64_C(1) << (o))
+#define CLI_OPT_BIT(o) ((cli_optmask)1 << (o))
 
+/*
+ * An option may share its name with an earlier one when no command takes both ("--from" is
+ * the home municipality of a search and the first month of followup): the command
+ * decides which one the name is.
+ */
 struct cli_option {
     const char *name;       /* the long option, without "--" */
     const char *metavar;    /* what its value looks like; NULL for an option without a value */
@@ -140,8 +151,8 @@ struct cli_command {
     enum cli_section section;
     const char *summary;     /* one line: what it does */
     const char *description; /* NULL, or more for its own help: values, effects, who may */
-    uint64_t allowed;        /* options, bits of enum cli_opt */
-    uint64_t required;
+    cli_optmask allowed;     /* options, bits of enum cli_opt */
+    cli_optmask required;
     bool needs_change; /* at least one option */
     /*
      * Also takes a single argument N instead: result N of the caller's last search, whose

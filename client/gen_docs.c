@@ -178,7 +178,10 @@ static void bash(FILE *out)
           out);
     bool first = true;
     for (int o = 0; o < O__COUNT; o++) {
-        if (opts[o].metavar) {
+        bool again = false; /* a name two options share (--from) is listed once */
+        for (int e = 0; e < o; e++)
+            again = again || (opts[e].metavar && strcmp(opts[e].name, opts[o].name) == 0);
+        if (opts[o].metavar && !again) {
             fprintf(out, "%s--%s", first ? "" : " ", opts[o].name);
             first = false;
         }

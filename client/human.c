@@ -18,8 +18,10 @@
 #include <time.h>
 
 #include "commands.h"
+#include "hsds.h"
 #include "human.h"
 #include "places.h"
+#include "report.h"
 #include "table.h"
 
 #define CELL       512u /* bytes of one formatted value: 100 characters of UTF-8 and more */
@@ -903,6 +905,10 @@ int human_print(FILE *out, const struct proto_request *req, const msgpack_object
         return print_standing(out, req, result);
     case OP_STANDING_LIST:
         return print_listing(out, result, &standings);
+    case OP_FOLLOWUP:
+        return report_followup_table(out, result) == 0 ? 0 : (print_tree(out, result, 0, 0), 0);
+    case OP_DIRECTORY: /* the export is the file itself, for people as for scripts */
+        return hsds_write(out, result) == 0 ? 0 : (print_tree(out, result, 0, 0), 0);
     case CLI_LOCAL:
         return print_listing(out, result, &places);
     case OP_WATCH:

@@ -28,6 +28,7 @@
 #include "net.h"
 #include "places.h"
 #include "recall.h"
+#include "report.h"
 #include "watch.h"
 #include "settings.h"
 
@@ -192,7 +193,15 @@ static int report(bool json, const struct client_error *err)
 static int print_result(const struct cli *cli, const msgpack_object *result,
                         struct client_error *err)
 {
-    if (cli->json) {
+    if (cli->csv) {
+        if (report_followup_csv(stdout, result) != 0) {
+            client_fail(err, CLIENT_FAILED, "protocol", "the server's reply is not a follow-up");
+            return report(false, err);
+        }
+        return CLIENT_OK;
+    }
+    /* The export is HSDS JSON either way: --json changes only how errors are reported. */
+    if (cli->json && cli->req.op != OP_DIRECTORY) {
         if (json_write_value(stdout, result) != 0) {
             client_fail(err, CLIENT_FAILED, "internal", "out of memory");
             return report(false, err);

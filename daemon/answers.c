@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "answers.h"
+#include "followup.h"
 #include "intake.h"
 
 /* ---- views ------------------------------------------------------------------------------ */
@@ -305,13 +306,11 @@ enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct 
     rc |= msgpack_pack_map(pk, REASON__COUNT);
     for (unsigned r = 0; r < REASON__COUNT; r++)
         rc |= proto_pack_kv_int(pk, match_reason_name(r), out.ruled_out[r]);
-    struct search_counts *counts = x->counts;
-    if (out.eligible == 0) {
-        counts->no_match++;
-        for (unsigned r = 0; r < REASON__COUNT; r++)
-            counts->reasons[r] += out.ruled_out[r] > 0;
-    }
-    counts->searches++;
+    /* Counted for the responsible municipality: social services' own, else the household's. */
+    const char *mun = x->who->role == ROLE_SOCIAL ? x->who->id : x->args->home;
+    int m = proto_municipality_index(mun, strlen(mun));
+    followup_count_search(x->counts, x->now_ms, m < 0 ? PROTO_MUNICIPALITIES : (unsigned)m,
+                          out.eligible == 0, out.ruled_out);
     match_outcome_free(&out);
     return rc ? proto_fail(err, PROTO_E_INTERNAL, "out of memory") : PROTO_OK;
 }

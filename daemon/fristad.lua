@@ -49,6 +49,13 @@ Key layout under the prefix P:
   pls, pls:s:<sid>, pls:m:<mun>         zsets of placement ids by placement time
   purge                   zset "h:<hid>" / "p:<pid>" / "s:<id>" by the time its record goes
   idem:<principal>:<key>  "<hid>|<digest of the request>", 24 h
+  fu:<YYYY-MM>:<mun>      hash of follow-up counters of a month (Swedish local time) and a
+                          responsible municipality, kept for ever: searches no_match
+                          no_match:<reason> holds acceptances declines:<code> expiries
+                          placements discharges children:<band> nights, and histograms of
+                          whole minutes to_acceptance:<min> to_arrival:<min>
+  fu:<YYYY-MM>            set of the municipalities with follow-up counters that month
+  searchbatch:<daemon>    the last batch of search counts added from that daemon run, 7 days
   holds:escalate          zset of held hold ids by the time of their next escalation step
   st:<id>                 hash of a standing search: by municipality ref referral (packed)
                                 state created_at expires_at matches [closed_at]
@@ -192,6 +199,83 @@ local function stat(c, field)
     redis.call('HINCRBY', c.P .. 'stats', field, 1)
 end
 
+------------------------------------------------------------------------------------------
+-- Follow-up counts: by month in Swedish local time and by responsible municipality, added in
+-- the same atomic step as the write they count, and kept for ever (counts, never records).
+
+-- Days since 1970-01-01 of a date of the Gregorian calendar, and back.
+local function days_from_civil(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = math.floor(y / 400)
+    local yoe = y - era * 400
+    local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+    local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+local function civil_from_days(z)
+    z = z + 719468
+    local era = math.floor(z / 146097)
+    local doe = z - era * 146097
+    local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) -
+                            math.floor(doe / 146096)) / 365)
+    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+    local mp = math.floor((5 * doy + 2) / 153)
+    local d = doy - math.floor((153 * mp + 2) / 5) + 1
+    local m = mp < 10 and mp + 3 or mp - 9
+    local y = yoe + era * 400
+    if m <= 2 then y = y + 1 end
+    return y, m, d
+end
+
+-- 01:00 UTC on the last Sunday of March or October: where EU summer time begins and ends.
+-- 1970-01-01 was a Thursday, so a day d is a Sunday when (d + 4) % 7 == 0.
+local function summer_time_edge(y, m)
+    local last = days_from_civil(y, m, 31)
+    return (last - (last + 4) % 7) * 86400000 + 3600000
+end
+
+-- A moment (ms since 1970) on the clock of Stockholm: CET, CEST from the last Sunday of March
+-- to the last Sunday of October. Redis Lua has no time zones; the rule is the EU's since 1996.
+local function stockholm_ms(ms)
+    local y = civil_from_days(math.floor(ms / 86400000))
+    if ms >= summer_time_edge(y, 3) and ms < summer_time_edge(y, 10) then
+        return ms + 7200000
+    end
+    return ms + 3600000
+end
+
+local function stockholm_day(ms)
+    return math.floor(stockholm_ms(ms) / 86400000)
+end
+
+local function stockholm_month(ms)
+    local y, m = civil_from_days(stockholm_day(ms))
+    return string.format('%04d-%02d', y, m)
+end
+
+-- Minutes in a histogram of follow-up; a week and more counts as a week.
+local MINUTES_MAX = 10080
+
+local function minutes_since(c, ms)
+    return math.min(MINUTES_MAX, math.max(0, math.floor((c.now - tonumber(ms)) / 60000)))
+end
+
+-- Adds n (default 1) to a follow-up counter of the responsible municipality this month.
+local function follow(c, mun, field, n)
+    if not mun or mun == '' then return end
+    c.month = c.month or stockholm_month(c.now)
+    redis.call('HINCRBY', c.P .. 'fu:' .. c.month .. ':' .. mun, field, n or 1)
+    redis.call('SADD', c.P .. 'fu:' .. c.month, mun)
+end
+
+-- The age band a placed child is counted in.
+local function age_band(age)
+    if age <= 6 then return '0-6' end
+    if age <= 12 then return '7-12' end
+    return '13-17'
+end
+
 local function stat_by(c, field, n)
     if n > 0 then redis.call('HINCRBY', c.P .. 'stats', field, n) end
 end
@@ -222,6 +306,7 @@ local function expire(c, hid, h)
     local system = {P = c.P, now = c.now, who = 'system:sweep', audit_ret = c.audit_ret,
                     ref_ret = c.ref_ret, event_ret = c.event_ret}
     close_hold(system, hid, h, 'expired')
+    follow(system, h.municipality, 'expiries')
     changed(system, h.shelter)
     audit(system, 'hold.expire', 'ok', {shelter = h.shelter, unit = h.unit, hold = hid})
 end
@@ -695,6 +780,7 @@ local function hold(c, a)
         redis.call('SET', ik, hid .. '|' .. fingerprint, 'EX', keep)
     end
     stat(c, 'holds:made')
+    follow(c, mun, 'holds')
     emit(c, 'held', {shelter = sid, unit = uid, hold = hid, municipality = mun, by = c.who})
     t.hold = hid
     t.phone = 'disclosed'
@@ -764,6 +850,8 @@ local function hold_accept(c, a)
     redis.call('ZADD', c.P .. 'holds:open', expires, hid)
     redis.call('ZREM', c.P .. 'holds:escalate', hid)
     stat(c, 'holds:accepted')
+    follow(c, h.municipality, 'acceptances')
+    follow(c, h.municipality, 'to_acceptance:' .. minutes_since(c, h.created_at))
     emit(c, 'accepted', hold_event(hid, h))
     return {result = {hold = hold_view(c, hid, hgetall(c.P .. 'hold:' .. hid))},
             target = {hold = hid, shelter = h.shelter, unit = h.unit}}
@@ -784,6 +872,7 @@ local function hold_decline(c, a)
     if not h then return refusal end
     close_hold(c, hid, h, 'declined', {reason = a.reason, note = a.note})
     stat(c, 'declines:' .. a.reason)
+    follow(c, h.municipality, 'declines:' .. a.reason)
     return closed(c, hid, h)
 end
 
@@ -808,15 +897,9 @@ local function child_bases(hid, h, a)
 end
 
 -- Follow-up: children placed per basis and age band (of the age the referral gave).
-local function child_band(age)
-    if age <= 6 then return '0-6' end
-    if age <= 12 then return '7-12' end
-    return '13-17'
-end
-
 local function count_children(c, h, bases)
     for i, child in ipairs(children_list(h.children)) do
-        stat(c, 'children:' .. bases[i] .. ':' .. child_band(child.age))
+        stat(c, 'children:' .. bases[i] .. ':' .. age_band(child.age))
     end
 end
 
@@ -860,6 +943,11 @@ local function hold_confirm(c, a)
         redis.call('ZADD', c.P .. 'pls:m:' .. h.municipality, c.now, pid)
     end
     stat(c, 'placements:made')
+    follow(c, h.municipality, 'placements')
+    follow(c, h.municipality, 'to_arrival:' .. minutes_since(c, h.created_at))
+    for _, child in ipairs(children_list(h.children)) do
+        follow(c, h.municipality, 'children:' .. age_band(child.age))
+    end
     return {result = {hold = hold_view(c, hid, hgetall(c.P .. 'hold:' .. hid)),
                       placement = placement_view(pid, hgetall(pk))},
             shelter = h.shelter,
@@ -892,6 +980,10 @@ local function placement_discharge(c, a)
     redis.call('HSET', c.P .. 's:' .. p.shelter, 'updated_at', c.now)
     redis.call('ZADD', c.P .. 'purge', c.now + c.ref_ret, 'p:' .. pid)
     stat(c, 'placements:discharged')
+    follow(c, p.municipality, 'discharges')
+    -- Nights by the local calendar: in on Monday, out on Wednesday is two nights.
+    local nights = stockholm_day(c.now) - stockholm_day(tonumber(p.placed_at))
+    if nights > 0 then follow(c, p.municipality, 'nights', nights) end
     emit(c, 'discharged', {shelter = p.shelter, unit = p.unit, placement = pid,
                            municipality = p.municipality, by = p.by})
     return {result = {placement = placement_view(pid, hgetall(pk))}, shelter = p.shelter,
@@ -1094,18 +1186,45 @@ local function archived(keys, argv)
     return cmsgpack.pack({result = {purged = n}})
 end
 
--- Adds the follow-up counts a daemon gathered since its last call: searches, searches that
--- found nothing, and per reason the no-match searches it ruled units out in.
--- args: searches, no_match, reasons = {reason = count}.
+-- Adds the follow-up counts of searches a daemon gathered since its last batch: per month (as
+-- the daemon saw it at each search, in Swedish local time) and responsible municipality, the
+-- searches, those that found nothing, and per reason the no-match searches it ruled units out
+-- in. A daemon numbers its batches and sends one at a time until it is answered, so a batch
+-- whose reply was lost is sent again: it is added once, here, by its number.
+-- args: daemon (an id of the daemon's run), batch (1, 2, ...), cells = {{month, municipality,
+-- searches, no_match, reasons = {reason = count}}}.
+local BATCH_MEMORY_S = 7 * 86400
+
 local function search_stat(keys, argv)
     local c, a = ctx(keys, argv)
-    local k = c.P .. 'stats'
-    redis.call('HINCRBY', k, 'searches', tonumber(a.searches) or 0)
-    redis.call('HINCRBY', k, 'no_match', tonumber(a.no_match) or 0)
-    for reason, n in pairs(a.reasons or {}) do
-        redis.call('HINCRBY', k, 'reason:' .. reason, tonumber(n))
+    if a.daemon then
+        local bk = c.P .. 'searchbatch:' .. a.daemon
+        if tonumber(a.batch) <= tonumber(redis.call('GET', bk) or '0') then
+            return cmsgpack.pack({result = {duplicate = true}})
+        end
+        redis.call('SET', bk, a.batch, 'EX', BATCH_MEMORY_S)
     end
-    return cmsgpack.pack({result = {}})
+    local k = c.P .. 'stats'
+    for _, cell in ipairs(a.cells or {}) do
+        local month, mun = cell.month, cell.municipality
+        local searches, no_match = tonumber(cell.searches) or 0, tonumber(cell.no_match) or 0
+        redis.call('HINCRBY', k, 'searches', searches)
+        redis.call('HINCRBY', k, 'no_match', no_match)
+        for reason, n in pairs(cell.reasons or {}) do
+            redis.call('HINCRBY', k, 'reason:' .. reason, tonumber(n))
+        end
+        if type(month) == 'string' and string.match(month, '^%d%d%d%d%-%d%d$') and
+            type(mun) == 'string' and string.match(mun, '^%d%d%d%d$') then
+            local fk = c.P .. 'fu:' .. month .. ':' .. mun
+            redis.call('HINCRBY', fk, 'searches', searches)
+            if no_match > 0 then redis.call('HINCRBY', fk, 'no_match', no_match) end
+            for reason, n in pairs(cell.reasons or {}) do
+                redis.call('HINCRBY', fk, 'no_match:' .. reason, tonumber(n))
+            end
+            redis.call('SADD', c.P .. 'fu:' .. month, mun)
+        end
+    end
+    return cmsgpack.pack({result = {duplicate = false}})
 end
 
 -- Records a refusal or a disclosure of the op decided in the daemon itself.
@@ -1268,6 +1387,43 @@ local function stats_read(c, a)
     local s = {}
     for i = 1, #flat, 2 do s[flat[i]] = tonumber(flat[i + 1]) end
     return {result = s}
+end
+
+-- Follow-up statistics: the counters of every month from from_month to to_month (YYYY-MM) of
+-- one municipality or of every municipality of one county (the first two digits of a
+-- municipality code are its county's). The daemon adds them up and suppresses small cells;
+-- what leaves here goes only to the daemon. args: municipality or county, from_month,
+-- to_month (the daemon has filled in the defaults). Result: the area and months as asked, and
+-- cells = {{municipality, month, {field, count, ...}}, ...} of the counters there are.
+local function followup_read(c, a)
+    local y, m = string.match(a.from_month or '', '^(%d%d%d%d)%-(%d%d)$')
+    local ty, tm = string.match(a.to_month or '', '^(%d%d%d%d)%-(%d%d)$')
+    if not y or not ty then
+        return no('bad_request', 'from_month and to_month are needed')
+    end
+    local from, to = tonumber(y) * 12 + tonumber(m) - 1, tonumber(ty) * 12 + tonumber(tm) - 1
+    local cells = {}
+    for month = from, math.min(to, from + 35) do
+        local name = string.format('%04d-%02d', math.floor(month / 12), month % 12 + 1)
+        local muns
+        if a.municipality then
+            muns = {a.municipality}
+        else
+            muns = redis.call('SMEMBERS', c.P .. 'fu:' .. name)
+            table.sort(muns)
+        end
+        for _, mun in ipairs(muns) do
+            if not a.county or string.sub(mun, 1, 2) == a.county then
+                local flat = redis.call('HGETALL', c.P .. 'fu:' .. name .. ':' .. mun)
+                if #flat > 0 then
+                    for i = 2, #flat, 2 do flat[i] = tonumber(flat[i]) end
+                    cells[#cells + 1] = {mun, name, flat}
+                end
+            end
+        end
+    end
+    return {result = {municipality = a.municipality, county = a.county,
+                      from_month = a.from_month, to_month = a.to_month, cells = cells}}
 end
 
 ------------------------------------------------------------------------------------------
@@ -1461,6 +1617,7 @@ reg('fristad_holds_list', read(list), true)
 reg('fristad_placements_list', read(list), true)
 reg('fristad_audit', read(audit_read), true)
 reg('fristad_stats', read(stats_read), true)
+reg('fristad_followup', read(followup_read), true)
 reg('fristad_standing_add', write(standing_add))
 reg('fristad_standing_cancel', write(standing_cancel))
 reg('fristad_standing_list', read(standing_list), true)

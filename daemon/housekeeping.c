@@ -7,6 +7,7 @@
 #include "archive.h"
 #include "clock.h"
 #include "daemon.h"
+#include "followup.h"
 #include "housekeeping.h"
 #include "log.h"
 #include "ops.h"
@@ -156,38 +157,41 @@ static void maybe_rewrite(struct housekeeping *hk)
     }
 }
 
+static void on_counts_done(const struct store_result *res, void *ud)
+{
+    struct housekeeping *hk = ud;
+    struct daemon *d = hk->d;
+    if (res->err && res->err != PROTO_E_UNAVAILABLE && res->err != PROTO_E_OUTCOME_UNKNOWN)
+        log_warning("follow-up: search counts not added, retrying: %s",
+                    res->msg ? res->msg : proto_err_code(res->err));
+    followup_batch_done(&d->counts, res->err == PROTO_OK, &d->metrics.searches_flushed);
+}
+
+/*
+ * Sends the search counts to the store: the batch that was sent before and not answered, or
+ * the counts since, as a new batch. The store adds a batch once however often it arrives, so
+ * a lost reply is answered by sending the same batch again.
+ */
 void housekeeping_flush_counts(struct housekeeping *hk)
 {
-    struct search_counts *n = &hk->d->counts;
-    if (n->searches == 0)
+    struct daemon *d = hk->d;
+    const struct followup_batch *b = followup_next_batch(d->counts.tally);
+    if (!b || !store_ready(d->store))
         return;
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    unsigned reasons = 0;
-    for (unsigned r = 0; r < REASON__COUNT; r++)
-        reasons += n->reasons[r] != 0;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 3);
-    rc |= proto_pack_kv_int(&pk, "searches", (int64_t)n->searches);
-    rc |= proto_pack_kv_int(&pk, "no_match", (int64_t)n->no_match);
-    rc |= proto_pack_cstr(&pk, "reasons");
-    rc |= msgpack_pack_map(&pk, reasons);
-    for (unsigned r = 0; r < REASON__COUNT; r++) {
-        if (n->reasons[r])
-            rc |= proto_pack_kv_int(&pk, match_reason_name(r), (int64_t)n->reasons[r]);
-    }
-    /* Counts sent are counts kept: a lost reply may lose them, a statistic can bear that. */
-    if (rc == 0 && store_call(hk->d->store, "search_stat", STORE_WRITE, "system:counts",
-                              "search_stat", sb.data, sb.size, NULL, NULL) == 0) {
-        struct metrics_searches *total = &hk->d->metrics.searches_flushed;
-        total->searches += n->searches;
-        total->no_match += n->no_match;
-        for (unsigned r = 0; r < REASON__COUNT; r++)
-            total->reasons[r] += n->reasons[r];
-        memset(n, 0, sizeof *n);
-    }
+    if (followup_pack_batch(d->counts.tally, b, &pk) == 0 &&
+        store_call(d->store, "search_stat", STORE_WRITE, "system:counts", "search_stat", sb.data,
+                   sb.size, on_counts_done, hk) == 0)
+        d->counts.tally->inflight = true;
     msgpack_sbuffer_destroy(&sb);
+}
+
+bool housekeeping_counts_settled(const struct housekeeping *hk)
+{
+    return followup_settled(&hk->d->counts);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -214,6 +218,10 @@ struct housekeeping *housekeeping_new(struct daemon *d)
     if (!hk)
         return NULL;
     hk->d = d;
+    if (!d->counts.tally && !(d->counts.tally = followup_tally_new())) {
+        free(hk);
+        return NULL;
+    }
     hk->last_rewrite_ms = clock_mono_ms() - d->cfg->disk_purge_delay_ms;
     if (!(hk->timer = event_new(d->base, -1, EV_PERSIST, on_timer, hk))) {
         free(hk);
@@ -235,5 +243,7 @@ void housekeeping_free(struct housekeeping *hk)
     if (!hk)
         return;
     event_free(hk->timer);
+    followup_tally_free(hk->d->counts.tally);
+    hk->d->counts.tally = NULL;
     free(hk);
 }

@@ -7,14 +7,18 @@
 #ifndef FRISTAD_HOUSEKEEPING_H
 #define FRISTAD_HOUSEKEEPING_H
 
+#include <stdbool.h>
+
 struct daemon;
 struct housekeeping;
 
 struct housekeeping *housekeeping_new(struct daemon *d);
 /* (Re)arms the timer at the configured sweep interval: at start and after a reload. */
 void housekeeping_arm(struct housekeeping *hk);
-/* Sends the follow-up counts gathered so far (at shutdown). */
+/* Sends the follow-up counts gathered so far (also at shutdown). */
 void housekeeping_flush_counts(struct housekeeping *hk);
+/* True when every search counted has been added to the store (the drain waits for it). */
+bool housekeeping_counts_settled(const struct housekeeping *hk);
 void housekeeping_free(struct housekeeping *hk);
 
 #endif

@@ -174,7 +174,9 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct daemon *d = arg;
-    if ((conn_count() == 0 && store_inflight(d->store) == 0) ||
+    /* The search counts not yet added go out with the drain: the sweep timer sends them. */
+    if ((conn_count() == 0 && store_inflight(d->store) == 0 &&
+         (housekeeping_counts_settled(d->housekeeping) || !store_ready(d->store))) ||
         clock_mono_ms() - drain_started > DRAIN_DEADLINE_MS)
         event_base_loopexit(d->base, NULL);
 }

@@ -8,6 +8,8 @@
 #include <sys/random.h>
 
 #include "answers.h"
+#include "directory.h"
+#include "followup.h"
 #include "ops.h"
 
 /* ---- extras ----------------------------------------------------------------------------- */
@@ -314,6 +316,10 @@ static const struct op_def table[OP__COUNT] = {
     /* Administration */
     [OP_AUDIT] = {READ("audit"), .roles = R(ADMIN)},
     [OP_STATS] = {READ("stats"), .roles = R(ADMIN), .shape = shape_stats},
+    /* Follow-up by month: who sees which area is followup_may_see's (followup.c) */
+    [OP_FOLLOWUP] = {READ("followup"), .roles = R(SOCIAL) | R(ONCALL) | R(ADMIN),
+                     .check = followup_check, .extra = followup_extra, .shape = followup_shape},
+    [OP_DIRECTORY] = {INDEX(answer_directory), .roles = R(ADMIN)},
     [OP_WHOAMI] = {INDEX(answer_whoami), .roles = EVERYONE, .flags = OPF_BEFORE_LOAD},
 
     /* Real time: events as they happen, and searches that wait for a bed */

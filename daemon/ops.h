@@ -41,11 +41,18 @@ enum op_flags {
     OPF_WIRE_ONLY = 1u << 1,   /* on purpose no command in the fristad client */
 };
 
-/* Follow-up counts of searches, gathered in memory and added to the store by housekeeping. */
+struct followup_tally;
+
+/*
+ * Follow-up counts of searches, gathered in memory and added to the store by housekeeping:
+ * the totals not yet acknowledged by the store (for the metrics), and the same by month and
+ * responsible municipality (followup.h).
+ */
 struct search_counts {
     uint64_t searches;
     uint64_t no_match;
     uint64_t reasons[REASON__COUNT]; /* no-match searches in which the reason ruled units out */
+    struct followup_tally *tally;    /* NULL: counted in the totals only */
 };
 
 /* What an op's functions may see. */

@@ -40,6 +40,7 @@ enum ftype {
     T_PERMIT,      /* an IVO permit's id, or "" for none */
     T_DATE,        /* a calendar date YYYY-MM-DD */
     T_BASES,       /* array of enum proto_basis */
+    T_MONTH,       /* "YYYY-MM" */
 };
 
 struct field_def {
@@ -99,6 +100,8 @@ static const struct field_def fields[F__COUNT] = {
     [F_IVO_PERMIT_DATE] = {"ivo_permit_date", T_DATE, 0, 0},
     [F_IVO_REGISTERED] = {"ivo_registered", T_BOOL, 0, 0},
     [F_CHILD_BASIS] = {"child_basis", T_BASES, 0, PROTO_MAX_CHILDREN},
+    [F_FROM_MONTH] = {"from_month", T_MONTH, 0, 0},
+    [F_TO_MONTH] = {"to_month", T_MONTH, 0, 0},
 };
 
 const char *proto_field_name(enum proto_field f)
@@ -269,6 +272,47 @@ static enum proto_err dec_muni(const msgpack_object *v, const char *name, char o
                           name);
     memcpy(out, v->via.str.ptr, 4);
     out[4] = '\0';
+    return PROTO_OK;
+}
+
+int proto_month_parse(const char *s, size_t n)
+{
+    if (n != 7 || s[4] != '-')
+        return -1;
+    for (size_t i = 0; i < 7; i++) {
+        if (i != 4 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    }
+    int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int month = (s[5] - '0') * 10 + (s[6] - '0');
+    if (year < 2000 || year > 2099 || month < 1 || month > 12)
+        return -1;
+    return year * 12 + month - 1;
+}
+
+void proto_month_format(int month, char out[8])
+{
+    int year = month / 12, m = month % 12 + 1;
+    if (month < 0 || year > 9999) {
+        snprintf(out, 8, "?");
+        return;
+    }
+    snprintf(out, 8, "%04d-%02d", year, m);
+}
+
+static enum proto_err dec_month(const msgpack_object *v, const char *name, char out[8],
+                                struct proto_error *err)
+{
+    enum proto_err e = want_str(v, name, err);
+    if (e)
+        return e;
+    if (proto_month_parse(v->via.str.ptr, v->via.str.size) < 0)
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field '%s' must be a month written YYYY-MM, such as 2026-03, from "
+                          "2000-01 to 2099-12",
+                          name);
+    memcpy(out, v->via.str.ptr, 7);
+    out[7] = '\0';
     return PROTO_OK;
 }
 
@@ -778,6 +822,10 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
     case F_IVO_REGISTERED:
     case F_CHILD_BASIS:
         return dec_practice(f, v, a, err);
+    case F_FROM_MONTH:
+        return dec_month(v, fd->name, a->from_month, err);
+    case F_TO_MONTH:
+        return dec_month(v, fd->name, a->to_month, err);
     case F__COUNT:
         break;
     }
@@ -836,9 +884,21 @@ static enum proto_err check_semantics(const struct proto_request *r, struct prot
         break;
     case OP_FREE:
     case OP_SHELTER_LIST:
+    case OP_FOLLOWUP:
         if (proto_has(a, F_COUNTY) && proto_has(a, F_MUNICIPALITY) &&
             memcmp(a->county, a->municipality, 2) != 0)
             return proto_fail(err, PROTO_E_BAD_REQUEST, "municipality is not in the given county");
+        if (r->op == OP_FOLLOWUP && proto_has(a, F_FROM_MONTH) && proto_has(a, F_TO_MONTH)) {
+            int from = proto_month_parse(a->from_month, 7), to = proto_month_parse(a->to_month, 7);
+            if (from > to)
+                return proto_fail(err, PROTO_E_BAD_REQUEST,
+                                  "field 'from_month' must not be after field 'to_month'");
+            if (to - from + 1 > (int)PROTO_MAX_MONTHS)
+                return proto_fail(err, PROTO_E_BAD_REQUEST,
+                                  "at most %u months in one request: from 'from_month' to "
+                                  "'to_month'",
+                                  PROTO_MAX_MONTHS);
+        }
         break;
     default:
         break;
@@ -1106,6 +1166,10 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
         return rc | msgpack_pack_uint8(pk, a->hours);
     case F_STANDING:
         return rc | proto_pack_cstr(pk, a->standing);
+    case F_FROM_MONTH:
+        return rc | proto_pack_cstr(pk, a->from_month);
+    case F_TO_MONTH:
+        return rc | proto_pack_cstr(pk, a->to_month);
     case F_SINCE:
         if (a->since_is_seq) {
             char seq[48];

@@ -61,6 +61,7 @@ extern "C" {
 #define PROTO_ID_LEN        17u  /* a hold or placement id: 'h' or 'p' and 16 characters */
 #define PROTO_PERMIT_MAX    40u  /* an IVO permit's id, as IVO wrote it */
 #define PROTO_DATE_LEN      10u  /* a calendar date: YYYY-MM-DD */
+#define PROTO_MAX_MONTHS    36u  /* months of follow-up statistics in one request */
 
 #define PROTO_WARN_UNUSED __attribute__((warn_unused_result))
 
@@ -234,6 +235,16 @@ int proto_municipality_index(const char *code, size_t n);
 const char *proto_municipality_code(unsigned idx);
 bool proto_county_valid(const char *code, size_t n);
 
+/* ---- months ------------------------------------------------------------------------------ */
+
+/*
+ * A calendar month of follow-up statistics, "YYYY-MM" (2000-01 to 2099-12), as a number that
+ * counts months: year * 12 + month - 1. Returns -1 for anything else.
+ */
+int proto_month_parse(const char *s, size_t n);
+/* Writes "YYYY-MM" of a month number (NUL-terminated); out must hold 8 bytes. */
+void proto_month_format(int month, char out[8]);
+
 /* ---- intake hours ----------------------------------------------------------------------- */
 
 /*
@@ -331,6 +342,8 @@ enum proto_field {
     F_IVO_PERMIT_DATE,
     F_IVO_REGISTERED,
     F_CHILD_BASIS,
+    F_FROM_MONTH,
+    F_TO_MONTH,
     F__COUNT
 };
 
@@ -395,7 +408,9 @@ const char *proto_field_name(enum proto_field f);
     X(STANDING_ADD, "standing.add", PROTO_F(REF) | PROTO_F(HOME) | PROTO_F(RISK),                 \
       PROTO_REFERRAL | PROTO_F(HOURS) | PROTO_F(MUNICIPALITY), true)                               \
     X(STANDING_LIST, "standing.list", 0, 0, false)                                                \
-    X(STANDING_CANCEL, "standing.cancel", PROTO_F(STANDING), 0, true)
+    X(STANDING_CANCEL, "standing.cancel", PROTO_F(STANDING), 0, true)                             \
+    X(FOLLOWUP, "followup", 0, PROTO_AREA | PROTO_F(FROM_MONTH) | PROTO_F(TO_MONTH), false)       \
+    X(DIRECTORY, "directory", 0, 0, false)
 /* clang-format on */
 
 enum proto_op {
@@ -475,6 +490,8 @@ struct proto_args {
     bool ivo_registered;                      /* a municipal unit is registered with IVO */
     uint8_t n_child_basis;
     uint8_t child_basis[PROTO_MAX_CHILDREN]; /* enum proto_basis, one per child in order */
+    char from_month[8]; /* follow-up: the first month, "YYYY-MM" (Swedish local time) */
+    char to_month[8];   /* follow-up: the last month */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

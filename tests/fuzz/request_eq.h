@@ -155,6 +155,12 @@ static inline const char *request_diff(const struct proto_request *a, const stru
         case F_STANDING:
             same = strcmp(x->standing, y->standing) == 0;
             break;
+        case F_FROM_MONTH:
+            same = strcmp(x->from_month, y->from_month) == 0;
+            break;
+        case F_TO_MONTH:
+            same = strcmp(x->to_month, y->to_month) == 0;
+            break;
         case F_SINCE:
             same = x->since == y->since && x->since_is_seq == y->since_is_seq &&
                    x->since_seq == y->since_seq;

@@ -190,6 +190,10 @@ VALID_ARGS = {
                                                               ('municipality', '0180')],
     'standing.list': None,
     'standing.cancel': [('standing', 'sbcdfghjkmnpqrstv')],
+    # Months long past: a month is reported only once it has ended.
+    'followup': [('county', '01'), ('municipality', '0180'), ('from_month', '2024-01'),
+                 ('to_month', '2024-12')],
+    'directory': None,
 }
 
 
@@ -771,6 +775,21 @@ def build_rows():
            (MAX_FRAME + 1).to_bytes(4, 'big') + ok_body)
     stream('stream_length_16m_plus_one', 'too_large', (16 * 1024 * 1024 + 1).to_bytes(4, 'big'))
     stream('stream_length_max_uint32', 'too_large', hx('ffffffff'))
+
+    # -- months of the follow-up (last, so that the rows above keep their ids) --
+    for tag, month in (('no_dash', '202403'), ('day', '2024-03-01'), ('month_13', '2024-13'),
+                       ('month_00', '2024-00'), ('year_1999', '1999-12'), ('year_2100', '2100-01'),
+                       ('short', '2024-3'), ('letters', 'mars-24'), ('empty', '')):
+        req(f'from_month_{tag}', 'bad_request', 'followup',
+            with_field('followup', 'from_month', month))
+    req('to_month_integer', 'bad_request', 'followup', with_field('followup', 'to_month', 202412))
+    req('months_backwards', 'bad_request', 'followup',
+        with_field('followup', 'from_month', '2025-01'))
+    req('months_37', 'bad_request', 'followup',
+        with_field('followup', 'from_month', '2021-12'))
+    req('followup_municipality_outside_county', 'bad_request', 'followup',
+        with_field('followup', 'municipality', '1480'))
+    req('directory_with_args', 'bad_request', 'directory', [('county', '01')])
 
 
 def build_replies():

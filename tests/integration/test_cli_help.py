@@ -51,6 +51,8 @@ COMMANDS = {
     "placements": ([], []),
     "audit": ([], ["--since", "--principal", "--shelter", "--limit"]),
     "stats": ([], []),
+    "followup": ([], AREA + ["--from", "--to"]),
+    "export hsds": ([], []),
     "whoami": ([], []),
     "standing add": ([], REFERRAL + ["--ref", "--for", "--hours"]),
     "standing list": ([], []),
@@ -58,7 +60,7 @@ COMMANDS = {
     "watch": ([], AREA + ["--since", "--type"]),
 }
 GLOBAL = ["--json", "--server", "--cert", "--key", "--p12", "--ca", "--config", "--servername",
-          "--timeout", "--help", "--version", "--standing"]
+          "--timeout", "--help", "--version", "--standing", "--csv"]
 SECTIONS = ["Registry (admin):", "Vacancies (shelter staff):", "Listings (everyone):",
             "Referrals (social services):", "Administration:"]
 WIDTH = 100

@@ -57,8 +57,10 @@ ALLOWED = {
     "standing.add": {"social-own", "social-other", "oncall"},
     "standing.list": {"social-own", "social-other", "oncall"},
     "standing.cancel": {"social-own", "oncall"},
+    "followup": {"social-own", "oncall", "admin"},
+    "directory": ADMIN_ONLY,
 }
-assert len(ALLOWED) == 29
+assert len(ALLOWED) == 31
 
 
 class World:
@@ -142,6 +144,8 @@ class World:
             "audit": {"limit": 5},
             "stats": None,
             "whoami": None,
+            "followup": {"municipality": "0180"},
+            "directory": None,
         }
         args = table[op]
         if op == "hold" and who == "social-own":
@@ -202,6 +206,14 @@ def test_every_allowed_cell_is_served(world):
     for who in PRINCIPALS:
         shown = results["shelter.show", who]["shelter"]
         assert ("phone" in shown) == (who in ("shelter-own", "admin")), (who, shown)
+    # The follow-up of 0180: twelve months by default, for each who may see it.
+    for who in ("social-own", "oncall", "admin"):
+        res = results["followup", who]
+        assert res["municipality"] == "0180" and len(res["months"]) == 12, (who, res)
+    # The public directory gives a kvinnojour's phone, and nothing of its units but counts.
+    entries = {e["shelter"]: e for e in results["directory", "admin"]["shelters"]}
+    assert entries[OWN]["phone"] == "08-555 010 10" and entries[OWN]["units"] == 9
+    assert "u1" not in repr(results["directory", "admin"])
     # The hold reply is where social services learn the phone.
     assert results["hold", "social-own"]["phone"] == "08-555 010 10"
     assert results["hold", "oncall"]["phone"] == "08-555 010 10"

@@ -47,6 +47,8 @@ static const struct {
     {OP_STANDING_ADD, "-CO-"},
     {OP_STANDING_LIST, "-CO-"},
     {OP_STANDING_CANCEL, "-CO-"},
+    {OP_FOLLOWUP, "-COA"},
+    {OP_DIRECTORY, "---A"},
 };
 
 static void principal(struct principal *p, const char *role, const char *cn)

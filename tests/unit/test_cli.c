@@ -127,6 +127,27 @@ static void test_options_are_described(void **state)
     }
 }
 
+/* Options that share a name are never both taken by one command: the name must mean one. */
+static void test_shared_names_mean_one_option(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct cli_command *c = cli_commands(&n);
+    const struct cli_option *opts = cli_options();
+    for (int a = 0; a < O__COUNT; a++) {
+        for (int b = a + 1; b < O__COUNT; b++) {
+            if (strcmp(opts[a].name, opts[b].name) != 0)
+                continue;
+            assert_true(a >= O_FIRST_LOCAL); /* a global option is every command's */
+            for (size_t i = 0; i < n; i++) {
+                uint64_t both = CLI_OPT_BIT(a) | CLI_OPT_BIT(b);
+                if ((c[i].allowed & both) == both)
+                    fail_msg("a command takes two options named --%s", opts[a].name);
+            }
+        }
+    }
+}
+
 static void test_usage_lists_every_command(void **state)
 {
     (void)state;
@@ -159,8 +180,12 @@ static void test_help_names_each_option(void **state)
         for (int o = O_FIRST_LOCAL; o < O__COUNT; o++) {
             char line[48];
             snprintf(line, sizeof line, "  --%s", opts[o].name);
-            bool listed = has_line(text, line);
-            if (listed != ((c[i].allowed & CLI_OPT_BIT(o)) != 0))
+            bool listed = has_line(text, line), named = false;
+            /* Two options may share a name (--from); the help lists the one the command takes. */
+            for (int e = O_FIRST_LOCAL; e < O__COUNT; e++)
+                named = named || ((c[i].allowed & CLI_OPT_BIT(e)) &&
+                                  strcmp(opts[e].name, opts[o].name) == 0);
+            if (listed != named)
                 fail_msg("the help of '%s' %s --%s", name, listed ? "describes" : "lacks",
                          opts[o].name);
         }
@@ -294,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_every_op_has_one_command),
         cmocka_unit_test(test_commands_match_their_ops),
         cmocka_unit_test(test_options_are_described),
+        cmocka_unit_test(test_shared_names_mean_one_option),
         cmocka_unit_test(test_usage_lists_every_command),
         cmocka_unit_test(test_help_names_each_option),
         cmocka_unit_test(test_did_you_mean),

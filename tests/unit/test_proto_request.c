@@ -115,6 +115,8 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     a->n_child_basis = PROTO_MAX_CHILDREN;
     for (unsigned i = 0; i < PROTO_MAX_CHILDREN; i++)
         a->child_basis[i] = (uint8_t)(i % BASIS__COUNT);
+    strcpy(a->from_month, "2097-01"); /* the widest span: 36 months */
+    strcpy(a->to_month, "2099-12");
 }
 
 /* Every field the op allows, with values at the bottom of their ranges. */
@@ -159,6 +161,8 @@ static void fill_min(struct proto_request *r, enum proto_op op, uint64_t id)
     a->operator_ = OPERATOR_IDEELL;
     strcpy(a->ivo_permit, "1");
     strcpy(a->ivo_permit_date, "2000-01-01");
+    strcpy(a->from_month, "2000-01");
+    strcpy(a->to_month, "2000-01");
 }
 
 static void pack_request(struct buf *b, const struct proto_request *r)
@@ -256,6 +260,8 @@ static void test_op_and_field_tables(void **state)
         [F_IVO_PERMIT_DATE] = "ivo_permit_date",
         [F_IVO_REGISTERED] = "ivo_registered",
         [F_CHILD_BASIS] = "child_basis",
+        [F_FROM_MONTH] = "from_month",
+        [F_TO_MONTH] = "to_month",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
         assert_string_equal(proto_field_name((enum proto_field)f), field_names[f]);
@@ -301,6 +307,8 @@ static void test_op_and_field_tables(void **state)
         [OP_STANDING_ADD] = {"standing.add", true},
         [OP_STANDING_LIST] = {"standing.list", false},
         [OP_STANDING_CANCEL] = {"standing.cancel", true},
+        [OP_FOLLOWUP] = {"followup", false},
+        [OP_DIRECTORY] = {"directory", false},
     };
     const uint64_t required[OP__COUNT] = {
         [OP_SHELTER_ADD] =
@@ -350,6 +358,7 @@ static void test_op_and_field_tables(void **state)
         [OP_AUDIT] = B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT),
         [OP_WATCH] = B(SINCE) | B(COUNTY) | B(MUNICIPALITY) | B(TYPES),
         [OP_STANDING_ADD] = B(REF) | B(HOME) | B(RISK) | referral | B(HOURS) | B(MUNICIPALITY),
+        [OP_FOLLOWUP] = B(COUNTY) | B(MUNICIPALITY) | B(FROM_MONTH) | B(TO_MONTH),
         [OP_STANDING_CANCEL] = B(STANDING),
     };
 #undef B
@@ -809,6 +818,11 @@ static bool break_rule(unsigned k, struct proto_request *r, const char **what, e
         CASE(58, OP_HOLD_DECLINE, "note with a postal code",
              (strcpy(a->note, "till 123 45 Stockholm"), *want = PROTO_E_PERSONAL_DATA));
         CASE(59, OP_SEARCH, "group just out of range", a->group = GROUP__COUNT);
+        CASE(60, OP_FOLLOWUP, "month 13", strcpy(a->from_month, "2098-13"));
+        CASE(61, OP_FOLLOWUP, "a day, not a month", strcpy(a->to_month, "2099-1"));
+        CASE(62, OP_FOLLOWUP, "37 months", strcpy(a->from_month, "2096-12"));
+        CASE(63, OP_FOLLOWUP, "months backwards", strcpy(a->to_month, "2096-12"));
+        CASE(64, OP_FOLLOWUP, "municipality outside the county", strcpy(a->municipality, "1480"));
     default:
         return false;
     }
@@ -840,7 +854,7 @@ static void test_validate_request(void **state)
         if (longest_digit_run(err.message) >= 5)
             fail_msg("rule %u: the message may echo a value: %s", k, err.message);
     }
-    assert_int_equal(k, 60);
+    assert_int_equal(k, 65);
     free(r);
 }
 
