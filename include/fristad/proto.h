@@ -199,12 +199,18 @@ int proto_intake_format(const struct proto_intake *in, char *buf, size_t cap);
 
 /*
  * True when the text holds something shaped like a Swedish personal identity number
- * (personnummer or samordningsnummer): 10 or 12 digits not part of a longer digit run,
- * optionally with '-' or '+' before the last four, a plausible month and day, and a valid
- * check digit (Luhn over the 10-digit form).
+ * (personnummer or samordningsnummer): 10 or 12 digits, in one group or in groups joined by
+ * short runs of - + . _ / : or space, not part of a longer digit run, with a plausible month
+ * and day and a valid check digit (Luhn over the 10-digit form). The text is normalised first:
+ * Unicode dashes, spaces and digits count as their plain forms, invisible characters not at
+ * all (proto/PROTOCOL.md section 4).
  */
 bool proto_has_personal_number(const char *s, size_t n);
-/* True when the text looks like a street address or a postal code ("Storgatan 12", "123 45"). */
+/*
+ * True when the normalised text looks like an address: a street and a number ("Storgatan 12",
+ * "Kungsg. 12", "12 Main Street"), c/o, an apartment number ("Lgh 1102") or a postal code and a
+ * place ("123 45 Ort").
+ */
 bool proto_has_street_address(const char *s, size_t n);
 /*
  * Decodes the UTF-8 sequence at s (n bytes left): returns its length and sets *cp, or returns
