@@ -53,12 +53,13 @@ struct conn {
     char peer[64]; /* address:port of the client */
     struct principal who;
     struct limit_entry *lim;
-    unsigned refs;             /* the connection itself, plus one per unfinished request */
-    unsigned inflight;         /* requests not finished yet */
-    unsigned errors_in_row;    /* refused frames since the last good one */
-    bool paused;               /* reading stopped: too many requests in flight */
-    bool counted;              /* counted in lim->conns */
-    struct event *frame_timer; /* deadline of the handshake, then of each started frame */
+    unsigned refs;              /* the connection itself, plus one per unfinished request */
+    unsigned inflight;          /* requests not finished yet */
+    unsigned errors_in_row;     /* refused frames since the last good one */
+    bool paused;                /* reading stopped: too many requests in flight */
+    bool counted;               /* counted in lim->conns */
+    struct event *frame_timer;  /* deadline of the handshake, then of each started frame */
+    struct event *expiry_timer; /* the end of the certificate's validity: the connection ends */
 };
 
 struct request {
@@ -161,6 +162,8 @@ static void conn_unref(struct conn *c)
         return;
     if (c->frame_timer)
         event_free(c->frame_timer);
+    if (c->expiry_timer)
+        event_free(c->expiry_timer);
     free(c);
 }
 
@@ -306,6 +309,7 @@ static void conn_close(struct conn *c, const char *why)
     bufferevent_free(c->bev);
     c->bev = NULL;
     evtimer_del(c->frame_timer);
+    evtimer_del(c->expiry_timer);
     TAILQ_REMOVE(&conns, c, link);
     n_conns--;
     if (c->counted && c->lim)
@@ -330,6 +334,30 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     } else {
         conn_close(c, "a frame was not completed in time");
     }
+}
+
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_close(arg, "its certificate has expired");
+}
+
+/*
+ * A connection lasts no longer than the certificate that opened it: at the earliest notAfter
+ * of its chain it is closed, however busy it is. Returns false when it has expired already.
+ */
+static bool arm_expiry(struct conn *c, SSL *ssl)
+{
+    int64_t not_after;
+    if (!tls_peer_not_after(ssl, &not_after))
+        return true;
+    int64_t left = not_after - clock_wall_ms();
+    if (left <= 0)
+        return false;
+    struct timeval tv = ms_tv(left);
+    evtimer_add(c->expiry_timer, &tv);
+    return true;
 }
 
 /* Handles one complete frame body. */
@@ -466,6 +494,10 @@ static void on_connected(struct conn *c)
     if (!conn_set_state(c, CONN_READY))
         return;
     evtimer_del(c->frame_timer); /* the handshake deadline; frames arm it anew */
+    if (!arm_expiry(c, ssl)) {
+        conn_close(c, "its certificate has expired");
+        return;
+    }
     struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
     bufferevent_set_timeouts(c->bev, &idle, &wr);
     bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
@@ -537,9 +569,10 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
     c->state = CONN_HANDSHAKE;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->frame_timer = evtimer_new(d->base, on_deadline, c);
+    c->expiry_timer = evtimer_new(d->base, on_expiry, c);
     c->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev || !c->frame_timer) {
+    if (!c->bev || !c->frame_timer || !c->expiry_timer) {
         if (c->bev)
             bufferevent_free(c->bev); /* frees the SSL and closes fd */
         else {
@@ -548,6 +581,8 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
         }
         if (c->frame_timer)
             event_free(c->frame_timer);
+        if (c->expiry_timer)
+            event_free(c->expiry_timer);
         free(c);
         log_error("out of memory for a new connection");
         return;
@@ -597,8 +632,9 @@ void conn_after_reload(struct daemon *d)
         next = TAILQ_NEXT(c, link);
         if (c->state != CONN_READY)
             continue;
-        if (tls_peer_revoked(d->tls, bufferevent_openssl_get_ssl(c->bev))) {
-            conn_close(c, "its certificate has been revoked");
+        char why[160];
+        if (!tls_peer_verify(d->tls, bufferevent_openssl_get_ssl(c->bev), why, sizeof why)) {
+            conn_close(c, why);
             continue;
         }
         struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};

@@ -183,11 +183,13 @@ class Pki:
         # server correctly and only its own certificate is wrong.
         return Cert(name, d / f"{name}.crt", d / f"{name}.key", self.ca)
 
-    def get(self, role, ident, *, name=None, expired=False, subject=None, days=None):
-        """The client certificate for ROLE/ID (issued on first use)."""
-        name = name or f"{role}-{ident}"
+    def get(self, role, ident, person=None, *, name=None, expired=False, subject=None, days=None,
+            not_after=None):
+        """The client certificate for ROLE/ID, naming PERSON when given (issued on first use).
+        not_after: a UTC time YYYYMMDDHHMMSSZ when its validity ends."""
+        name = name or (f"{role}-{ident}" + (f"-{person}" if person else ""))
         if name not in self._certs:
-            args = [role, ident, "--out", name]
+            args = [role, ident] + ([person] if person else []) + ["--out", name]
             if role not in fristad_proto.ROLES:
                 args.append("--any-role")
             if expired:
@@ -196,6 +198,8 @@ class Pki:
                 args += ["--subject", subject]
             if days:
                 args += ["--days", str(days)]
+            if not_after:
+                args += ["--not-after", not_after]
             self._certs[name] = self._issue(self.dir, args, name)
         return self._certs[name]
 
