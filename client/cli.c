@@ -166,6 +166,7 @@ static const struct {
     STR_FIELD(F_HOLD, hold),         STR_FIELD(F_PLACEMENT, placement),
     STR_FIELD(F_NOTE, note),         STR_FIELD(F_PRINCIPAL, principal),
     STR_FIELD(F_CALLBACK, callback), STR_FIELD(F_INTAKE_HOURS, intake_hours),
+    STR_FIELD(F_PERSON, person),
 };
 
 static void mark(struct builder *b, enum proto_field f)

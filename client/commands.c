@@ -103,6 +103,9 @@ static const struct cli_option options[O__COUNT] = {
                  "2h or 7d, or milliseconds since 1970"},
     [O_PRINCIPAL] = {"principal", "ROLE:ID", F_PRINCIPAL,
                      "only entries by this principal, such as social:0180"},
+    [O_PERSON] = {"person", "ID", F_PERSON,
+                  "only entries by this person: the HSA-id of the certificate, or "
+                  "sha256:FINGERPRINT for a certificate that names no person"},
     [O_SHELTER] = {"shelter", "ID", F_SHELTER, "only entries about this shelter"},
     [O_LIMIT] = {"limit", "N", F_LIMIT, "at most N results (default 20 for search, 100 for audit)"},
 };
@@ -223,7 +226,7 @@ static const struct cli_command commands[] = {
      "the audit trail, oldest first",
      "Every write, every hold and every disclosure of an intake phone is recorded, and so are "
      "refused attempts.",
-     OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false, false},
+     OB(SINCE) | OB(PRINCIPAL) | OB(PERSON) | OB(SHELTER) | OB(LIMIT), 0, false, false},
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
      "searches, no-match reasons, holds and placements by outcome", NULL, 0, 0, false, false},
     {"whoami", NULL, 0, {{0}}, OP_WHOAMI, ADMIN,

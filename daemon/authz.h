@@ -14,6 +14,9 @@ struct principal {
     enum proto_role role;
     char id[PROTO_TOKEN_MAX + 1];       /* the certificate's CN */
     char name[PROTO_PRINCIPAL_MAX + 1]; /* "role:id", as audited */
+    char person[PROTO_PERSON_MAX + 1];  /* who holds the certificate, valid or not: its
+                                           subject's serialNumber (an HSA-id), else "sha256:"
+                                           and its fingerprint; empty without a certificate */
     char why[128];                      /* when !valid: what is wrong with the certificate */
 };
 

@@ -486,7 +486,9 @@ static void on_connected(struct conn *c)
     struct daemon *d = c->d;
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     tls_peer_principal(ssl, &c->who);
-    c->lim = limits_get(d->limits, c->who.valid ? c->who.name : "unauthorized:");
+    /* Limits count per person: one holder of a municipality's certificate cannot spend the
+     * budget of every colleague who holds another. */
+    c->lim = limits_get(d->limits, c->who.person[0] ? c->who.person : "unauthorized:");
     if (!c->lim) {
         conn_close(c, "out of memory");
         return;
@@ -504,7 +506,8 @@ static void on_connected(struct conn *c)
     if (!c->who.valid)
         conn_log(c, LOG_LVL_WARNING, "certificate names no usable principal: %s", c->who.why);
     else
-        conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s)", c->peer, SSL_get_version(ssl));
+        conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s), person %s", c->peer,
+                 SSL_get_version(ssl), c->who.person);
     if (c->lim->conns >= d->cfg->max_connections_per_principal) {
         reply_error(c, 0, false, PROTO_E_RATE_LIMITED,
                     "this principal has too many connections open");

@@ -63,9 +63,10 @@ static bool audit_note(struct daemon *d, const struct principal *who,
     rc |= proto_pack_fields(&pk, &req->args, mask);
     if (phone)
         rc |= proto_pack_kv_str(&pk, "phone", "disclosed");
-    const char *caller = who->valid ? who->name : "unknown:certificate";
-    bool sent = rc == 0 && store_call(d->store, "audit_note", STORE_WRITE, caller,
-                                      proto_op_name(req->op), sb.data, sb.size, NULL, NULL) == 0;
+    struct store_caller caller = {.name = who->valid ? who->name : "unknown:certificate",
+                                  .person = who->person[0] ? who->person : NULL};
+    bool sent = rc == 0 && store_call_as(d->store, "audit_note", STORE_WRITE, &caller,
+                                         proto_op_name(req->op), sb.data, sb.size, NULL, NULL) == 0;
     msgpack_sbuffer_destroy(&sb);
     if (!sent)
         log_warning("audit entry for '%s' (%s) could not be written: store down",
@@ -158,8 +159,9 @@ static void call_store(struct daemon *d, struct request *r, const struct op_def 
     }
     *p = (struct pending_req){r, d, req->op};
     enum store_kind kind = row->route == ROUTE_WRITE ? STORE_WRITE : STORE_READ;
-    int sent = store_call(d->store, row->function, kind, who->name, proto_op_name(req->op), sb.data,
-                          sb.size, on_store, p);
+    struct store_caller caller = {.name = who->name, .person = who->person};
+    int sent = store_call_as(d->store, row->function, kind, &caller, proto_op_name(req->op),
+                             sb.data, sb.size, on_store, p);
     msgpack_sbuffer_destroy(&sb);
     if (sent != 0) {
         free(p);

@@ -5,6 +5,9 @@ Fristad's store: every write is one of these functions, executed atomically by R
 Calling convention: FCALL fristad_<op> 1 "<prefix>ver" <envelope>, where the envelope is one
 msgpack map:
   caller               the principal "role:id" (the daemon has already checked its role)
+  person               who holds the certificate (an HSA-id, or "sha256:" and its
+                       fingerprint); absent for the daemon's own work, which is audited by
+                       its caller name
   op                   the protocol op, as on the wire ("hold", "hold.release", ...)
   audit_retention      ms an audit entry is kept
   reference_retention  ms a closed record keeps its referral reference
@@ -81,6 +84,7 @@ local function ctx(keys, argv)
     c.P = string.sub(keys[1], 1, -4)
     c.now = now_ms()
     c.who = e.caller
+    c.person = e.person or e.caller
     c.role, c.id = string.match(e.caller, '^([^:]+):(.+)$')
     c.op = e.op
     c.audit_ret = tonumber(e.audit_retention) or 0
@@ -92,7 +96,7 @@ local TARGET_KEYS = {'shelter', 'unit', 'hold', 'placement', 'phone'}
 
 local function audit(c, op, result, target)
     local entry = {'XADD', c.P .. 'audit', 'MINID', '~', tostring(c.now - c.audit_ret), '*',
-                   'principal', c.who, 'op', op, 'result', result}
+                   'principal', c.who, 'person', c.person or c.who, 'op', op, 'result', result}
     if target then
         for _, k in ipairs(TARGET_KEYS) do
             if target[k] and target[k] ~= '' then
@@ -166,8 +170,8 @@ end
 
 -- Expires one live hold whose time has passed.
 local function expire(c, hid, h)
-    local system = {P = c.P, now = c.now, who = 'system:sweep', audit_ret = c.audit_ret,
-                    ref_ret = c.ref_ret}
+    local system = {P = c.P, now = c.now, who = 'system:sweep', person = 'system:sweep',
+                    audit_ret = c.audit_ret, ref_ret = c.ref_ret}
     close_hold(system, hid, h, 'expired')
     changed(system, h.shelter)
     audit(system, 'hold.expire', 'ok', {shelter = h.shelter, unit = h.unit, hold = hid})
@@ -888,9 +892,10 @@ local function list(c, a)
     return {result = {[what] = out}}
 end
 
--- args: since (ms), principal, shelter, limit.
+-- args: since (ms), principal, person, shelter, limit.
 local function audit_read(c, a)
     local pf, sf, limit = a.principal or '', a.shelter or '', tonumber(a.limit) or 100
+    local who = a.person or ''
     local out = {}
     -- A whole number as Lua prints it: tostring(1e14) would be "1e+14", which XRANGE refuses.
     local start = string.format('%d', tonumber(a.since) or 0)
@@ -903,9 +908,10 @@ local function audit_read(c, a)
             local id, flat = e[1], e[2]
             local f = {}
             for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
-            if (pf == '' or f.principal == pf) and (sf == '' or f.shelter == sf) then
+            if (pf == '' or f.principal == pf) and (sf == '' or f.shelter == sf) and
+                (who == '' or f.person == who) then
                 local entry = {at = tonumber(string.match(id, '^(%d+)')), principal = f.principal,
-                               op = f.op, result = f.result}
+                               person = f.person, op = f.op, result = f.result}
                 for _, k in ipairs(TARGET_KEYS) do
                     if f[k] then entry[k] = f[k] end
                 end

@@ -211,13 +211,21 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 /* The envelope every function takes: see the head of fristad.lua. */
-static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg, const char *caller,
-                         const char *op, const char *args, size_t args_len)
+static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg,
+                         const struct store_caller *who, const char *op, const char *args,
+                         size_t args_len)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 5);
-    rc |= proto_pack_kv_str(&pk, "caller", caller);
+    int rc = msgpack_pack_map(&pk, 5 + (who->person ? 1 : 0) + (who->area ? 1 : 0) +
+                                       (who->quiet_refusal ? 1 : 0));
+    rc |= proto_pack_kv_str(&pk, "caller", who->name);
+    if (who->person)
+        rc |= proto_pack_kv_str(&pk, "person", who->person);
+    if (who->area)
+        rc |= proto_pack_kv_str(&pk, "area", who->area);
+    if (who->quiet_refusal)
+        rc |= proto_pack_kv_bool(&pk, "quiet_refusal", true);
     rc |= proto_pack_kv_str(&pk, "op", op);
     rc |= proto_pack_kv_int(&pk, "audit_retention", cfg->audit_retention_ms);
     rc |= proto_pack_kv_int(&pk, "reference_retention", cfg->reference_retention_ms);
@@ -230,14 +238,15 @@ static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg, const ch
 }
 
 /* Sends one call once the library is loaded, whether or not the store is ready for others. */
-static int send_call(struct store *st, const char *fn, enum store_kind kind, const char *caller,
-                     const char *op, const char *args, size_t args_len, store_cb *cb, void *ud)
+static int send_call(struct store *st, const char *fn, enum store_kind kind,
+                     const struct store_caller *who, const char *op, const char *args,
+                     size_t args_len, store_cb *cb, void *ud)
 {
     const struct config *cfg = st->d->cfg;
     char fname[64];
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
-    if (pack_envelope(&env, cfg, caller, op, args, args_len) < 0) {
+    if (pack_envelope(&env, cfg, who, op, args, args_len) < 0) {
         msgpack_sbuffer_destroy(&env);
         return -1;
     }
@@ -286,9 +295,17 @@ static int send_call(struct store *st, const char *fn, enum store_kind kind, con
 int store_call(struct store *st, const char *fn, enum store_kind kind, const char *caller,
                const char *op, const char *args, size_t args_len, store_cb *cb, void *ud)
 {
+    struct store_caller who = {.name = caller};
+    return store_call_as(st, fn, kind, &who, op, args, args_len, cb, ud);
+}
+
+int store_call_as(struct store *st, const char *fn, enum store_kind kind,
+                  const struct store_caller *who, const char *op, const char *args, size_t args_len,
+                  store_cb *cb, void *ud)
+{
     if (!st->ready)
         return -1;
-    return send_call(st, fn, kind, caller, op, args, args_len, cb, ud);
+    return send_call(st, fn, kind, who, op, args, args_len, cb, ud);
 }
 
 struct rewrite_req {
@@ -381,7 +398,8 @@ static void migrate_step(struct store *st, const char *phase, const char *cursor
     int rc = msgpack_pack_map(&pk, 2);
     rc |= proto_pack_kv_str(&pk, "phase", phase);
     rc |= proto_pack_kv_str(&pk, "cursor", cursor);
-    if (rc || send_call(st, "migrate", STORE_WRITE, "system:migrate", "migrate", buf.data, buf.size,
+    struct store_caller who = {.name = "system:migrate"};
+    if (rc || send_call(st, "migrate", STORE_WRITE, &who, "migrate", buf.data, buf.size,
                         on_migrated, st) != 0)
         log_warning("store: cannot bring the records to the current layout now");
     msgpack_sbuffer_destroy(&buf);

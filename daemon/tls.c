@@ -229,26 +229,79 @@ static bool one_entry(X509_NAME *subj, int nid, char *out, size_t cap, unsigned 
     return *count == 1;
 }
 
+/* "sha256:" and the lower-case hex of the certificate's SHA-256 fingerprint. */
+static bool fingerprint(X509 *cert, char *out, size_t cap)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (cap < 7 + 64 + 1 || X509_digest(cert, EVP_sha256(), md, &len) != 1 || len != 32)
+        return false;
+    memcpy(out, "sha256:", 7);
+    for (unsigned i = 0; i < len; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+    return true;
+}
+
+/*
+ * The person who holds the certificate: its subject's one serialNumber, as SITHS cards carry
+ * an HSA-id; without one, the certificate's fingerprint. NULL when the certificate cannot name
+ * one (a repeated or malformed serialNumber, or one shaped like a personal identity number,
+ * which Fristad never stores): then *why says so and the fingerprint stands in.
+ */
+static const char *person_of(X509 *cert, char *out, size_t cap, const char **why)
+{
+    char serial[PROTO_PERSON_MAX + 1];
+    unsigned n;
+    bool one = one_entry(X509_get_subject_name(cert), NID_serialNumber, serial, sizeof serial, &n);
+    *why = NULL;
+    if (n == 0 || !one) {
+        if (n > 0)
+            *why = "the certificate's subject must have at most one serialNumber (its person) "
+                   "of at most 80 characters";
+        return fingerprint(cert, out, cap) ? out : NULL;
+    }
+    bool ok = serial[0] != '\0';
+    for (const char *c = serial; ok && *c; c++)
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+             (c > serial && (*c == '-' || *c == '_' || *c == '.' || *c == ':' || *c == '/'));
+    if (!ok)
+        *why = "the certificate's serialNumber (its person) may hold only letters, digits and "
+               ". _ - : /";
+    else if (proto_has_personal_number(serial, strlen(serial)))
+        *why = "the certificate's serialNumber looks like a personal identity number; Fristad "
+               "stores none: name the person by an HSA-id";
+    if (*why)
+        return fingerprint(cert, out, cap) ? out : NULL;
+    snprintf(out, cap, "%s", serial);
+    return out;
+}
+
 void tls_peer_principal(SSL *ssl, struct principal *out)
 {
     X509 *peer = SSL_get0_peer_certificate(ssl);
-    char cn[128], ou[64];
+    char cn[128], ou[64], person[PROTO_PERSON_MAX + 1] = "";
+    const char *person_why = NULL;
     unsigned n_cn, n_ou;
     memset(out, 0, sizeof *out);
     if (!peer || SSL_get_verify_result(ssl) != X509_V_OK) {
         snprintf(out->why, sizeof out->why, "no verified client certificate");
         return;
     }
+    if (!person_of(peer, person, sizeof person, &person_why))
+        person_why = "the certificate's fingerprint cannot be computed";
     X509_NAME *subj = X509_get_subject_name(peer);
     if (!one_entry(subj, NID_commonName, cn, sizeof cn, &n_cn)) {
         snprintf(out->why, sizeof out->why, "the certificate must have exactly one CN");
-        return;
-    }
-    if (!one_entry(subj, NID_organizationalUnitName, ou, sizeof ou, &n_ou)) {
+    } else if (!one_entry(subj, NID_organizationalUnitName, ou, sizeof ou, &n_ou)) {
         snprintf(out->why, sizeof out->why, "the certificate must have exactly one OU: its role");
-        return;
+    } else {
+        authz_principal_set(out, ou, cn);
+        if (out->valid && person_why) {
+            out->valid = false;
+            snprintf(out->why, sizeof out->why, "%s", person_why);
+        }
     }
-    authz_principal_set(out, ou, cn);
+    snprintf(out->person, sizeof out->person, "%s", person);
 }
 
 /*

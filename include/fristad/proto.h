@@ -48,6 +48,7 @@ extern "C" {
 #define PROTO_REASON_MAX    200u /* decline note, in characters */
 #define PROTO_PHONE_MAX     20u
 #define PROTO_PRINCIPAL_MAX 80u /* "role:id" */
+#define PROTO_PERSON_MAX    80u /* an HSA-id, or "sha256:" and a certificate's fingerprint */
 #define PROTO_MAX_LANGUAGES 16u
 #define PROTO_MAX_CHILDREN  12u
 #define PROTO_MAX_PERP      10u /* municipalities where the perpetrator lives or works */
@@ -263,6 +264,7 @@ enum proto_field {
     F_ARRIVAL_BY,
     F_ARRIVAL_AT,
     F_INTAKE_HOURS,
+    F_PERSON,
     F__COUNT
 };
 
@@ -316,8 +318,8 @@ const char *proto_field_name(enum proto_field f);
     X(PLACEMENT_DISCHARGE, "placement.discharge", PROTO_F(PLACEMENT), 0, true)                    \
     X(HOLDS_LIST, "holds.list", 0, 0, false)                                                      \
     X(PLACEMENTS_LIST, "placements.list", 0, 0, false)                                            \
-    X(AUDIT, "audit", 0, PROTO_F(SINCE) | PROTO_F(PRINCIPAL) | PROTO_F(SHELTER) | PROTO_F(LIMIT), \
-      false)                                                                                       \
+    X(AUDIT, "audit", 0, PROTO_F(SINCE) | PROTO_F(PRINCIPAL) | PROTO_F(SHELTER) | PROTO_F(LIMIT) |\
+      PROTO_F(PERSON), false)                                                                      \
     X(STATS, "stats", 0, 0, false)                                                                \
     X(WHOAMI, "whoami", 0, 0, false)
 /* clang-format on */
@@ -386,6 +388,7 @@ struct proto_args {
     int64_t arrival_by;                  /* ms since the epoch: the household arrives by then */
     int64_t arrival_at;                  /* ms since the epoch: when the household would arrive */
     char intake_hours[PROTO_INTAKE_MAX * 4 + 1]; /* "24/7" or "mon-fri 08:00-16:30,..." */
+    char person[PROTO_PERSON_MAX + 1];           /* who holds a certificate, as audited */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

@@ -152,6 +152,9 @@ static inline const char *request_diff(const struct proto_request *a, const stru
         case F_PRINCIPAL:
             same = strcmp(x->principal, y->principal) == 0;
             break;
+        case F_PERSON:
+            same = strcmp(x->person, y->person) == 0;
+            break;
         case F__COUNT:
             break;
         }

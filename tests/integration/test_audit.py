@@ -2,6 +2,8 @@
 disclosure of an intake phone and every refused attempt is recorded with the principal that did
 it; the admin reads it with filters; nobody else may; entries older than the retention go."""
 
+import hashlib
+import ssl
 import time
 
 import pytest
@@ -136,8 +138,8 @@ def test_every_kind_of_event_is_recorded(shelters):
     for secret in ("08-555 010 10", "case-1", "case-2", "case-3", "no room for the dog"):
         assert secret not in text, secret
     for e in entries:
-        assert set(e) <= {"at", "principal", "op", "result", "shelter", "unit", "hold",
-                          "placement", "phone"}, e
+        assert set(e) <= {"at", "principal", "person", "op", "result", "shelter", "unit",
+                          "hold", "placement", "phone"}, e
 
 
 def test_refusals_of_unusable_and_wrong_principals_are_recorded(shelters):
@@ -270,3 +272,79 @@ def test_retention_deletes_old_entries_only(env):
     assert [e["principal"] for e in shown][:1] == ["admin:ops-old"]
     assert find(shown, principal="admin:ops-anna", op="shelter.add", shelter=FRIDA)
     assert find(shown, principal=f"shelter:{FRIDA}", op="vacancy.confirm")
+
+
+# -- the person (issue 11, item 8) -----------------------------------------------------------
+
+
+def fingerprint(cert):
+    """How the trail names the holder of a certificate without a serialNumber."""
+    der = ssl.PEM_cert_to_DER_cert(cert.crt.read_text())
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+@pytest.mark.daemon_config({"holds": {"ttl": "1s", "sweep_interval": "100ms"}})
+def test_every_entry_names_the_person(shelters):
+    """Besides the principal, every entry names the person: the certificate's serialNumber
+    (an HSA-id), else its fingerprint; two holders of one municipality's certificate are told
+    apart, and `fristad audit --person` finds each one's entries."""
+    env = shelters
+    t0 = now_ms()
+    anna = env.pki.get("social", "0180", "SE2321000016-A001")
+    bo = env.pki.get("social", "0180", "SE2321000016-B002")
+    staff = env.pki.get("shelter", FRIDA, "SE2321000016-F003")
+    ops = env.pki.get("admin", "ops-anna", "SE2321000016-0004")
+    nameless = env.pki.get("oncall", "jour-sthlm")  # no serialNumber: known by its fingerprint
+    unusable = env.pki.custom("audit-no-ou-person", "/O=Fristad/CN=frida-sthlm"
+                              "/serialNumber=SE2321000016-X005")
+    A, B, F, O = "SE2321000016-A001", "SE2321000016-B002", "SE2321000016-F003", \
+        "SE2321000016-0004"
+    N = fingerprint(nameless)
+
+    frida = env.cli(cert=staff)
+    for u in ("r1", "r2", "r3"):
+        frida.ok("vacancy", FRIDA, u, "free")                         # a write
+    env.cli(cert=anna).ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-a")  # a hold, phone
+    env.cli(cert=bo)("shelter", "retire", FRIDA).refused("forbidden")  # refused by the daemon
+    env.cli(cert=bo)("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-b") \
+        .refused("conflict")                                         # refused by the store
+    assert "phone" in env.cli(cert=ops).ok("shelter", "show", FRIDA)["shelter"]  # disclosure
+    env.cli(cert=ops)("shelter", "add", *shelter_args(FRIDA, "Igen")).refused("conflict")
+    hid = env.cli(cert=nameless).ok("hold", FRIDA, "r2", *LOW_RISK, "--ref", "case-n",
+                                    "--for", "0180")["hold"]
+    env.cli(cert=unusable)("intake", "pause", FRIDA).refused("unauthorized")
+    wait_for(lambda: find([f for _, f in audit_entries(env)], op="hold.expire", hold=hid), 15,
+             "the sweep to expire the hold")
+
+    entries = read_audit(env, "--since", t0, "--limit", 200)
+    assert entries and all(e.get("person") for e in entries), \
+        [e for e in entries if not e.get("person")]
+    for u in ("r1", "r2", "r3"):
+        assert_one(entries, op="vacancy.set", unit=u, principal=f"shelter:{FRIDA}", person=F)
+    assert_one(entries, op="hold", result="ok", principal="social:0180", person=A,
+               phone="disclosed")
+    assert_one(entries, op="shelter.retire", result="forbidden", principal="social:0180",
+               person=B)
+    assert_one(entries, op="hold", result="conflict", principal="social:0180", person=B)
+    assert_one(entries, op="shelter.show", phone="disclosed", principal="admin:ops-anna",
+               person=O)
+    assert_one(entries, op="shelter.add", result="conflict", person=O)
+    assert_one(entries, op="hold", result="ok", principal="oncall:jour-sthlm", person=N)
+    assert_one(entries, op="intake.pause", result="unauthorized",
+               principal="unknown:certificate", person="SE2321000016-X005")
+    assert_one(entries, op="hold.expire", hold=hid, principal="system:sweep",
+               person="system:sweep")
+    # The raw stream has it too, on every entry.
+    assert all("person" in f for _, f in audit_entries(env))
+
+    # The filter, through the real client: each person's own entries and no one else's.
+    for person in (A, B, F, O, N):
+        got = read_audit(env, "--since", t0, "--person", person, "--limit", 200)
+        assert got == [e for e in entries if e["person"] == person], person
+        assert got
+    assert [e["op"] for e in read_audit(env, "--person", B)] == ["shelter.retire", "hold"]
+    assert read_audit(env, "--person", "SE2321000016-NONE") == []
+    assert read_audit(env, "--principal", "social:0180", "--person", A, "--since", t0) == \
+        [e for e in entries if e["person"] == A]
+    env.admin("audit", "--person", "has space").refused("bad_request")
+    env.admin("audit", "--person", "811218-9876").refused("personal_data")

@@ -45,7 +45,7 @@ COMMANDS = {
     "discharge": (["p1"], []),
     "holds": ([], []),
     "placements": ([], []),
-    "audit": ([], ["--since", "--principal", "--shelter", "--limit"]),
+    "audit": ([], ["--since", "--principal", "--person", "--shelter", "--limit"]),
     "stats": ([], []),
     "whoami": ([], []),
 }
