@@ -82,7 +82,7 @@ static const struct cli_option options[O__COUNT] = {
     [O_IDEMPOTENCY_KEY] = {"idempotency-key", "KEY", F_IDEMPOTENCY_KEY,
                            "8 to 64 characters; a retry with the same key gets the first hold"},
     [O_FOR] = {"for", "CODE", F_MUNICIPALITY,
-               "hold on behalf of this municipality (the on-call service may name any)"},
+               "hold on behalf of this municipality (the on-call service: one of its agreement)"},
     [O_REASON] = {"reason", "CODE", F_REASON,
                   "why: no_room (the unit is in fact not free), household (its composition), "
                   "needs (a need cannot be met), safety, staffing or other"},
@@ -219,7 +219,8 @@ static const struct cli_command commands[] = {
     {"holds", NULL, 0, {{0}}, OP_HOLDS_LIST, REFERRALS,
      "the holds you may see, newest first",
      "A shelter sees the holds on its units, social services those made for their "
-     "municipality, the on-call service all.", 0, 0, false, false},
+     "municipality, the on-call service those made for the municipalities of its agreement.",
+     0, 0, false, false},
     {"placements", NULL, 0, {{0}}, OP_PLACEMENTS_LIST, REFERRALS,
      "the placements you may see, newest first", NULL, 0, 0, false, false},
     {"audit", NULL, 0, {{0}}, OP_AUDIT, ADMIN,

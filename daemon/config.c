@@ -10,8 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fristad/proto.h>
+
 #include "config.h"
 #include "log.h"
+
+_Static_assert(CONFIG_MUN_WORDS * 64 >= PROTO_MUNICIPALITIES, "a set holds every municipality");
 
 enum key_type {
     K_STR,      /* copied as is */
@@ -233,11 +237,78 @@ too_long:
     return -1;
 }
 
+/*
+ * One line of [oncall]: ID = CODES, where CODES are municipality codes (0180) and county codes
+ * (01: every municipality of the county), separated by commas or spaces. An id given again,
+ * or a continuation line, adds to its area.
+ */
+static int oncall_key(struct parse_state *st, const char *id, const char *value)
+{
+    struct config *c = st->cfg;
+    size_t n = strlen(id);
+    bool ok = n > 0 && n <= CONFIG_ONCALL_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = id[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             (i > 0 && (ch == '-' || ch == '_' || ch == '.'));
+    }
+    if (!ok) {
+        snprintf(st->err, sizeof st->err,
+                 "[oncall] %.80s: an on-call id is 1 to %u letters, digits and . _ - (its "
+                 "certificate's CN)",
+                 id, CONFIG_ONCALL_ID_MAX);
+        return 0;
+    }
+    struct config_oncall *o = NULL;
+    for (unsigned i = 0; i < c->n_oncall && !o; i++) {
+        if (strcmp(c->oncall[i].id, id) == 0)
+            o = &c->oncall[i];
+    }
+    if (!o) {
+        if (c->n_oncall == CONFIG_ONCALL_MAX) {
+            snprintf(st->err, sizeof st->err, "[oncall] has more than %u on-call ids",
+                     CONFIG_ONCALL_MAX);
+            return 0;
+        }
+        o = &c->oncall[c->n_oncall++];
+        memset(o, 0, sizeof *o);
+        memcpy(o->id, id, n + 1);
+    }
+    for (const char *p = value; *p;) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        size_t len = 0;
+        while (p[len] && p[len] != ',' && p[len] != ' ' && p[len] != '\t')
+            len++;
+        if (len == 0)
+            break;
+        int mun = len == 4 ? proto_municipality_index(p, len) : -1;
+        if (mun >= 0) {
+            o->muns[mun / 64] |= UINT64_C(1) << (mun % 64);
+        } else if (len == 2 && proto_county_valid(p, len)) {
+            for (unsigned m = 0; m < PROTO_MUNICIPALITIES; m++) {
+                if (memcmp(proto_municipality_code(m), p, 2) == 0)
+                    o->muns[m / 64] |= UINT64_C(1) << (m % 64);
+            }
+        } else {
+            snprintf(st->err, sizeof st->err,
+                     "[oncall] %.80s: '%.*s' is neither a municipality code (0180) nor a county "
+                     "code (01)",
+                     id, (int)(len > 40 ? 40 : len), p);
+            return 0;
+        }
+        p += len;
+    }
+    return 1;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct parse_state *st = user;
     if (st->err[0])
         return 0; /* keep the first error */
+    if (strcmp(section, "oncall") == 0)
+        return oncall_key(st, name, value);
     for (size_t i = 0; i < NKEYS; i++) {
         if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
             continue;

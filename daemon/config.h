@@ -9,6 +9,16 @@
 
 #define CONFIG_PATH_MAX 1024
 
+#define CONFIG_ONCALL_MAX    512u /* on-call ids in [oncall] */
+#define CONFIG_ONCALL_ID_MAX 64u  /* as a certificate's CN may be */
+#define CONFIG_MUN_WORDS     5u   /* 64-bit words of a set of the 290 municipalities */
+
+/* One on-call agreement: the municipalities an on-call principal acts for. */
+struct config_oncall {
+    char id[CONFIG_ONCALL_ID_MAX + 1]; /* the on-call id, its certificate's CN */
+    uint64_t muns[CONFIG_MUN_WORDS];   /* bit per municipality index (proto_municipality_index) */
+};
+
 enum redis_mode {
     REDIS_MODE_SPAWN,   /* start a private redis-server in data_dir */
     REDIS_MODE_CONNECT, /* use an existing server at redis_address */
@@ -57,6 +67,10 @@ struct config {
     int64_t disk_purge_delay_ms; /* 0: never rewrite the AOF after deleting references */
 
     int64_t audit_retention_ms;
+
+    /* [oncall]: whom each on-call id acts for; an id not listed acts for none. Reloadable. */
+    unsigned n_oncall;
+    struct config_oncall oncall[CONFIG_ONCALL_MAX];
 };
 
 /*

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "events.h"
+#include "oncall.h"
 #include "ops.h"
 #include "store.h"
 
@@ -160,6 +161,12 @@ static void call_store(struct daemon *d, struct request *r, const struct op_def 
     *p = (struct pending_req){r, d, req->op};
     enum store_kind kind = row->route == ROUTE_WRITE ? STORE_WRITE : STORE_READ;
     struct store_caller caller = {.name = who->name, .person = who->person};
+    char area[ONCALL_AREA_TEXT_MAX + 1];
+    if (who->role == ROLE_ONCALL) {
+        if (oncall_area_text(d->cfg, who->id, area, sizeof area) < 0)
+            area[0] = '\0';
+        caller.area = area; /* the store shows and releases records of these alone */
+    }
     int sent = store_call_as(d->store, row->function, kind, &caller, proto_op_name(req->op),
                              sb.data, sb.size, on_store, p);
     msgpack_sbuffer_destroy(&sb);
@@ -176,7 +183,7 @@ void dispatch_request(struct request *r, const struct proto_request *req, void *
     const struct principal *who = request_principal(r);
     const struct op_def *row = ops_get(req->op);
     struct proto_error err = {0};
-    enum proto_err e = authz_check(who, req, &err);
+    enum proto_err e = authz_check(who, req, d->cfg, &err);
     if (e != PROTO_OK) {
         request_log(r, LOG_LVL_INFO, "refused '%s': %s", proto_op_name(req->op), proto_err_code(e));
         (void)audit_note(d, who, req, proto_err_code(e), false);

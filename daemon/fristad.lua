@@ -8,6 +8,9 @@ msgpack map:
   person               who holds the certificate (an HSA-id, or "sha256:" and its
                        fingerprint); absent for the daemon's own work, which is audited by
                        its caller name
+  area                 for an on-call caller: the municipality codes of its agreement,
+                       comma-separated ("" for none); it sees and releases holds and
+                       placements of these municipalities alone
   op                   the protocol op, as on the wire ("hold", "hold.release", ...)
   audit_retention      ms an audit entry is kept
   reference_retention  ms a closed record keeps its referral reference
@@ -87,6 +90,12 @@ local function ctx(keys, argv)
     c.person = e.person or e.caller
     c.role, c.id = string.match(e.caller, '^([^:]+):(.+)$')
     c.op = e.op
+    if e.area then
+        c.area = {}
+        for code in string.gmatch(e.area, '[^,]+') do
+            c.area[code] = true
+        end
+    end
     c.audit_ret = tonumber(e.audit_retention) or 0
     c.ref_ret = tonumber(e.reference_retention) or 0
     return c, e.args or {}
@@ -497,6 +506,10 @@ local function hold(c, a)
         tonumber(a.ttl)
     local idem = a.idempotency_key or ''
     local t = {shelter = sid, unit = uid}
+    if c.role == 'oncall' and not (c.area and c.area[mun]) then
+        return no('forbidden', 'the on-call service acts only for the municipalities of its ' ..
+                  'agreement', t)
+    end
     -- The key remembers a digest of the request, never the reference itself.
     local fingerprint = redis.sha1hex(mun .. '|' .. sid .. '|' .. uid .. '|' .. ref)
     local ik = c.P .. 'idem:' .. c.who .. ':' .. idem
@@ -598,9 +611,10 @@ local function hold_for(c, hid, who_may, states)
         return nil, no('not_found', 'no hold with this id', {})
     end
     if who_may == 'holder' then
-        if not ((c.role == 'social' and h.municipality == c.id) or c.role == 'oncall') then
-            return nil, no('forbidden', 'only the municipality that made the hold, or on-call ' ..
-                           'services, may release it', t)
+        if not ((c.role == 'social' and h.municipality == c.id) or
+                (c.role == 'oncall' and c.area and c.area[h.municipality])) then
+            return nil, no('forbidden', 'only the municipality the hold was made for, or the ' ..
+                           'on-call service that acts for it, may release it', t)
         end
     elseif not (c.role == 'shelter' and c.id == h.shelter) then
         return nil, no('forbidden', 'only the shelter the hold is on may do this', t)
@@ -865,22 +879,45 @@ end
 
 local LIST_MAX = 500
 
--- holds.list and placements.list: the records the caller is responsible for.
+-- The newest ids of several zsets of ids by time, newest first, at most `max`.
+local function newest_of(keys, max)
+    local all = {}
+    for _, key in ipairs(keys) do
+        local flat = redis.call('ZREVRANGE', key, 0, max - 1, 'WITHSCORES')
+        for i = 1, #flat, 2 do
+            all[#all + 1] = {id = flat[i], at = tonumber(flat[i + 1])}
+        end
+    end
+    table.sort(all, function(x, y)
+        if x.at ~= y.at then return x.at > y.at end
+        return x.id > y.id
+    end)
+    local ids = {}
+    for i = 1, math.min(#all, max) do
+        ids[i] = all[i].id
+    end
+    return ids
+end
+
+-- holds.list and placements.list: the records the caller is responsible for. On-call sees
+-- those of the municipalities of its agreement (c.area), merged newest first.
 local function list(c, a)
     local what = c.op == 'holds.list' and 'holds' or 'placements'
     local base = what == 'holds' and 'holds' or 'pls'
-    local key
+    local keys = {}
     if c.role == 'shelter' then
-        key = c.P .. base .. ':s:' .. c.id
+        keys[1] = c.P .. base .. ':s:' .. c.id
     elseif c.role == 'social' then
-        key = c.P .. base .. ':m:' .. c.id
+        keys[1] = c.P .. base .. ':m:' .. c.id
     elseif c.role == 'oncall' then
-        key = c.P .. base
+        for code in pairs(c.area or {}) do
+            keys[#keys + 1] = c.P .. base .. ':m:' .. code
+        end
     else
         return no('forbidden', 'this role has no holds or placements')
     end
     local out = {}
-    for _, id in ipairs(redis.call('ZREVRANGE', key, 0, LIST_MAX - 1)) do
+    for _, id in ipairs(newest_of(keys, LIST_MAX)) do
         if what == 'holds' then
             local h = hgetall(c.P .. 'hold:' .. id)
             if h.shelter then out[#out + 1] = hold_view(c, id, h) end

@@ -61,6 +61,21 @@ SANITIZER_RE = re.compile(
 
 ADMIN = ("admin", "ops-anna")
 
+# Every county: an on-call agreement for the whole country.
+ALL_COUNTIES = "01 03 04 05 06 07 08 09 10 12 13 14 17 18 19 20 21 22 23 24 25"
+
+# The [oncall] section of every test daemon: the on-call ids the tests use, and whom each acts
+# for. An id not listed acts for none; tests of the areas themselves set their own.
+ONCALL_AREAS = {
+    "jour-sthlm": "01",  # Stockholm county
+    "jour-gbg": "14",    # Västra Götaland
+    **{ident: ALL_COUNTIES for ident in (
+        "socialjouren-sthlm", "socialjouren-gbg", "socialjour-sthlm", "jour", "jour-a", "jour-b",
+        "jour-c", "jour-d", "jour-x", "jour-2", "jour-natt", "jour-idle", "jour-ok", "jour-old",
+        "jour-revoked", "x", "greedy-0", "greedy-1", "soak-jour-1", "soak-jour-2",
+        "soak-jour-3")},
+}
+
 # The referral a hold carries where a test is about something else: at low risk the policy rules
 # out only the municipalities a referral lists, so any open unit with a bed for one adult in a
 # shelter for women is eligible.
@@ -366,6 +381,7 @@ class Daemon:
                 "policy": str(SOURCE_ROOT / "conf/policy.conf"),
             },
             "holds": {"ttl": "60m"},
+            "oncall": dict(ONCALL_AREAS),
         }
         self.update_config(overrides or {})
 
