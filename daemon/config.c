@@ -49,8 +49,14 @@ static const struct key_def keys[] = {
     {"server", "listen", K_LISTEN, F(listen_host), 0, 0, false, "127.0.0.1:7420"},
     {"server", "data_dir", K_PATH, F(data_dir), 0, 0, false, "/var/lib/fristad"},
     {"server", "max_connections", K_UINT, F(max_connections), 4, 100000, true, "256"},
-    {"server", "max_connections_per_principal", K_UINT, F(max_connections_per_principal), 1, 100000,
-     true, "32"},
+    {"server", "max_connections_per_person", K_UINT, F(max_connections_per_person), 1, 100000, true,
+     "16"},
+    {"server", "role_reserve_percent", K_UINT, F(role_reserve_percent), 0, 24, true, "6"},
+    {"server", "idle_connections_per_person", K_UINT, F(idle_connections_per_person), 1, 100000,
+     true, "4"},
+    {"server", "extra_idle_timeout", K_DURATION, F(extra_idle_timeout_ms), SEC, DAY, true, "30s"},
+    {"server", "max_handshakes_per_address", K_UINT, F(max_handshakes_per_address), 1, 100000, true,
+     "16"},
     {"server", "max_frame", K_UINT, F(max_frame), 1024, 16 * 1024 * 1024, true, "65536"},
     {"server", "handshake_timeout", K_DURATION, F(handshake_timeout_ms), 100, 10 * MIN, true,
      "10s"},
@@ -358,6 +364,7 @@ static int validate(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "[server] burst must be at least rate");
         return -1;
     }
+    _Static_assert(ROLE__COUNT * 24 < 100, "the roles' reserves leave a shared part");
     return 0;
 }
 

@@ -31,7 +31,11 @@ struct config {
     unsigned listen_port;
     char data_dir[CONFIG_PATH_MAX];
     unsigned max_connections;
-    unsigned max_connections_per_principal;
+    unsigned max_connections_per_person;  /* of one person (tls.c: serialNumber or fingerprint) */
+    unsigned role_reserve_percent;        /* of max_connections, kept for each role alone */
+    unsigned idle_connections_per_person; /* a person's connections beyond these ... */
+    int64_t extra_idle_timeout_ms;        /* ... are closed after this long idle */
+    unsigned max_handshakes_per_address;  /* TLS handshakes in progress from one address */
     unsigned max_frame;
     int64_t handshake_timeout_ms;
     int64_t frame_timeout_ms;

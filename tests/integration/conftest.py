@@ -71,9 +71,9 @@ ONCALL_AREAS = {
     "jour-gbg": "14",    # Västra Götaland
     **{ident: ALL_COUNTIES for ident in (
         "socialjouren-sthlm", "socialjouren-gbg", "socialjour-sthlm", "jour", "jour-a", "jour-b",
-        "jour-c", "jour-d", "jour-x", "jour-2", "jour-natt", "jour-idle", "jour-ok", "jour-old",
-        "jour-revoked", "x", "greedy-0", "greedy-1", "soak-jour-1", "soak-jour-2",
-        "soak-jour-3")},
+        "jour-c", "jour-d", "jour-x", "jour-natt", "jour-idle", "jour-ok", "jour-old",
+        "jour-revoked", "x", "greedy-0", "greedy-1", *(f"jour-{i}" for i in range(1, 6)),
+        *(f"soak-jour-{i}" for i in range(1, 4)))},
 }
 
 # The referral a hold carries where a test is about something else: at low risk the policy rules
