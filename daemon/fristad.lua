@@ -48,6 +48,8 @@ Key layout under the prefix P:
                                 risk adults children group [discharged_at]
   pls, pls:s:<sid>, pls:m:<mun>         zsets of placement ids by placement time
   purge                   zset "h:<hid>" / "p:<pid>" by the time their record is deleted
+  purge_gen               counter: sweeps that deleted records (whose writes the AOF still has)
+  rewritten_gen           the purge_gen that the last completed AOF rewrite took off the disk
   idem:<principal>:<key>  "<hid>|<digest of the request>", 24 h
   stats                   hash of counters that outlive the records
   audit                   stream of audit entries
@@ -764,10 +766,29 @@ local function sweep_all(keys, argv)
     for _, item in ipairs(due) do
         purge_record(c, item)
     end
+    -- Deleted here, still in the append-only file: remembered in Redis itself, so that a
+    -- daemon stopped before it could ask for a rewrite, or another one, still owes it.
+    local gen = tonumber(redis.call('GET', c.P .. 'purge_gen') or '0')
+    if #due > 0 then
+        gen = redis.call('INCR', c.P .. 'purge_gen')
+    end
+    local rewritten = tonumber(redis.call('GET', c.P .. 'rewritten_gen') or '0')
     -- Exact, not '~': an approximate trim removes only whole stream nodes, so a small stream
     -- would keep its old entries for ever.
     redis.call('XTRIM', c.P .. 'audit', 'MINID', tostring(c.now - c.audit_ret))
-    return cmsgpack.pack({result = {expired = expired, purged = #due}})
+    return cmsgpack.pack({result = {expired = expired, purged = #due, purge_gen = gen,
+                                    rewritten_gen = rewritten}})
+end
+
+-- An append-only file rewrite that began after the sweep that reported purge_gen `gen` has
+-- completed: the records deleted up to then are off the disk. args: gen.
+local function aof_rewritten(keys, argv)
+    local c, a = ctx(keys, argv)
+    local gen = tonumber(a.gen) or 0
+    if gen > tonumber(redis.call('GET', c.P .. 'rewritten_gen') or '0') then
+        redis.call('SET', c.P .. 'rewritten_gen', gen)
+    end
+    return cmsgpack.pack({result = {}})
 end
 
 -- Adds the follow-up counts a daemon gathered since its last call: searches, searches that
@@ -1000,6 +1021,7 @@ reg('fristad_audit', read(audit_read), true)
 reg('fristad_stats', read(stats_read), true)
 
 reg('fristad_sweep', sweep_all)
+reg('fristad_aof_rewritten', aof_rewritten)
 reg('fristad_search_stat', search_stat)
 reg('fristad_audit_note', audit_note)
 reg('fristad_migrate', migrate)

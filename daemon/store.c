@@ -348,6 +348,59 @@ int store_rewrite_aof(struct store *st, store_cb *cb, void *ud)
     return 0;
 }
 
+struct aof_status_req {
+    store_aof_cb *cb;
+    void *ud;
+};
+
+/* The value of "field:" in an INFO reply, as a number; -1 when absent. */
+static long info_field(const char *info, const char *field)
+{
+    size_t n = strlen(field);
+    for (const char *p = info; (p = strstr(p, field)) != NULL; p += n) {
+        if ((p == info || p[-1] == '\n') && p[n] == ':')
+            return strtol(p + n + 1, NULL, 10);
+    }
+    return -1;
+}
+
+static void on_aof_status(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct aof_status_req *q = privdata;
+    redisReply *reply = r;
+    enum store_aof_status status = STORE_AOF_FAILED;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        long busy = info_field(reply->str, "aof_rewrite_in_progress"),
+             scheduled = info_field(reply->str, "aof_rewrite_scheduled");
+        const char *last = strstr(reply->str, "aof_last_bgrewrite_status:");
+        if (busy > 0 || scheduled > 0)
+            status = STORE_AOF_BUSY;
+        else if (busy == 0 && last && strncmp(last + 26, "ok", 2) == 0)
+            status = STORE_AOF_DONE;
+    }
+    q->cb(status, q->ud);
+    free(q);
+}
+
+int store_aof_rewrite_status(struct store *st, store_aof_cb *cb, void *ud)
+{
+    static const char *const argv[] = {"INFO", "persistence"};
+    static const size_t lens[] = {4, 11};
+    struct aof_status_req *q = malloc(sizeof *q);
+    if (!st->ready || !q) {
+        free(q);
+        return -1;
+    }
+    q->cb = cb;
+    q->ud = ud;
+    if (rlink_command(st->link, on_aof_status, q, 2, (const char **)argv, lens) != 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
 static void migrate_step(struct store *st, const char *phase, const char *cursor);
 
 static void on_migrated(const struct store_result *res, void *ud)

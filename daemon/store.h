@@ -79,4 +79,19 @@ int store_call_as(struct store *st, const char *fn, enum store_kind kind,
  */
 int store_rewrite_aof(struct store *st, store_cb *cb, void *ud) __attribute__((warn_unused_result));
 
+enum store_aof_status {
+    STORE_AOF_BUSY,   /* a rewrite is under way or scheduled */
+    STORE_AOF_DONE,   /* none is; the last one succeeded */
+    STORE_AOF_FAILED, /* none is; the last one failed, or Redis could not say */
+};
+
+typedef void store_aof_cb(enum store_aof_status status, void *ud);
+
+/*
+ * Asks Redis (INFO persistence) whether an append-only file rewrite is still under way.
+ * Returns 0 when sent (cb runs once), or -1 when the store is not ready.
+ */
+int store_aof_rewrite_status(struct store *st, store_aof_cb *cb, void *ud)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -642,3 +642,43 @@ def test_deleted_references_do_not_stay_on_disk(env_unstarted):
                     f"{files_holding(env.daemon.data_dir, b'case-on-disk-42')} of the data "
                     "directory, 10 s after their records were deleted")
     assert env.admin.ok("stats")["holds"]["declined"] == 1
+
+
+@pytest.mark.daemon_config({"holds": {"reference_retention": "1s", "sweep_interval": "100ms",
+                                      "disk_purge_delay": "1h"}})
+def test_a_purge_owed_to_the_disk_survives_a_restart(env_unstarted):
+    """Issue 11 item 4: the "rewrite needed" flag lived in memory alone. Release a hold, stop the
+    daemon within the purge delay, and the reference stayed in the append-only file across the
+    restart. The debt is kept in Redis now, and the restarted daemon pays it at once."""
+    env = env_unstarted
+    env.daemon.update_config({"redis": {"mode": "spawn", "address": None,
+                                        "server": REDIS_SERVER}})
+    env.daemon.start()
+    env.add_shelter(FRIDA, "Kvinnojouren Frida", municipality="0180", phone=PHONE)
+    env.add_unit(FRIDA, "r1", 2)
+    env.cli("shelter", FRIDA).ok("vacancy", FRIDA, "r1", "free")
+    social = env.cli("social", "0180")
+    data = env.daemon.data_dir
+
+    def on_disk(ref):
+        return files_holding(data, ref.encode())
+
+    # The first purge is rewritten off the disk at once (no rewrite for an hour before it).
+    first = social.ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-first-31")["hold"]
+    social.ok("release", first)
+    wait_for(lambda: not on_disk("case-first-31"), 15, "the first purge to leave the disk")
+    # The second falls within the purge delay of an hour: Redis has deleted it, the file not.
+    second = social.ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-second-32")["hold"]
+    social.ok("release", second)
+    wait_for(lambda: social.ok("holds")["holds"] == [], 15, "the second hold to be deleted")
+    assert on_disk("case-second-32"), "the append-only file was rewritten within the delay"
+    # Stopped within the delay, started again.
+    env.daemon.stop()
+    env.daemon.start()
+    try:
+        wait_for(lambda: not on_disk("case-second-32"), 15,
+                 "the restarted daemon to take the deleted reference off the disk",
+                 interval=0.2)
+    except pytest.fail.Exception:
+        pytest.fail(f"a deleted reference is still on disk in {on_disk('case-second-32')} "
+                    "after a restart within the purge delay")
