@@ -956,7 +956,13 @@ local function audit_read(c, a)
     local who = a.person or ''
     local out = {}
     -- A whole number as Lua prints it: tostring(1e14) would be "1e+14", which XRANGE refuses.
-    local start = string.format('%d', tonumber(a.since) or 0)
+    -- Beyond 2^53 a Lua number is no longer whole, and '%d' of 2^63 overflows: no entry is
+    -- from that far ahead (ids are ms since 1970).
+    local since = tonumber(a.since) or 0
+    if since >= 2 ^ 53 then
+        return {result = {entries = out}}
+    end
+    local start = string.format('%d', since)
     local scanned = 0
     while #out < limit and scanned < 20000 do
         local batch = redis.call('XRANGE', c.P .. 'audit', start, '+', 'COUNT', 500)

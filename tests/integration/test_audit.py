@@ -348,3 +348,16 @@ def test_every_entry_names_the_person(shelters):
         [e for e in entries if e["person"] == A]
     env.admin("audit", "--person", "has space").refused("bad_request")
     env.admin("audit", "--person", "811218-9876").refused("personal_data")
+
+
+def test_audit_since_far_in_the_future(shelters):
+    """Issue 11 item 7: `since` at 10^14 and beyond answered `internal` (the stream id written
+    as 1e+14). Every since the protocol allows is a plain, empty answer."""
+    env = shelters
+    env.cli("shelter", FRIDA).ok("vacancy", "confirm", FRIDA)
+    with env.connect("admin", "ops-anna") as adm:
+        assert adm.call("audit", {"since": now_ms() - 60_000})["entries"]
+        for since in (10**14, 10**15, 2**53 - 1, 2**53, 2**53 + 1, 2**62, 2**63 - 1):
+            ok, res = adm.request("audit", {"since": since})
+            assert ok and res == {"entries": []}, (since, res)
+    assert read_audit(env, "--since", str(10**14)) == []
