@@ -88,6 +88,8 @@ static const struct key_def keys[] = {
     {"holds", "sweep_interval", K_DURATION, F(sweep_interval_ms), 50, MIN, true, "1s"},
     {"holds", "disk_purge_delay", K_DURATION, F(disk_purge_delay_ms), 0, DAY, true, "10s"},
     {"audit", "retention", K_DURATION, F(audit_retention_ms), DAY, 3650LL * DAY, true, "365d"},
+    {"audit", "refusals_per_window", K_UINT, F(refusals_per_window), 1, 100000, true, "10"},
+    {"audit", "refusal_window", K_DURATION, F(refusal_window_ms), SEC, HOUR, true, "60s"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -71,6 +71,8 @@ struct config {
     int64_t disk_purge_delay_ms; /* 0: never rewrite the AOF after deleting references */
 
     int64_t audit_retention_ms;
+    unsigned refusals_per_window; /* a person's refusals audited one by one per window ... */
+    int64_t refusal_window_ms;    /* ... of this length; the rest counted into one entry */
 
     /* [oncall]: whom each on-call id acts for; an id not listed acts for none. Reloadable. */
     unsigned n_oncall;

@@ -37,6 +37,7 @@ struct events;
 struct spawn;
 struct limits;
 struct housekeeping;
+struct refusals;
 
 struct daemon {
     struct event_base *base;
@@ -48,8 +49,9 @@ struct daemon {
     struct listener *listener;
     struct store *store;
     struct events *events;
-    struct spawn *spawn;   /* NULL unless redis.mode = spawn */
-    struct limits *limits; /* per-principal rate and connection counts */
+    struct spawn *spawn;       /* NULL unless redis.mode = spawn */
+    struct limits *limits;     /* per-principal rate and connection counts */
+    struct refusals *refusals; /* refusals counted, not audited one by one (refusals.h) */
     struct housekeeping *housekeeping;
     struct metrics metrics;
     struct search_counts counts; /* follow-up counts not yet added to the store */

@@ -12,6 +12,8 @@ msgpack map:
                        comma-separated ("" for none); it sees and releases holds and
                        placements of these municipalities alone
   op                   the protocol op, as on the wire ("hold", "hold.release", ...)
+  quiet_refusal        true: a refusal is not audited here; the daemon counts it into the
+                       summary of its person's refusals (daemon/refusals.h)
   audit_retention      ms an audit entry is kept
   reference_retention  ms a closed record keeps its referral reference
   args                 the request's fields, named as on the wire (proto/PROTOCOL.md section 4),
@@ -92,6 +94,7 @@ local function ctx(keys, argv)
     c.person = e.person or e.caller
     c.role, c.id = string.match(e.caller, '^([^:]+):(.+)$')
     c.op = e.op
+    c.quiet_refusal = e.quiet_refusal == true
     if e.area then
         c.area = {}
         for code in string.gmatch(e.area, '[^,]+') do
@@ -103,7 +106,9 @@ local function ctx(keys, argv)
     return c, e.args or {}
 end
 
-local TARGET_KEYS = {'shelter', 'unit', 'hold', 'placement', 'phone'}
+-- What an entry may say besides who, what and the result; `count` is the number of refusals an
+-- entry of op "refusals" stands for.
+local TARGET_KEYS = {'shelter', 'unit', 'hold', 'placement', 'phone', 'count'}
 
 local function audit(c, op, result, target)
     local entry = {'XADD', c.P .. 'audit', 'MINID', '~', tostring(c.now - c.audit_ret), '*',
@@ -309,7 +314,9 @@ local function write(body)
         sweep(c, SWEEP_BATCH)
         local out = body(c, a)
         if out.error then
-            audit(c, c.op, out.error, out.target)
+            if not c.quiet_refusal then
+                audit(c, c.op, out.error, out.target)
+            end
             return cmsgpack.pack({error = out.error, message = out.message})
         end
         local snap
@@ -979,6 +986,7 @@ local function audit_read(c, a)
                 for _, k in ipairs(TARGET_KEYS) do
                     if f[k] then entry[k] = f[k] end
                 end
+                if entry.count then entry.count = tonumber(entry.count) end
                 out[#out + 1] = entry
                 if #out >= limit then break end
             end

@@ -9,6 +9,7 @@
 #include "housekeeping.h"
 #include "log.h"
 #include "ops.h"
+#include "refusals.h"
 #include "store.h"
 
 /*
@@ -119,7 +120,43 @@ static void maybe_rewrite(struct housekeeping *hk)
     }
 }
 
+/* One entry for the refusals of a person's window beyond those recorded one by one. */
+static void emit_refusals(const char *principal, const char *person, const char *code,
+                          uint64_t count, void *ud)
+{
+    struct housekeeping *hk = ud;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, 2);
+    rc |= proto_pack_kv_str(&pk, "result", code);
+    rc |= proto_pack_kv_int(&pk, "count", (int64_t)count);
+    struct store_caller who = {.name = principal, .person = person[0] ? person : NULL};
+    if (rc != 0 || store_call_as(hk->d->store, "audit_note", STORE_WRITE, &who, "refusals", sb.data,
+                                 sb.size, NULL, NULL) != 0)
+        log_warning("%s: %llu refusals could not be audited: store down", principal,
+                    (unsigned long long)count);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void flush_search_counts(struct housekeeping *hk);
+
+static void flush_refusals(struct housekeeping *hk, bool all)
+{
+    const struct config *cfg = hk->d->cfg;
+    refusals_flush(hk->d->refusals, clock_wall_ms(), cfg->refusal_window_ms, all, emit_refusals,
+                   hk);
+}
+
 void housekeeping_flush_counts(struct housekeeping *hk)
+{
+    flush_refusals(hk, true);
+    flush_search_counts(hk);
+}
+
+/* Adds the follow-up counts of the searches since the last time to the store. */
+static void flush_search_counts(struct housekeeping *hk)
 {
     struct search_counts *n = &hk->d->counts;
     if (n->searches == 0)
@@ -153,7 +190,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct housekeeping *hk = arg;
     maybe_rewrite(hk);
-    housekeeping_flush_counts(hk);
+    flush_refusals(hk, false);
+    flush_search_counts(hk);
     if (hk->sweep_inflight || !store_ready(hk->d->store))
         return;
     if (store_call(hk->d->store, "sweep", STORE_WRITE, "system:sweep", "sweep", NULL, 0,

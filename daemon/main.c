@@ -27,6 +27,7 @@
 #include "housekeeping.h"
 #include "intake.h"
 #include "ratelimit.h"
+#include "refusals.h"
 #include "listener.h"
 #include "log.h"
 #include "spawn.h"
@@ -143,7 +144,7 @@ static int start(struct daemon *d, char *err, size_t errlen)
     }
     if (!(d->tls = tls_server_ctx_new(d->cfg, err, errlen)))
         return -1;
-    if (!(d->limits = limits_new())) {
+    if (!(d->limits = limits_new()) || !(d->refusals = refusals_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -201,6 +202,7 @@ static void stop(struct daemon *d)
     if (d->tls)
         SSL_CTX_free(d->tls);
     limits_free(d->limits);
+    refusals_free(d->refusals);
     index_clear(&d->index);
     if (d->base)
         event_base_free(d->base);

@@ -361,3 +361,48 @@ def test_audit_since_far_in_the_future(shelters):
             ok, res = adm.request("audit", {"since": since})
             assert ok and res == {"entries": []}, (since, res)
     assert read_audit(env, "--since", str(10**14)) == []
+
+
+@pytest.mark.daemon_config({"audit": {"refusals_per_window": 3, "refusal_window": "2s"},
+                            "holds": {"sweep_interval": "100ms"}})
+def test_repeated_refusals_are_counted_not_recorded_one_by_one(shelters):
+    """Issue 11 item 7: each refused request added an audit entry, so one abusive principal
+    grew the trail by about 100 MB a day. Of one person's refusals in a window, the first few
+    are recorded one by one and the rest counted into one entry; every refusal is accounted
+    for, those the daemon decides and those the store does."""
+    env = shelters
+    t0 = now_ms()
+    abuser = env.pki.get("social", "1480", "SE2321000016-Z999")
+    staff = env.pki.get("shelter", HAMNEN, "SE2321000016-H001")
+    with env.connect(cert=abuser) as c, env.connect(cert=staff) as sh:
+        # Refused by the daemon: social services may not retire shelters.
+        got = c.pipeline([("shelter.retire", {"shelter": FRIDA})] * 60, timeout=30)
+        assert {r["error"]["code"] for r in got} == {"forbidden"}
+        # Refused by the store: no such unit.
+        got = sh.pipeline([("vacancy.set", {"shelter": HAMNEN, "unit": "nope",
+                                            "state": "free"})] * 40, timeout=30)
+        assert {r["error"]["code"] for r in got} == {"not_found"}
+        # An ordinary write of the same person is recorded as ever.
+        assert sh.call("vacancy.confirm", {"shelter": HAMNEN})
+
+    def summed(person, total):
+        entries = read_audit(env, "--since", t0, "--person", person, "--limit", 200)
+        ones = [e for e in entries if e["op"] != "refusals" and e["result"] != "ok"]
+        summaries = [e for e in entries if e["op"] == "refusals"]
+        n = len(ones) + sum(e["count"] for e in summaries)
+        return (ones, summaries) if n == total else None
+
+    ones, summaries = wait_for(lambda: summed("SE2321000016-Z999", 60), 15,
+                               "the summary of the daemon's refusals")
+    # At most three a window on their own (the burst may straddle two windows).
+    assert 3 <= len(ones) <= 6 and all(e["op"] == "shelter.retire" for e in ones), ones
+    assert summaries and all(e["result"] == "forbidden" and e["principal"] == "social:1480"
+                             for e in summaries), summaries
+    ones, summaries = wait_for(lambda: summed("SE2321000016-H001", 40), 15,
+                               "the summary of the store's refusals")
+    assert 3 <= len(ones) <= 6 and all(e["result"] == "not_found" for e in ones), ones
+    assert all(e["result"] == "not_found" for e in summaries), summaries
+    assert find(read_audit(env, "--since", t0, "--person", "SE2321000016-H001"),
+                op="vacancy.confirm", result="ok")
+    # The stream itself holds no more than that.
+    assert len(audit_entries(env)) < 40
