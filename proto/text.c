@@ -440,7 +440,7 @@ static bool street_abbreviation(const struct word *w)
     char before = (char)tolower((unsigned char)end[-2]);
     if (rest == 1 && end[0] == '.' && (last == 'g' || last == 'v'))
         return true; /* Kungsg. Ringv. */
-    if (rest <= 1 && (end[0] == '.' || rest == 0) &&
+    if (rest <= 1 && (rest == 0 || end[0] == '.') &&
         ((before == 'g' && last == 't') || (before == 'v' && last == 'g')))
         return true; /* Kungsgt, Kungsgt. Ringvg */
     return rest == 0 && last == 'v' && isupper((unsigned char)p[0]) && letters >= 5; /* Ringv */
