@@ -10,8 +10,13 @@
  *
  * Values go into the fixed-size fields of struct proto_args. A value those fields cannot hold
  * (a 300-character name, --protection 1000, an unknown kind) is packed as it was given and
- * run through the protocol's own decoder, so that the user sees the very message the server
- * would have sent; everything else is left to proto_validate_request.
+ * run through the protocol's own decoder, so that the user gets the very rule the server
+ * applies; everything else is left to proto_validate_request (cli_validate). Either way the
+ * message names the option or argument the person typed, never the wire field, and a value
+ * the rules refuse is a usage error (exit 2).
+ *
+ * Municipalities and counties are taken by name or code (places.h) and sent as codes; a time
+ * without an offset is local time (times.h).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -25,6 +30,8 @@
 #include <time.h>
 
 #include "cli.h"
+#include "places.h"
+#include "times.h"
 
 #define OPT_VAL_BASE 256 /* getopt values of long options, above every char */
 #define MAX_POS      8u  /* positional words kept; more is always an error */
@@ -115,6 +122,72 @@ static int pack_raw(msgpack_packer *pk, const struct raw *v)
     return -1;
 }
 
+/*
+ * What the person typed for field f in command c: "--from", or "SHELTER" for an argument;
+ * the wire name when neither (a bug in the tables, which unit.cli catches).
+ */
+static void typed_name(const struct cli_command *c, enum proto_field f, char *buf, size_t cap)
+{
+    const struct cli_option *opts = cli_options();
+    for (int o = O_FIRST_LOCAL; c && o < O__COUNT; o++) {
+        if (opts[o].field == f && !opts[o].negative && (c->allowed & CLI_OPT_BIT(o))) {
+            snprintf(buf, cap, "--%s", opts[o].name);
+            return;
+        }
+    }
+    for (unsigned i = 0; c && i < c->nargs; i++) {
+        if (c->args[i].field == f) {
+            snprintf(buf, cap, "%s", c->args[i].metavar);
+            return;
+        }
+    }
+    snprintf(buf, cap, "'%s'", proto_field_name(f));
+}
+
+/* The protocol's message with each field it names ("field 'home'", "'children'") as typed. */
+static void name_typed(const struct cli_command *c, const char *msg, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (const char *p = msg; *p && o + 1 < cap;) {
+        bool field_word = strncmp(p, "field '", 7) == 0;
+        const char *q = field_word ? p + 6 : p;
+        if (*q == '\'') {
+            const char *end = strchr(q + 1, '\'');
+            for (int f = 0; end && f < F__COUNT; f++) {
+                const char *name = proto_field_name((enum proto_field)f);
+                if ((size_t)(end - q - 1) == strlen(name) &&
+                    strncmp(q + 1, name, strlen(name)) == 0) {
+                    char typed[64];
+                    typed_name(c, (enum proto_field)f, typed, sizeof typed);
+                    o += (size_t)snprintf(out + o, cap - o, "%s", typed);
+                    p = end + 1;
+                    goto next;
+                }
+            }
+        }
+        out[o++] = *p++;
+        out[o] = '\0';
+    next:
+        if (o >= cap)
+            o = cap - 1;
+    }
+}
+
+/*
+ * Refuses a value by the protocol's rules: a usage error naming what the person typed; a
+ * value that looks like personal data keeps its own code (exit 1), as the server would say it.
+ */
+static int refuse(const struct cli_command *c, enum proto_err e, const char *message,
+                  struct client_error *err)
+{
+    char msg[CLIENT_MESSAGE_MAX];
+    name_typed(c, message, msg, sizeof msg);
+    if (e == PROTO_E_PERSONAL_DATA)
+        return client_fail(err, CLIENT_REFUSED, proto_err_code(e), "%s", msg);
+    return client_fail(err, CLIENT_USAGE, "usage", "%s", msg);
+}
+
 /* Refuses a value the request struct cannot hold, with the decoder's message for it. */
 static int refuse_raw(struct builder *b, enum proto_field f, const struct raw *v)
 {
@@ -146,9 +219,9 @@ static int refuse_raw(struct builder *b, enum proto_field f, const struct raw *v
     if (oom)
         return client_fail(b->err, CLIENT_FAILED, "internal", "out of memory");
     if (e == PROTO_OK)
-        return client_fail(b->err, CLIENT_REFUSED, proto_err_code(PROTO_E_BAD_REQUEST),
-                           "field '%s' cannot be sent as given", proto_field_name(f));
-    return client_fail(b->err, CLIENT_REFUSED, proto_err_code(e), "%s", perr.message);
+        snprintf(perr.message, sizeof perr.message, "field '%s' cannot be sent as given",
+                 proto_field_name(f));
+    return refuse(b->cmd, e == PROTO_OK ? PROTO_E_BAD_REQUEST : e, perr.message, b->err);
 }
 
 /* ---- values into proto_args ------------------------------------------------------------- */
@@ -166,7 +239,7 @@ static const struct {
     STR_FIELD(F_HOLD, hold),         STR_FIELD(F_PLACEMENT, placement),
     STR_FIELD(F_NOTE, note),         STR_FIELD(F_PRINCIPAL, principal),
     STR_FIELD(F_CALLBACK, callback), STR_FIELD(F_INTAKE_HOURS, intake_hours),
-    STR_FIELD(F_PERSON, person),
+    STR_FIELD(F_STANDING, standing), STR_FIELD(F_PERSON, person),
 };
 
 static void mark(struct builder *b, enum proto_field f)
@@ -259,6 +332,9 @@ static int put_uint(struct builder *b, enum proto_field f, const char *opt, cons
     case F_LIMIT:
         a->limit = (uint16_t)x;
         break;
+    case F_HOURS:
+        a->hours = (uint8_t)x;
+        break;
     default:
         return client_fail(b->err, CLIENT_FAILED, "internal", "field '%s' is not a number",
                            proto_field_name(f));
@@ -344,9 +420,23 @@ static int put_languages(struct builder *b, const char *v)
     return rc;
 }
 
-/* Municipality lists: each value may itself be a comma-separated list. */
-static int put_munis(struct builder *b, enum proto_field f, const char *const *values,
-                     unsigned nvalues)
+/*
+ * A municipality given by name or code, as its code; a usage error naming the option when
+ * it names none or more than one.
+ */
+static int municipality_code(struct builder *b, const char *opt, const char *v, char code[5])
+{
+    char why[CLIENT_MESSAGE_MAX - 64];
+    int i = places_municipality(v, why, sizeof why);
+    if (i < 0)
+        return usage(b->err, "--%s: %s", opt, why);
+    memcpy(code, places_municipalities[i].code, 5);
+    return 0;
+}
+
+/* Municipality lists: each value may itself be a comma-separated list of names or codes. */
+static int put_munis(struct builder *b, enum proto_field f, const char *opt,
+                     const char *const *values, unsigned nvalues)
 {
     struct proto_args *a = &b->req->args;
     size_t max = f == F_PERPETRATOR ? PROTO_MAX_PERP : PROTO_MAX_EXCLUDE;
@@ -372,14 +462,24 @@ static int put_munis(struct builder *b, enum proto_field f, const char *const *v
         free(items);
     }
     bool fits = n <= max;
-    for (size_t k = 0; fits && k < n; k++)
-        fits = all[k].n < sizeof slots[0];
+    char(*codes)[5] = calloc(n ? n : 1, sizeof *codes);
+    if (!codes) {
+        free(all);
+        return client_fail(b->err, CLIENT_FAILED, "internal", "out of memory");
+    }
+    for (size_t k = 0; fits && k < n; k++) {
+        char item[CLIENT_MESSAGE_MAX];
+        snprintf(item, sizeof item, "%.*s", (int)all[k].n, all[k].p);
+        if (municipality_code(b, opt, item, codes[k]) != 0) {
+            free(codes);
+            free(all);
+            return -1;
+        }
+    }
     int rc = 0;
     if (fits) {
-        for (size_t k = 0; k < n; k++) {
-            memcpy(slots[k], all[k].p, all[k].n);
-            slots[k][all[k].n] = '\0';
-        }
+        for (size_t k = 0; k < n; k++)
+            memcpy(slots[k], codes[k], sizeof codes[k]);
         if (f == F_PERPETRATOR)
             a->n_perpetrator = (uint8_t)n;
         else
@@ -389,8 +489,37 @@ static int put_munis(struct builder *b, enum proto_field f, const char *const *v
         struct raw r = {.kind = RAW_LIST, .items = all, .n = n};
         rc = refuse_raw(b, f, &r);
     }
+    free(codes);
     free(all);
     return rc;
+}
+
+/* --type T, repeatable, each value possibly "a,b": the event types a watch wants. */
+static int put_types(struct builder *b, const char *const *values, unsigned nvalues)
+{
+    uint16_t types = 0;
+    for (unsigned i = 0; i < nvalues; i++) {
+        struct slice *items;
+        long k = split_list(values[i], &items);
+        if (k < 0)
+            return client_fail(b->err, CLIENT_FAILED, "internal", "out of memory");
+        for (long j = 0; j < k; j++) {
+            int t = proto_event_parse(items[j].p, items[j].n);
+            if (t < 0) {
+                free(items);
+                return usage(b->err,
+                             "--type wants an event type (held, accepted, declined, released, "
+                             "expired, escalated, confirmed, discharged, vacancy, paused, "
+                             "resumed, match, standing), not '%s'",
+                             values[i]);
+            }
+            types |= (uint16_t)(1u << t);
+        }
+        free(items);
+    }
+    b->req->args.types = types;
+    mark(b, F_TYPES);
+    return 0;
 }
 
 /* --child AGE{m|f}: 14m is a boy of 14, 3f a girl of 3. */
@@ -434,123 +563,18 @@ static int put_children(struct builder *b, const char *const *values, unsigned n
 
 /* ---- time ------------------------------------------------------------------------------- */
 
-/* Reads exactly `width` digits at *p. */
-static bool take_digits(const char **p, unsigned width, int *out)
-{
-    int v = 0;
-    for (unsigned i = 0; i < width; i++) {
-        if (!isdigit((unsigned char)(*p)[i]))
-            return false;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += width;
-    *out = v;
-    return true;
-}
-
-static bool take_char(const char **p, char c)
-{
-    if (**p != c)
-        return false;
-    (*p)++;
-    return true;
-}
-
-/* YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM], UTC unless an offset says otherwise. */
-static bool parse_iso(const char *v, int64_t *ms)
-{
-    const char *p = v;
-    int year, mon, day, hour = 0, min = 0, sec = 0, frac_ms = 0, off = 0;
-    if (!take_digits(&p, 4, &year) || !take_char(&p, '-') || !take_digits(&p, 2, &mon) ||
-        !take_char(&p, '-') || !take_digits(&p, 2, &day))
-        return false;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (!take_digits(&p, 2, &hour) || !take_char(&p, ':') || !take_digits(&p, 2, &min))
-            return false;
-        if (take_char(&p, ':')) {
-            if (!take_digits(&p, 2, &sec))
-                return false;
-            if (take_char(&p, '.') || take_char(&p, ',')) {
-                int scale = 100, d;
-                if (!isdigit((unsigned char)*p))
-                    return false;
-                while (take_digits(&p, 1, &d)) {
-                    frac_ms += d * scale;
-                    scale /= 10;
-                }
-            }
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p == '-' ? -1 : 1, oh, om = 0;
-            p++;
-            if (!take_digits(&p, 2, &oh))
-                return false;
-            if (take_char(&p, ':') || isdigit((unsigned char)*p)) {
-                if (!take_digits(&p, 2, &om))
-                    return false;
-            }
-            if (oh > 23 || om > 59)
-                return false;
-            off = sign * (oh * 3600 + om * 60);
-        }
-    }
-    if (*p != '\0')
-        return false;
-    if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
-        sec > 59)
-        return false;
-    struct tm tm = {.tm_year = year - 1900,
-                    .tm_mon = mon - 1,
-                    .tm_mday = day,
-                    .tm_hour = hour,
-                    .tm_min = min,
-                    .tm_sec = sec};
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1 || tm.tm_mday != day) /* timegm normalises 31 April to 1 May */
-        return false;
-    *ms = ((int64_t)t - off) * 1000 + frac_ms;
-    return true;
-}
-
-/* TIME of --since: ISO 8601, an age (30m, 2h, 7d), or milliseconds since 1970. */
-static bool parse_since(const char *v, int64_t *ms)
-{
-    size_t len = strlen(v), digits = strspn(v, "0123456789");
-    uint64_t x;
-    if (len > 0 && digits == len) {
-        x = digits_value(v, len);
-        if (x > (uint64_t)INT64_MAX)
-            return false;
-        *ms = (int64_t)x;
-        return true;
-    }
-    if (digits > 0 && digits == len - 1 && strchr("smhdw", v[len - 1])) {
-        static const int64_t unit_ms[] = {1000, 60000, 3600000, 86400000, 604800000};
-        int64_t unit = unit_ms[strchr("smhdw", v[len - 1]) - "smhdw"];
-        x = digits_value(v, digits);
-        if (x > (uint64_t)(INT64_MAX / unit))
-            return false;
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        *ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)x * unit;
-        return true;
-    }
-    return parse_iso(v, ms);
-}
-
 /*
  * TIME of --arrival-by and --arrival-at, a moment ahead: "+90m" or "+2h" from now, "HH:MM" the
- * next time the local clock shows it (today, or else tomorrow), or ISO 8601.
+ * next time the local clock shows it (today, or else tomorrow), or a date and time as --since
+ * takes it (times_parse). False with `why` set (maybe empty) when it is none of these.
  */
-static bool parse_when(const char *v, int64_t *ms)
+static bool parse_when(const char *v, int64_t *ms, char *why, size_t cap)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     size_t len = strlen(v);
+    why[0] = '\0';
     if (len >= 3 && v[0] == '+' && strspn(v + 1, "0123456789") == len - 2 &&
         (v[len - 1] == 'm' || v[len - 1] == 'h')) {
         uint64_t x = digits_value(v + 1, len - 2);
@@ -559,30 +583,28 @@ static bool parse_when(const char *v, int64_t *ms)
         *ms = now_ms + (int64_t)x * (v[len - 1] == 'h' ? 3600000 : 60000);
         return true;
     }
-    const char *p = v;
-    int hour, min;
-    if (len == 5 && take_digits(&p, 2, &hour) && take_char(&p, ':') && take_digits(&p, 2, &min)) {
+    if (len == 5 && v[2] == ':' && strspn(v, "0123456789") == 2 &&
+        strspn(v + 3, "0123456789") == 2) {
+        int hour = (v[0] - '0') * 10 + (v[1] - '0'), min = (v[3] - '0') * 10 + (v[4] - '0');
         if (hour > 23 || min > 59)
             return false;
         time_t t = (time_t)now.tv_sec;
         struct tm tm;
         localtime_r(&t, &tm);
-        tm.tm_hour = hour;
-        tm.tm_min = min;
-        tm.tm_sec = 0;
-        tm.tm_isdst = -1;
-        int64_t at = (int64_t)mktime(&tm) * 1000;
-        if (at <= now_ms) {
-            tm.tm_mday++;
-            tm.tm_hour = hour;
-            tm.tm_min = min;
-            tm.tm_isdst = -1;
-            at = (int64_t)mktime(&tm) * 1000;
+        for (int day = 0; day < 2; day++) {
+            struct tm at = tm;
+            at.tm_mday += day;
+            at.tm_hour = hour;
+            at.tm_min = min;
+            at.tm_sec = 0;
+            at.tm_isdst = -1;
+            *ms = (int64_t)mktime(&at) * 1000;
+            if (*ms > now_ms)
+                return true;
         }
-        *ms = at;
-        return true;
+        return false;
     }
-    return parse_iso(v, ms);
+    return times_parse(v, now_ms, ms, why, cap);
 }
 
 /* --timeout SECONDS: a positive number, fractions allowed, at most a day. */
@@ -972,28 +994,67 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
         return put_uint(b, f, opt->name, v);
     case O_CHILD:
         return put_children(b, p->multi[o], p->n_multi[o]);
+    case O_HOURS:
+        return put_uint(b, f, opt->name, v);
+    case O_TYPE:
+        return put_types(b, p->multi[o], p->n_multi[o]);
     case O_PERPETRATOR_IN:
     case O_EXCLUDE:
-        return put_munis(b, f, p->multi[o], p->n_multi[o]);
+        return put_munis(b, f, opt->name, p->multi[o], p->n_multi[o]);
+    case O_MUNICIPALITY:
+    case O_FOR:
+    case O_FROM: {
+        char code[5];
+        if (municipality_code(b, opt->name, v, code) != 0)
+            return -1;
+        return put_str(b, f, code);
+    }
+    case O_COUNTY: {
+        char why[CLIENT_MESSAGE_MAX - 64];
+        int i = places_county(v, why, sizeof why);
+        if (i < 0)
+            return usage(b->err, "--%s: %s", opt->name, why);
+        return put_str(b, f, places_counties[i].code);
+    }
     case O_REASON:
         return put_enum(b, f, v, proto_decline_parse, &a->reason);
     case O_ARRIVAL_BY:
-    case O_ARRIVAL_AT:
-        if (!parse_when(v, o == O_ARRIVAL_BY ? &a->arrival_by : &a->arrival_at))
-            return usage(b->err,
-                         "--%s wants a time ahead: HH:MM (the next time the clock shows it), "
-                         "+90m or +2h from now, or an ISO 8601 time such as "
-                         "2026-11-27T08:00+01:00, not '%s'",
-                         opt->name, v);
-        break;
-    case O_SINCE:
-        if (!parse_since(v, &a->since))
-            return usage(b->err,
-                         "--since wants a date (2026-11-22), a UTC date and time "
-                         "(2026-11-22T10:00:00Z), an age (30m, 2h, 7d) or milliseconds since "
-                         "1970, not '%s'",
-                         v);
-        break;
+    case O_ARRIVAL_AT: {
+        char why[CLIENT_MESSAGE_MAX - 64];
+        if (parse_when(v, o == O_ARRIVAL_BY ? &a->arrival_by : &a->arrival_at, why, sizeof why))
+            break;
+        if (why[0])
+            return usage(b->err, "--%s %s", opt->name, why);
+        return usage(b->err,
+                     "--%s wants a time ahead: HH:MM (the next time the clock shows it), +90m "
+                     "or +2h from now, or a local date and time (2026-11-27T08:00), not '%s'",
+                     opt->name, v);
+    }
+    case O_SINCE: {
+        char why[CLIENT_MESSAGE_MAX - 64];
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        size_t len = strlen(v), digits = strspn(v, "0123456789");
+        if (digits > 0 && digits <= 18 && digits + 1 < len && v[digits] == '-' &&
+            strspn(v + digits + 1, "0123456789") == len - digits - 1 && len - digits - 1 <= 19) {
+            /* The sequence of an event or audit entry: after that one. */
+            a->since = (int64_t)digits_value(v, digits);
+            a->since_seq = digits_value(v + digits + 1, len - digits - 1);
+            a->since_is_seq = true;
+            break;
+        }
+        if (times_parse(v, now_ms, &a->since, why, sizeof why))
+            break;
+        if (why[0])
+            return usage(b->err, "--since %s", why);
+        return usage(b->err,
+                     "--since wants a local date (2026-11-22), a local date and time "
+                     "(2026-11-22T10:00), one with an offset (2026-11-22T10:00:00Z, "
+                     "2026-11-22T10:00+01:00), an age (30m, 2h, 7d), milliseconds since 1970 "
+                     "or an event's sequence (1764158400000-3), not '%s'",
+                     v);
+    }
     default:
         return put_str(b, f, v);
     }
@@ -1011,6 +1072,8 @@ static int build(const struct parsed *p, const struct cli_command *c, struct cli
     memset(req, 0, sizeof *req);
     req->op = c->op;
     req->has_id = true;
+    if (c->op == CLI_LOCAL)
+        return 0; /* answered by the client; its arguments stay in argv */
     if (recalls(p, c)) {
         const char *v = p->pos[words];
         uint64_t n;
@@ -1049,6 +1112,7 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
             .server = p.value[O_SERVER],
             .cert = p.value[O_CERT],
             .key = p.value[O_KEY],
+            .p12 = p.value[O_P12],
             .ca = p.value[O_CA],
             .servername = p.value[O_SERVERNAME],
             .config = p.value[O_CONFIG],
@@ -1060,11 +1124,24 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
         } else if (word_is(p.pos[0], "help")) {
             out->help = true;
             rc = help_request(&p, out, err);
+        } else if (p.seen[O_STANDING] && !word_is(p.pos[0], "search") &&
+                   !(word_is(p.pos[0], "standing") && p.npos > 1 && word_is(p.pos[1], "add"))) {
+            rc = usage(err, "--standing goes with search: fristad search ... --standing --ref REF");
         } else {
+            if (p.seen[O_STANDING] && word_is(p.pos[0], "search") && p.npos < MAX_POS) {
+                /* "search ... --standing" registers the search: it is "standing add". */
+                memmove(p.pos + 2, p.pos + 1, (MAX_POS - 2) * sizeof p.pos[0]);
+                p.pos[0] = "standing";
+                p.pos[1] = "add";
+                p.npos++;
+            }
             const struct cli_command *c = find_command(&p, err);
             rc = -1;
+            out->cmd = c;
             if (c && check_options(&p, c, err) == 0)
                 rc = build(&p, c, out, err);
+            for (unsigned i = 0; rc == 0 && i < c->nargs && i < CLI_MAX_ARGS; i++)
+                out->args[i] = p.pos[(c->word2 ? 2 : 1) + i];
         }
     } else if (rc == 0 && out->help) {
         rc = help_request(&p, out, err);
@@ -1072,4 +1149,66 @@ int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err)
     for (int o = 0; o < O__COUNT; o++)
         free(p.multi[o]);
     return rc;
+}
+
+int cli_validate(const struct cli *cli, struct client_error *err)
+{
+    struct proto_error perr = {0};
+    const struct proto_args *a = &cli->req.args;
+    if (proto_has(a, F_COUNTY) && proto_has(a, F_MUNICIPALITY) &&
+        strncmp(a->county, a->municipality, 2) != 0) {
+        char m[128], c[128];
+        return client_fail(err, CLIENT_USAGE, "usage", "--municipality %s is not in --county %s",
+                           places_municipality_label(a->municipality, m, sizeof m),
+                           places_county_label(a->county, c, sizeof c));
+    }
+    /* The start of an id is looked up before sending: checked here as some whole id. */
+    enum proto_field f = cli_id_prefix(cli);
+    struct proto_request *req = malloc(sizeof *req);
+    if (!req)
+        return client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+    *req = cli->req;
+    if (f != F__COUNT) {
+        char *id = f == F_HOLD ? req->args.hold : req->args.placement;
+        id[0] = f == F_HOLD ? 'h' : 'p';
+        memset(id + 1, 'b', PROTO_ID_LEN - 1);
+        id[PROTO_ID_LEN] = '\0';
+    }
+    enum proto_err e = proto_validate_request(req, &perr);
+    free(req);
+    if (e == PROTO_OK)
+        return 0;
+    return refuse(cli->cmd, perr.code, perr.message, err);
+}
+
+static const char id_chars[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+bool cli_whole_id(enum proto_field f, const char *id)
+{
+    char prefix = f == F_HOLD ? 'h' : f == F_STANDING ? 's' : 'p';
+    return strlen(id) == PROTO_ID_LEN && id[0] == prefix &&
+           strspn(id + 1, id_chars) == PROTO_ID_LEN - 1;
+}
+
+/*
+ * The start of an id of kind f, with or without its letter: fewer than the whole id's
+ * characters, of those an id is made of, and not digits alone (no id is, and a personal
+ * identity number typed in the wrong place must not be sent looking for one).
+ */
+static bool id_start(enum proto_field f, const char *id)
+{
+    size_t n = strlen(id);
+    size_t skip = id[0] == (f == F_HOLD ? 'h' : 'p');
+    return n >= 1 && n < PROTO_ID_LEN && strspn(id, id_chars) == n &&
+           (skip || strspn(id, "0123456789") < n);
+}
+
+enum proto_field cli_id_prefix(const struct cli *cli)
+{
+    const struct proto_args *a = &cli->req.args;
+    if (proto_has(a, F_HOLD) && id_start(F_HOLD, a->hold))
+        return F_HOLD;
+    if (proto_has(a, F_PLACEMENT) && id_start(F_PLACEMENT, a->placement))
+        return F_PLACEMENT;
+    return F__COUNT;
 }

@@ -19,7 +19,9 @@ struct cli {
                         the usage text */
     unsigned recall; /* "hold N": result N of the last search (recall.c fills in the rest) */
     struct settings_flags flags;
-    struct proto_request req; /* op and args; the caller sets the id */
+    const struct cli_command *cmd;  /* the command, once known */
+    const char *args[CLI_MAX_ARGS]; /* its positional arguments as typed */
+    struct proto_request req;       /* op and args; the caller sets the id */
 };
 
 /*
@@ -31,5 +33,21 @@ struct cli {
  * struct cannot hold is checked here.
  */
 int cli_parse(int argc, char **argv, struct cli *out, struct client_error *err) CLIENT_WARN_UNUSED;
+
+/*
+ * Checks the parsed request with proto_validate_request, refusing it the way cli_parse refuses
+ * a value: naming what the person typed, as a usage error. Returns 0 or -1 with err set.
+ */
+int cli_validate(const struct cli *cli, struct client_error *err) CLIENT_WARN_UNUSED;
+
+/*
+ * The hold or placement id of the request when it was given as a start of an id rather than
+ * a whole one ("h3f9c" for h3f9c0e1d2a4b5c6d7): the field that needs looking up, else
+ * F__COUNT.
+ */
+enum proto_field cli_id_prefix(const struct cli *cli);
+
+/* A hold, placement or standing id as fristadd makes them: its letter and 16 more. */
+bool cli_whole_id(enum proto_field f, const char *id);
 
 #endif

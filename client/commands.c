@@ -18,6 +18,9 @@ static const struct cli_option options[O__COUNT] = {
     [O_SERVER] = {"server", "HOST:PORT", F__COUNT, "the fristadd server (port 7420 if left out)"},
     [O_CERT] = {"cert", "FILE", F__COUNT, "client certificate (PEM)"},
     [O_KEY] = {"key", "FILE", F__COUNT, "its private key (PEM, without a passphrase)"},
+    [O_P12] = {"p12", "FILE", F__COUNT,
+               "certificate and key in one PKCS#12 file, instead of --cert and --key; its "
+               "passphrase from FRISTAD_P12_PASS or a prompt"},
     [O_CA] = {"ca", "FILE", F__COUNT, "CA certificate(s) the server's certificate must chain to"},
     [O_CONFIG] = {"config", "FILE", F__COUNT, "config file to read settings from"},
     [O_SERVERNAME] = {"servername", "NAME", F__COUNT,
@@ -26,13 +29,13 @@ static const struct cli_option options[O__COUNT] = {
     [O_HELP] = {"help", NULL, F__COUNT,
                 "this text (also -h); after a command, that command's help"},
     [O_VERSION] = {"version", NULL, F__COUNT, "the client's and protocol's version"},
-    [O_COUNTY] = {"county", "CC", F_COUNTY,
-                  "only this county, by its 2-digit code such as 01 for Stockholm"},
+    [O_COUNTY] = {"county", "COUNTY", F_COUNTY,
+                  "only this county, by name or code: \"Västra Götaland\" or 14"},
     [O_NAME] = {"name", "NAME", F_NAME,
                 "the shelter's name as people know it, at most 100 characters"},
     [O_KIND] = {"kind", "KIND", F_KIND, "kvinnojour, skyddat_boende, kriscentrum or other"},
-    [O_MUNICIPALITY] = {"municipality", "CODE", F_MUNICIPALITY,
-                        "a municipality, by its 4-digit code such as 0180 for Stockholm"},
+    [O_MUNICIPALITY] = {"municipality", "MUNICIPALITY", F_MUNICIPALITY,
+                        "a municipality, by name or code: Uppsala or 0380"},
     [O_PROTECTION] = {"protection", "1|2|3", F_PROTECTION,
                       "protection level: 1 basic, 2 enhanced, 3 high security"},
     [O_PHONE] = {"phone", "PHONE", F_PHONE,
@@ -49,7 +52,8 @@ static const struct cli_option options[O__COUNT] = {
     [O_ACCESSIBLE] = {"accessible", NULL, F_ACCESSIBLE, "the unit is wheelchair accessible"},
     [O_NOT_ACCESSIBLE] = {"not-accessible", NULL, F_ACCESSIBLE,
                           "the unit is not wheelchair accessible", .negative = true},
-    [O_FROM] = {"from", "CODE", F_HOME, "the household's home municipality, by its 4-digit code"},
+    [O_FROM] = {"from", "MUNICIPALITY", F_HOME,
+                "the household's home municipality, by name or code: Stockholm or 0180"},
     [O_RISK] = {"risk", "low|moderate|high|severe", F_RISK,
                 "the assessed risk: it decides which municipalities and protection levels are "
                 "ruled out"},
@@ -70,19 +74,21 @@ static const struct cli_option options[O__COUNT] = {
                         "the shelter gives no substance-use support", .negative = true},
     [O_LANGUAGE] = {"language", "LANG", F_LANGUAGE,
                     "a language the household needs, as an ISO 639 code"},
-    [O_PERPETRATOR_IN] = {"perpetrator-in", "CODE", F_PERPETRATOR,
-                          "a municipality where the perpetrator lives or works; repeat or "
-                          "separate with commas",
+    [O_PERPETRATOR_IN] = {"perpetrator-in", "MUNICIPALITY", F_PERPETRATOR,
+                          "a municipality where the perpetrator lives or works, by name or "
+                          "code; repeat or separate with commas",
                           .repeat = true},
-    [O_EXCLUDE] = {"exclude", "CODE", F_EXCLUDE,
-                   "a further municipality to rule out; repeat or separate with commas",
+    [O_EXCLUDE] = {"exclude", "MUNICIPALITY", F_EXCLUDE,
+                   "a further municipality to rule out, by name or code; repeat or separate "
+                   "with commas",
                    .repeat = true},
     [O_REF] = {"ref", "REF", F_REF,
                "the referral's reference in the case system, never a name or personal number"},
     [O_IDEMPOTENCY_KEY] = {"idempotency-key", "KEY", F_IDEMPOTENCY_KEY,
                            "8 to 64 characters; a retry with the same key gets the first hold"},
-    [O_FOR] = {"for", "CODE", F_MUNICIPALITY,
-               "hold on behalf of this municipality (the on-call service: one of its agreement)"},
+    [O_FOR] = {"for", "MUNICIPALITY", F_MUNICIPALITY,
+               "hold on behalf of this municipality, by name or code (the on-call service: one "
+               "of its agreement)"},
     [O_REASON] = {"reason", "CODE", F_REASON,
                   "why: no_room (the unit is in fact not free), household (its composition), "
                   "needs (a need cannot be met), safety, staffing or other"},
@@ -99,8 +105,9 @@ static const struct cli_option options[O__COUNT] = {
                         "when the shelter can receive, Swedish local time: 24/7 (the default) or "
                         "ranges such as 'mon-fri 08:00-16:30,sat 10:00-14:00'"},
     [O_SINCE] = {"since", "TIME", F_SINCE,
-                 "entries from TIME on: 2026-11-22, 2026-11-22T10:00:00Z, an age such as 30m, "
-                 "2h or 7d, or milliseconds since 1970"},
+                 "entries from TIME on: 2026-11-22 or 2026-11-22T10:00 in local time (as the "
+                 "tables show it), 2026-11-22T10:00:00Z or +01:00, an age such as 30m, 2h or "
+                 "7d, or milliseconds since 1970"},
     [O_PRINCIPAL] = {"principal", "ROLE:ID", F_PRINCIPAL,
                      "only entries by this principal, such as social:0180"},
     [O_PERSON] = {"person", "ID", F_PERSON,
@@ -108,6 +115,14 @@ static const struct cli_option options[O__COUNT] = {
                   "sha256:FINGERPRINT for a certificate that names no person"},
     [O_SHELTER] = {"shelter", "ID", F_SHELTER, "only entries about this shelter"},
     [O_LIMIT] = {"limit", "N", F_LIMIT, "at most N results (default 20 for search, 100 for audit)"},
+    [O_STANDING] = {"standing", NULL, F__COUNT,
+                    "with search: register it as a standing search instead (needs --ref)"},
+    [O_HOURS] = {"hours", "N", F_HOURS, "how long it stands, 1 to 72 hours (default 12)"},
+    [O_TYPE] = {"type", "TYPE", F_TYPES,
+                "only events of this type (held, accepted, declined, released, expired, "
+                "escalated, confirmed, discharged, vacancy, paused, resumed, match, standing); "
+                "repeat for more",
+                .repeat = true},
 };
 
 #define OB(o) CLI_OPT_BIT(O_##o)
@@ -125,6 +140,9 @@ static const struct cli_option options[O__COUNT] = {
 #define LISTINGS  CLI_SECTION_LISTINGS
 #define REFERRALS CLI_SECTION_REFERRALS
 #define ADMIN     CLI_SECTION_ADMIN
+
+#define ID_PREFIX                                                                                  \
+    "Any start of the id that is unique among the ones you may see is enough, such as h3f9c."
 
 /*
  * One entry per command, laid out by hand: the table is the interface people script against.
@@ -178,6 +196,11 @@ static const struct cli_command commands[] = {
      "offer the free units again", NULL, 0, 0, false, false},
     {"free", NULL, 0, {{0}}, OP_FREE, LISTINGS,
      "the free units, of shelters with intake open", NULL, AREA_OPTS, 0, false, false},
+    {"municipality", NULL, 1, {{F__COUNT, "TEXT"}}, CLI_LOCAL, LISTINGS,
+     "look a municipality up by name or code",
+     "Names match without regard to case or accents, and a start of a name is enough: every "
+     "municipality TEXT may mean is listed with its code and county. A county's name lists "
+     "its municipalities. Asks nothing of the server.", 0, 0, false, false},
     {"search", NULL, 0, {{0}}, OP_SEARCH, REFERRALS,
      "free units the safety policy allows for a household, best first",
      "The risk decides which municipalities are ruled out (the household's own and the "
@@ -185,7 +208,9 @@ static const struct cli_command commands[] = {
      "accepted. Results come fresh before stale, then those who can receive at the arrival "
      "time, then nearest first, then the smallest unit that fits. When nothing fits, the reply "
      "counts the free units each reason ruled out. The search and its results are remembered "
-     "for 30 minutes (no reference in them), for 'fristad hold N --ref REF'.",
+     "for 30 minutes (no reference in them), for 'fristad hold N --ref REF'. With --standing "
+     "--ref REF [--hours N] the search is registered as a standing search instead (see "
+     "'standing add'): a match event comes when a fitting bed frees up.",
      SEARCH_OPTS, OB(FROM) | OB(RISK), false, false},
     {"hold", NULL, 2, {{F_SHELTER, "SHELTER"}, {F_UNIT, "UNIT"}}, OP_HOLD, REFERRALS,
      "hold a free unit for a referral; the reply has the intake phone",
@@ -205,17 +230,17 @@ static const struct cli_command commands[] = {
      "time (6 hours by default). Confirm the arrival when it comes.",
      OB(ARRIVAL_BY), 0, false, false},
     {"release", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_RELEASE, REFERRALS,
-     "release a hold; the unit is free again", NULL, 0, 0, false, false},
+     "release a hold; the unit is free again", ID_PREFIX, 0, 0, false, false},
     {"confirm", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_CONFIRM, VACANCIES,
      "the household has arrived: a placement",
-     "From a hold that is held or accepted.", 0, 0, false, false},
+     "From a hold that is held or accepted. " ID_PREFIX, 0, 0, false, false},
     {"decline", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_DECLINE, VACANCIES,
      "turn a hold down, with a reason code; the unit is free again",
      "The code is counted for follow-up; the note, like the referral's reference, is deleted "
-     "after the server's reference retention.",
+     "after the server's reference retention. " ID_PREFIX,
      OB(REASON) | OB(NOTE), OB(REASON), false, false},
     {"discharge", NULL, 1, {{F_PLACEMENT, "PLACEMENT"}}, OP_PLACEMENT_DISCHARGE, VACANCIES,
-     "the household has left; the unit is free again", NULL, 0, 0, false, false},
+     "the household has left; the unit is free again", ID_PREFIX, 0, 0, false, false},
     {"holds", NULL, 0, {{0}}, OP_HOLDS_LIST, REFERRALS,
      "the holds you may see, newest first",
      "A shelter sees the holds on its units, social services those made for their "
@@ -224,12 +249,33 @@ static const struct cli_command commands[] = {
     {"placements", NULL, 0, {{0}}, OP_PLACEMENTS_LIST, REFERRALS,
      "the placements you may see, newest first", NULL, 0, 0, false, false},
     {"audit", NULL, 0, {{0}}, OP_AUDIT, ADMIN,
-     "the audit trail, oldest first",
+     "the audit trail, newest first",
      "Every write, every hold and every disclosure of an intake phone is recorded, and so are "
-     "refused attempts.",
+     "refused attempts. The server returns the first --limit entries from --since on; they are "
+     "shown newest first.",
      OB(SINCE) | OB(PRINCIPAL) | OB(PERSON) | OB(SHELTER) | OB(LIMIT), 0, false, false},
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
      "searches, no-match reasons, holds and placements by outcome", NULL, 0, 0, false, false},
+    {"standing", "add", 0, {{0}}, OP_STANDING_ADD, REFERRALS,
+     "when nothing fits: be told when a fitting bed frees up",
+     "Registers the referral for --hours (12 by default, at most 72). Whenever a unit becomes "
+     "free, a shelter resumes intake or changes what it takes, the server checks the standing "
+     "searches it can matter to and sends a match event (see watch) to whoever registered "
+     "it; it never holds by itself. 'fristad search ... --standing --ref REF' does the same.",
+     CLI_REFERRAL_OPTS | OB(REF) | OB(HOURS) | OB(FOR),
+     OB(FROM) | OB(RISK) | OB(REF), false, false},
+    {"standing", "list", 0, {{0}}, OP_STANDING_LIST, REFERRALS,
+     "your standing searches", NULL, 0, 0, false, false},
+    {"standing", "cancel", 1, {{F_STANDING, "ID"}}, OP_STANDING_CANCEL, REFERRALS,
+     "end a standing search", NULL, 0, 0, false, false},
+    {"watch", NULL, 0, {{0}}, OP_WATCH, LISTINGS,
+     "follow events as they happen, one line each",
+     "Shows the events you may see: holds on your units (shelter), holds and standing "
+     "searches of your municipality (social services), of the municipalities you act for "
+     "(on-call), everything (admin). Runs until interrupted; reconnects by itself and "
+     "resumes after the last event it printed, so nothing is missed or shown twice. --since "
+     "starts from a time or an event's sequence.",
+     AREA_OPTS | OB(TYPE) | OB(SINCE), 0, false, false},
     {"whoami", NULL, 0, {{0}}, OP_WHOAMI, ADMIN,
      "the role and id your certificate gives you", NULL, 0, 0, false, false},
 };
@@ -252,6 +298,19 @@ static const char *const section_titles[CLI_SECTION__COUNT] = {
 #define OPTION_MAX  24u /* an option with a longer value than this has its help below it */
 #define USAGE       "Usage: fristad "
 #define USAGE_COL   ((unsigned)sizeof USAGE - 1)
+
+const char *const cli_settings_text =
+    "Settings are taken from the flags, else the environment (FRISTAD_SERVER, FRISTAD_CERT, "
+    "FRISTAD_KEY, FRISTAD_P12, FRISTAD_CA), else the [client] section (server, cert, key, p12, "
+    "ca, servername) of the config file: --config FILE, else $FRISTAD_CONFIG, else "
+    "$XDG_CONFIG_HOME/fristad/client.conf (~/.config/fristad/client.conf). Relative paths in "
+    "the file are relative to its directory. The passphrase of a PKCS#12 file comes from "
+    "FRISTAD_P12_PASS, else from a prompt on the terminal.";
+
+const char *const cli_exit_text =
+    "0 success; 1 refused with an error code by the server, or a value that looks like "
+    "personal data; 2 usage error: an unknown command or option, or a value its rules refuse; "
+    "3 connection, TLS, timeout or protocol failure.";
 
 const struct cli_command *cli_commands(size_t *n)
 {
@@ -487,16 +546,15 @@ void cli_usage(FILE *out)
     for (int o = 0; o < O_FIRST_LOCAL; o++)
         global |= CLI_OPT_BIT(o);
     option_lines(out, global, 0);
-    fputs("\n"
-          "Settings are taken from the flags, else the environment (FRISTAD_SERVER,\n"
-          "FRISTAD_CERT, FRISTAD_KEY, FRISTAD_CA), else the [client] section (server, cert, key,\n"
-          "ca, servername) of the config file: --config FILE, else $FRISTAD_CONFIG, else\n"
-          "$XDG_CONFIG_HOME/fristad/client.conf (~/.config/fristad/client.conf). Relative paths\n"
-          "in the file are relative to its directory.\n"
-          "\n"
-          "Exit status: 0 success; 1 refused with an error code (by the server or by local\n"
-          "validation); 2 usage error; 3 connection, TLS, timeout or protocol failure.\n",
-          out);
+    fputc('\n', out);
+    struct text p = text_stream(out, 0, 0);
+    text_words(&p, cli_settings_text);
+    text_end(&p);
+    fputc('\n', out);
+    p = text_stream(out, 0, 0);
+    text_words(&p, "Exit status:");
+    text_words(&p, cli_exit_text);
+    text_end(&p);
 }
 
 void cli_help(FILE *out, uint64_t which)
@@ -539,4 +597,16 @@ void cli_help(FILE *out, uint64_t which)
     struct text t = text_stream(out, 0, 0);
     text_words(&t, line);
     text_end(&t);
+}
+
+const char *cli_section_title(enum cli_section s)
+{
+    return (unsigned)s < CLI_SECTION__COUNT ? section_titles[s] : "";
+}
+
+const char *cli_synopsis_full(const struct cli_command *c, char *buf, size_t cap)
+{
+    struct text t = text_buffer(buf, cap);
+    synopsis(&t, c, SHOW_ALL);
+    return buf;
 }

@@ -31,12 +31,14 @@ enum cli_opt {
     O_SERVER,
     O_CERT,
     O_KEY,
+    O_P12,
     O_CA,
     O_CONFIG,
     O_SERVERNAME,
     O_TIMEOUT,
     O_HELP,
     O_VERSION,
+    O_STANDING, /* with search only: makes it "standing add" */
     /* subcommand options */
     O_COUNTY,
     O_NAME,
@@ -78,6 +80,8 @@ enum cli_opt {
     O_PERSON,
     O_SHELTER,
     O_LIMIT,
+    O_HOURS,
+    O_TYPE,
     O__COUNT
 };
 
@@ -116,12 +120,15 @@ struct cli_arg {
     const char *metavar;    /* ID, SHELTER, UNIT, free|occupied|closed */
 };
 
+/* The op of a command that the client answers by itself, without asking the server. */
+#define CLI_LOCAL OP__COUNT
+
 struct cli_command {
     const char *word1;
     const char *word2; /* NULL for one-word commands */
     unsigned nargs;    /* positional arguments after the words */
     struct cli_arg args[CLI_MAX_ARGS];
-    enum proto_op op;
+    enum proto_op op; /* CLI_LOCAL: answered by the client */
     enum cli_section section;
     const char *summary;     /* one line: what it does */
     const char *description; /* NULL, or more for its own help: values, effects, who may */
@@ -158,6 +165,16 @@ const char *cli_command_name(const struct cli_command *c, char *buf, size_t cap)
  * NUL-terminated.
  */
 const char *cli_synopsis(const struct cli_command *c, char *buf, size_t cap);
+
+/* Every option and argument of c, optional ones in brackets, on one line. Returns buf. */
+const char *cli_synopsis_full(const struct cli_command *c, char *buf, size_t cap);
+
+/* The heading of a section: "Registry (admin)". */
+const char *cli_section_title(enum cli_section s);
+
+/* Where settings come from, and what each exit status means: for the usage text and man page. */
+extern const char *const cli_settings_text;
+extern const char *const cli_exit_text;
 
 /*
  * The usage text: every command by section, the global options, where settings come from and

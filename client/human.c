@@ -3,8 +3,13 @@
  * prints as what it is, so that an older or newer server still gives readable output. Every
  * string from the server goes through table_clean before it reaches the terminal.
  *
- * Times in replies are milliseconds since 1970 and are shown in local time, because the
- * person reading them is planning an evening, not correlating logs.
+ * Times in replies are milliseconds since 1970 and are shown in local time with its zone,
+ * because the person reading them is planning an evening, not correlating logs; the zone
+ * tells the two 02:30 of the night the clocks go back apart.
+ *
+ * One thing has one name in every table: SHELTER and UNIT for their ids, MUNICIPALITY as
+ * "Uppsala (0380)", COUNTY as "Uppsala län (03)", FRESHNESS for how old a shelter's
+ * vacancies are ("5 min", "2 d STALE").
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -12,7 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "commands.h"
 #include "human.h"
+#include "places.h"
 #include "table.h"
 
 #define CELL       512u /* bytes of one formatted value: 100 characters of UTF-8 and more */
@@ -106,8 +113,8 @@ static const char *fmt_key(char *buf, size_t cap, const msgpack_object *m, const
 /* How much of a local time to show. */
 enum time_style {
     TIME_CLOCK,   /* 14:05, for a hold that ends within the hour */
-    TIME_MINUTES, /* 2026-11-22 14:05 */
-    TIME_SECONDS, /* 2026-11-22 14:05:09, for the audit trail */
+    TIME_MINUTES, /* 2026-11-22 14:05 CET */
+    TIME_SECONDS, /* 2026-11-22 14:05:09 CET, for the audit trail */
 };
 
 /* Milliseconds since 1970 as local time. */
@@ -128,10 +135,10 @@ static const char *fmt_time(char *buf, size_t cap, const msgpack_object *m, cons
         n = strftime(buf, cap, "%H:%M", &tm);
         break;
     case TIME_MINUTES:
-        n = strftime(buf, cap, "%Y-%m-%d %H:%M", &tm);
+        n = strftime(buf, cap, "%Y-%m-%d %H:%M %Z", &tm);
         break;
     case TIME_SECONDS:
-        n = strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm);
+        n = strftime(buf, cap, "%Y-%m-%d %H:%M:%S %Z", &tm);
         break;
     }
     return n ? buf : "-";
@@ -161,7 +168,10 @@ static const char *fmt_age(char *buf, size_t cap, const msgpack_object *m, const
     return buf;
 }
 
-/* "Stockholm (0180)" (key: "municipality"), or the code alone when the reply has no name. */
+/*
+ * "Stockholm (0180)" (key: "municipality"): the name the reply gives, else the one the client
+ * knows for the code; the value alone when it is no code.
+ */
 static const char *fmt_muni(char *buf, size_t cap, const msgpack_object *m, const char *key)
 {
     char name[CELL], code[48]; /* room for anything fmt makes of a value that is not a code */
@@ -170,8 +180,16 @@ static const char *fmt_muni(char *buf, size_t cap, const msgpack_object *m, cons
     if (n && n->type == MSGPACK_OBJECT_STR && n->via.str.size > 0)
         snprintf(buf, cap, "%s (%s)", fmt(name, sizeof name, n), code[0] ? code : "-");
     else
-        snprintf(buf, cap, "%s", code[0] ? code : "-");
+        places_municipality_label(code[0] ? code : "-", buf, cap);
     return buf;
+}
+
+/* "Stockholms län (01)" (key: "county"), or the value alone when it is no code. */
+static const char *fmt_county(char *buf, size_t cap, const msgpack_object *m, const char *key)
+{
+    char code[48];
+    fmt_key(code, sizeof code, m, key);
+    return places_county_label(code[0] ? code : "-", buf, cap);
 }
 
 /* What an audit entry is about: "frida/r1 hold H1", or '-'. */
@@ -213,19 +231,6 @@ static const char *fmt_free_units(char *buf, size_t cap, const msgpack_object *s
     char fr[32], un[32];
     snprintf(buf, cap, "%s/%s%s", fmt_key(fr, sizeof fr, s, key),
              fmt_key(un, sizeof un, s, "units"), is_true(s, "paused") ? " paused" : "");
-    return buf;
-}
-
-/* "yes (2 d)" or "no (5 min)": whether the data is stale (key: "stale"), and its age. */
-static const char *fmt_stale(char *buf, size_t cap, const msgpack_object *s, const char *key)
-{
-    char age[64];
-    int64_t secs;
-    if (as_i64(get(s, "data_age_s"), &secs))
-        age_words(age, sizeof age, secs < 0 ? 0 : secs);
-    else
-        snprintf(age, sizeof age, "-");
-    snprintf(buf, cap, "%s (%s)", is_true(s, key) ? "yes" : "no", age);
     return buf;
 }
 
@@ -360,7 +365,7 @@ static int print_shelter(FILE *out, const msgpack_object *s)
     fprintf(out, "%-14s%s\n", "Name:", fmt_key(a, sizeof a, s, "name"));
     fprintf(out, "%-14s%s\n", "Kind:", fmt_key(a, sizeof a, s, "kind"));
     fprintf(out, "%-14s%s\n", "Municipality:", fmt_muni(a, sizeof a, s, "municipality"));
-    fprintf(out, "%-14s%s\n", "County:", fmt_key(a, sizeof a, s, "county"));
+    fprintf(out, "%-14s%s\n", "County:", fmt_county(a, sizeof a, s, "county"));
     int64_t level = 0;
     static const char *const levels[] = {"", " (basic)", " (enhanced)", " (high security)"};
     bool known = as_i64(get(s, "protection"), &level) && level >= 1 && level <= 3;
@@ -390,27 +395,29 @@ static int print_shelter(FILE *out, const msgpack_object *s)
 }
 
 static const struct column shelter_cols[] = {
-    {"ID", "id", fmt_key, false},
+    {"SHELTER", "id", fmt_key, false},
     {"NAME", "name", fmt_key, false},
     {"KIND", "kind", fmt_key, false},
     {"MUNICIPALITY", "municipality", fmt_muni, false},
-    {"COUNTY", "county", fmt_key, false},
+    {"COUNTY", "county", fmt_county, false},
     {"PROT", "protection", fmt_key, true},
     {"FREE/UNITS", "free_units", fmt_free_units, false},
-    {"STALE", "stale", fmt_stale, false},
+    {"FRESHNESS", "data_age_s", fmt_age, false},
 };
 static const struct listing shelters = {"shelters", "No shelters.", NCOLS(shelter_cols),
                                         shelter_cols};
 
 static const struct column free_cols[] = {
     {"SHELTER", "shelter", fmt_key, false},
-    {"NAME", "name", fmt_key, false},
-    {"MUNICIPALITY", "municipality", fmt_muni, false},
     {"UNIT", "unit", fmt_key, false},
+    {"NAME", "name", fmt_key, false},
+    {"KIND", "kind", fmt_key, false},
+    {"MUNICIPALITY", "municipality", fmt_muni, false},
+    {"COUNTY", "county", fmt_county, false},
     {"BEDS", "beds", fmt_key, true},
     {"ACCESSIBLE", "accessible", fmt_key, false},
     {"PROT", "protection", fmt_key, true},
-    {"AGE", "data_age_s", fmt_age, false},
+    {"FRESHNESS", "data_age_s", fmt_age, false},
 };
 static const struct listing free_units = {"units", "No free unit.", NCOLS(free_cols), free_cols};
 
@@ -523,7 +530,7 @@ static const struct column result_cols[] = {
     {"NAME", "name", fmt_key, false},
     {"KIND", "kind", fmt_key, false},
     {"MUNICIPALITY", "municipality", fmt_muni, false},
-    {"COUNTY", "county", fmt_key, false},
+    {"COUNTY", "county", fmt_county, false},
     {"KM", "distance_km", fmt_key, true},
     {"BEDS", "beds", fmt_key, true},
     {"PROT", "protection", fmt_key, true},
@@ -652,7 +659,7 @@ static const struct column hold_cols[] = {
     {"SHELTER", "shelter", fmt_key, false},
     {"UNIT", "unit", fmt_key, false},
     {"REF", "ref", fmt_key, false},
-    {"FOR", "municipality", fmt_key, false},
+    {"MUNICIPALITY", "municipality", fmt_muni, false},
     {"BY", "by", fmt_key, false},
     {"STATE", "state", fmt_key, false},
     {"RISK", "risk", fmt_key, false},
@@ -671,7 +678,7 @@ static const struct column placement_cols[] = {
     {"SHELTER", "shelter", fmt_key, false},
     {"UNIT", "unit", fmt_key, false},
     {"REF", "ref", fmt_key, false},
-    {"FOR", "municipality", fmt_key, false},
+    {"MUNICIPALITY", "municipality", fmt_muni, false},
     {"BY", "by", fmt_key, false},
     {"STATE", "state", fmt_key, false},
     {"PLACED", "placed_at", fmt_minutes, false},
@@ -679,6 +686,57 @@ static const struct column placement_cols[] = {
 };
 static const struct listing placements = {"placements", "No placements.", NCOLS(placement_cols),
                                           placement_cols};
+
+/* ---- standing searches and events ----------------------------------------------------------- */
+
+static const struct column standing_cols[] = {
+    {"STANDING", "standing", fmt_key, false},
+    {"FOR", "municipality", fmt_key, false},
+    {"REF", "ref", fmt_key, false},
+    {"BY", "by", fmt_key, false},
+    {"STATE", "state", fmt_key, false},
+    {"MATCHES", "matches", fmt_key, true},
+    {"CREATED", "created_at", fmt_minutes, false},
+    {"UNTIL", "expires_at", fmt_minutes, false},
+};
+static const struct listing standings = {"standing", "No standing searches.", NCOLS(standing_cols),
+                                         standing_cols};
+
+static int print_standing(FILE *out, const struct proto_request *req, const msgpack_object *r)
+{
+    char id[CELL], until[32];
+    const msgpack_object *st = get(r, "standing");
+    if (!st || st->type != MSGPACK_OBJECT_MAP) {
+        print_tree(out, r, 0, 0);
+        return 0;
+    }
+    if (req->op == OP_STANDING_ADD)
+        fprintf(out,
+                "Standing search %s registered until %s (local time): a match event comes "
+                "when a fitting unit frees up (fristad watch).\n",
+                fmt_key(id, sizeof id, st, "standing"),
+                fmt_time(until, sizeof until, st, "expires_at", TIME_MINUTES));
+    else
+        fprintf(out, "Standing search %s is %s.\n", fmt_key(id, sizeof id, st, "standing"),
+                fmt_key(until, sizeof until, st, "state"));
+    return 0;
+}
+
+int human_event(FILE *out, const msgpack_object *e)
+{
+    static const char *const keys[] = {"shelter",      "unit",  "hold", "placement", "standing",
+                                       "municipality", "state", "step", "by"};
+    char at[32], type[CELL], v[CELL], seq[CELL];
+    fprintf(out, "%s  %-10s", fmt_time(at, sizeof at, e, "at", TIME_SECONDS),
+            fmt_key(type, sizeof type, e, "type"));
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const msgpack_object *o = get(e, keys[i]);
+        if (o && o->type != MSGPACK_OBJECT_NIL)
+            fprintf(out, "  %s=%s", keys[i], fmt(v, sizeof v, o));
+    }
+    fprintf(out, "  [%s]\n", fmt_key(seq, sizeof seq, e, "seq"));
+    return 0;
+}
 
 /* ---- administration --------------------------------------------------------------------- */
 
@@ -689,6 +747,14 @@ static const struct column entry_cols[] = {
 };
 static const struct listing entries = {"entries", "No audit entries.", NCOLS(entry_cols),
                                        entry_cols};
+
+/* The municipality command's answer, made by the client itself. */
+static const struct column place_cols[] = {
+    {"MUNICIPALITY", "municipality", fmt_muni, false},
+    {"COUNTY", "county", fmt_county, false},
+};
+static const struct listing places = {"municipalities", "No municipality.", NCOLS(place_cols),
+                                      place_cols};
 
 static int print_whoami(FILE *out, const msgpack_object *r)
 {
@@ -743,8 +809,15 @@ int human_print(FILE *out, const struct proto_request *req, const msgpack_object
         return print_listing(out, result, &entries);
     case OP_WHOAMI:
         return print_whoami(out, result);
+    case OP_STANDING_ADD:
+    case OP_STANDING_CANCEL:
+        return print_standing(out, req, result);
+    case OP_STANDING_LIST:
+        return print_listing(out, result, &standings);
+    case CLI_LOCAL:
+        return print_listing(out, result, &places);
+    case OP_WATCH:
     case OP_STATS:
-    case OP__COUNT:
         break;
     }
     if (result->via.map.size == 0)

@@ -19,4 +19,7 @@ int human_print(FILE *out, const struct proto_request *req,
 /* Copies a server message into buf, safe for a terminal. */
 void human_clean_message(char *buf, size_t cap, const char *message);
 
+/* One event of a watch as one line: time, type, what it concerns, and its sequence. */
+int human_event(FILE *out, const msgpack_object *event);
+
 #endif

@@ -2,6 +2,10 @@
  * A small JSON writer for --json output. Scripts parse what we print, so every document must
  * be valid JSON whatever the server sent: strings are escaped, invalid UTF-8 is replaced,
  * numbers JSON cannot express become null. A library would add a dependency for ~150 lines.
+ *
+ * The result is the server's, key for key and value for value, with one exception: a time
+ * (the key "at" or one ending in "_at") is ISO 8601 local time with its offset, such as
+ * "2026-11-22T14:05:09.123+01:00", instead of milliseconds since 1970.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -13,6 +17,7 @@
 #include <fristad/proto.h>
 
 #include "json.h"
+#include "times.h"
 
 /* Deeper than anything proto_check lets through; a guard, not a limit anyone meets. */
 #define JSON_MAX_DEPTH 64
@@ -103,6 +108,14 @@ static void write_double(FILE *out, double d, bool single)
 }
 
 static int write_value(FILE *out, const msgpack_object *o, unsigned depth);
+
+/* "at", "created_at": a time in milliseconds since 1970. */
+static bool is_time_key(const msgpack_object *k)
+{
+    return k->type == MSGPACK_OBJECT_STR &&
+           ((k->via.str.size == 2 && memcmp(k->via.str.ptr, "at", 2) == 0) ||
+            (k->via.str.size > 3 && memcmp(k->via.str.ptr + k->via.str.size - 3, "_at", 3) == 0));
+}
 
 /* JSON keys are strings: a scalar key is written as its text, a container as its JSON. */
 static int write_key(FILE *out, const msgpack_object *k, unsigned depth)
@@ -196,12 +209,24 @@ static int write_value(FILE *out, const msgpack_object *o, unsigned depth)
     case MSGPACK_OBJECT_MAP:
         fputc('{', out);
         for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+            char iso[48];
             if (i > 0)
                 fputc(',', out);
-            if (write_key(out, &o->via.map.ptr[i].key, depth + 1) != 0)
+            if (write_key(out, k, depth + 1) != 0)
                 return -1;
             fputc(':', out);
-            if (write_value(out, &o->via.map.ptr[i].val, depth + 1) != 0)
+            if (is_time_key(k) &&
+                (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                 v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) &&
+                times_iso(v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > INT64_MAX
+                              ? INT64_MAX
+                              : v->via.i64,
+                          iso, sizeof iso)) {
+                json_write_string(out, iso, strlen(iso));
+                continue;
+            }
+            if (write_value(out, v, depth + 1) != 0)
                 return -1;
         }
         fputc('}', out);

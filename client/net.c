@@ -21,8 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <termios.h>
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/provider.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -39,7 +44,7 @@ enum net_stage {
     STAGE_RECEIVE,   /* waiting for and reading the reply */
 };
 
-struct conn {
+struct net_session {
     const struct settings *s;
     int64_t deadline; /* CLOCK_MONOTONIC milliseconds */
     int fd;
@@ -47,6 +52,9 @@ struct conn {
     SSL *ssl;
     const char *checked_name; /* the name or address the server's certificate must carry */
     bool in_frame;            /* part of a reply frame has arrived */
+    bool done;                /* the last exchange succeeded: the session may close cleanly */
+    OSSL_PROVIDER *legacy;    /* loaded for an old PKCS#12 file; unloaded with the session */
+    OSSL_PROVIDER *deflt;     /* loaded beside it, since loading one turns off the implicit one */
 };
 
 static int64_t now_ms(void)
@@ -71,13 +79,23 @@ static const char *stage_text(enum net_stage st)
     return "";
 }
 
-static int timed_out(struct conn *c, enum net_stage st, struct client_error *err)
+static int timed_out(struct net_session *c, enum net_stage st, struct client_error *err)
 {
     return client_fail(err, CLIENT_FAILED, "timeout", "no answer from %s within %d s %s",
                        c->s->server, (c->s->timeout_ms + 999) / 1000, stage_text(st));
 }
 
-/* Waits until fd is ready for `events`. Returns 1 ready, 0 at the deadline, -1 on error. */
+static volatile sig_atomic_t *stop_flag;
+
+void net_stop_on(volatile sig_atomic_t *flag)
+{
+    stop_flag = flag;
+}
+
+/*
+ * Waits until fd is ready for `events`. Returns 1 ready, 0 at the deadline, -1 on error or
+ * when a signal set the stop flag.
+ */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
@@ -88,12 +106,12 @@ static int wait_fd(int fd, short events, int64_t deadline)
         int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
         if (r > 0)
             return 1;
-        if (r < 0 && errno != EINTR)
+        if (r < 0 && (errno != EINTR || (stop_flag && *stop_flag)))
             return -1;
     }
 }
 
-static int tcp_connect(struct conn *c, struct client_error *err)
+static int tcp_connect(struct net_session *c, struct client_error *err)
 {
     const struct settings *s = c->s;
     struct addrinfo hints = {
@@ -200,11 +218,139 @@ static int readable(const char *what, const char *path, struct client_error *err
                        strerror(errno));
 }
 
-static int make_ctx(struct conn *c, struct client_error *err)
+#define PASS_MAX 1024
+
+/*
+ * Asks for the passphrase on the terminal, without echo. Returns 0, or -1 when there is no
+ * terminal to ask on.
+ */
+static int prompt_passphrase(const char *path, char *pass, size_t cap)
+{
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    struct termios old, quiet;
+    bool restore = tcgetattr(fd, &old) == 0;
+    if (restore) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    char prompt[CLIENT_MESSAGE_MAX];
+    int n = snprintf(prompt, sizeof prompt, "Passphrase for %s: ", path);
+    ssize_t w = write(fd, prompt, n > 0 && (size_t)n < sizeof prompt ? (size_t)n : 0);
+    (void)w;
+    size_t len = 0;
+    for (;;) {
+        char ch;
+        ssize_t r = read(fd, &ch, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || ch == '\n' || ch == '\r')
+            break;
+        if (len + 1 < cap)
+            pass[len++] = ch;
+    }
+    pass[len] = '\0';
+    if (restore)
+        tcsetattr(fd, TCSAFLUSH, &old);
+    w = write(fd, "\n", 1);
+    (void)w;
+    close(fd);
+    return 0;
+}
+
+/* Parses the file with the passphrase, and again with OpenSSL's legacy ciphers if need be. */
+static bool parse_p12(struct net_session *c, PKCS12 *p12, const char *pass, EVP_PKEY **key,
+                      X509 **cert, STACK_OF(X509) * *chain)
+{
+    if (PKCS12_parse(p12, pass, key, cert, chain) == 1)
+        return true;
+    /* Files from older tools protect the certificates with RC2 or 3DES: the legacy provider. */
+    if (c->legacy || OSSL_PROVIDER_available(NULL, "legacy"))
+        return false;
+    c->legacy = OSSL_PROVIDER_load(NULL, "legacy");
+    c->deflt = c->legacy ? OSSL_PROVIDER_load(NULL, "default") : NULL;
+    if (!c->deflt)
+        return false;
+    ERR_clear_error();
+    return PKCS12_parse(p12, pass, key, cert, chain) == 1;
+}
+
+/*
+ * The client certificate, its key and chain from a PKCS#12 file. The passphrase is
+ * FRISTAD_P12_PASS, else none if the file has none, else asked for on the terminal.
+ */
+static int use_p12(struct net_session *c, struct client_error *err)
+{
+    const char *path = c->s->p12;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return client_fail(err, CLIENT_FAILED, "tls", "cannot read the PKCS#12 file %s: %s", path,
+                           strerror(errno));
+    PKCS12 *p12 = d2i_PKCS12_fp(f, NULL);
+    fclose(f);
+    if (!p12) {
+        ERR_clear_error();
+        return client_fail(err, CLIENT_FAILED, "tls",
+                           "cannot load the PKCS#12 file %s: it is not a PKCS#12 file", path);
+    }
+    char pass[PASS_MAX] = "";
+    const char *env = getenv("FRISTAD_P12_PASS");
+    int rc = -1;
+    if (env) {
+        snprintf(pass, sizeof pass, "%s", env);
+    } else if (PKCS12_verify_mac(p12, "", 0) != 1 && PKCS12_verify_mac(p12, NULL, 0) != 1 &&
+               prompt_passphrase(path, pass, sizeof pass) != 0) {
+        client_fail(err, CLIENT_USAGE, "usage",
+                    "the PKCS#12 file %s needs its passphrase: set FRISTAD_P12_PASS, or run "
+                    "fristad in a terminal to be asked for it",
+                    path);
+        goto out;
+    }
+    if (PKCS12_verify_mac(p12, pass, -1) != 1 &&
+        !(pass[0] == '\0' && PKCS12_verify_mac(p12, NULL, 0) == 1)) {
+        client_fail(err, CLIENT_FAILED, "tls",
+                    "cannot open the PKCS#12 file %s: wrong passphrase (FRISTAD_P12_PASS or the "
+                    "one typed)",
+                    path);
+        goto out;
+    }
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    STACK_OF(X509) *chain = NULL;
+    if (!parse_p12(c, p12, pass, &key, &cert, &chain)) {
+        tls_setup_fail(err, "the PKCS#12 file", path);
+    } else if (!cert || !key) {
+        client_fail(err, CLIENT_FAILED, "tls",
+                    "the PKCS#12 file %s holds no %s; it needs a certificate and its key", path,
+                    cert ? "private key" : "certificate");
+    } else if (SSL_CTX_use_certificate(c->ctx, cert) != 1 ||
+               SSL_CTX_use_PrivateKey(c->ctx, key) != 1) {
+        tls_setup_fail(err, "the certificate of the PKCS#12 file", path);
+    } else {
+        rc = 0;
+        for (int i = 0; rc == 0 && i < sk_X509_num(chain); i++) {
+            if (SSL_CTX_add1_chain_cert(c->ctx, sk_X509_value(chain, i)) != 1)
+                rc = tls_setup_fail(err, "the chain of the PKCS#12 file", path);
+        }
+    }
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
+out:
+    OPENSSL_cleanse(pass, sizeof pass);
+    PKCS12_free(p12);
+    return rc;
+}
+
+static int make_ctx(struct net_session *c, struct client_error *err)
 {
     const struct settings *s = c->s;
-    if (readable("the CA file", s->ca, err) || readable("the client certificate", s->cert, err) ||
-        readable("the private key", s->key, err))
+    if (readable("the CA file", s->ca, err))
+        return -1;
+    if (!s->p12 && (readable("the client certificate", s->cert, err) ||
+                    readable("the private key", s->key, err)))
         return -1;
     c->ctx = SSL_CTX_new(TLS_client_method());
     if (!c->ctx)
@@ -215,6 +361,16 @@ static int make_ctx(struct conn *c, struct client_error *err)
     SSL_CTX_set_default_passwd_cb(c->ctx, no_passphrase);
     if (SSL_CTX_load_verify_locations(c->ctx, s->ca, NULL) != 1)
         return tls_setup_fail(err, "the CA file", s->ca);
+    if (s->p12) {
+        if (use_p12(c, err) != 0)
+            return -1;
+        if (SSL_CTX_check_private_key(c->ctx) != 1) {
+            ERR_clear_error();
+            return client_fail(err, CLIENT_FAILED, "tls",
+                               "the private key in %s does not belong to its certificate", s->p12);
+        }
+        return 0;
+    }
     if (SSL_CTX_use_certificate_chain_file(c->ctx, s->cert) != 1)
         return tls_setup_fail(err, "the client certificate", s->cert);
     if (SSL_CTX_use_PrivateKey_file(c->ctx, s->key, SSL_FILETYPE_PEM) != 1) {
@@ -237,7 +393,7 @@ static bool ip_literal(const char *name)
     return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
-static int make_ssl(struct conn *c, struct client_error *err)
+static int make_ssl(struct net_session *c, struct client_error *err)
 {
     c->checked_name = c->s->servername ? c->s->servername : c->s->host;
     c->ssl = SSL_new(c->ctx);
@@ -274,7 +430,7 @@ static const struct {
 };
 
 /* The server closed before its reply was complete; returns -1. */
-static int closed_early(struct conn *c, enum net_stage st, struct client_error *err)
+static int closed_early(struct net_session *c, enum net_stage st, struct client_error *err)
 {
     if (st == STAGE_HANDSHAKE)
         return client_fail(err, CLIENT_FAILED, "tls",
@@ -286,7 +442,7 @@ static int closed_early(struct conn *c, enum net_stage st, struct client_error *
 }
 
 /* Turns a failed SSL_* call (SSL_get_error e, errno then) into a message; returns -1. */
-static int tls_failed(struct conn *c, int e, int saved_errno, enum net_stage st,
+static int tls_failed(struct net_session *c, int e, int saved_errno, enum net_stage st,
                       struct client_error *err)
 {
     char why[256];
@@ -332,7 +488,7 @@ static int tls_failed(struct conn *c, int e, int saved_errno, enum net_stage st,
  * After an SSL_* call returned ret <= 0: waits for what OpenSSL needs and returns 0 to retry,
  * or returns -1 with err set.
  */
-static int tls_wait(struct conn *c, int ret, enum net_stage st, struct client_error *err)
+static int tls_wait(struct net_session *c, int ret, enum net_stage st, struct client_error *err)
 {
     int saved_errno = errno;
     int e = SSL_get_error(c->ssl, ret);
@@ -351,7 +507,7 @@ static int tls_wait(struct conn *c, int ret, enum net_stage st, struct client_er
     return 0;
 }
 
-static int handshake(struct conn *c, struct client_error *err)
+static int handshake(struct net_session *c, struct client_error *err)
 {
     for (;;) {
         ERR_clear_error();
@@ -370,7 +526,7 @@ static int handshake(struct conn *c, struct client_error *err)
  * alert still waits in the socket. Reading it gives the real reason. Returns 0 when a
  * better message replaced err.
  */
-static int read_pending_alert(struct conn *c, struct client_error *err)
+static int read_pending_alert(struct net_session *c, struct client_error *err)
 {
     int64_t deadline = now_ms() + 1000;
     if (SSL_version(c->ssl) != TLS1_3_VERSION)
@@ -398,7 +554,7 @@ static int read_pending_alert(struct conn *c, struct client_error *err)
     }
 }
 
-static int send_all(struct conn *c, const uint8_t *p, size_t n, struct client_error *err)
+static int send_all(struct net_session *c, const uint8_t *p, size_t n, struct client_error *err)
 {
     while (n > 0) {
         size_t done = 0;
@@ -417,7 +573,7 @@ static int send_all(struct conn *c, const uint8_t *p, size_t n, struct client_er
     return 0;
 }
 
-static int recv_all(struct conn *c, uint8_t *p, size_t n, struct client_error *err)
+static int recv_all(struct net_session *c, uint8_t *p, size_t n, struct client_error *err)
 {
     while (n > 0) {
         size_t got = 0;
@@ -436,7 +592,7 @@ static int recv_all(struct conn *c, uint8_t *p, size_t n, struct client_error *e
 }
 
 /* Reads frames until the reply to `id`; an error reply without an id concerns our frame. */
-static int receive_reply(struct conn *c, uint64_t id, struct net_reply *out,
+static int receive_reply(struct net_session *c, uint64_t id, struct net_reply *out,
                          struct client_error *err)
 {
     for (unsigned skipped = 0;; skipped++) {
@@ -485,47 +641,136 @@ static int receive_reply(struct conn *c, uint64_t id, struct net_reply *out,
     }
 }
 
+void net_close(struct net_session *c)
+{
+    if (!c)
+        return;
+    if (c->ssl && c->done) {
+        /* One close_notify, without waiting for the server's: the replies are already here. */
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl);
+    }
+    ERR_clear_error();
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ctx);
+    if (c->deflt)
+        OSSL_PROVIDER_unload(c->deflt);
+    if (c->legacy)
+        OSSL_PROVIDER_unload(c->legacy);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}
+
+int net_open(const struct settings *s, struct net_session **out, struct client_error *err)
+{
+    struct net_session *c = calloc(1, sizeof *c);
+    *out = NULL;
+    if (!c)
+        return client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+    c->s = s;
+    c->fd = -1;
+    if (make_ctx(c, err) != 0)
+        goto fail;
+    c->deadline = now_ms() + s->timeout_ms;
+    if (tcp_connect(c, err) != 0 || make_ssl(c, err) != 0 || handshake(c, err) != 0)
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    net_close(c);
+    return -1;
+}
+
+int net_exchange(struct net_session *c, const uint8_t *body, size_t len, uint64_t id,
+                 struct net_reply *out, struct client_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (len == 0 || len > NET_MAX_FRAME)
+        return client_fail(err, CLIENT_FAILED, "internal", "request of %zu bytes", len);
+    /* Header and body in one write, so that they travel in one TLS record. */
+    uint8_t *frame = malloc(PROTO_HEADER_LEN + len);
+    if (!frame)
+        return client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+    proto_frame_put_header(frame, (uint32_t)len);
+    memcpy(frame + PROTO_HEADER_LEN, body, len);
+    int rc = send_all(c, frame, PROTO_HEADER_LEN + len, err);
+    free(frame);
+    if (rc == 0)
+        rc = receive_reply(c, id, out, err);
+    c->done = rc == 0;
+    return rc;
+}
+
 int net_call(const struct settings *s, const uint8_t *body, size_t len, uint64_t id,
              struct net_reply *out, struct client_error *err)
 {
-    struct conn c = {.s = s, .fd = -1};
-    uint8_t *frame = NULL;
-    int rc = -1;
-
+    struct net_session *c;
     memset(out, 0, sizeof *out);
+    if (len == 0 || len > NET_MAX_FRAME)
+        return client_fail(err, CLIENT_FAILED, "internal", "request of %zu bytes", len);
+    if (net_open(s, &c, err) != 0)
+        return -1;
+    int rc = net_exchange(c, body, len, id, out, err);
+    net_close(c);
+    return rc;
+}
+
+/* ---- a stream of replies (watch) ---------------------------------------------------------- */
+
+struct net_stream {
+    struct net_session *c;
+    uint64_t id;
+};
+
+struct net_stream *net_stream_open(const struct settings *s, const uint8_t *body, size_t len,
+                                   uint64_t id, struct client_error *err)
+{
+    struct net_stream *st = calloc(1, sizeof *st);
+    uint8_t *frame = NULL;
+    if (!st) {
+        client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+        return NULL;
+    }
+    st->id = id;
     if (len == 0 || len > NET_MAX_FRAME) {
         client_fail(err, CLIENT_FAILED, "internal", "request of %zu bytes", len);
-        goto done;
+        goto fail;
     }
-    if (make_ctx(&c, err) != 0)
-        goto done;
-    c.deadline = now_ms() + s->timeout_ms;
-    if (tcp_connect(&c, err) != 0 || make_ssl(&c, err) != 0 || handshake(&c, err) != 0)
-        goto done;
-    /* Header and body in one write, so that they travel in one TLS record. */
-    frame = malloc(PROTO_HEADER_LEN + len);
-    if (!frame) {
+    if (net_open(s, &st->c, err) != 0)
+        goto fail;
+    if (!(frame = malloc(PROTO_HEADER_LEN + len))) {
         client_fail(err, CLIENT_FAILED, "internal", "out of memory");
-        goto done;
+        goto fail;
     }
     proto_frame_put_header(frame, (uint32_t)len);
     memcpy(frame + PROTO_HEADER_LEN, body, len);
-    if (send_all(&c, frame, PROTO_HEADER_LEN + len, err) != 0)
-        goto done;
-    if (receive_reply(&c, id, out, err) != 0)
-        goto done;
-    /* One close_notify, without waiting for the server's: the reply is already here. */
-    ERR_clear_error();
-    (void)SSL_shutdown(c.ssl);
-    rc = 0;
-done:
+    if (send_all(st->c, frame, PROTO_HEADER_LEN + len, err) != 0)
+        goto fail;
     free(frame);
-    ERR_clear_error();
-    SSL_free(c.ssl);
-    SSL_CTX_free(c.ctx);
-    if (c.fd >= 0)
-        close(c.fd);
+    return st;
+fail:
+    free(frame);
+    net_stream_close(st);
+    return NULL;
+}
+
+int net_stream_next(struct net_stream *st, int timeout_ms, struct net_reply *out,
+                    struct client_error *err)
+{
+    memset(out, 0, sizeof *out);
+    st->c->deadline = now_ms() + timeout_ms;
+    int rc = receive_reply(st->c, st->id, out, err);
+    st->c->done = rc == 0;
     return rc;
+}
+
+void net_stream_close(struct net_stream *st)
+{
+    if (!st)
+        return;
+    net_close(st->c);
+    free(st);
 }
 
 void net_reply_free(struct net_reply *r)

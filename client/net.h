@@ -1,7 +1,11 @@
-/* The client's side of the wire: one TLS connection, one request frame, one reply. */
+/*
+ * The client's side of the wire: one TLS connection, and on it one request frame and its reply,
+ * or a few in turn (a lookup, then the request it was for).
+ */
 #ifndef FRISTAD_CLIENT_NET_H
 #define FRISTAD_CLIENT_NET_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +32,30 @@ struct net_reply {
  */
 int net_call(const struct settings *s, const uint8_t *body, size_t len, uint64_t id,
              struct net_reply *out, struct client_error *err) CLIENT_WARN_UNUSED;
+
+/* A connection for several requests in turn, under one deadline (s->timeout_ms from open). */
+struct net_session;
+/* Connects and makes the TLS handshake. Returns 0, or -1 with err set (as net_call). */
+int net_open(const struct settings *s, struct net_session **out,
+             struct client_error *err) CLIENT_WARN_UNUSED;
+/* Sends one request and reads its reply, as net_call does on its own connection. */
+int net_exchange(struct net_session *c, const uint8_t *body, size_t len, uint64_t id,
+                 struct net_reply *out, struct client_error *err) CLIENT_WARN_UNUSED;
+void net_close(struct net_session *c);
 void net_reply_free(struct net_reply *r);
+
+/*
+ * A request whose replies keep coming (watch): connects, sends `body` and returns the stream,
+ * or NULL with err set. net_stream_next waits up to timeout_ms for the next reply to `id`
+ * (0, or -1 with err: timeout, connection lost, protocol failure).
+ */
+struct net_stream;
+/* Waits end early (as failures) once *flag is set by a signal handler. */
+void net_stop_on(volatile sig_atomic_t *flag);
+struct net_stream *net_stream_open(const struct settings *s, const uint8_t *body, size_t len,
+                                   uint64_t id, struct client_error *err);
+int net_stream_next(struct net_stream *st, int timeout_ms, struct net_reply *out,
+                    struct client_error *err) CLIENT_WARN_UNUSED;
+void net_stream_close(struct net_stream *st);
 
 #endif

@@ -13,11 +13,12 @@
 
 #include "settings.h"
 
-enum setting { S_SERVER, S_CERT, S_KEY, S_CA, S_SERVERNAME, S__COUNT };
+enum setting { S_SERVER, S_CERT, S_KEY, S_P12, S_CA, S_SERVERNAME, S__COUNT };
 
-static const char *const setting_names[S__COUNT] = {"server", "cert", "key", "ca", "servername"};
+static const char *const setting_names[S__COUNT] = {"server", "cert", "key",
+                                                    "p12",    "ca",   "servername"};
 static const char *const setting_envs[S__COUNT] = {"FRISTAD_SERVER", "FRISTAD_CERT", "FRISTAD_KEY",
-                                                   "FRISTAD_CA", NULL};
+                                                   "FRISTAD_P12",    "FRISTAD_CA",   NULL};
 
 /* What the config file said, and why it was refused if it was. */
 struct file_values {
@@ -58,7 +59,7 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     fv->value[k] = NULL;
     if (value[0] == '\0')
         return 1;
-    bool is_path = k == S_CERT || k == S_KEY || k == S_CA;
+    bool is_path = k == S_CERT || k == S_KEY || k == S_P12 || k == S_CA;
     /* A relative path names a file beside the config file, wherever the client is run from. */
     if (is_path && value[0] != '/' && fv->dir)
         fv->value[k] = join_path(fv->dir, fv->dir_len, value);
@@ -131,7 +132,7 @@ static int read_file(const char *path, bool explicit_path, struct file_values *f
     if (fv->bad_key[0])
         return client_fail(err, CLIENT_USAGE, "usage",
                            "%s:%d: unknown key '%s' in [client]; the keys are server, cert, "
-                           "key, ca and servername",
+                           "key, p12, ca and servername",
                            path, rc, fv->bad_key);
     return client_fail(err, CLIENT_USAGE, "usage", "%s:%d: this line is not valid INI", path, rc);
 }
@@ -181,10 +182,26 @@ bad:
                        "the server must be given as HOST:PORT, such as fristad.example.se:7420");
 }
 
+/* Where setting k came from: 0 a flag, 1 the environment, 2 the file, 3 nowhere. */
+static int certificate_level(const struct settings_flags *flags, const struct file_values *fv,
+                             enum setting k)
+{
+    const char *flag = k == S_P12 ? flags->p12 : k == S_CERT ? flags->cert : flags->key;
+    const char *env = getenv(setting_envs[k]);
+    const char *other_env = k == S_CERT ? getenv(setting_envs[S_KEY]) : NULL;
+    if (flag || (k == S_CERT && flags->key))
+        return 0;
+    if ((env && env[0]) || (other_env && other_env[0]))
+        return 1;
+    if (fv->value[k] || (k == S_CERT && fv->value[S_KEY]))
+        return 2;
+    return 3;
+}
+
 int settings_load(struct settings *s, const struct settings_flags *flags, struct client_error *err)
 {
-    const char *flag_values[S__COUNT] = {flags->server, flags->cert, flags->key, flags->ca,
-                                         flags->servername};
+    const char *flag_values[S__COUNT] = {flags->server, flags->cert, flags->key,
+                                         flags->p12,    flags->ca,   flags->servername};
     char *chosen[S__COUNT] = {NULL};
     bool server_from_file = false;
     struct file_values fv = {0};
@@ -222,12 +239,40 @@ int settings_load(struct settings *s, const struct settings_flags *flags, struct
     s->server = chosen[S_SERVER];
     s->cert = chosen[S_CERT];
     s->key = chosen[S_KEY];
+    s->p12 = chosen[S_P12];
     s->ca = chosen[S_CA];
     s->servername = chosen[S_SERVERNAME];
     s->timeout_ms = flags->timeout_ms > 0 ? flags->timeout_ms : SETTINGS_DEFAULT_TIMEOUT;
 
+    /*
+     * One certificate: a PKCS#12 file or a PEM pair. A pair given at a closer level (a flag
+     * over the environment over the file) wins over a p12 file from further away, and the
+     * other way round; given at the same level, both together are a mistake.
+     */
+    int cert_level = certificate_level(flags, &fv, S_CERT),
+        p12_level = certificate_level(flags, &fv, S_P12);
+    if (s->p12 && (s->cert || s->key)) {
+        if (cert_level == p12_level) {
+            rc = client_fail(err, CLIENT_USAGE, "usage",
+                             "give a PKCS#12 file (p12) or a certificate and key (cert, key), "
+                             "not both");
+            goto done;
+        }
+        if (p12_level < cert_level) {
+            free(s->cert);
+            free(s->key);
+            s->cert = s->key = NULL;
+        } else {
+            free(s->p12);
+            s->p12 = NULL;
+        }
+    }
+
     int n_missing = 0;
     for (int k = 0; k < S_SERVERNAME; k++) {
+        /* With a p12 file no pair is missing; without, the pair is what is named missing. */
+        if (k == S_P12 || (s->p12 && (k == S_CERT || k == S_KEY)))
+            continue;
         if (!chosen[k])
             snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s",
                      n_missing++ ? ", " : "", setting_names[k]);
@@ -235,10 +280,10 @@ int settings_load(struct settings *s, const struct settings_flags *flags, struct
     if (n_missing > 0) {
         rc = client_fail(err, CLIENT_USAGE, "usage",
                          "missing %s: %s. Give each as a flag (--server HOST:PORT, --cert "
-                         "FILE, --key FILE, --ca FILE), as an environment variable "
-                         "(FRISTAD_SERVER, FRISTAD_CERT, FRISTAD_KEY, FRISTAD_CA), or in the "
-                         "[client] section of a config file (--config FILE, $FRISTAD_CONFIG or "
-                         "~/.config/fristad/client.conf)",
+                         "FILE, --key FILE or --p12 FILE, --ca FILE), as an environment variable "
+                         "(FRISTAD_SERVER, FRISTAD_CERT, FRISTAD_KEY or FRISTAD_P12, "
+                         "FRISTAD_CA), or in the [client] section of a config file (--config "
+                         "FILE, $FRISTAD_CONFIG or ~/.config/fristad/client.conf)",
                          n_missing > 1 ? "settings" : "setting", missing);
         goto done;
     }
@@ -257,6 +302,7 @@ void settings_free(struct settings *s)
     free(s->server);
     free(s->cert);
     free(s->key);
+    free(s->p12);
     free(s->ca);
     free(s->servername);
     memset(s, 0, sizeof *s);

@@ -1,4 +1,7 @@
-/* Where to connect and with which certificate: flags, then environment, then a config file. */
+/*
+ * Where to connect and with which certificate: flags, then environment, then a config file.
+ * The certificate is a PEM pair (cert, key) or one PKCS#12 file (p12), whichever comes first.
+ */
 #ifndef FRISTAD_CLIENT_SETTINGS_H
 #define FRISTAD_CLIENT_SETTINGS_H
 
@@ -14,6 +17,7 @@ struct settings_flags {
     const char *server;
     const char *cert;
     const char *key;
+    const char *p12;
     const char *ca;
     const char *servername;
     const char *config;
@@ -25,8 +29,9 @@ struct settings {
     char *host;       /* name or IP literal, without brackets */
     char *port;       /* decimal */
     char *server;     /* as given, for messages */
-    char *cert;       /* client certificate chain, PEM */
-    char *key;        /* its private key, PEM */
+    char *cert;       /* client certificate chain, PEM; NULL with p12 */
+    char *key;        /* its private key, PEM; NULL with p12 */
+    char *p12;        /* certificate, key and chain in one PKCS#12 file; NULL with cert */
     char *ca;         /* CA certificates the server's certificate must chain to */
     char *servername; /* name checked in the server's certificate; NULL: the host */
     int timeout_ms;

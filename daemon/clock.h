@@ -11,6 +11,8 @@
 
 /* Milliseconds on the monotonic clock (an arbitrary origin; only differences mean anything). */
 int64_t clock_mono_ms(void);
+/* Microseconds on the monotonic clock, for latencies. */
+int64_t clock_mono_us(void);
 /* Milliseconds since 1970-01-01 UTC. */
 int64_t clock_wall_ms(void);
 

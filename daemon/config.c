@@ -6,9 +6,12 @@
  */
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fristad/proto.h>
 
@@ -20,9 +23,11 @@ _Static_assert(CONFIG_MUN_WORDS * 64 >= PROTO_MUNICIPALITIES, "a set holds every
 enum key_type {
     K_STR,      /* copied as is */
     K_PATH,     /* relative paths resolved against the config file's directory */
+    K_DATA,     /* a K_PATH whose default lies in the data directory (config_data_dir) */
     K_UINT,     /* unsigned in [min, max] */
     K_DURATION, /* milliseconds in [min, max] */
-    K_LISTEN,   /* host:port */
+    K_LISTEN,   /* host:port: the host into the field, the port into the unsigned at offset
+                   `max`; min 0: may be empty (off) */
     K_REDIS_MODE,
     K_LOG_LEVEL,
     K_LOG_TARGET,
@@ -39,14 +44,15 @@ struct key_def {
     const char *def;
 };
 
-#define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
-#define SEC      1000
-#define MIN      (60 * SEC)
-#define HOUR     (60 * MIN)
-#define DAY      (24 * HOUR)
+#define F(field)    offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define PORT(field) offsetof(struct config, field)
+#define SEC         1000
+#define MIN         (60 * SEC)
+#define HOUR        (60 * MIN)
+#define DAY         (24 * HOUR)
 
 static const struct key_def keys[] = {
-    {"server", "listen", K_LISTEN, F(listen_host), 0, 0, false, "127.0.0.1:7420"},
+    {"server", "listen", K_LISTEN, F(listen_host), 1, PORT(listen_port), false, "127.0.0.1:7420"},
     {"server", "data_dir", K_PATH, F(data_dir), 0, 0, false, "/var/lib/fristad"},
     {"server", "max_connections", K_UINT, F(max_connections), 4, 100000, true, "256"},
     {"server", "max_connections_per_person", K_UINT, F(max_connections_per_person), 1, 100000, true,
@@ -76,9 +82,9 @@ static const struct key_def keys[] = {
     {"redis", "wait_timeout", K_DURATION, F(wait_timeout_ms), 10, MIN, true, "500ms"},
     {"log", "level", K_LOG_LEVEL, F(log_level), 0, 0, true, "info"},
     {"log", "target", K_LOG_TARGET, F(log_target), 0, 0, true, "stderr"},
-    {"data", "municipalities", K_PATH, F(municipalities), 0, 0, false, "municipalities.csv"},
-    {"data", "adjacency", K_PATH, F(adjacency), 0, 0, false, "adjacency.csv"},
-    {"data", "policy", K_PATH, F(policy), 0, 0, false, "policy.conf"},
+    {"data", "municipalities", K_DATA, F(municipalities), 0, 0, false, "municipalities.csv"},
+    {"data", "adjacency", K_DATA, F(adjacency), 0, 0, false, "adjacency.csv"},
+    {"data", "policy", K_DATA, F(policy), 0, 0, false, "policy.conf"},
     {"holds", "ttl", K_DURATION, F(hold_ttl_ms), SEC, 7 * DAY, true, "60m"},
     {"holds", "arrival_ttl", K_DURATION, F(arrival_ttl_ms), SEC, DAY, true, "6h"},
     {"holds", "max_open", K_UINT, F(max_open_holds), 1, 10000, true, "10"},
@@ -90,9 +96,26 @@ static const struct key_def keys[] = {
     {"audit", "retention", K_DURATION, F(audit_retention_ms), DAY, 3650LL * DAY, true, "365d"},
     {"audit", "refusals_per_window", K_UINT, F(refusals_per_window), 1, 100000, true, "10"},
     {"audit", "refusal_window", K_DURATION, F(refusal_window_ms), SEC, HOUR, true, "60s"},
+    {"holds", "escalate_after", K_DURATION, F(escalate_after_ms), SEC, DAY, true, "15m"},
+    {"holds", "escalate_oncall_after", K_DURATION, F(escalate_oncall_after_ms), SEC, DAY, true,
+     "30m"},
+    {"events", "retention", K_DURATION, F(event_retention_ms), MIN, 30LL * DAY, true, "24h"},
+    {"events", "max_length", K_UINT, F(event_max), 1000, 100000000, true, "1000000"},
+    {"events", "heartbeat", K_DURATION, F(heartbeat_ms), 100, 10 * MIN, true, "20s"},
+    {"events", "max_watchers", K_UINT, F(max_watchers), 1, 100000, true, "16"},
+    {"metrics", "listen", K_LISTEN, F(metrics_host), 0, PORT(metrics_port), false,
+     "127.0.0.1:7421"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
+
+bool config_key_at(size_t i, struct config_key_info *out)
+{
+    if (i >= NKEYS)
+        return false;
+    *out = (struct config_key_info){keys[i].section, keys[i].name, keys[i].def, keys[i].reload};
+    return true;
+}
 
 void config_redis_address(const struct config *cfg, char *out, size_t cap)
 {
@@ -128,8 +151,42 @@ int64_t config_parse_duration(const char *s)
     return (int64_t)(ms + 0.5);
 }
 
+/*
+ * The data directory as installed (FRISTAD_DATADIR), or, when this binary runs from a staged
+ * copy of the installation (meson install --destdir STAGE), the same path below STAGE: the
+ * binary then lives in STAGE followed by FRISTAD_SBINDIR, and its data beside it.
+ */
+const char *config_data_dir(void)
+{
+    static char dir[CONFIG_PATH_MAX];
+    if (dir[0])
+        return dir;
+    snprintf(dir, sizeof dir, "%s", FRISTAD_DATADIR);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return dir;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    size_t sbin = strlen(FRISTAD_SBINDIR);
+    if (!slash)
+        return dir;
+    *slash = '\0';
+    size_t len = strlen(exe);
+    if (len <= sbin || strcmp(exe + len - sbin, FRISTAD_SBINDIR) != 0)
+        return dir;
+    char staged[CONFIG_PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(staged, sizeof staged, "%.*s%s", (int)(len - sbin), exe, FRISTAD_DATADIR) <
+            sizeof staged &&
+        stat(staged, &st) == 0 && S_ISDIR(st.st_mode))
+        memcpy(dir, staged, sizeof dir);
+    return dir;
+}
+
 struct parse_state {
     struct config *cfg;
+    bool defaults; /* applying the table's defaults, not the file */
     char dir[CONFIG_PATH_MAX];
     char err[512];
     bool seen[NKEYS];
@@ -154,6 +211,14 @@ static int apply(struct parse_state *st, const struct key_def *k, const char *v)
             return -1;
         }
         return 0;
+    case K_DATA:
+        if (st->defaults) {
+            if ((size_t)snprintf(field, k->size, "%s/%s", config_data_dir(), v) >= k->size)
+                goto too_long;
+            return 0;
+        }
+        /* A value from the file is a path like any other. */
+        __attribute__((fallthrough));
     case K_PATH:
         if (v[0] == '\0' || v[0] == '/') {
             if (set_string(field, k->size, v) < 0)
@@ -188,7 +253,13 @@ static int apply(struct parse_state *st, const struct key_def *k, const char *v)
     case K_LISTEN: {
         const char *colon = strrchr(v, ':');
         char *end;
-        if (!colon || colon == v || (size_t)(colon - v) >= sizeof st->cfg->listen_host)
+        unsigned *port_field = (unsigned *)(void *)((char *)st->cfg + k->max);
+        if (v[0] == '\0' && k->min == 0) { /* off */
+            field[0] = '\0';
+            *port_field = 0;
+            return 0;
+        }
+        if (!colon || colon == v || (size_t)(colon - v) >= k->size)
             goto bad_listen;
         errno = 0;
         long port = strtol(colon + 1, &end, 10);
@@ -201,12 +272,13 @@ static int apply(struct parse_state *st, const struct key_def *k, const char *v)
             h++;
             hl -= 2;
         }
-        memcpy(st->cfg->listen_host, h, hl);
-        st->cfg->listen_host[hl] = '\0';
-        st->cfg->listen_port = (unsigned)port;
+        memcpy(field, h, hl);
+        field[hl] = '\0';
+        *port_field = (unsigned)port;
         return 0;
     bad_listen:
-        snprintf(st->err, sizeof st->err, "must be HOST:PORT, such as 127.0.0.1:7420");
+        snprintf(st->err, sizeof st->err, "must be HOST:PORT, such as %s%s", k->def,
+                 k->min == 0 ? ", or empty for none" : "");
         return -1;
     }
     case K_REDIS_MODE:
@@ -392,6 +464,7 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen)
     if (slash == path)
         snprintf(st->dir, sizeof st->dir, "/");
 
+    st->defaults = true;
     for (size_t i = 0; i < NKEYS; i++) {
         if (apply(st, &keys[i], keys[i].def) < 0) {
             snprintf(err, errlen, "default of [%s] %s is invalid", keys[i].section, keys[i].name);
@@ -399,6 +472,7 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen)
             return -1;
         }
     }
+    st->defaults = false;
     int rc = ini_parse(path, on_key, st);
     int result = -1;
     if (rc == -1)
@@ -423,19 +497,23 @@ void config_keep_fixed(const struct config *old, struct config *next)
         const char *a = (const char *)old + keys[i].offset;
         char *b = (char *)next + keys[i].offset;
         bool differ;
-        if (keys[i].type == K_LISTEN)
-            differ = strcmp(old->listen_host, next->listen_host) != 0 ||
-                     old->listen_port != next->listen_port;
-        else if (keys[i].type == K_STR || keys[i].type == K_PATH)
+        const unsigned *old_port = NULL;
+        unsigned *next_port = NULL;
+        if (keys[i].type == K_LISTEN) {
+            old_port = (const unsigned *)(const void *)((const char *)old + keys[i].max);
+            next_port = (unsigned *)(void *)((char *)next + keys[i].max);
+            differ = strcmp(a, b) != 0 || *old_port != *next_port;
+        } else if (keys[i].type == K_STR || keys[i].type == K_PATH || keys[i].type == K_DATA) {
             differ = strcmp(a, b) != 0;
-        else
+        } else {
             differ = memcmp(a, b, keys[i].size) != 0;
+        }
         if (!differ)
             continue;
         log_warning("[%s] %s changed in the file; it needs a restart, keeping the running value",
                     keys[i].section, keys[i].name);
-        if (keys[i].type == K_LISTEN)
-            next->listen_port = old->listen_port;
+        if (old_port && next_port)
+            *next_port = *old_port;
         memcpy(b, a, keys[i].size);
     }
 }

@@ -77,6 +77,15 @@ struct config {
     /* [oncall]: whom each on-call id acts for; an id not listed acts for none. Reloadable. */
     unsigned n_oncall;
     struct config_oncall oncall[CONFIG_ONCALL_MAX];
+
+    int64_t escalate_after_ms;        /* a hold nobody answered: step 1, shelter and holder */
+    int64_t escalate_oncall_after_ms; /* step 2: on-call and admin too */
+    int64_t event_retention_ms;       /* the event log keeps events this long */
+    unsigned event_max;               /* ...and at most about this many */
+    int64_t heartbeat_ms;             /* a watcher hears from the daemon at least this often */
+    unsigned max_watchers;            /* watching connections of one principal */
+    char metrics_host[256];           /* empty: no metrics listener */
+    unsigned metrics_port;
 };
 
 /*
@@ -92,8 +101,26 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen)
  */
 void config_keep_fixed(const struct config *old, struct config *next);
 
+/*
+ * Where the reference data and the default policy are installed ([data] keys default to files
+ * in it): the build's data directory, found below the staging root when the binary runs from a
+ * staged installation.
+ */
+const char *config_data_dir(void);
+
 /* The Redis address the links connect to: the spawned server's socket, or [redis] address. */
 void config_redis_address(const struct config *cfg, char *out, size_t cap);
+
+/* One row of the key table, for the documentation and its tests. */
+struct config_key_info {
+    const char *section;
+    const char *name;
+    const char *def; /* the default as written in a file; for [data] keys, in the data dir */
+    bool reload;     /* SIGHUP applies a change */
+};
+
+/* The i-th key of the table; false past the last. */
+bool config_key_at(size_t i, struct config_key_info *out);
 
 /* Parses "250ms", "10s", "5m", "2h", "7d" or a bare number of seconds. -1 on error. */
 int64_t config_parse_duration(const char *s);

@@ -73,14 +73,19 @@ struct conn {
     struct peer_key from;
     struct event *frame_timer;  /* deadline of the handshake, then of each started frame */
     struct event *expiry_timer; /* the end of the certificate's validity: the connection ends */
+    struct request *stream;     /* a request that turned the connection into a stream */
 };
 
 struct request {
     struct conn *c;
     uint64_t id;
     bool has_id;
+    unsigned op;          /* enum proto_op, for the metrics */
+    int64_t start_us;     /* monotonic: its frame was complete */
     struct evbuffer *out; /* the reply being packed */
     msgpack_packer pk;
+    void (*closed)(void *ud); /* a stream: told when the connection goes away */
+    void *closed_ud;
 };
 
 static TAILQ_HEAD(conn_list, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -219,7 +224,7 @@ static int pack_to_evbuffer(void *data, const char *buf, size_t len)
     return evbuffer_add(data, buf, len);
 }
 
-/* An error reply outside any request: a frame that did not decode, a limit. */
+/* An error reply; outside a request, a frame that did not decode or a limit. */
 static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err code,
                         const char *message)
 {
@@ -238,7 +243,16 @@ static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err
     evbuffer_free(body);
 }
 
-static struct request *request_new(struct conn *c, const struct proto_request *req)
+/* A frame refused before it became a request, counted under its op if it was known. */
+static void refuse_frame(struct conn *c, unsigned op, uint64_t id, bool has_id, enum proto_err code,
+                         const char *message)
+{
+    metrics_request_done(&c->d->metrics, op, code, -1);
+    reply_error(c, id, has_id, code, message);
+}
+
+static struct request *request_new(struct conn *c, const struct proto_request *req,
+                                   int64_t start_us)
 {
     struct request *r = calloc(1, sizeof *r);
     if (!r)
@@ -246,15 +260,21 @@ static struct request *request_new(struct conn *c, const struct proto_request *r
     r->c = c;
     r->id = req->id;
     r->has_id = req->has_id;
+    r->op = req->op;
+    r->start_us = start_us;
     c->refs++;
     c->inflight++;
     return r;
 }
 
-/* The request is answered: the connection may read again, or finish closing. */
-static void request_finish(struct request *r)
+/*
+ * The request is answered with `code`: it is counted and timed, and the connection may read
+ * again, or finish closing.
+ */
+static void request_finish(struct request *r, enum proto_err code)
 {
     struct conn *c = r->c;
+    metrics_request_done(&c->d->metrics, r->op, code, clock_mono_us() - r->start_us);
     if (r->out)
         evbuffer_free(r->out);
     free(r);
@@ -294,13 +314,56 @@ void request_send(struct request *r)
 {
     if (r->out && conn_open(r->c))
         send_frame(r->c, r->out);
-    request_finish(r);
+    request_finish(r, PROTO_OK);
 }
 
 void request_error(struct request *r, enum proto_err code, const char *message)
 {
     reply_error(r->c, r->id, r->has_id, code, message);
-    request_finish(r);
+    request_finish(r, code);
+}
+
+void request_stream(struct request *r, void (*closed)(void *ud), void *ud)
+{
+    struct conn *c = r->c;
+    r->closed = closed;
+    r->closed_ud = ud;
+    c->stream = r;
+    struct timeval wr = {WRITE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(c->bev, NULL, &wr);
+}
+
+bool request_push(struct request *r)
+{
+    if (!conn_open(r->c) || !r->out)
+        return false;
+    return send_frame(r->c, r->out) && conn_open(r->c);
+}
+
+void request_push_error(struct request *r, enum proto_err code, const char *message)
+{
+    reply_error(r->c, r->id, r->has_id, code, message);
+}
+
+/* Ends the connection's stream, if it has one: tells its owner, then finishes the request. */
+static void end_stream(struct conn *c, bool tell)
+{
+    struct request *r = c->stream;
+    if (!r)
+        return;
+    c->stream = NULL;
+    if (tell && r->closed)
+        r->closed(r->closed_ud);
+    request_finish(r, PROTO_OK);
+}
+
+static void close_after_replies(struct conn *c);
+
+void request_end(struct request *r)
+{
+    struct conn *c = r->c;
+    end_stream(c, false);
+    close_after_replies(c);
 }
 
 /* Stops reading and closes once every reply due has been written. */
@@ -310,7 +373,10 @@ static void close_after_replies(struct conn *c)
         return;
     bufferevent_disable(c->bev, EV_READ);
     evtimer_del(c->frame_timer);
-    maybe_finish_closing(c);
+    if (c->stream)
+        end_stream(c, true); /* finishing the stream may close the connection: the last step */
+    else
+        maybe_finish_closing(c);
 }
 
 static void conn_close(struct conn *c, const char *why)
@@ -318,7 +384,7 @@ static void conn_close(struct conn *c, const char *why)
     if (c->state == CONN_CLOSED)
         return;
     if (why)
-        conn_log(c, LOG_LVL_INFO, "closed: %s", why);
+        conn_log(c, LOG_LVL_DEBUG, "closed: %s", why);
     else
         conn_log(c, LOG_LVL_DEBUG, "closed");
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -335,6 +401,7 @@ static void conn_close(struct conn *c, const char *why)
         role_conns[c->role_slot]--;
     }
     conn_set_state(c, CONN_CLOSED);
+    end_stream(c, true);
     conn_unref(c);
 }
 
@@ -360,7 +427,8 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    conn_close(arg, "its certificate has expired");
+    conn_log(arg, LOG_LVL_INFO, "closed: its certificate has expired");
+    conn_close(arg, NULL);
 }
 
 /*
@@ -383,20 +451,22 @@ static bool arm_expiry(struct conn *c, SSL *ssl)
 /* Handles one complete frame body. */
 static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
+    int64_t start_us = clock_mono_us();
     struct proto_request req;
     struct proto_error err = {0};
     enum proto_err e = proto_decode_request(body, len, &req, &err);
+    unsigned op = e == PROTO_OK ? (unsigned)req.op : OP__COUNT;
 
     if (!limits_take(c->lim, c->d->cfg->rate, c->d->cfg->burst, clock_mono_ms())) {
-        reply_error(c, req.id, req.has_id, PROTO_E_RATE_LIMITED,
-                    "too many requests from this principal; slow down and retry");
+        refuse_frame(c, op, req.id, req.has_id, PROTO_E_RATE_LIMITED,
+                     "too many requests from this principal; slow down and retry");
         return;
     }
     if (e != PROTO_OK) {
         conn_log(c, LOG_LVL_DEBUG, "refused a frame: %s", proto_err_code(e));
-        reply_error(c, req.id, req.has_id, e, err.message);
+        refuse_frame(c, op, req.id, req.has_id, e, err.message);
         if (++c->errors_in_row >= MAX_ERRORS) {
-            conn_log(c, LOG_LVL_INFO, "too many refused frames in a row");
+            conn_log(c, LOG_LVL_DEBUG, "too many refused frames in a row");
             close_after_replies(c);
         }
         return;
@@ -404,9 +474,9 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
     c->errors_in_row = 0;
     c->last_active_ms = clock_mono_ms();
     c->d->metrics.requests[req.op]++;
-    struct request *r = request_new(c, &req);
+    struct request *r = request_new(c, &req, start_us);
     if (!r) {
-        reply_error(c, req.id, true, PROTO_E_INTERNAL, "out of memory");
+        refuse_frame(c, op, req.id, true, PROTO_E_INTERNAL, "out of memory");
         return;
     }
     handler(r, &req, handler_ud);
@@ -417,6 +487,11 @@ static void read_frames_locked(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     uint32_t max_frame = c->d->cfg->max_frame;
 
+    if (c->stream) { /* a stream takes no requests: what comes is dropped */
+        evbuffer_drain(in, evbuffer_get_length(in));
+        evtimer_del(c->frame_timer);
+        return;
+    }
     for (unsigned n = 0; n < FRAMES_PER_EVENT; n++) {
         if (c->state != CONN_READY)
             return;
@@ -448,15 +523,15 @@ static void read_frames_locked(struct conn *c)
             }
             return;
         case PROTO_FRAME_BAD_LENGTH:
-            reply_error(c, 0, false, PROTO_E_BAD_FRAME,
-                        "a frame length of zero; the stream cannot be read any further");
+            refuse_frame(c, OP__COUNT, 0, false, PROTO_E_BAD_FRAME,
+                         "a frame length of zero; the stream cannot be read any further");
             close_after_replies(c);
             return;
         case PROTO_FRAME_TOO_LARGE: {
             char msg[128];
             snprintf(msg, sizeof msg, "a frame of %u bytes is larger than the maximum of %u", len,
                      max_frame);
-            reply_error(c, 0, false, PROTO_E_TOO_LARGE, msg);
+            refuse_frame(c, OP__COUNT, 0, false, PROTO_E_TOO_LARGE, msg);
             close_after_replies(c);
             return;
         }
@@ -508,6 +583,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void drop(struct daemon *d, struct conn *c, const char *why)
 {
     d->metrics.connections_refused++;
+    d->metrics.refused[REFUSED_DROPPED]++;
     conn_log(c, LOG_LVL_DEBUG, "%s", why); /* a flood must not flood the log too */
     conn_close(c, NULL);
 }
@@ -605,10 +681,14 @@ static const char *admit(struct conn *c)
 {
     const struct config *cfg = c->d->cfg;
     unsigned r = c->who.valid ? (unsigned)c->who.role : ROLE__COUNT;
-    if (c->lim->conns >= cfg->max_connections_per_person)
+    if (c->lim->conns >= cfg->max_connections_per_person) {
+        c->d->metrics.refused[REFUSED_PERSON_LIMIT]++;
         return "this person has too many connections open";
-    if (!role_has_room(cfg, r))
+    }
+    if (!role_has_room(cfg, r)) {
+        c->d->metrics.refused[REFUSED_ROLE_LIMIT]++;
         return "the connections this role may hold are all in use; retry shortly";
+    }
     c->lim->conns++;
     role_conns[r]++;
     c->role_slot = r;
@@ -617,12 +697,14 @@ static const char *admit(struct conn *c)
     return NULL;
 }
 
+/* The idle timeout of a connection: shorter for a person's extra ones; none for a stream,
+ * whose client listens and sends nothing. */
 static void set_timeouts(struct conn *c)
 {
     const struct config *cfg = c->d->cfg;
     struct timeval idle = ms_tv(c->extra ? cfg->extra_idle_timeout_ms : cfg->idle_timeout_ms),
                    wr = {WRITE_TIMEOUT_S, 0};
-    bufferevent_set_timeouts(c->bev, &idle, &wr);
+    bufferevent_set_timeouts(c->bev, c->stream ? NULL : &idle, &wr);
 }
 
 static void on_connected(struct conn *c)
@@ -641,16 +723,17 @@ static void on_connected(struct conn *c)
         return;
     evtimer_del(c->frame_timer); /* the handshake deadline; frames arm it anew */
     if (!arm_expiry(c, ssl)) {
-        conn_close(c, "its certificate has expired");
+        conn_log(c, LOG_LVL_INFO, "closed: its certificate has expired");
+        conn_close(c, NULL);
         return;
     }
     c->last_active_ms = clock_mono_ms();
     set_timeouts(c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
     if (!c->who.valid)
-        conn_log(c, LOG_LVL_WARNING, "certificate names no usable principal: %s", c->who.why);
+        conn_log(c, LOG_LVL_DEBUG, "certificate names no usable principal: %s", c->who.why);
     else
-        conn_log(c, LOG_LVL_INFO, "authenticated from %s (%s), person %s", c->peer,
+        conn_log(c, LOG_LVL_DEBUG, "authenticated from %s (%s), person %s", c->peer,
                  SSL_get_version(ssl), c->who.person);
     const char *full = admit(c);
     if (full) {
@@ -764,7 +847,7 @@ bool conn_make_room(struct daemon *d)
     /* Insiders: a person's idle connections beyond its allowance give way too. */
     TAILQ_FOREACH(c, &conns, link)
     {
-        if (c->state == CONN_READY && c->extra && c->inflight == 0 &&
+        if (c->state == CONN_READY && c->extra && c->inflight == 0 && !c->stream &&
             (!idlest || c->last_active_ms < idlest->last_active_ms))
             idlest = c;
     }
@@ -790,6 +873,7 @@ void conn_drain_all(void)
 void conn_after_reload(struct daemon *d)
 {
     struct conn *c, *next;
+    unsigned revoked = 0;
     for (c = TAILQ_FIRST(&conns); c; c = next) {
         next = TAILQ_NEXT(c, link);
         if (c->state != CONN_READY)
@@ -797,11 +881,16 @@ void conn_after_reload(struct daemon *d)
         char why[160];
         if (!tls_peer_verify(d->tls, bufferevent_openssl_get_ssl(c->bev), why, sizeof why)) {
             conn_close(c, why);
+            revoked++;
             continue;
         }
         set_timeouts(c);
         bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
     }
+    if (revoked)
+        log_notice("closed %u connection%s whose certificate chain no longer verifies "
+                   "(revoked, its CA removed, or expired)",
+                   revoked, revoked == 1 ? "" : "s");
 }
 
 void conn_free_all(void)

@@ -73,6 +73,21 @@ void request_send(struct request *r);
 /* Sends an error reply, dropping anything packed; finishes the request. */
 void request_error(struct request *r, enum proto_err code, const char *message);
 
+/*
+ * Turns the request into a stream: replies keep coming (request_reply, then request_push) until
+ * either side ends it. The connection takes no further requests (what the peer sends is read
+ * and dropped) and its idle timeout no longer applies: the stream's own heartbeats keep it
+ * alive, and a peer that stops reading is still closed. `closed` runs once, when the connection
+ * goes away or shuts down; the handle is gone after it.
+ */
+void request_stream(struct request *r, void (*closed)(void *ud), void *ud);
+/* Sends what was packed and keeps the stream; false when the connection is no longer open. */
+bool request_push(struct request *r);
+/* Sends an error frame on a stream and keeps it (request_end usually follows). */
+void request_push_error(struct request *r, enum proto_err code, const char *message);
+/* Ends a stream from this side: the connection closes once its replies are out. */
+void request_end(struct request *r);
+
 /* Logs a line prefixed with the connection id and its principal. */
 void request_logf(const struct request *r, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -38,6 +38,10 @@ struct spawn;
 struct limits;
 struct housekeeping;
 struct refusals;
+struct feed;
+struct watchers;
+struct standing;
+struct exporter;
 
 struct daemon {
     struct event_base *base;
@@ -53,6 +57,10 @@ struct daemon {
     struct limits *limits;     /* per-principal rate and connection counts */
     struct refusals *refusals; /* refusals counted, not audited one by one (refusals.h) */
     struct housekeeping *housekeeping;
+    struct feed *feed;         /* the event log, followed */
+    struct watchers *watch;    /* connections that watch events */
+    struct standing *standing; /* standing searches, in memory */
+    struct exporter *exporter; /* NULL when [metrics] listen is empty */
     struct metrics metrics;
     struct search_counts counts; /* follow-up counts not yet added to the store */
     bool ready_logged;           /* "ready" has been logged once */

@@ -16,6 +16,7 @@
 #include "ops.h"
 #include "refusals.h"
 #include "store.h"
+#include "watch.h"
 
 /* A request at the store, until its function answers. */
 struct pending_req {
@@ -218,14 +219,23 @@ void dispatch_request(struct request *r, const struct proto_request *req, void *
     struct proto_error err = {0};
     enum proto_err e = authz_check(who, req, d->cfg, &err);
     if (e != PROTO_OK) {
-        request_log(r, LOG_LVL_INFO, "refused '%s': %s", proto_op_name(req->op), proto_err_code(e));
+        request_log(r, LOG_LVL_DEBUG, "refused '%s': %s", proto_op_name(req->op),
+                    proto_err_code(e));
         if (refusal_recorded(d, who, e))
             (void)audit_note(d, who, req, proto_err_code(e), false);
         request_error(r, e, err.message); /* last: it finishes the request */
         return;
     }
-    if (row->route == ROUTE_INDEX)
+    switch (row->route) {
+    case ROUTE_INDEX:
         answer_from_index(d, r, row, req);
-    else
+        return;
+    case ROUTE_STREAM:
+        watch_start(d->watch, r, req);
+        return;
+    case ROUTE_READ:
+    case ROUTE_WRITE:
         call_store(d, r, row, req);
+        return;
+    }
 }

@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <fristad/proto.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "events.h"
 #include "log.h"
@@ -92,6 +93,7 @@ static void on_dump(const struct store_result *res, void *ud)
     }
     ev->n_raced = 0;
     ev->d->metrics.index_reloads++;
+    ev->d->metrics.index_changed_mono_ms = clock_mono_ms();
     log_info("index: loaded %u shelters at version %llu", ix->n, (unsigned long long)ix->ver);
     ev->hooks.loaded(ev->ud);
     try_reload(ev); /* a resubscribe or a gap while the dump was out wants another */
@@ -120,10 +122,46 @@ void events_store_ready(struct events *ev)
     try_reload(ev);
 }
 
+/*
+ * Applies one snapshot to the index and, when it was newer than the copy there, tells the
+ * hook what the shelter was before. Returns 0, or -1 when it is malformed or memory ran out.
+ */
+static int apply(struct events *ev, const msgpack_object *snapshot)
+{
+    struct index *ix = &ev->d->index;
+    struct idx_shelter *s = malloc(sizeof *s);
+    if (!s)
+        return -1;
+    if (!snapshot || index_parse_snapshot(snapshot, s) < 0) {
+        free(s);
+        return -1;
+    }
+    const struct idx_shelter *old = index_find(ix, s->id);
+    if (old && old->ver >= s->ver) {
+        index_shelter_free(s); /* this copy is already in (our own write, then its event) */
+        return 0;
+    }
+    struct idx_shelter *before = old && ev->hooks.changed ? index_shelter_dup(old) : NULL;
+    char id[PROTO_ID_MAX + 1];
+    memcpy(id, s->id, sizeof id);
+    if (index_put_take(ix, s) < 0) {
+        index_shelter_free(before);
+        return -1;
+    }
+    if (ev->hooks.changed && (before || !old))
+        ev->hooks.changed(ev->ud, before, index_find(ix, id));
+    index_shelter_free(before);
+    return 0;
+}
+
 void events_apply_snapshot(struct daemon *d, const msgpack_object *snapshot)
 {
-    if (snapshot && index_apply(&d->index, snapshot) < 0)
+    if (!snapshot)
+        return;
+    if (apply(d->events, snapshot) < 0)
         log_error("index: a snapshot could not be applied");
+    else
+        d->metrics.index_changed_mono_ms = clock_mono_ms();
 }
 
 static void on_event(struct events *ev, const char *payload, size_t len)
@@ -139,12 +177,13 @@ static void on_event(struct events *ev, const char *payload, size_t len)
     }
     const msgpack_object *v = proto_map_get(&u.data, "version");
     const msgpack_object *s = proto_map_get(&u.data, "shelter");
-    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || index_apply(ix, s) < 0) {
+    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || apply(ev, s) < 0) {
         log_error("events: malformed change event; reloading the index");
         ev->reload_wanted = true;
         goto out;
     }
     uint64_t ver = v->via.u64;
+    ev->d->metrics.index_changed_mono_ms = clock_mono_ms();
     if (ev->reload_inflight) {
         if (ver > ev->max_event_ver)
             ev->max_event_ver = ver;
@@ -224,6 +263,11 @@ struct events *events_new(struct daemon *d, struct events_hooks hooks, void *ud,
 void events_start(struct events *ev)
 {
     rlink_start(ev->link);
+}
+
+bool events_subscribed(const struct events *ev)
+{
+    return ev && ev->subscribed;
 }
 
 void events_free(struct events *ev)

@@ -54,7 +54,16 @@ Key layout under the prefix P:
   rewritten_gen           the purge_gen that the last completed AOF rewrite took off the disk
   idem:<principal>:<key>  "<hid>|<digest of the request>", 24 h
   stats                   hash of counters that outlive the records
+  holds:escalate          zset of held hold ids by the time of their next escalation step
+  st:<id>                 hash of a standing search: by municipality ref referral (packed)
+                                state created_at expires_at matches [closed_at]
+  standing                zset of active standing search ids by expiry
+  standing:by:<principal>, standing:m:<mun>   its active ones / all by creation time
+  stm:<st>:<sid>:<uid>:<v>  "a match was sent": one per standing search, unit and version
   audit                   stream of audit entries
+  log                     stream of events for people (watch): type at and the ids it concerns,
+                          never a reference, callback or phone; trimmed by age and length
+  log:floor               the first event left after the last trim: the log is whole from it
   events                  pub/sub channel of {version, shelter} snapshots
 ]]
 
@@ -103,7 +112,34 @@ local function ctx(keys, argv)
     end
     c.audit_ret = tonumber(e.audit_retention) or 0
     c.ref_ret = tonumber(e.reference_retention) or 0
+    c.event_ret = tonumber(e.event_retention) or 86400000
     return c, e.args or {}
+end
+
+-- The fields an event may carry: ids and states, never a reference, callback or phone.
+local EVENT_KEYS = {'shelter', 'unit', 'hold', 'placement', 'municipality', 'by', 'state', 'step',
+                    'standing'}
+
+-- Appends an event for people to the event log; its stream id is its sequence. The sweep trims
+-- the log (trim_log), so that it knows from where on it is whole.
+local function emit(c, etype, fields)
+    local entry = {'XADD', c.P .. 'log', '*', 'type', etype, 'at', c.now}
+    for _, k in ipairs(EVENT_KEYS) do
+        local v = fields[k]
+        if v ~= nil and v ~= '' then
+            entry[#entry + 1] = k
+            entry[#entry + 1] = v
+        end
+    end
+    redis.call(unpack(entry))
+end
+
+-- What an event says about a hold: which unit, for whom.
+local function hold_event(hid, h, extra)
+    local f = {shelter = h.shelter, unit = h.unit, hold = hid, municipality = h.municipality,
+               by = h.by}
+    for k, v in pairs(extra or {}) do f[k] = v end
+    return f
 end
 
 -- What an entry may say besides who, what and the result; `count` is the number of refusals an
@@ -175,7 +211,9 @@ local function close_hold(c, hid, h, state, extra)
         end
     end
     redis.call('ZREM', c.P .. 'holds:open', hid)
+    redis.call('ZREM', c.P .. 'holds:escalate', hid)
     redis.call('SREM', c.P .. 'holds:by:' .. h.by, hid)
+    emit(c, state, hold_event(hid, h, extra and {placement = extra.placement}))
     local uk = c.P .. 'unit:' .. h.shelter .. ':' .. h.unit
     if redis.call('HGET', uk, 'hold') == hid then
         redis.call('HDEL', uk, 'hold')
@@ -187,7 +225,7 @@ end
 -- Expires one live hold whose time has passed.
 local function expire(c, hid, h)
     local system = {P = c.P, now = c.now, who = 'system:sweep', person = 'system:sweep',
-                    audit_ret = c.audit_ret, ref_ret = c.ref_ret}
+                    audit_ret = c.audit_ret, ref_ret = c.ref_ret, event_ret = c.event_ret}
     close_hold(system, hid, h, 'expired')
     changed(system, h.shelter)
     audit(system, 'hold.expire', 'ok', {shelter = h.shelter, unit = h.unit, hold = hid})
@@ -483,6 +521,7 @@ local function vacancy_set(c, a)
     end
     redis.call('HSET', uk, 'state', a.state, 'changed_at', c.now)
     redis.call('HSET', c.P .. 's:' .. sid, 'updated_at', c.now)
+    emit(c, 'vacancy', {shelter = sid, unit = uid, state = a.state})
     return {shelter = sid, target = t}
 end
 
@@ -498,6 +537,7 @@ local function shelter_mark(c, a)
     local sk = c.P .. 's:' .. sid
     if PAUSED[c.op] then
         redis.call('HSET', sk, 'paused', PAUSED[c.op])
+        emit(c, PAUSED[c.op] == 1 and 'paused' or 'resumed', {shelter = sid})
     end
     redis.call('HSET', sk, 'updated_at', c.now)
     return {shelter = sid, target = t}
@@ -592,6 +632,7 @@ local function hold(c, a)
     end
     redis.call('HSET', uk, 'hold', hid)
     redis.call('ZADD', c.P .. 'holds:open', expires, hid)
+    redis.call('ZADD', c.P .. 'holds:escalate', c.now + tonumber(a.escalate_after), hid)
     redis.call('SADD', byk, hid)
     redis.call('ZADD', c.P .. 'holds', c.now, hid)
     redis.call('ZADD', c.P .. 'holds:s:' .. sid, c.now, hid)
@@ -604,6 +645,7 @@ local function hold(c, a)
         redis.call('SET', ik, hid .. '|' .. fingerprint, 'EX', keep)
     end
     stat(c, 'holds:made')
+    emit(c, 'held', {shelter = sid, unit = uid, hold = hid, municipality = mun, by = c.who})
     t.hold = hid
     t.phone = 'disclosed'
     return {result = {hold = hid, shelter = sid, unit = uid, municipality = mun, state = 'held',
@@ -655,7 +697,9 @@ local function hold_accept(c, a)
     redis.call('HSET', c.P .. 'hold:' .. hid, 'state', 'accepted', 'accepted_at', c.now,
                'expires_at', expires)
     redis.call('ZADD', c.P .. 'holds:open', expires, hid)
+    redis.call('ZREM', c.P .. 'holds:escalate', hid)
     stat(c, 'holds:accepted')
+    emit(c, 'accepted', hold_event(hid, h))
     return {result = {hold = hold_view(c, hid, hgetall(c.P .. 'hold:' .. hid))},
             target = {hold = hid, shelter = h.shelter, unit = h.unit}}
 end
@@ -731,6 +775,8 @@ local function placement_discharge(c, a)
     redis.call('HSET', c.P .. 's:' .. p.shelter, 'updated_at', c.now)
     redis.call('ZADD', c.P .. 'purge', c.now + c.ref_ret, 'p:' .. pid)
     stat(c, 'placements:discharged')
+    emit(c, 'discharged', {shelter = p.shelter, unit = p.unit, placement = pid,
+                           municipality = p.municipality, by = p.by})
     return {result = {placement = placement_view(pid, hgetall(pk))}, shelter = p.shelter,
             target = t}
 end
@@ -741,6 +787,16 @@ end
 -- Deletes one closed record whose reference retention has passed, with its index entries.
 local function purge_record(c, item)
     local kind, id = string.sub(item, 1, 1), string.sub(item, 3)
+    if kind == 's' then
+        local k = c.P .. 'st:' .. id
+        local mun = redis.call('HGET', k, 'municipality')
+        if mun then
+            redis.call('ZREM', c.P .. 'standing:m:' .. mun, id)
+        end
+        redis.call('DEL', k)
+        redis.call('ZREM', c.P .. 'purge', item)
+        return
+    end
     local base, k = 'pls', c.P .. 'pl:' .. id
     if kind == 'h' then
         base, k = 'holds', c.P .. 'hold:' .. id
@@ -765,10 +821,85 @@ local function purge_record(c, item)
     redis.call('ZREM', c.P .. 'purge', item)
 end
 
--- Expires holds and deletes closed records whose reference retention has passed.
+-- Ends a standing search (cancelled or expired); its reference is kept for the retention.
+local function end_standing(c, id, st, state)
+    local k = c.P .. 'st:' .. id
+    redis.call('HSET', k, 'state', state, 'closed_at', c.now)
+    redis.call('ZREM', c.P .. 'standing', id)
+    redis.call('SREM', c.P .. 'standing:by:' .. st.by, id)
+    redis.call('ZADD', c.P .. 'purge', c.now + c.ref_ret, 's:' .. id)
+    if tonumber(st.matches or '0') == 0 then
+        stat(c, 'standing:' .. state .. '_without_match')
+    end
+    emit(c, 'standing', {standing = id, municipality = st.municipality, by = st.by,
+                         state = state})
+end
+
+-- Trims the event log by age and length, and records its floor: every event before the first
+-- one left may be gone, so a watcher resuming from before it is told so (events_read).
+local function trim_log(c, max)
+    local key = c.P .. 'log'
+    local n = redis.call('XTRIM', key, 'MINID', '~', string.format('%d', c.now - c.event_ret))
+    if max then
+        n = n + redis.call('XTRIM', key, 'MAXLEN', '~', max)
+    end
+    if n > 0 then
+        local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
+        local floor = first and first[1]
+        if not floor then
+            local info = redis.call('XINFO', 'STREAM', key)
+            for i = 1, #info, 2 do
+                if info[i] == 'last-generated-id' then floor = info[i + 1] end
+            end
+        end
+        redis.call('SET', c.P .. 'log:floor', floor)
+    end
+end
+
+-- Escalates holds nobody has answered: step 1 at escalate_after (for the shelter and the
+-- holder), step 2 at escalate_oncall_after (for on-call and admin as well). One event per hold
+-- and step, whichever daemon's sweep comes first: the zset entry moves on in the same step.
+local function escalate(c, oncall_after, limit)
+    local due = redis.call('ZRANGEBYSCORE', c.P .. 'holds:escalate', '-inf', c.now, 'LIMIT', 0,
+                           limit)
+    for _, hid in ipairs(due) do
+        local hk = c.P .. 'hold:' .. hid
+        local h = hgetall(hk)
+        if h.shelter and h.state == 'held' and tonumber(h.expires_at) > c.now then
+            local step = (tonumber(h.escalated) or 0) + 1
+            redis.call('HSET', hk, 'escalated', step)
+            emit(c, 'escalated', hold_event(hid, h, {step = step}))
+            stat(c, 'holds:escalated:' .. step)
+            local next_at = tonumber(h.created_at) + oncall_after
+            if step == 1 and next_at > c.now then
+                redis.call('ZADD', c.P .. 'holds:escalate', next_at, hid)
+            elseif step == 1 then
+                redis.call('ZADD', c.P .. 'holds:escalate', c.now, hid) -- step 2 at once
+            else
+                redis.call('ZREM', c.P .. 'holds:escalate', hid)
+            end
+        else
+            redis.call('ZREM', c.P .. 'holds:escalate', hid)
+        end
+    end
+end
+
+-- Expires holds and standing searches, escalates unanswered holds, and deletes closed records
+-- whose reference retention has passed. args: escalate_oncall_after (ms), event_max (length).
 local function sweep_all(keys, argv)
-    local c = ctx(keys, argv)
+    local c, a = ctx(keys, argv)
     local expired = sweep(c, SWEEP_BATCH)
+    escalate(c, tonumber(a.escalate_oncall_after) or 1800000, SWEEP_BATCH)
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', c.P .. 'standing', '-inf', c.now, 'LIMIT', 0,
+                                   SWEEP_BATCH)) do
+        local st = hgetall(c.P .. 'st:' .. id)
+        if st.state == 'active' then
+            end_standing(c, id, st, 'expired')
+        else
+            redis.call('ZREM', c.P .. 'standing', id)
+        end
+    end
+    trim_log(c, tonumber(a.event_max))
     local due = redis.call('ZRANGEBYSCORE', c.P .. 'purge', '-inf', c.now, 'LIMIT', 0, SWEEP_BATCH)
     for _, item in ipairs(due) do
         purge_record(c, item)
@@ -1005,6 +1136,168 @@ local function stats_read(c, a)
 end
 
 ------------------------------------------------------------------------------------------
+-- Standing searches
+
+local REFERRAL_KEYS = {'home', 'risk', 'adults', 'children', 'group', 'wheelchair', 'pets',
+                       'substance', 'language', 'perpetrator', 'exclude'}
+
+local function standing_view(id, st)
+    return {standing = id, by = st.by, municipality = st.municipality, ref = st.ref,
+            state = st.state, created_at = tonumber(st.created_at),
+            expires_at = tonumber(st.expires_at), matches = tonumber(st.matches or '0'),
+            closed_at = tonumber(st.closed_at), referral = st.referral}
+end
+
+-- args: the referral (as search takes it), ref, hours, and from the daemon: standing (the new
+-- id), municipality (the responsible one), max_open.
+local function standing_add(c, a)
+    local id, mun = a.standing, a.municipality
+    local byk = c.P .. 'standing:by:' .. c.who
+    if redis.call('SCARD', byk) >= tonumber(a.max_open) then
+        return no('limit_reached', 'you have ' .. a.max_open .. ' standing searches, the most ' ..
+                  'one may have at once; cancel the ones you no longer need')
+    end
+    local k = c.P .. 'st:' .. id
+    if redis.call('EXISTS', k) == 1 then
+        return no('internal', 'standing search id collision; retry')
+    end
+    local referral = {}
+    for _, f in ipairs(REFERRAL_KEYS) do referral[f] = a[f] end
+    local expires = c.now + (tonumber(a.hours) or 12) * 3600000
+    redis.call('HSET', k, 'by', c.who, 'municipality', mun, 'ref', a.ref, 'referral',
+               cmsgpack.pack(referral), 'state', 'active', 'created_at', c.now,
+               'expires_at', expires, 'matches', 0)
+    redis.call('ZADD', c.P .. 'standing', expires, id)
+    redis.call('SADD', byk, id)
+    redis.call('ZADD', c.P .. 'standing:m:' .. mun, c.now, id)
+    stat(c, 'standing:made')
+    emit(c, 'standing', {standing = id, municipality = mun, by = c.who, state = 'active'})
+    local view = standing_view(id, hgetall(k))
+    view.referral = nil
+    return {result = {standing = view}}
+end
+
+local function standing_cancel(c, a)
+    local id = a.standing
+    local st = hgetall(c.P .. 'st:' .. id)
+    if not st.by then
+        return no('not_found', 'no standing search with this id')
+    end
+    if not (st.by == c.who or (c.role == 'social' and st.municipality == c.id)) then
+        return no('forbidden', 'only whoever registered the standing search may cancel it')
+    end
+    if st.state ~= 'active' then
+        return no('conflict', 'the standing search is ' .. st.state)
+    end
+    end_standing(c, id, st, 'cancelled')
+    local view = standing_view(id, hgetall(c.P .. 'st:' .. id))
+    view.referral = nil
+    return {result = {standing = view}}
+end
+
+-- The standing searches the caller may see: social services those of their municipality,
+-- on-call those it registered.
+local function standing_list(c, a)
+    local ids
+    if c.role == 'social' then
+        ids = redis.call('ZREVRANGE', c.P .. 'standing:m:' .. c.id, 0, LIST_MAX - 1)
+    else
+        ids = redis.call('SMEMBERS', c.P .. 'standing:by:' .. c.who)
+    end
+    local out = {}
+    for _, id in ipairs(ids) do
+        local st = hgetall(c.P .. 'st:' .. id)
+        if st.by then
+            local view = standing_view(id, st)
+            view.referral = nil
+            out[#out + 1] = view
+        end
+    end
+    return {result = {standing = out}}
+end
+
+-- Every active standing search with its packed referral, or one (args: standing): the
+-- daemons keep them in memory to match freed units against.
+local function standing_load(keys, argv)
+    local c, a = ctx(keys, argv)
+    local ids = a.standing and {a.standing} or
+        redis.call('ZRANGEBYSCORE', c.P .. 'standing', c.now, '+inf')
+    local out = {}
+    for _, id in ipairs(ids) do
+        local st = hgetall(c.P .. 'st:' .. id)
+        if st.state == 'active' then out[#out + 1] = standing_view(id, st) end
+    end
+    return cmsgpack.pack({result = {standing = out}})
+end
+
+-- A daemon found a freed unit that fits a standing search. The first daemon to report a
+-- unit at a version sends the match event; the others are told it was sent.
+-- args: standing, shelter, unit, version.
+local function standing_match(keys, argv)
+    local c, a = ctx(keys, argv)
+    local st = hgetall(c.P .. 'st:' .. a.standing)
+    if st.state ~= 'active' then
+        return cmsgpack.pack({result = {sent = false}})
+    end
+    local dk = c.P .. 'stm:' .. a.standing .. ':' .. a.shelter .. ':' .. a.unit .. ':' ..
+        tostring(a.version)
+    if not redis.call('SET', dk, 1, 'NX', 'EX', 3600) then
+        return cmsgpack.pack({result = {sent = false}})
+    end
+    local n = redis.call('HINCRBY', c.P .. 'st:' .. a.standing, 'matches', 1)
+    if n == 1 then
+        stat(c, 'standing:matched')
+        redis.call('HINCRBY', c.P .. 'stats', 'standing:wait_ms',
+                   c.now - tonumber(st.created_at))
+    end
+    emit(c, 'match', {standing = a.standing, shelter = a.shelter, unit = a.unit,
+                      municipality = st.municipality, by = st.by})
+    return cmsgpack.pack({result = {sent = true}})
+end
+
+------------------------------------------------------------------------------------------
+-- The event log, read back
+
+-- A stream id "ms-seq" as two numbers, to compare.
+local function id_parts(id)
+    local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
+    return tonumber(ms), tonumber(seq)
+end
+
+local function id_before(a, b)
+    local am, as = id_parts(a)
+    local bm, bs = id_parts(b)
+    return am < bm or (am == bm and as < bs)
+end
+
+-- Events after a sequence (args: since = "ms-seq") or from a time (since = ms), at most
+-- `limit`. gone = true when the log no longer holds what the caller missed.
+local function events_read(keys, argv)
+    local c, a = ctx(keys, argv)
+    local key = c.P .. 'log'
+    local start
+    if type(a.since) == 'string' then
+        start = '(' .. a.since
+    else
+        start = string.format('%d', tonumber(a.since) or 0)
+    end
+    local floor = redis.call('GET', c.P .. 'log:floor')
+    local since = type(a.since) == 'string' and a.since or
+        string.format('%d-0', tonumber(a.since) or 0)
+    if floor and id_before(since, floor) then
+        return cmsgpack.pack({result = {gone = true}})
+    end
+    local batch = redis.call('XRANGE', key, start, '+', 'COUNT', tonumber(a.limit) or 1000)
+    local out = {}
+    for _, e in ipairs(batch) do
+        local ev = {seq = e[1]}
+        for i = 1, #e[2], 2 do ev[e[2][i]] = e[2][i + 1] end
+        out[#out + 1] = ev
+    end
+    return cmsgpack.pack({result = {gone = false, events = out}})
+end
+
+------------------------------------------------------------------------------------------
 -- One function per op of the protocol (fristad_<op with '.' as '_'>), named in the op's row
 -- of daemon/ops.c, and the daemon's own upkeep.
 
@@ -1033,6 +1326,9 @@ reg('fristad_holds_list', read(list), true)
 reg('fristad_placements_list', read(list), true)
 reg('fristad_audit', read(audit_read), true)
 reg('fristad_stats', read(stats_read), true)
+reg('fristad_standing_add', write(standing_add))
+reg('fristad_standing_cancel', write(standing_cancel))
+reg('fristad_standing_list', read(standing_list), true)
 
 reg('fristad_sweep', sweep_all)
 reg('fristad_aof_rewritten', aof_rewritten)
@@ -1040,3 +1336,6 @@ reg('fristad_search_stat', search_stat)
 reg('fristad_audit_note', audit_note)
 reg('fristad_migrate', migrate)
 reg('fristad_dump', dump, true)
+reg('fristad_standing_load', standing_load, true)
+reg('fristad_standing_match', standing_match)
+reg('fristad_events_read', events_read, true)

@@ -179,8 +179,14 @@ static void flush_search_counts(struct housekeeping *hk)
     }
     /* Counts sent are counts kept: a lost reply may lose them, a statistic can bear that. */
     if (rc == 0 && store_call(hk->d->store, "search_stat", STORE_WRITE, "system:counts",
-                              "search_stat", sb.data, sb.size, NULL, NULL) == 0)
+                              "search_stat", sb.data, sb.size, NULL, NULL) == 0) {
+        struct metrics_searches *total = &hk->d->metrics.searches_flushed;
+        total->searches += n->searches;
+        total->no_match += n->no_match;
+        for (unsigned r = 0; r < REASON__COUNT; r++)
+            total->reasons[r] += n->reasons[r];
         memset(n, 0, sizeof *n);
+    }
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -194,9 +200,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     flush_search_counts(hk);
     if (hk->sweep_inflight || !store_ready(hk->d->store))
         return;
-    if (store_call(hk->d->store, "sweep", STORE_WRITE, "system:sweep", "sweep", NULL, 0,
-                   on_sweep_done, hk) == 0)
+    const struct config *cfg = hk->d->cfg;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, 2);
+    rc |= proto_pack_kv_int(&pk, "escalate_oncall_after", cfg->escalate_oncall_after_ms);
+    rc |= proto_pack_kv_int(&pk, "event_max", cfg->event_max);
+    if (rc == 0 && store_call(hk->d->store, "sweep", STORE_WRITE, "system:sweep", "sweep", sb.data,
+                              sb.size, on_sweep_done, hk) == 0)
         hk->sweep_inflight = true;
+    msgpack_sbuffer_destroy(&sb);
 }
 
 struct housekeeping *housekeeping_new(struct daemon *d)

@@ -17,6 +17,24 @@ void index_shelter_free(struct idx_shelter *s)
     free(s);
 }
 
+struct idx_shelter *index_shelter_dup(const struct idx_shelter *s)
+{
+    struct idx_shelter *d = malloc(sizeof *d);
+    if (!d)
+        return NULL;
+    *d = *s;
+    d->units = NULL;
+    if (s->n_units > 0) {
+        d->units = malloc(s->n_units * sizeof *d->units);
+        if (!d->units) {
+            free(d);
+            return NULL;
+        }
+        memcpy(d->units, s->units, s->n_units * sizeof *d->units);
+    }
+    return d;
+}
+
 void index_clear(struct index *ix)
 {
     for (unsigned i = 0; i < ix->n; i++)

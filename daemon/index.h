@@ -61,6 +61,8 @@ void index_clear(struct index *ix);
 int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *out)
     __attribute__((warn_unused_result));
 void index_shelter_free(struct idx_shelter *s);
+/* A copy of s (units too), or NULL when memory runs out. */
+struct idx_shelter *index_shelter_dup(const struct idx_shelter *s);
 
 /*
  * Puts a parsed shelter into the index unless the index already holds a newer version of it;

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Connections the kernel queues until they are accepted: a flood refused at accept should
  * not also fill the queue a real client's connection waits in (the kernel caps it at
@@ -58,14 +59,19 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     char peer[64];
     peer_name(sa, peer, sizeof peer);
     const char *why = NULL;
-    if (d->stopping)
+    enum metrics_refusal reason = REFUSED_FULL;
+    if (d->stopping) {
         why = "shutting down";
-    else if (!conn_address_has_room(d, sa))
+        reason = REFUSED_DRAINING;
+    } else if (!conn_address_has_room(d, sa)) {
         why = "too many handshakes in progress from its address";
-    else if (conn_count() >= d->cfg->max_connections && !conn_make_room(d))
+        reason = REFUSED_ADDRESS;
+    } else if (conn_count() >= d->cfg->max_connections && !conn_make_room(d)) {
         why = "too many connections";
+    }
     if (why) {
         d->metrics.connections_refused++;
+        d->metrics.refused[reason]++;
         log_debug("refused a connection from %s: %s", peer, why);
         evutil_closesocket(fd);
         return;

@@ -1,4 +1,4 @@
-/* Logging: levels, printf-checked macros, stderr or syslog. */
+/* Logging: levels, printf-checked macros, stderr (plain or the journal's stream) or syslog. */
 #ifndef FRISTAD_LOG_H
 #define FRISTAD_LOG_H
 
@@ -8,13 +8,16 @@ enum log_level {
     LOG_LVL_ERROR,   /* something failed that an operator must look at */
     LOG_LVL_WARNING, /* something failed and was handled */
     LOG_LVL_NOTICE,  /* start, stop, reload, readiness: always worth a line */
-    LOG_LVL_INFO,    /* connections, Redis link changes */
-    LOG_LVL_DEBUG,   /* per-request detail; still never personal data */
+    LOG_LVL_INFO,    /* Redis link changes, index loads; never a line per connection */
+    LOG_LVL_DEBUG,   /* per-connection and per-request detail; still never personal data */
 };
 
 enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
 
+/* Also looks again whether stderr is the journal's stream (see log.c). */
 void log_setup(enum log_level level, enum log_target target);
+/* True when stderr is connected to journald (JOURNAL_STREAM names it). */
+bool log_stderr_is_journal(void);
 /* Returns -1 for an unknown name. */
 int log_level_parse(const char *name);
 bool log_enabled(enum log_level level);

@@ -3,9 +3,13 @@
  * moment the loop runs, every failure is handled where it happens.
  *
  * Start order: configuration, reference data and policy (any error stops here with a message),
- * TLS, the spawned Redis, the store and event links, the listener. The "ready" line is logged
- * once the index has been loaded from Redis, because before that a search could only answer
- * "unavailable".
+ * TLS, the spawned Redis, the store and event links, the listener, the metrics listener. The
+ * "ready" line is logged once the index has been loaded from Redis, because before that a
+ * search could only answer "unavailable".
+ *
+ * Under systemd (Type=notify) the service manager hears the same moments through sd_notify:
+ * READY=1 with the ready line, RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 on
+ * SIGTERM.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,12 +22,17 @@
 
 #include <event2/event.h>
 #include <openssl/err.h>
+#ifdef FRISTAD_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "clock.h"
 #include "conn.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "events.h"
+#include "exporter.h"
+#include "feed.h"
 #include "housekeeping.h"
 #include "intake.h"
 #include "ratelimit.h"
@@ -31,13 +40,32 @@
 #include "listener.h"
 #include "log.h"
 #include "spawn.h"
+#include "standing.h"
 #include "store.h"
 #include "tls.h"
+#include "watch.h"
 
 #define DRAIN_DEADLINE_MS 10000
 
+#ifndef FRISTAD_SYSCONFDIR
+#define FRISTAD_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG FRISTAD_SYSCONFDIR "/fristad/fristadd.conf"
+
 static struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *drain_timer;
 static int64_t drain_started; /* monotonic */
+
+/* Tells the service manager, when there is one, what the daemon is doing (sd_notify(3)). */
+static void notify(const char *state)
+{
+#ifdef FRISTAD_HAVE_SYSTEMD
+    int rc = sd_notify(0, state);
+    if (rc < 0)
+        log_warning("sd_notify: %s", strerror(-rc));
+#else
+    (void)state;
+#endif
+}
 
 /* The index has been loaded (events hook): the daemon can answer, and says so once. */
 static void on_index_loaded(void *ud)
@@ -47,25 +75,49 @@ static void on_index_loaded(void *ud)
         return;
     d->ready_logged = true;
     log_notice("ready: listening on %s", listener_address(d->listener));
+    char state[400];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=ready: listening on %s",
+             listener_address(d->listener));
+    notify(state);
 }
 
-/* The store is ready after a (re)connect (store hook): a wanted index load can start. */
+/* The store is ready after a (re)connect (store hook): a wanted index load can start, and the
+ * standing searches are read again. */
 static void on_store_ready(void *ud)
 {
     struct daemon *d = ud;
     if (d->events)
         events_store_ready(d->events);
+    if (d->standing)
+        standing_load(d->standing);
+}
+
+/* An event of the log (feed hook): to the watchers, and to the standing searches. */
+static void on_log_event(void *ud, const struct event *e)
+{
+    struct daemon *d = ud;
+    watch_deliver(d->watch, e);
+    standing_on_event(d->standing, e);
+}
+
+/* A shelter changed in the index (events hook): freed units may fit a standing search. */
+static void on_shelter_changed(void *ud, const struct idx_shelter *before,
+                               const struct idx_shelter *after)
+{
+    struct daemon *d = ud;
+    standing_shelter_changed(d->standing, before, after);
 }
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: fristadd [-c FILE] [--check] [--version]\n"
-               "  -c, --config FILE  configuration file (default /etc/fristad/fristadd.conf)\n"
+               "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
                "      --check        read and check the configuration, then exit\n"
                "      --version      print the version and exit\n");
 }
 
-static void reload(struct daemon *d)
+/* Reloads the configuration, or keeps the running one; either way the daemon is ready again. */
+static void reload_config(struct daemon *d)
 {
     char err[512];
     struct config *next = malloc(sizeof *next);
@@ -91,8 +143,18 @@ static void reload(struct daemon *d)
     d->cfg = next;
     log_setup((enum log_level)d->cfg->log_level, (enum log_target)d->cfg->log_target);
     housekeeping_arm(d->housekeeping);
+    watch_arm(d->watch);
     conn_after_reload(d);
     log_notice("configuration reloaded");
+}
+
+static void reload(struct daemon *d)
+{
+    char state[64];
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_mono_us());
+    notify(state);
+    reload_config(d);
+    notify(d->ready_logged ? "READY=1\nSTATUS=ready" : "READY=1");
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -128,6 +190,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_notice("%s: finishing open requests, then stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     d->stopping = true;
+    notify("STOPPING=1\nSTATUS=finishing open requests");
     housekeeping_flush_counts(d->housekeeping);
     listener_disable(d->listener);
     conn_drain_all();
@@ -153,11 +216,15 @@ static int start(struct daemon *d, char *err, size_t errlen)
             return -1;
     }
     struct store_hooks store_hooks = {.ready = on_store_ready};
-    struct events_hooks events_hooks = {.loaded = on_index_loaded};
+    struct events_hooks events_hooks = {.loaded = on_index_loaded, .changed = on_shelter_changed};
+    struct feed_hooks feed_hooks = {.event = on_log_event};
     if (!(d->store = store_new(d, store_hooks, d, err, errlen)) ||
         !(d->events = events_new(d, events_hooks, d, err, errlen)))
         return -1;
-    if (!(d->housekeeping = housekeeping_new(d))) {
+    if (!(d->feed = feed_new(d, feed_hooks, d, err, errlen)))
+        return -1;
+    if (!(d->housekeeping = housekeeping_new(d)) || !(d->watch = watch_new(d)) ||
+        !(d->standing = standing_new(d))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -165,6 +232,11 @@ static int start(struct daemon *d, char *err, size_t errlen)
     if (!(d->listener = listener_new(d, err, errlen)))
         return -1;
     log_notice("listening on %s (index not loaded yet)", listener_address(d->listener));
+    if (!(d->exporter = exporter_new(d, err, errlen)) && err[0])
+        return -1;
+    if (d->exporter)
+        log_notice("metrics: listening on %s (/metrics, /healthz, /readyz)",
+                   exporter_address(d->exporter));
 
     sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -178,7 +250,9 @@ static int start(struct daemon *d, char *err, size_t errlen)
         return -1;
     }
     housekeeping_arm(d->housekeeping);
+    watch_arm(d->watch);
     store_start(d->store);
+    feed_start(d->feed);
     events_start(d->events);
     return 0;
 }
@@ -189,11 +263,15 @@ static void stop(struct daemon *d)
     store_free(d->store); /* pending callbacks run now, with "unavailable" */
     housekeeping_free(d->housekeeping);
     events_free(d->events);
+    feed_free(d->feed);
+    watch_free(d->watch);
+    standing_free(d->standing);
     if (d->spawn) {
         spawn_stop(d->spawn);
         spawn_free(d->spawn);
     }
     listener_free(d->listener);
+    exporter_free(d->exporter);
     struct event *evs[] = {sig_term, sig_int, sig_hup, sig_chld, drain_timer};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
         if (evs[i])
@@ -219,7 +297,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = "/etc/fristad/fristadd.conf";
+    const char *path = DEFAULT_CONFIG;
     bool check_only = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -282,6 +360,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* libevent, OpenSSL and hiredis all write without MSG_NOSIGNAL */
     srand((unsigned)clock_wall_ms());
     d.metrics.started_mono_ms = clock_mono_ms();
+    d.metrics.started_wall_ms = clock_wall_ms();
     if (start(&d, err, sizeof err) < 0) {
         log_error("cannot start: %s", err);
         goto out;

@@ -101,6 +101,25 @@ static int extra_hold(const struct op_ctx *x, struct op_extra *e)
     put_str(e, "hold", id);
     put_num(e, "ttl", x->cfg->hold_ttl_ms);
     put_num(e, "max_open", x->cfg->max_open_holds);
+    put_num(e, "escalate_after", x->cfg->escalate_after_ms);
+    return 0;
+}
+
+/* standing.add: a new id, the responsible municipality as for a hold, and the cap. */
+static int extra_standing(const struct op_ctx *x, struct op_extra *e)
+{
+    char id[PROTO_ID_LEN + 1];
+    if (ops_new_id('s', id) < 0)
+        return -1;
+    e->drop = PROTO_BIT(F_MUNICIPALITY);
+    if (x->who->role == ROLE_SOCIAL)
+        put_str(e, "municipality", x->who->id);
+    else if (proto_has(x->args, F_MUNICIPALITY))
+        put_str(e, "municipality", x->args->municipality);
+    else
+        put_str(e, "municipality", x->args->home);
+    put_str(e, "standing", id);
+    put_num(e, "max_open", x->cfg->max_open_holds);
     return 0;
 }
 
@@ -165,8 +184,10 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
                                               "declined", "released", "expired"};
     static const unsigned n_states = sizeof hold_states / sizeof hold_states[0];
     static const char *const placement_states[] = {"made", "discharged"};
+    static const char *const standing_counts[] = {"made", "matched", "expired_without_match",
+                                                  "cancelled_without_match", "wait_ms"};
     char key[64];
-    int rc = msgpack_pack_map(pk, 7);
+    int rc = msgpack_pack_map(pk, 8);
 
     rc |= proto_pack_kv_int(pk, "searches", count_of(r, "searches"));
     rc |= proto_pack_kv_int(pk, "no_match", count_of(r, "no_match"));
@@ -193,6 +214,13 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
     for (unsigned i = 0; i < 2; i++) {
         snprintf(key, sizeof key, "placements:%s", placement_states[i]);
         rc |= proto_pack_kv_int(pk, placement_states[i], count_of(r, key));
+    }
+    /* Standing searches: how many, how many called back, how long the first call took. */
+    rc |= proto_pack_cstr(pk, "standing");
+    rc |= msgpack_pack_map(pk, 5);
+    for (unsigned i = 0; i < 5; i++) {
+        snprintf(key, sizeof key, "standing:%s", standing_counts[i]);
+        rc |= proto_pack_kv_int(pk, standing_counts[i], count_of(r, key));
     }
     rc |= proto_pack_cstr(pk, "server");
     rc |= metrics_pack(x->metrics, x->connections, pk, x->mono_ms);
@@ -263,6 +291,17 @@ static const struct op_def table[OP__COUNT] = {
     [OP_AUDIT] = {READ("audit"), .roles = R(ADMIN)},
     [OP_STATS] = {READ("stats"), .roles = R(ADMIN), .shape = shape_stats},
     [OP_WHOAMI] = {INDEX(answer_whoami), .roles = EVERYONE, .flags = OPF_BEFORE_LOAD},
+
+    /* Real time: events as they happen, and searches that wait for a bed */
+    [OP_WATCH] = {.route = ROUTE_STREAM, .roles = EVERYONE},
+    [OP_STANDING_ADD] = {WRITE("standing_add"), .roles = R(SOCIAL) | R(ONCALL),
+                         .scope = {[ROLE_SOCIAL] = SCOPE_OWN_MUNI,
+                                   [ROLE_ONCALL] = SCOPE_ONCALL_AREA},
+                         .extra = extra_standing},
+    [OP_STANDING_LIST] = {READ("standing_list"), .roles = R(SOCIAL) | R(ONCALL),
+                          .scope = {[ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
+    [OP_STANDING_CANCEL] = {WRITE("standing_cancel"), .roles = R(SOCIAL) | R(ONCALL),
+                            .scope = {[ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
 };
 /* clang-format on */
 

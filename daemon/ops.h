@@ -6,7 +6,8 @@
  *   ROUTE_INDEX  the row's `answer` packs the result from the in-memory index (answers.c);
  *   ROUTE_READ   the Redis Function `function` is called with the request's fields as one
  *   ROUTE_WRITE  msgpack map named as on the wire, plus what `extra` adds; its result is
- *                shaped by `shape` (or passed on as it is).
+ *                shaped by `shape` (or passed on as it is);
+ *   ROUTE_STREAM the reply turns the connection into a stream of server-pushed events.
  *
  * The authorisation matrix is these rows (roles and scopes), and nothing is allowed unless a
  * row says so. Adding an op: README.md, "Adding an operation".
@@ -29,9 +30,10 @@
 #include "policy.h"
 
 enum op_route {
-    ROUTE_INDEX, /* answered from the in-memory index: no Redis round trip */
-    ROUTE_READ,  /* one Redis Function flagged no-writes: a lost reply is "unavailable" */
-    ROUTE_WRITE, /* one Redis Function that may change state: a lost reply is "outcome unknown" */
+    ROUTE_INDEX,  /* answered from the in-memory index: no Redis round trip */
+    ROUTE_READ,   /* one Redis Function flagged no-writes: a lost reply is "unavailable" */
+    ROUTE_WRITE,  /* one Redis Function that may change state: a lost reply is "outcome unknown" */
+    ROUTE_STREAM, /* the connection becomes a stream of events (watch.c) */
 };
 
 enum op_flags {

@@ -217,7 +217,7 @@ static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg,
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 5 + (who->person ? 1 : 0) + (who->area ? 1 : 0) +
+    int rc = msgpack_pack_map(&pk, 6 + (who->person ? 1 : 0) + (who->area ? 1 : 0) +
                                        (who->quiet_refusal ? 1 : 0));
     rc |= proto_pack_kv_str(&pk, "caller", who->name);
     if (who->person)
@@ -229,6 +229,7 @@ static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg,
     rc |= proto_pack_kv_str(&pk, "op", op);
     rc |= proto_pack_kv_int(&pk, "audit_retention", cfg->audit_retention_ms);
     rc |= proto_pack_kv_int(&pk, "reference_retention", cfg->reference_retention_ms);
+    rc |= proto_pack_kv_int(&pk, "event_retention", cfg->event_retention_ms);
     rc |= proto_pack_cstr(&pk, "args");
     if (args)
         rc |= msgpack_sbuffer_write(sb, args, args_len);

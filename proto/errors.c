@@ -22,6 +22,7 @@ static const char *const err_codes[PROTO_E__COUNT] = {
     [PROTO_E_OUTCOME_UNKNOWN] = "outcome_unknown",
     [PROTO_E_INELIGIBLE] = "ineligible",
     [PROTO_E_LIMIT_REACHED] = "limit_reached",
+    [PROTO_E_GONE] = "gone",
 };
 
 const char *proto_err_code(enum proto_err e)
@@ -67,6 +68,9 @@ static const char *const group_names[GROUP__COUNT] = {"women", "men", "hbtqi", "
 static const char *const vacancy_names[VAC__COUNT] = {"free", "occupied", "closed"};
 static const char *const risk_names[RISK__COUNT] = {"low", "moderate", "high", "severe"};
 static const char *const role_names[ROLE__COUNT] = {"shelter", "social", "oncall", "admin"};
+static const char *const event_names[EV__COUNT] = {
+    "held",       "accepted", "declined", "released", "expired", "escalated", "confirmed",
+    "discharged", "vacancy",  "paused",   "resumed",  "match",   "standing"};
 static const char *const decline_names[DECLINE__COUNT] = {"no_room", "household", "needs",
                                                           "safety",  "staffing",  "other"};
 
@@ -82,6 +86,7 @@ NAME_FN(proto_vacancy_name, vacancy_names, enum proto_vacancy, VAC__COUNT)
 NAME_FN(proto_risk_name, risk_names, enum proto_risk, RISK__COUNT)
 NAME_FN(proto_role_name, role_names, enum proto_role, ROLE__COUNT)
 NAME_FN(proto_decline_name, decline_names, enum proto_decline, DECLINE__COUNT)
+NAME_FN(proto_event_name, event_names, enum proto_event, EV__COUNT)
 
 const char *proto_decline_choices(void)
 {
@@ -116,6 +121,11 @@ int proto_role_parse(const char *s, size_t n)
 int proto_decline_parse(const char *s, size_t n)
 {
     return parse_name(decline_names, DECLINE__COUNT, s, n);
+}
+
+int proto_event_parse(const char *s, size_t n)
+{
+    return parse_name(event_names, EV__COUNT, s, n);
 }
 
 int proto_municipality_index(const char *code, size_t n)

@@ -5,6 +5,7 @@
  * Error messages name the field and the rule, never the value: a value may be exactly the
  * personal data the check exists to keep out of logs.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ enum ftype {
     T_SERVER_ID, /* a hold or placement id, as the server issues them */
     T_DECLINE,   /* enum proto_decline */
     T_INTAKE,    /* intake hours */
+    T_EVENTS,    /* array of enum proto_event */
 };
 
 struct field_def {
@@ -84,6 +86,9 @@ static const struct field_def fields[F__COUNT] = {
     [F_ARRIVAL_BY] = {"arrival_by", T_TIME, 0, 0},
     [F_ARRIVAL_AT] = {"arrival_at", T_TIME, 0, 0},
     [F_INTAKE_HOURS] = {"intake_hours", T_INTAKE, 1, PROTO_INTAKE_MAX},
+    [F_TYPES] = {"types", T_EVENTS, 1, EV__COUNT},
+    [F_HOURS] = {"hours", T_UINT, 1, 72},
+    [F_STANDING] = {"standing", T_SERVER_ID, 's', 0},
 };
 
 const char *proto_field_name(enum proto_field f)
@@ -458,6 +463,39 @@ static enum proto_err dec_server_id(const msgpack_object *v, const struct field_
     return PROTO_OK;
 }
 
+/* "since" as a sequence of the event log or the audit trail: "MS-N", two decimal numbers. */
+static enum proto_err dec_sequence(const msgpack_object *v, struct proto_args *a,
+                                   struct proto_error *err)
+{
+    const char *s = v->via.str.ptr;
+    size_t n = v->via.str.size, i = 0;
+    uint64_t part[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 20) {
+            uint64_t d = (uint64_t)(s[i] - '0');
+            if (part[k] > (UINT64_MAX - d) / 10)
+                break;
+            part[k] = part[k] * 10 + d;
+            i++;
+        }
+        if (i == start || (k == 0 && (i >= n || s[i] != '-')))
+            goto bad;
+        if (k == 0)
+            i++;
+    }
+    if (i != n || part[0] > (uint64_t)INT64_MAX)
+        goto bad;
+    a->since = (int64_t)part[0];
+    a->since_seq = part[1];
+    a->since_is_seq = true;
+    return PROTO_OK;
+bad:
+    return proto_fail(err, PROTO_E_BAD_REQUEST,
+                      "field 'since' must be milliseconds since 1970, or a sequence MS-N as "
+                      "events and audit entries give it");
+}
+
 static enum proto_err dec_intake(const msgpack_object *v, const struct field_def *fd, char *out,
                                  struct proto_error *err)
 {
@@ -619,6 +657,9 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
     case F_CHILDREN:
         return dec_children(v, fd, a, err);
     case F_SINCE:
+        if (v->type == MSGPACK_OBJECT_STR)
+            return dec_sequence(v, a, err);
+        __attribute__((fallthrough)); /* milliseconds since 1970, as the others */
     case F_ARRIVAL_BY:
     case F_ARRIVAL_AT:
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > (uint64_t)INT64_MAX)
@@ -630,6 +671,29 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
           : f == F_ARRIVAL_BY ? &a->arrival_by
                               : &a->arrival_at) = (int64_t)v->via.u64;
         return PROTO_OK;
+    case F_TYPES:
+        if ((e = want_array(v, fd, err)))
+            return e;
+        a->types = 0;
+        for (uint32_t i = 0; i < v->via.array.size; i++) {
+            uint8_t t = 0;
+            if ((e = dec_enum(&v->via.array.ptr[i], fd->name, proto_event_parse,
+                              "held, accepted, declined, released, expired, escalated, confirmed, "
+                              "discharged, vacancy, paused, resumed, match, standing",
+                              &t, err)))
+                return e;
+            if (a->types & (1u << t))
+                return proto_fail(err, PROTO_E_BAD_REQUEST, "field 'types' repeats a type");
+            a->types |= (uint16_t)(1u << t);
+        }
+        return PROTO_OK;
+    case F_HOURS:
+        if ((e = dec_uint(v, fd, &u, err)))
+            return e;
+        a->hours = (uint8_t)u;
+        return PROTO_OK;
+    case F_STANDING:
+        return dec_server_id(v, fd, a->standing, err);
     case F__COUNT:
         break;
     }
@@ -881,7 +945,25 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
         return rc | msgpack_pack_int64(pk, a->arrival_at);
     case F_INTAKE_HOURS:
         return rc | proto_pack_cstr(pk, a->intake_hours);
+    case F_TYPES: {
+        rc |= msgpack_pack_array(pk, (size_t)__builtin_popcount(a->types));
+        for (unsigned t = 0; t < 16; t++) { /* every bit, so that an unknown one is refused */
+            if (a->types & (1u << t))
+                rc |= proto_pack_cstr(pk, proto_event_name(t));
+        }
+        return rc;
+    }
+    case F_HOURS:
+        return rc | msgpack_pack_uint8(pk, a->hours);
+    case F_STANDING:
+        return rc | proto_pack_cstr(pk, a->standing);
     case F_SINCE:
+        if (a->since_is_seq) {
+            char seq[48];
+            snprintf(seq, sizeof seq, "%lld-%llu", (long long)a->since,
+                     (unsigned long long)a->since_seq);
+            return rc | proto_pack_cstr(pk, seq);
+        }
         return rc | msgpack_pack_int64(pk, a->since);
     case F_PRINCIPAL:
         return rc | proto_pack_cstr(pk, a->principal);

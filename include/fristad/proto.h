@@ -81,6 +81,7 @@ enum proto_err {
     PROTO_E_OUTCOME_UNKNOWN, /* the write may or may not have happened; retry with same key */
     PROTO_E_INELIGIBLE,      /* the unit is ruled out for this referral (reasons in the message) */
     PROTO_E_LIMIT_REACHED,   /* a per-principal cap, such as open holds, is reached */
+    PROTO_E_GONE,            /* the events asked for are older than the event log keeps */
     PROTO_E__COUNT
 };
 
@@ -134,6 +135,24 @@ enum proto_group { GROUP_WOMEN, GROUP_MEN, GROUP_HBTQI, GROUP_YOUTH, GROUP__COUN
 enum proto_vacancy { VAC_FREE, VAC_OCCUPIED, VAC_CLOSED, VAC__COUNT };
 enum proto_risk { RISK_LOW, RISK_MODERATE, RISK_HIGH, RISK_SEVERE, RISK__COUNT };
 enum proto_role { ROLE_SHELTER, ROLE_SOCIAL, ROLE_ONCALL, ROLE_ADMIN, ROLE__COUNT };
+/* The kinds of event in the event log (watch). */
+enum proto_event {
+    EV_HELD,       /* a hold was made */
+    EV_ACCEPTED,   /* the shelter said yes, come */
+    EV_DECLINED,   /* the shelter turned the hold down */
+    EV_RELEASED,   /* the holder let the unit go */
+    EV_EXPIRED,    /* the hold ran out */
+    EV_ESCALATED,  /* nobody answered the hold in time (step 1, then step 2) */
+    EV_CONFIRMED,  /* the household arrived: a placement */
+    EV_DISCHARGED, /* the household left */
+    EV_VACANCY,    /* a unit's vacancy changed */
+    EV_PAUSED,     /* the shelter paused its intake */
+    EV_RESUMED,    /* the shelter resumed its intake */
+    EV_MATCH,      /* a standing search found a fitting unit */
+    EV_STANDING,   /* a standing search began or ended */
+    EV__COUNT
+};
+
 /* Why a shelter declines a hold; counted for follow-up. */
 enum proto_decline {
     DECLINE_NO_ROOM,   /* the unit is in fact not free */
@@ -151,6 +170,7 @@ const char *proto_vacancy_name(enum proto_vacancy v);
 const char *proto_risk_name(enum proto_risk r);
 const char *proto_role_name(enum proto_role r);
 const char *proto_decline_name(enum proto_decline d);
+const char *proto_event_name(enum proto_event e);
 /* Each returns -1 when the name is unknown. */
 int proto_kind_parse(const char *s, size_t n);
 int proto_group_parse(const char *s, size_t n);
@@ -158,6 +178,7 @@ int proto_vacancy_parse(const char *s, size_t n);
 int proto_risk_parse(const char *s, size_t n);
 int proto_role_parse(const char *s, size_t n);
 int proto_decline_parse(const char *s, size_t n);
+int proto_event_parse(const char *s, size_t n);
 /* "no_room, household, needs, safety, staffing, other": for messages. */
 const char *proto_decline_choices(void);
 
@@ -264,6 +285,9 @@ enum proto_field {
     F_ARRIVAL_BY,
     F_ARRIVAL_AT,
     F_INTAKE_HOURS,
+    F_TYPES,
+    F_HOURS,
+    F_STANDING,
     F_PERSON,
     F__COUNT
 };
@@ -321,7 +345,12 @@ const char *proto_field_name(enum proto_field f);
     X(AUDIT, "audit", 0, PROTO_F(SINCE) | PROTO_F(PRINCIPAL) | PROTO_F(SHELTER) | PROTO_F(LIMIT) |\
       PROTO_F(PERSON), false)                                                                      \
     X(STATS, "stats", 0, 0, false)                                                                \
-    X(WHOAMI, "whoami", 0, 0, false)
+    X(WHOAMI, "whoami", 0, 0, false)                                                              \
+    X(WATCH, "watch", 0, PROTO_F(SINCE) | PROTO_AREA | PROTO_F(TYPES), false)                     \
+    X(STANDING_ADD, "standing.add", PROTO_F(REF) | PROTO_F(HOME) | PROTO_F(RISK),                 \
+      PROTO_REFERRAL | PROTO_F(HOURS) | PROTO_F(MUNICIPALITY), true)                               \
+    X(STANDING_LIST, "standing.list", 0, 0, false)                                                \
+    X(STANDING_CANCEL, "standing.cancel", PROTO_F(STANDING), 0, true)
 /* clang-format on */
 
 enum proto_op {
@@ -380,15 +409,20 @@ struct proto_args {
     char idempotency_key[PROTO_TOKEN_MAX + 1];
     char hold[PROTO_TOKEN_MAX + 1];
     char placement[PROTO_TOKEN_MAX + 1];
-    uint8_t reason; /* enum proto_decline */
-    int64_t since;  /* milliseconds since the epoch */
+    uint8_t reason;     /* enum proto_decline */
+    int64_t since;      /* milliseconds since the epoch; with since_seq, the part of a sequence */
+    uint64_t since_seq; /* "since" given as a sequence "MS-N": its N (and since_is_seq) */
+    bool since_is_seq;
     char principal[PROTO_PRINCIPAL_MAX + 1];
     char callback[PROTO_PHONE_MAX + 1];  /* the worker's direct line: a number, never a name */
     char note[PROTO_REASON_MAX * 4 + 1]; /* UTF-8 */
     int64_t arrival_by;                  /* ms since the epoch: the household arrives by then */
     int64_t arrival_at;                  /* ms since the epoch: when the household would arrive */
     char intake_hours[PROTO_INTAKE_MAX * 4 + 1]; /* "24/7" or "mon-fri 08:00-16:30,..." */
-    char person[PROTO_PERSON_MAX + 1];           /* who holds a certificate, as audited */
+    uint16_t types; /* watch: a bit per enum proto_event (0: every type) */
+    uint8_t hours;  /* a standing search lasts this long */
+    char standing[PROTO_TOKEN_MAX + 1];
+    char person[PROTO_PERSON_MAX + 1]; /* who holds a certificate, as audited */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

@@ -160,6 +160,8 @@ data_dir = {work}/data
 rate = 10000000
 burst = 10000000
 max_connections_per_person = 1000
+; every client connects from 127.0.0.1 at once
+max_handshakes_per_address = 1000
 [tls]
 cert = {pki}/server.crt
 key = {pki}/server.key
@@ -170,6 +172,8 @@ address = unix:{sock}
 namespace = {NS}
 [log]
 level = notice
+[metrics]
+listen =
 [data]
 municipalities = {root}/conf/municipalities.csv
 adjacency = {root}/conf/adjacency.csv

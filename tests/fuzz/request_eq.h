@@ -146,8 +146,18 @@ static inline const char *request_diff(const struct proto_request *a, const stru
         case F_INTAKE_HOURS:
             same = strcmp(x->intake_hours, y->intake_hours) == 0;
             break;
+        case F_TYPES:
+            same = x->types == y->types;
+            break;
+        case F_HOURS:
+            same = x->hours == y->hours;
+            break;
+        case F_STANDING:
+            same = strcmp(x->standing, y->standing) == 0;
+            break;
         case F_SINCE:
-            same = x->since == y->since;
+            same = x->since == y->since && x->since_is_seq == y->since_is_seq &&
+                   x->since_seq == y->since_seq;
             break;
         case F_PRINCIPAL:
             same = strcmp(x->principal, y->principal) == 0;

@@ -178,6 +178,12 @@ VALID_ARGS = {
               ('limit', 100), ('person', 'SE2321000016-1234')],
     'stats': None,
     'whoami': [],
+    'watch': [('since', '1700000000000-0'), ('county', '01'), ('municipality', '0180'),
+              ('types', ['held', 'accepted', 'match'])],
+    'standing.add': [('ref', 'case/2024:A-42')] + REFERRAL + [('hours', 24),
+                                                              ('municipality', '0180')],
+    'standing.list': None,
+    'standing.cancel': [('standing', 'sbcdfghjkmnpqrstv')],
 }
 
 
@@ -513,6 +519,16 @@ def build_rows():
         with_field('hold.accept', 'arrival_by', -1))
     req('arrival_by_string', 'bad_request', 'hold.accept',
         with_field('hold.accept', 'arrival_by', '08:00'))
+    req('since_sequence_without_dash', 'bad_request', 'watch', [('since', '1700000000000')])
+    req('since_sequence_letters', 'bad_request', 'watch', [('since', 'abc-1')])
+    req('since_sequence_two_dashes', 'bad_request', 'watch', [('since', '1-2-3')])
+    req('types_unknown', 'bad_request', 'watch', [('types', ['hold'])])
+    req('types_repeated', 'bad_request', 'watch', [('types', ['held', 'held'])])
+    req('types_empty', 'bad_request', 'watch', [('types', [])])
+    req('hours_73', 'bad_request', 'standing.add', with_field('standing.add', 'hours', 73))
+    req('hours_0', 'bad_request', 'standing.add', with_field('standing.add', 'hours', 0))
+    req('standing_id_as_hold', 'bad_request', 'standing.cancel', [('standing', HOLD_ID)])
+    req('standing_without_ref', 'bad_request', 'standing.add', without('standing.add', 'ref'))
 
     # -- reference data and enumerations --
     for code in ('0000', '1234', '018', '01800', '018a', ' 180', '0180\x00', ''):

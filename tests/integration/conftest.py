@@ -23,6 +23,7 @@ fristadd.log and redis.log. One PKI (scripts/pki) serves the whole session.
 """
 
 import atexit
+import datetime
 import json
 import os
 import re
@@ -55,6 +56,7 @@ CLI_WAIT = 30.0
 POLL = 0.05
 
 READY_RE = re.compile(r"ready: listening on (\[[^\]]+\]|[^\s\[\]]+):(\d+)")
+METRICS_RE = re.compile(r"metrics: listening on (\[[^\]]+\]|[^\s\[\]]+):(\d+)")
 SANITIZER_RE = re.compile(
     r"ERROR: AddressSanitizer|runtime error:|LeakSanitizer|ThreadSanitizer|"
     r"ERROR: MemorySanitizer")
@@ -123,6 +125,25 @@ def tail(path, lines=40):
     except OSError as e:
         return f"<cannot read {path}: {e}>"
     return "\n".join(text.splitlines()[-lines:])
+
+
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d")
+
+
+def iso_ms(text):
+    """Milliseconds since 1970 of an ISO 8601 time with offset, as the client prints them."""
+    return round(datetime.datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def times_as_ms(obj):
+    """The client's JSON with its times ("at", "*_at") back in milliseconds since 1970, as the
+    daemon stores and sends them, so that tests compare them with the clock."""
+    if isinstance(obj, dict):
+        return {k: iso_ms(v) if (k == "at" or k.endswith("_at")) and isinstance(v, str)
+                and ISO_TIME.fullmatch(v) else times_as_ms(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [times_as_ms(v) for v in obj]
+    return obj
 
 
 def strip_volatile(obj):
@@ -270,6 +291,7 @@ class Redis:
         self.log = Path(workdir) / "redis.log"
         self.proc = None
         self.starts = 0
+        self.wrapper = []  # a command line to run redis-server under, e.g. libfaketime
 
     @property
     def address(self):
@@ -281,7 +303,7 @@ class Redis:
         logf = open(self.log, "ab")
         logf.write(f"==== start {self.starts} ====\n".encode())
         logf.flush()
-        cmd = [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock),
+        cmd = [*self.wrapper, REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock),
                "--unixsocketperm", "700", "--dir", str(self.dir), "--save", "",
                "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"]
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
@@ -354,6 +376,7 @@ class Daemon:
         self.starts = 0
         self._offset = 0
         self.wrapper = []  # a command line to run the daemon under, e.g. valgrind
+        self.extra_env = {}  # added to the daemon's environment
         self.config = {
             "server": {
                 "listen": "127.0.0.1:0",
@@ -375,6 +398,8 @@ class Daemon:
                 "namespace": self.namespace,
             },
             "log": {"level": "info"},
+            # Tests run side by side: each daemon's metrics listener takes a free port.
+            "metrics": {"listen": "127.0.0.1:0"},
             "data": {
                 "municipalities": str(SOURCE_ROOT / "conf/municipalities.csv"),
                 "adjacency": str(SOURCE_ROOT / "conf/adjacency.csv"),
@@ -392,6 +417,7 @@ class Daemon:
 
     def _env(self):
         env = dict(os.environ)
+        env.update(self.extra_env)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         return env
@@ -444,6 +470,13 @@ class Daemon:
 
     def start(self):
         return self.spawn().wait_ready()
+
+    @property
+    def metrics_url(self):
+        """http://HOST:PORT of the metrics listener of the current run."""
+        m = METRICS_RE.search(self.log_text(self._offset))
+        assert m, "the daemon has not logged its metrics listener"
+        return f"http://{m.group(1)}:{m.group(2)}"
 
     @property
     def running(self):
@@ -501,10 +534,12 @@ class CliResult:
         self.stderr = proc.stderr
         self.elapsed = elapsed
         self.json = None
+        self.raw_json = None  # as printed; .json has its times in milliseconds (times_as_ms)
         self.parse_error = None
         self.daemon_note = None
         try:
-            self.json = json.loads(self.stdout) if self.stdout.strip() else None
+            self.raw_json = json.loads(self.stdout) if self.stdout.strip() else None
+            self.json = times_as_ms(self.raw_json)
         except ValueError as e:
             self.parse_error = str(e)
 
@@ -529,6 +564,16 @@ class CliResult:
             "stdout is not one JSON document:\n" + self.describe()
         assert not (isinstance(self.json, dict) and "error" in self.json), self.describe()
         return self.json
+
+    def usage(self, flag):
+        """Asserts a usage error (exit 2, {"error": {"code": "usage"}}) that names the flag
+        the person typed; returns the message."""
+        assert self.parse_error is None, "stdout is not one JSON document:\n" + self.describe()
+        assert self.exit == 2 and self.error_code == "usage", \
+            "expected a usage error with exit 2:\n" + self.describe()
+        message = self.json["error"]["message"]
+        assert flag in message, f"the message does not name {flag}:\n" + self.describe()
+        return message
 
     def refused(self, code):
         """Asserts a server refusal: exit 1 and {"error": {"code": code, ...}}."""

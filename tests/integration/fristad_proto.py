@@ -26,7 +26,7 @@ DEFAULT_TIMEOUT = 10.0
 ERROR_CODES = frozenset({
     "bad_frame", "too_large", "bad_request", "unknown_op", "unauthorized", "forbidden",
     "not_found", "conflict", "unavailable", "internal", "rate_limited", "personal_data",
-    "outcome_unknown", "ineligible", "limit_reached",
+    "outcome_unknown", "ineligible", "limit_reached", "gone",
 })
 
 ROLES = ("shelter", "social", "oncall", "admin")

@@ -181,7 +181,9 @@ def test_request_flood_is_rate_limited_not_disconnected(env):
         wait_for(lambda: c.request("whoami")[0], 10, "the budget to refill", interval=0.2)
 
 
-@pytest.mark.daemon_config({"server": {"rate": 100000, "burst": 100000}})
+# The line that says why a connection was closed is a debug line: one per connection.
+@pytest.mark.daemon_config({"server": {"rate": 100000, "burst": 100000},
+                            "log": {"level": "debug"}})
 def test_a_client_that_never_reads_is_closed_with_bounded_memory(env):
     # Make shelter.list a big reply: 60 shelters with long names, about 15 KB.
     with env.connect(*ADMIN) as adm:

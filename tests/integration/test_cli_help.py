@@ -36,6 +36,7 @@ COMMANDS = {
     "intake pause": (["frida"], []),
     "intake resume": (["frida"], []),
     "free": ([], AREA),
+    "municipality": (["Uppsala"], []),
     "search": ([], REFERRAL + ["--arrival-at", "--limit"]),
     "hold": (["frida", "r1"], REFERRAL + ["--ref", "--callback", "--idempotency-key", "--for"]),
     "accept": (["h1"], ["--arrival-by"]),
@@ -48,13 +49,17 @@ COMMANDS = {
     "audit": ([], ["--since", "--principal", "--person", "--shelter", "--limit"]),
     "stats": ([], []),
     "whoami": ([], []),
+    "standing add": ([], REFERRAL + ["--ref", "--for", "--hours"]),
+    "standing list": ([], []),
+    "standing cancel": (["s1"], []),
+    "watch": ([], AREA + ["--since", "--type"]),
 }
-GLOBAL = ["--json", "--server", "--cert", "--key", "--ca", "--config", "--servername",
-          "--timeout", "--help", "--version"]
+GLOBAL = ["--json", "--server", "--cert", "--key", "--p12", "--ca", "--config", "--servername",
+          "--timeout", "--help", "--version", "--standing"]
 SECTIONS = ["Registry (admin):", "Vacancies (shelter staff):", "Listings (everyone):",
             "Referrals (social services):", "Administration:"]
 WIDTH = 100
-OPTION_LINE = re.compile(r"^  (--[a-z-]+)", re.M)
+OPTION_LINE = re.compile(r"^  (--[a-z0-9-]+)", re.M)
 
 
 class Run:
@@ -197,14 +202,14 @@ def test_no_suggestion_far_from_every_command(cli, argv):
 @pytest.mark.parametrize("argv,message", [
     ([], "no command given"),
     (["shelter", "frobnicate"], "'shelter' needs one of: add, update, retire, show, list"),
-    (["hold", "frida", "r1"], "'hold' needs --from: fristad hold SHELTER UNIT --from CODE "
+    (["hold", "frida", "r1"], "'hold' needs --from: fristad hold SHELTER UNIT --from MUNICIPALITY "
                               "--risk low|moderate|high|severe --ref REF"),
     (["search", "--from", "0180"],
-     "'search' needs --risk: fristad search --from CODE --risk low|moderate|high|severe"),
+     "'search' needs --risk: fristad search --from MUNICIPALITY --risk low|moderate|high|severe"),
     (["shelter", "update", "frida"], "'shelter update' needs at least one option to change: "
      "fristad shelter update ID OPTION..."),
     (["shelter", "add", "frida"], "'shelter add' needs --name: fristad shelter add ID --name NAME "
-     "--kind KIND --municipality CODE --protection 1|2|3 --phone PHONE"),
+     "--kind KIND --municipality MUNICIPALITY --protection 1|2|3 --phone PHONE"),
     (["vacancy", "frida"], "missing arguments for 'vacancy': fristad vacancy SHELTER UNIT "
      "free|occupied|closed"),
     (["holds", "extra"], "too many arguments for 'holds': fristad holds"),

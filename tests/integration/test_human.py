@@ -1,6 +1,10 @@
 """The client's output for people: every listing's table, the empty-list lines and the sentences
 of writes, compared whole. Times and server-made ids vary from run to run, so they are replaced
-by placeholders of the same width; alignment is compared as it is."""
+by placeholders of the same width; alignment is compared as it is. The client runs with TZ=UTC,
+so that the zone it shows beside local times is the same wherever the tests run.
+
+One thing has one name in every table: SHELTER, UNIT, MUNICIPALITY as "Stockholm (0180)",
+COUNTY as "Stockholms län (01)", FRESHNESS."""
 
 import re
 import subprocess
@@ -42,7 +46,7 @@ class Human:
         assert argv[1] == "--json"
         del argv[1]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL, env=self.env.cli_environ())
+                              stdin=subprocess.DEVNULL, env={**self.env.cli_environ(), "TZ": "UTC"})
         assert proc.returncode == 0 and proc.stderr == "", (argv, proc)
         text = SECONDS.sub("YYYY-MM-DD hh:mm:ss", proc.stdout)
         text = MINUTES.sub("YYYY-MM-DD hh:mm", text)
@@ -78,27 +82,26 @@ def test_tables(people):
     hamnen("vacancy", "hamnen-gbg", "lgh1", "free")
 
     assert adm("shelter", "list") == (
-        "ID           NAME                   KIND            MUNICIPALITY      COUNTY  PROT"
-        "  FREE/UNITS  STALE\n"
-        "frida-sthlm  Kvinnojouren Frida     kvinnojour      Stockholm (0180)  01         2"
-        "  2/2         no (<1 min)\n"
-        "malmo-kris   Kriscentrum Malmö      kriscentrum     Malmö (1280)      12         1"
-        "  0/0         no (<1 min)\n"
-        "hamnen-gbg   Skyddat boende Hamnen  skyddat_boende  Göteborg (1480)   14         3"
-        "  1/1         no (<1 min)\n")
-    assert soc("free", "--municipality", "0180") == (
-        "SHELTER      NAME                MUNICIPALITY      UNIT  BEDS  ACCESSIBLE  PROT  AGE\n"
-        "frida-sthlm  Kvinnojouren Frida  Stockholm (0180)  r1       2  no             2  <1 min\n"
-        "frida-sthlm  Kvinnojouren Frida  Stockholm (0180)  r2       4  yes            2  <1 min\n")
+        "SHELTER      NAME                   KIND            MUNICIPALITY      COUNTY           "
+        "          PROT  FREE/UNITS  FRESHNESS\n"
+        "frida-sthlm  Kvinnojouren Frida     kvinnojour      Stockholm (0180)  Stockholms län (0"
+        "1)           2  2/2         <1 min\n"
+        "malmo-kris   Kriscentrum Malmö      kriscentrum     Malmö (1280)      Skåne län (12)   "
+        "             1  0/0         <1 min\n"
+        "hamnen-gbg   Skyddat boende Hamnen  skyddat_boende  Göteborg (1480)   Västra Götalands "
+        "län (14)     3  1/1         <1 min\n")
+    assert soc("free", "--municipality", "Stockholm") == (
+        "SHELTER      UNIT  NAME                KIND        MUNICIPALITY      COUNTY              "
+        " BEDS  ACCESSIBLE  PROT  FRESHNESS\n"
+        "frida-sthlm  r1    Kvinnojouren Frida  kvinnojour  Stockholm (0180)  Stockholms län (01) "
+        "    2  no             2  <1 min\n"
+        "frida-sthlm  r2    Kvinnojouren Frida  kvinnojour  Stockholm (0180)  Stockholms län (01) "
+        "    4  yes            2  <1 min\n")
     assert soc("search", "--from", "0180", "--risk", "low") == (
-        "#  SHELTER      UNIT  NAME                   KIND            MUNICIPALITY  COUNTY   KM"
-        "  BEDS  PROT  FRESHNESS  RECEIVES\n"
-        "1  frida-sthlm  r1    Kvinnojouren Frida     kvinnojour      0180          01        0"
-        "     2     2  <1 min     now\n"
-        "2  frida-sthlm  r2    Kvinnojouren Frida     kvinnojour      0180          01        0"
-        "     4     2  <1 min     now\n"
-        "3  hamnen-gbg   lgh1  Skyddat boende Hamnen  skyddat_boende  1480          14      391"
-        "     5     3  <1 min     now\n")
+        "#  SHELTER      UNIT  NAME                   KIND            MUNICIPALITY      COUNTY                      KM  BEDS  PROT  FRESHNESS  RECEIVES\n"
+        "1  frida-sthlm  r1    Kvinnojouren Frida     kvinnojour      Stockholm (0180)  Stockholms län (01)          0     2     2  <1 min     now\n"
+        "2  frida-sthlm  r2    Kvinnojouren Frida     kvinnojour      Stockholm (0180)  Stockholms län (01)          0     4     2  <1 min     now\n"
+        "3  hamnen-gbg   lgh1  Skyddat boende Hamnen  skyddat_boende  Göteborg (1480)   Västra Götalands län (14)  391     5     3  <1 min     now\n")
     assert soc("search", "--from", "1480", "--risk", "severe", "--child", "14m") == (
         "No eligible unit.\n"
         "ruled out: protection_level 2, boys_age 2, safety_policy 1\n")
@@ -111,35 +114,29 @@ def test_tables(people):
     h2 = re.search(r" as (h[0-9a-z]+) ", second).group(1)
     names[h2] = "<h2>"
     assert soc("holds") == (
-        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE  RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED           "
-        "EXPIRES           CLOSED\n"
-        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm  "
-        "YYYY-MM-DD hh:mm  -\n"
-        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm  "
-        "YYYY-MM-DD hh:mm  -\n")
+        "HOLD               SHELTER      UNIT  REF   MUNICIPALITY      BY           STATE  RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED               EXPIRES               CLOSED\n"
+        "<h2>               frida-sthlm  r2    KS-2  Stockholm (0180)  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm UTC  YYYY-MM-DD hh:mm UTC  -\n"
+        "<h1>               frida-sthlm  r1    KS-1  Stockholm (0180)  social:0180  held   low   1 adult    -      -         YYYY-MM-DD hh:mm UTC  YYYY-MM-DD hh:mm UTC  -\n")
     confirmed = env.cli("shelter", "frida-sthlm").ok("confirm", held)
     names[confirmed["placement"]["placement"]] = "<p1>"
     assert frida("decline", h2, "--reason", "other", "--note", "no room after all") == (
         "Declined hold <h2>              (frida-sthlm/r2); the unit is free again.\n")
     assert frida("placements") == (
-        "PLACEMENT          HOLD               SHELTER      UNIT  REF   FOR   BY           STATE "
-        "  PLACED            DISCHARGED\n"
-        "<p1>               <h1>               frida-sthlm  r1    KS-1  0180  social:0180  active"
-        "  YYYY-MM-DD hh:mm  -\n")
+        "PLACEMENT          HOLD               SHELTER      UNIT  REF   MUNICIPALITY      BY     "
+        "      STATE   PLACED                DISCHARGED\n"
+        "<p1>               <h1>               frida-sthlm  r1    KS-1  Stockholm (0180)  social:"
+        "0180  active  YYYY-MM-DD hh:mm UTC  -\n")
     assert frida("holds") == (
-        "HOLD               SHELTER      UNIT  REF   FOR   BY           STATE      RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED        "
-        "   EXPIRES           CLOSED\n"
-        "<h2>               frida-sthlm  r2    KS-2  0180  social:0180  declined   low   1 adult    -      -         YYYY-MM-DD hh:m"
-        "m  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n"
-        "<h1>               frida-sthlm  r1    KS-1  0180  social:0180  confirmed  low   1 adult    -      -         YYYY-MM-DD hh:m"
-        "m  YYYY-MM-DD hh:mm  YYYY-MM-DD hh:mm\n")
+        "HOLD               SHELTER      UNIT  REF   MUNICIPALITY      BY           STATE      RISK  HOUSEHOLD  NEEDS  CALLBACK  CREATED               EXPIRES               CLOSED\n"
+        "<h2>               frida-sthlm  r2    KS-2  Stockholm (0180)  social:0180  declined   low   1 adult    -      -         YYYY-MM-DD hh:mm UTC  YYYY-MM-DD hh:mm UTC  YYYY-MM-DD hh:mm UTC\n"
+        "<h1>               frida-sthlm  r1    KS-1  Stockholm (0180)  social:0180  confirmed  low   1 adult    -      -         YYYY-MM-DD hh:mm UTC  YYYY-MM-DD hh:mm UTC  YYYY-MM-DD hh:mm UTC\n")
 
     assert adm("shelter", "show", "frida-sthlm") == (
         "Shelter:      frida-sthlm\n"
         "Name:         Kvinnojouren Frida\n"
         "Kind:         kvinnojour\n"
         "Municipality: Stockholm (0180)\n"
-        "County:       01\n"
+        "County:       Stockholms län (01)\n"
         "Protection:   2 (enhanced)\n"
         "Groups:       women, youth\n"
         "Max children: no limit\n"
@@ -150,21 +147,21 @@ def test_tables(people):
         "Phone:        08-555 010 10\n"
         "Intake:       open\n"
         "Intake hours: 24/7\n"
-        "Updated:      YYYY-MM-DD hh:mm (<1 min)\n"
+        "Updated:      YYYY-MM-DD hh:mm UTC (<1 min)\n"
         "\n"
         "UNIT  BEDS  ACCESSIBLE  STATE     HELD\n"
         "r1       2  no          occupied  no\n"
         "r2       4  yes         free      no\n")
     assert adm("shelter", "show", "malmo-kris").endswith("\nNo units.\n")
     assert adm("audit", "--shelter", "frida-sthlm", "--principal", "shelter:frida-sthlm") == (
-        "AT                   PRINCIPAL            OP            "
+        "AT                       PRINCIPAL            OP            "
         "TARGET                                                             RESULT\n"
-        "YYYY-MM-DD hh:mm:ss  shelter:frida-sthlm  vacancy.set   "
-        "frida-sthlm/r1                                                     ok\n"
-        "YYYY-MM-DD hh:mm:ss  shelter:frida-sthlm  vacancy.set   "
-        "frida-sthlm/r2                                                     ok\n"
-        "YYYY-MM-DD hh:mm:ss  shelter:frida-sthlm  hold.confirm  "
+        "YYYY-MM-DD hh:mm:ss UTC  shelter:frida-sthlm  hold.decline  "
+        "frida-sthlm/r2 hold <h2>                                           ok\n"
+        "YYYY-MM-DD hh:mm:ss UTC  shelter:frida-sthlm  hold.confirm  "
         "frida-sthlm/r1 hold <h1>              placement <p1>               ok\n"
-        "YYYY-MM-DD hh:mm:ss  shelter:frida-sthlm  hold.decline  "
-        "frida-sthlm/r2 hold <h2>                                           ok\n")
+        "YYYY-MM-DD hh:mm:ss UTC  shelter:frida-sthlm  vacancy.set   "
+        "frida-sthlm/r2                                                     ok\n"
+        "YYYY-MM-DD hh:mm:ss UTC  shelter:frida-sthlm  vacancy.set   "
+        "frida-sthlm/r1                                                     ok\n")
     assert adm("audit", "--principal", "social:9999") == "No audit entries.\n"

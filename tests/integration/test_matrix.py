@@ -66,8 +66,14 @@ ALLOWED = {
     "audit": ADMIN_ONLY,
     "stats": ADMIN_ONLY,
     "whoami": EVERYONE,
+    "watch": EVERYONE,
+    # A standing search is made for the household's home (Stockholm): on-call of another area,
+    # or of none, may not make one for it.
+    "standing.add": {"social-own", "social-own-b", "social-other", "oncall"},
+    "standing.list": SOCIAL_ALL | ONCALL_ALL,
+    "standing.cancel": {"social-own", "social-own-b", "oncall"},
 }
-assert len(ALLOWED) == 25
+assert len(ALLOWED) == 29
 # Two persons of one principal are one principal to the matrix.
 assert all(("social-own" in a) == ("social-own-b" in a) for a in ALLOWED.values())
 
@@ -106,6 +112,13 @@ class World:
         with env.connect("shelter", OWN) as sh:
             self.placement = sh.call("hold.confirm", {"hold": self.holds["placed"]})[
                 "placement"]["placement"]
+        self.standing = {}
+        for name, who in (("target", "social-own"), ("social", "social-own"),
+                          ("social-b", "social-own-b"), ("oncall", "oncall")):
+            with env.connect(cert=cert_of(env, who)) as c:
+                self.standing[name] = c.call("standing.add", {**LOW_RISK_ARGS,
+                                                              "ref": f"st-{name}"})[
+                    "standing"]["standing"]
         admin.close()
 
     def args(self, op, who, allowed):
@@ -132,6 +145,12 @@ class World:
                      "unit": {"oncall": "u5", "social-own-b": "ub"}.get(who, "u4"),
                      "ref": "case-new", "municipality": "0180"},
             "hold.accept": {"hold": h["accept"] if allowed else h["target"]},
+            "watch": {"types": ["held"]},
+            "standing.add": {**LOW_RISK_ARGS, "ref": "st-new"},
+            "standing.list": None,
+            "standing.cancel": {"standing": self.standing[
+                {"oncall": "oncall", "social-own-b": "social-b"}.get(who, "social")
+                if allowed else "target"]},
             "hold.release": {"hold": {"oncall": h["for-oncall"], "social-own-b": h["for-b"]}
                              .get(who, h["target"]) if allowed else h["target"]},
             "hold.confirm": {"hold": h["confirm"] if allowed else h["target"]},
@@ -206,7 +225,9 @@ def test_every_allowed_cell_is_served(world):
             if who not in allowed:
                 continue
             args = world.args(op, who, True)
-            ok, res = cs[who].request(op, args)
+            # A watch turns its connection into a stream: it gets one of its own.
+            conn = env.connect(cert=cert_of(env, who)) if op == "watch" else cs[who]
+            ok, res = conn.request(op, args)
             assert ok, (op, who, args, res)
             results[op, who] = res
 

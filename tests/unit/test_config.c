@@ -46,7 +46,32 @@ static void test_defaults_and_paths(void **state)
     assert_int_equal(c->redis_mode, REDIS_MODE_SPAWN);
     assert_string_equal(c->tls_cert, "/tmp/s.crt"); /* relative to the file's directory */
     assert_string_equal(c->tls_key, "/abs/s.key");
-    assert_string_equal(c->municipalities, "/tmp/municipalities.csv");
+    /* The reference data defaults to the installed data directory. */
+    char data[CONFIG_PATH_MAX + 32];
+    snprintf(data, sizeof data, "%s/municipalities.csv", config_data_dir());
+    assert_string_equal(c->municipalities, data);
+    assert_string_equal(c->metrics_host, "127.0.0.1");
+    assert_int_equal(c->metrics_port, 7421);
+    free(c);
+}
+
+static void test_data_and_metrics(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    /* A [data] path in the file is relative to the file, like any other path. */
+    assert_int_equal(
+        load(TLS "[data]\npolicy = strict.conf\n[metrics]\nlisten =\n", c, err, sizeof err), 0);
+    assert_string_equal(c->policy, "/tmp/strict.conf");
+    assert_string_equal(c->metrics_host, ""); /* empty: no metrics listener */
+    assert_int_equal(load(TLS "[metrics]\nlisten = [::1]:0\n", c, err, sizeof err), 0);
+    assert_string_equal(c->metrics_host, "::1");
+    assert_int_equal(c->metrics_port, 0);
+    assert_int_equal(load(TLS "[server]\nlisten =\n", c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "HOST:PORT"));
+    assert_int_equal(load(TLS "[metrics]\nlisten = 9100\n", c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "or empty for none"));
     free(c);
 }
 
@@ -138,10 +163,12 @@ static void test_reload_keeps_fixed_keys(void **state)
                           err, sizeof err),
                      0);
     assert_int_equal(load(TLS "[server]\nlisten = 0.0.0.0:8000\nrate = 7\nburst = 9\n"
-                              "[redis]\nnamespace = two\n",
+                              "[redis]\nnamespace = two\n[metrics]\nlisten = 127.0.0.1:9\n",
                           b, err, sizeof err),
                      0);
     config_keep_fixed(a, b);
+    assert_string_equal(b->metrics_host, "127.0.0.1");
+    assert_int_equal(b->metrics_port, 7421);
     assert_string_equal(b->listen_host, "127.0.0.1");
     assert_int_equal(b->listen_port, 7000);
     assert_string_equal(b->redis_namespace, "one");
@@ -203,6 +230,61 @@ static void test_example_file_parses(void **state)
     free(c);
 }
 
+/*
+ * conf/fristadd.conf.example documents every key of the table, and nothing else (besides the
+ * on-call ids of [oncall], which name no key): each one as
+ * "key = DEFAULT" (or commented out, ";key = DEFAULT"; any value for a key without a default)
+ * below comment lines that end with "reload" or "no reload" as the table says. The man page
+ * fristadd.conf(5) is made from it.
+ */
+static void test_example_documents_every_key(void **state)
+{
+    (void)state;
+    FILE *f = fopen(FRISTAD_SOURCE_ROOT "/conf/fristadd.conf.example", "r");
+    assert_non_null(f);
+    char line[512], section[64] = "", last_comment[512] = "";
+    bool seen[128] = {false};
+    struct config_key_info k;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char name[64], value[256] = "";
+        const char *p = line;
+        if (sscanf(line, "[%63[^]]]", section) == 1)
+            continue;
+        if (strcmp(section, "oncall") == 0)
+            continue; /* on-call ids and their areas, not keys: test_oncall_areas */
+        if (line[0] == ';' && line[1] == ' ') {
+            snprintf(last_comment, sizeof last_comment, "%s", line);
+            continue;
+        }
+        if (line[0] == ';')
+            p++;
+        if (sscanf(p, "%63[a-z_] = %255[^\n]", name, value) < 1 || !strchr(p, '='))
+            continue;
+        size_t i = 0;
+        while (config_key_at(i, &k) && (strcmp(k.section, section) || strcmp(k.name, name)))
+            i++;
+        if (!config_key_at(i, &k))
+            fail_msg("the example sets [%s] %s, which the table does not know", section, name);
+        seen[i] = true;
+        /* A key without a default (the certificates) shows an example value instead. */
+        if (k.def[0] && strcmp(value, k.def) != 0)
+            fail_msg("[%s] %s: the example says '%s', the default is '%s'", section, name, value,
+                     k.def);
+        size_t n = strlen(last_comment);
+        bool says_no = n >= 9 && strcmp(last_comment + n - 9, "no reload") == 0;
+        bool says_reload = n >= 6 && strcmp(last_comment + n - 6, "reload") == 0;
+        if (!says_reload || says_no == k.reload)
+            fail_msg("[%s] %s: its comment must end with '%s'", section, name,
+                     k.reload ? "reload" : "no reload");
+    }
+    fclose(f);
+    for (size_t i = 0; config_key_at(i, &k); i++) {
+        if (!seen[i])
+            fail_msg("conf/fristadd.conf.example does not document [%s] %s", k.section, k.name);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +295,8 @@ int main(void)
         cmocka_unit_test(test_reload_keeps_fixed_keys),
         cmocka_unit_test(test_oncall_areas),
         cmocka_unit_test(test_example_file_parses),
+        cmocka_unit_test(test_example_documents_every_key),
+        cmocka_unit_test(test_data_and_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,7 @@ static void test_error_codes(void **state)
         [PROTO_E_OUTCOME_UNKNOWN] = "outcome_unknown",
         [PROTO_E_INELIGIBLE] = "ineligible",
         [PROTO_E_LIMIT_REACHED] = "limit_reached",
+        [PROTO_E_GONE] = "gone",
     };
     for (unsigned e = 0; e < PROTO_E__COUNT; e++) {
         const char *s = proto_err_code((enum proto_err)e);
@@ -112,6 +113,15 @@ static void test_enum_names(void **state)
     }
     assert_int_equal(proto_decline_parse("room", 4), -1);
     assert_string_equal(proto_decline_name(DECLINE__COUNT), "?");
+    static const char *const events[] = {
+        "held",       "accepted", "declined", "released", "expired", "escalated", "confirmed",
+        "discharged", "vacancy",  "paused",   "resumed",  "match",   "standing"};
+    assert_int_equal(EV__COUNT, 13);
+    for (int i = 0; i < EV__COUNT; i++) {
+        assert_string_equal(proto_event_name((enum proto_event)i), events[i]);
+        assert_int_equal(proto_event_parse(events[i], strlen(events[i])), i);
+    }
+    assert_int_equal(proto_event_parse("hold", 4), -1);
 }
 
 /* ---- reference data ------------------------------------------------------------------------ */

@@ -102,6 +102,9 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     a->arrival_by = INT64_MAX;
     a->arrival_at = INT64_MAX;
     strcpy(a->intake_hours, "mon-fri 08:00-16:30,sat 10:00-14:00,sun 22:00-02:00");
+    a->types = (1u << EV__COUNT) - 1;
+    a->hours = 72;
+    strcpy(a->standing, "szzzzzzzzzzzzzzzz");
 }
 
 /* Every field the op allows, with values at the bottom of their ranges. */
@@ -138,6 +141,9 @@ static void fill_min(struct proto_request *r, enum proto_op op, uint64_t id)
     strcpy(a->note, "x");
     strcpy(a->callback, "12345");
     strcpy(a->intake_hours, "24/7");
+    a->types = 1u << EV_HELD;
+    a->hours = 1;
+    strcpy(a->standing, "s0000000000000000");
     a->since = 0;
     strcpy(a->principal, "admin:a");
     strcpy(a->person, "p");
@@ -228,6 +234,9 @@ static void test_op_and_field_tables(void **state)
         [F_ARRIVAL_BY] = "arrival_by",
         [F_ARRIVAL_AT] = "arrival_at",
         [F_INTAKE_HOURS] = "intake_hours",
+        [F_TYPES] = "types",
+        [F_HOURS] = "hours",
+        [F_STANDING] = "standing",
         [F_PERSON] = "person",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
@@ -269,6 +278,10 @@ static void test_op_and_field_tables(void **state)
         [OP_AUDIT] = {"audit", false},
         [OP_STATS] = {"stats", false},
         [OP_WHOAMI] = {"whoami", false},
+        [OP_WATCH] = {"watch", false},
+        [OP_STANDING_ADD] = {"standing.add", true},
+        [OP_STANDING_LIST] = {"standing.list", false},
+        [OP_STANDING_CANCEL] = {"standing.cancel", true},
     };
     const uint64_t required[OP__COUNT] = {
         [OP_SHELTER_ADD] =
@@ -290,6 +303,8 @@ static void test_op_and_field_tables(void **state)
         [OP_HOLD_CONFIRM] = B(HOLD),
         [OP_HOLD_DECLINE] = B(HOLD) | B(REASON),
         [OP_PLACEMENT_DISCHARGE] = B(PLACEMENT),
+        [OP_STANDING_ADD] = B(REF) | B(HOME) | B(RISK),
+        [OP_STANDING_CANCEL] = B(STANDING),
     };
     const uint64_t allowed[OP__COUNT] = {
         [OP_SHELTER_ADD] = B(SHELTER) | profile,
@@ -314,6 +329,9 @@ static void test_op_and_field_tables(void **state)
         [OP_HOLD_DECLINE] = B(HOLD) | B(REASON) | B(NOTE),
         [OP_PLACEMENT_DISCHARGE] = B(PLACEMENT),
         [OP_AUDIT] = B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT) | B(PERSON),
+        [OP_WATCH] = B(SINCE) | B(COUNTY) | B(MUNICIPALITY) | B(TYPES),
+        [OP_STANDING_ADD] = B(REF) | B(HOME) | B(RISK) | referral | B(HOURS) | B(MUNICIPALITY),
+        [OP_STANDING_CANCEL] = B(STANDING),
     };
 #undef B
     for (unsigned op = 0; op < OP__COUNT; op++) {
