@@ -231,15 +231,26 @@ static int refuse_raw(struct builder *b, enum proto_field f, const struct raw *v
 static const struct {
     size_t off, cap;
 } str_fields[F__COUNT] = {
-    STR_FIELD(F_SHELTER, shelter),   STR_FIELD(F_UNIT, unit),
-    STR_FIELD(F_NAME, name),         STR_FIELD(F_MUNICIPALITY, municipality),
-    STR_FIELD(F_PHONE, phone),       STR_FIELD(F_COUNTY, county),
-    STR_FIELD(F_HOME, home),         STR_FIELD(F_LANGUAGE, language),
-    STR_FIELD(F_REF, ref),           STR_FIELD(F_IDEMPOTENCY_KEY, idempotency_key),
-    STR_FIELD(F_HOLD, hold),         STR_FIELD(F_PLACEMENT, placement),
-    STR_FIELD(F_NOTE, note),         STR_FIELD(F_PRINCIPAL, principal),
-    STR_FIELD(F_CALLBACK, callback), STR_FIELD(F_INTAKE_HOURS, intake_hours),
-    STR_FIELD(F_STANDING, standing), STR_FIELD(F_PERSON, person),
+    STR_FIELD(F_SHELTER, shelter),
+    STR_FIELD(F_UNIT, unit),
+    STR_FIELD(F_NAME, name),
+    STR_FIELD(F_MUNICIPALITY, municipality),
+    STR_FIELD(F_PHONE, phone),
+    STR_FIELD(F_COUNTY, county),
+    STR_FIELD(F_HOME, home),
+    STR_FIELD(F_LANGUAGE, language),
+    STR_FIELD(F_REF, ref),
+    STR_FIELD(F_IDEMPOTENCY_KEY, idempotency_key),
+    STR_FIELD(F_HOLD, hold),
+    STR_FIELD(F_PLACEMENT, placement),
+    STR_FIELD(F_NOTE, note),
+    STR_FIELD(F_PRINCIPAL, principal),
+    STR_FIELD(F_CALLBACK, callback),
+    STR_FIELD(F_INTAKE_HOURS, intake_hours),
+    STR_FIELD(F_IVO_PERMIT, ivo_permit),
+    STR_FIELD(F_IVO_PERMIT_DATE, ivo_permit_date),
+    STR_FIELD(F_STANDING, standing),
+    STR_FIELD(F_PERSON, person),
 };
 
 static void mark(struct builder *b, enum proto_field f)
@@ -559,6 +570,114 @@ static int put_children(struct builder *b, const char *const *values, unsigned n
     }
     free(kids);
     return rc;
+}
+
+/*
+ * --competences LIST (one value) and --need (repeated, each value perhaps a list): the names
+ * as one list, kept as a set of bits; an unknown or repeated one goes to the decoder to name.
+ */
+static int put_competences(struct builder *b, enum proto_field f, const char *const *values,
+                           unsigned nvalues)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < nvalues; i++)
+        total += strlen(values[i]) + 1;
+    struct slice *all = calloc(total ? total : 1, sizeof *all);
+    if (!all)
+        return client_fail(b->err, CLIENT_FAILED, "internal", "out of memory");
+    size_t n = 0;
+    bool ok = true;
+    uint8_t bits = 0;
+    for (unsigned i = 0; i < nvalues; i++) {
+        struct slice *items;
+        long k = split_list(values[i], &items);
+        if (k < 0) {
+            free(all);
+            return client_fail(b->err, CLIENT_FAILED, "internal", "out of memory");
+        }
+        if (k == 0 && f == F_NEED) /* an empty --need is kept, for the decoder to name */
+            all[n++] = (struct slice){values[i], 0};
+        for (long j = 0; j < k; j++)
+            all[n++] = items[j];
+        free(items);
+    }
+    for (size_t k = 0; ok && k < n; k++) {
+        int c = proto_competence_parse(all[k].p, all[k].n);
+        ok = c >= 0 && !(bits & (1u << c));
+        if (ok)
+            bits |= (uint8_t)(1u << c);
+    }
+    int rc = 0;
+    if (ok) {
+        *(f == F_NEED ? &b->req->args.need : &b->req->args.competences) = bits;
+        mark(b, f);
+    } else {
+        struct raw r = {.kind = RAW_LIST, .items = all, .n = n};
+        rc = refuse_raw(b, f, &r);
+    }
+    free(all);
+    return rc;
+}
+
+/* --child-basis, once per child in the referral's order. */
+static int put_bases(struct builder *b, const char *const *values, unsigned n)
+{
+    struct slice *all = calloc(n ? n : 1, sizeof *all);
+    if (!all)
+        return client_fail(b->err, CLIENT_FAILED, "internal", "out of memory");
+    struct proto_args *a = &b->req->args;
+    bool ok = n <= PROTO_MAX_CHILDREN;
+    for (unsigned i = 0; i < n; i++) {
+        all[i] = (struct slice){values[i], strlen(values[i])};
+        int basis = proto_basis_parse(all[i].p, all[i].n);
+        ok = ok && basis >= 0;
+        if (ok)
+            a->child_basis[i] = (uint8_t)basis;
+    }
+    int rc = 0;
+    if (ok) {
+        a->n_child_basis = (uint8_t)n;
+        mark(b, F_CHILD_BASIS);
+    } else {
+        struct raw r = {.kind = RAW_LIST, .items = all, .n = n};
+        rc = refuse_raw(b, F_CHILD_BASIS, &r);
+    }
+    free(all);
+    return rc;
+}
+
+/* The options of Swedish practice: competences and needs, operator and permit, bases. */
+static int set_practice(struct builder *b, const struct parsed *p, int o)
+{
+    struct proto_args *a = &b->req->args;
+    const char *v = p->value[o];
+    switch (o) {
+    case O_COMPETENCES:
+        return put_competences(b, F_COMPETENCES, &v, 1);
+    case O_NEED:
+        return put_competences(b, F_NEED, p->multi[o], p->n_multi[o]);
+    case O_OPERATOR:
+        return put_enum(b, F_OPERATOR, v, proto_operator_parse, &a->operator_);
+    case O_IVO_PERMIT:
+        return put_str(b, F_IVO_PERMIT, v);
+    case O_NO_IVO_PERMIT:
+        if (p->seen[O_IVO_PERMIT] || p->seen[O_IVO_PERMIT_DATE])
+            return usage(b->err, "--no-ivo-permit contradicts --ivo-permit and --ivo-permit-date");
+        a->ivo_permit[0] = '\0';
+        mark(b, F_IVO_PERMIT);
+        return 0;
+    case O_IVO_PERMIT_DATE:
+        return put_str(b, F_IVO_PERMIT_DATE, v);
+    case O_IVO_REGISTERED:
+    case O_NO_IVO_REGISTERED:
+        a->ivo_registered = o == O_IVO_REGISTERED;
+        mark(b, F_IVO_REGISTERED);
+        return 0;
+    case O_CHILD_BASIS:
+        return put_bases(b, p->multi[o], p->n_multi[o]);
+    default:
+        return client_fail(b->err, CLIENT_FAILED, "internal", "option without a field");
+    }
 }
 
 /* ---- time ------------------------------------------------------------------------------- */
@@ -1018,6 +1137,16 @@ static int set_option(struct builder *b, const struct parsed *p, int o)
     }
     case O_REASON:
         return put_enum(b, f, v, proto_decline_parse, &a->reason);
+    case O_COMPETENCES:
+    case O_NEED:
+    case O_OPERATOR:
+    case O_IVO_PERMIT:
+    case O_NO_IVO_PERMIT:
+    case O_IVO_PERMIT_DATE:
+    case O_IVO_REGISTERED:
+    case O_NO_IVO_REGISTERED:
+    case O_CHILD_BASIS:
+        return set_practice(b, p, o);
     case O_ARRIVAL_BY:
     case O_ARRIVAL_AT: {
         char why[CLIENT_MESSAGE_MAX - 64];

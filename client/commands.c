@@ -123,17 +123,44 @@ static const struct cli_option options[O__COUNT] = {
                 "escalated, confirmed, discharged, vacancy, paused, resumed, match, standing); "
                 "repeat for more",
                 .repeat = true},
+    [O_COMPETENCES] = {"competences", "COMPETENCE,...", F_COMPETENCES,
+                       "the shelter's specialist competences: hbv (honour-related violence), "
+                       "psychiatric, npf (neuropsychiatric), intellectual_disability, deaf (sign "
+                       "language), interpreter (arranged); '' for none"},
+    [O_OPERATOR] = {"operator", "ideell|privat|kommunal", F_OPERATOR,
+                    "who runs the shelter: a non-profit, a company or the municipality"},
+    [O_IVO_PERMIT] = {"ivo-permit", "ID", F_IVO_PERMIT,
+                      "the IVO permit of a non-profit's or company's protected housing, with "
+                      "--ivo-permit-date"},
+    [O_NO_IVO_PERMIT] = {"no-ivo-permit", NULL, F_IVO_PERMIT,
+                         "the shelter has no IVO permit (any recorded one is removed)"},
+    [O_IVO_PERMIT_DATE] = {"ivo-permit-date", "YYYY-MM-DD", F_IVO_PERMIT_DATE,
+                           "when IVO granted the permit"},
+    [O_IVO_REGISTERED] = {"ivo-registered", NULL, F_IVO_REGISTERED,
+                          "the municipality's own protected housing is registered with IVO"},
+    [O_NO_IVO_REGISTERED] = {"no-ivo-registered", NULL, F_IVO_REGISTERED,
+                             "it is not registered with IVO", .negative = true},
+    [O_NEED] = {"need", "COMPETENCE", F_NEED,
+                "a specialist competence the household needs (see --competences of 'shelter "
+                "add'); repeat or separate with commas",
+                .repeat = true},
+    [O_CHILD_BASIS] = {"child-basis", "sol|lag_2024_79|lvu", F_CHILD_BASIS,
+                       "the basis of the decision for a child: one per child, in the order of the "
+                       "referral's children (default sol)",
+                       .repeat = true},
 };
 
 #define OB(o) CLI_OPT_BIT(O_##o)
 #define SHELTER_OPTS                                                                               \
     (OB(NAME) | OB(KIND) | OB(MUNICIPALITY) | OB(PROTECTION) | OB(PHONE) | OB(GROUPS) |            \
      OB(MAX_CHILDREN) | OB(BOYS_MAX_AGE) | OB(PETS) | OB(SUBSTANCE) | OB(LANGUAGES) |              \
-     OB(INTAKE_HOURS))
+     OB(INTAKE_HOURS) | OB(COMPETENCES) | OB(OPERATOR) | OB(IVO_PERMIT) | OB(IVO_PERMIT_DATE) |    \
+     OB(IVO_REGISTERED))
 #define AREA_OPTS (OB(COUNTY) | OB(MUNICIPALITY))
 #define SEARCH_OPTS                                                                                \
     (OB(FROM) | OB(RISK) | OB(ADULTS) | OB(CHILD) | OB(GROUP) | OB(WHEELCHAIR) | OB(PETS) |        \
-     OB(SUBSTANCE) | OB(LANGUAGE) | OB(PERPETRATOR_IN) | OB(EXCLUDE) | OB(LIMIT) | OB(ARRIVAL_AT))
+     OB(SUBSTANCE) | OB(LANGUAGE) | OB(PERPETRATOR_IN) | OB(EXCLUDE) | OB(LIMIT) |                 \
+     OB(ARRIVAL_AT) | OB(NEED))
 
 #define REGISTRY  CLI_SECTION_REGISTRY
 #define VACANCIES CLI_SECTION_VACANCIES
@@ -153,13 +180,17 @@ static const struct cli_command commands[] = {
     {"shelter", "add", 1, {{F_SHELTER, "ID"}}, OP_SHELTER_ADD, REGISTRY,
      "register a shelter",
      "The intake phone is given only to the admin, to the shelter itself and to whoever holds "
-     "one of its units.",
+     "one of its units. Protected housing (skyddat_boende) is offered only once its operator is "
+     "recorded and, for a non-profit or a company, its IVO permit (--ivo-permit with "
+     "--ivo-permit-date), for a municipality --ivo-registered. The permit is shown to the admin, "
+     "the shelter itself and social services, never to other shelters.",
      SHELTER_OPTS, OB(NAME) | OB(KIND) | OB(MUNICIPALITY) | OB(PROTECTION) | OB(PHONE), false, false},
     {"shelter", "update", 1, {{F_SHELTER, "ID"}}, OP_SHELTER_UPDATE, REGISTRY,
      "change a shelter's details",
      "Give at least one option. A limit once set is changed, not removed: --max-children 20 "
      "and --boys-max-age 17 take every household.",
-     SHELTER_OPTS | OB(NO_PETS) | OB(NO_SUBSTANCE), 0, true, false},
+     SHELTER_OPTS | OB(NO_PETS) | OB(NO_SUBSTANCE) | OB(NO_IVO_PERMIT) | OB(NO_IVO_REGISTERED), 0,
+     true, false},
     {"shelter", "retire", 1, {{F_SHELTER, "ID"}}, OP_SHELTER_RETIRE, REGISTRY,
      "retire a shelter: it is no longer listed or offered",
      "Refused while the shelter has open holds or active placements.", 0, 0, false, false},
@@ -221,8 +252,9 @@ static const struct cli_command commands[] = {
      "expires after the server's hold time (60 minutes by default) unless the shelter accepts "
      "it. On-call holds for --for CODE, or else for the household's home municipality. A "
      "retried hold with the same --idempotency-key returns the first hold instead of making a "
-     "second.",
-     OB(REF) | OB(CALLBACK) | OB(IDEMPOTENCY_KEY) | OB(FOR) | CLI_REFERRAL_OPTS,
+     "second. --child-basis, once per child, gives the basis of each child's decision with the "
+     "hold (the shelter may give it at confirmation instead).",
+     OB(REF) | OB(CALLBACK) | OB(IDEMPOTENCY_KEY) | OB(FOR) | CLI_REFERRAL_OPTS | OB(CHILD_BASIS),
      OB(REF) | OB(FROM) | OB(RISK), false, true},
     {"accept", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_ACCEPT, VACANCIES,
      "say yes to a hold: the household may come",
@@ -233,7 +265,11 @@ static const struct cli_command commands[] = {
      "release a hold; the unit is free again", ID_PREFIX, 0, 0, false, false},
     {"confirm", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_CONFIRM, VACANCIES,
      "the household has arrived: a placement",
-     "From a hold that is held or accepted. " ID_PREFIX, 0, 0, false, false},
+     "From a hold that is held or accepted. Each accompanying child is a decision of its own: "
+     "give --child-basis once per child, in the order of the referral's children, as the "
+     "responsible municipality decided; without it the bases given with the hold count, and "
+     "without those sol. " ID_PREFIX,
+     OB(CHILD_BASIS), 0, false, false},
     {"decline", NULL, 1, {{F_HOLD, "HOLD"}}, OP_HOLD_DECLINE, VACANCIES,
      "turn a hold down, with a reason code; the unit is free again",
      "The code is counted for follow-up; the note, like the referral's reference, is deleted "

@@ -82,6 +82,15 @@ enum cli_opt {
     O_LIMIT,
     O_HOURS,
     O_TYPE,
+    O_COMPETENCES,
+    O_OPERATOR,
+    O_IVO_PERMIT,
+    O_NO_IVO_PERMIT,
+    O_IVO_PERMIT_DATE,
+    O_IVO_REGISTERED,
+    O_NO_IVO_REGISTERED,
+    O_NEED,
+    O_CHILD_BASIS,
     O__COUNT
 };
 
@@ -147,7 +156,7 @@ struct cli_command {
     (CLI_OPT_BIT(O_FROM) | CLI_OPT_BIT(O_RISK) | CLI_OPT_BIT(O_ADULTS) | CLI_OPT_BIT(O_CHILD) |    \
      CLI_OPT_BIT(O_GROUP) | CLI_OPT_BIT(O_WHEELCHAIR) | CLI_OPT_BIT(O_PETS) |                      \
      CLI_OPT_BIT(O_SUBSTANCE) | CLI_OPT_BIT(O_LANGUAGE) | CLI_OPT_BIT(O_PERPETRATOR_IN) |          \
-     CLI_OPT_BIT(O_EXCLUDE))
+     CLI_OPT_BIT(O_EXCLUDE) | CLI_OPT_BIT(O_NEED))
 
 /* Every command, n of them; each op has one. Messages and the usage text keep this order. */
 const struct cli_command *cli_commands(size_t *n);

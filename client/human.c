@@ -51,6 +51,12 @@ static bool is_true(const msgpack_object *m, const char *key)
     return o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
 }
 
+static bool str_is(const msgpack_object *o, const char *lit)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(lit) &&
+           memcmp(o->via.str.ptr, lit, o->via.str.size) == 0;
+}
+
 static bool is_scalar(const msgpack_object *o)
 {
     return o->type != MSGPACK_OBJECT_MAP && o->type != MSGPACK_OBJECT_ARRAY;
@@ -346,6 +352,86 @@ static int print_listing(FILE *out, const msgpack_object *r, const struct listin
     return 0;
 }
 
+/* ---- Swedish practice: operator, IVO permit, competences, each child's basis ------------- */
+
+/*
+ * What the viewer may see of a shelter's standing with IVO (key unused): "3.5.1-1/2024" (a
+ * permit), "registered", both with "; ", "none" for protected housing that has neither, or "-"
+ * when the reply leaves it out (another shelter's permit is not shown) or when nothing is
+ * recorded for a shelter that needs nothing.
+ */
+static const char *fmt_ivo(char *buf, size_t cap, const msgpack_object *s, const char *key)
+{
+    char permit[CELL];
+    (void)key;
+    const msgpack_object *p = get(s, "ivo_permit");
+    bool has_permit = p && p->type == MSGPACK_OBJECT_STR && p->via.str.size > 0;
+    bool registered = is_true(s, "ivo_registered");
+    if (!get(s, "ivo_registered"))
+        return "-";
+    const msgpack_object *kind = get(s, "kind");
+    if (!has_permit && !registered)
+        return kind && str_is(kind, "skyddat_boende") ? "none" : "-";
+    snprintf(buf, cap, "%s%s%s", has_permit ? fmt(permit, sizeof permit, p) : "",
+             has_permit && registered ? "; " : "", registered ? "registered" : "");
+    return buf;
+}
+
+/* The operator (key: "operator"), or "unknown" when it was never recorded. */
+static const char *fmt_operator(char *buf, size_t cap, const msgpack_object *s, const char *key)
+{
+    const msgpack_object *o = get(s, key);
+    if (o && o->type == MSGPACK_OBJECT_NIL)
+        return "unknown";
+    return fmt(buf, cap, o);
+}
+
+/* The lines of a shelter's details about Swedish practice. */
+static void print_practice(FILE *out, const msgpack_object *s)
+{
+    char a[CELL], b[CELL];
+    const msgpack_object *c = get_array(s, "competences");
+    if (c)
+        fprintf(out, "%-14s%s\n", "Competences:", c->via.array.size ? fmt(a, sizeof a, c) : "none");
+    if (get(s, "operator"))
+        fprintf(out, "%-14s%s\n", "Operator:", fmt_operator(a, sizeof a, s, "operator"));
+    if (!get(s, "ivo_registered"))
+        return;
+    const msgpack_object *p = get(s, "ivo_permit");
+    bool registered = is_true(s, "ivo_registered");
+    if (p && p->type == MSGPACK_OBJECT_STR && p->via.str.size > 0)
+        fprintf(out, "%-14spermit %s, granted %s%s\n", "IVO:", fmt(a, sizeof a, p),
+                fmt_key(b, sizeof b, s, "ivo_permit_date"), registered ? "; registered" : "");
+    else
+        fprintf(out, "%-14s%s\n", "IVO:", registered ? "registered" : "no permit, not registered");
+}
+
+/* "14m:lvu 6f:sol": a placement's children with the basis of each one's decision (key unused). */
+static const char *fmt_children_bases(char *buf, size_t cap, const msgpack_object *p,
+                                      const char *key)
+{
+    (void)key;
+    const msgpack_object *kids = get_array(p, "children");
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; kids && i < kids->via.array.size && used < cap; i++) {
+        const msgpack_object *k = &kids->via.array.ptr[i];
+        const msgpack_object *sex = get(k, "sex"), *basis = get(k, "basis");
+        char b[CELL];
+        int64_t age = 0;
+        if (!as_i64(get(k, "age"), &age) || !sex || sex->type != MSGPACK_OBJECT_STR ||
+            sex->via.str.size != 1)
+            continue;
+        int n = snprintf(buf + used, cap - used, "%s%lld%c%s%s", used ? " " : "", (long long)age,
+                         sex->via.str.ptr[0] == 'm' ? 'm' : 'f', basis ? ":" : "",
+                         basis ? fmt(b, sizeof b, basis) : "");
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+    return buf[0] ? buf : "-";
+}
+
 /* ---- registry and vacancies ------------------------------------------------------------- */
 
 static const struct column unit_cols[] = {
@@ -381,6 +467,7 @@ static int print_shelter(FILE *out, const msgpack_object *s)
     fprintf(out, "%-14s%s\n", "Pets:", fmt_key(a, sizeof a, s, "pets"));
     fprintf(out, "%-14s%s\n", "Substance:", fmt_key(a, sizeof a, s, "substance"));
     fprintf(out, "%-14s%s\n", "Languages:", fmt_key(a, sizeof a, s, "languages"));
+    print_practice(out, s);
     if (get(s, "phone"))
         fprintf(out, "%-14s%s\n", "Phone:", fmt_key(a, sizeof a, s, "phone"));
     fprintf(out, "%-14s%s\n", "Intake:", is_true(s, "paused") ? "paused" : "open");
@@ -403,6 +490,8 @@ static const struct column shelter_cols[] = {
     {"PROT", "protection", fmt_key, true},
     {"FREE/UNITS", "free_units", fmt_free_units, false},
     {"FRESHNESS", "data_age_s", fmt_age, false},
+    {"OPERATOR", "operator", fmt_operator, false},
+    {"IVO", NULL, fmt_ivo, false},
 };
 static const struct listing shelters = {"shelters", "No shelters.", NCOLS(shelter_cols),
                                         shelter_cols};
@@ -536,6 +625,7 @@ static const struct column result_cols[] = {
     {"PROT", "protection", fmt_key, true},
     {"FRESHNESS", "data_age_s", fmt_age, false},
     {"RECEIVES", "receives_from", fmt_receives, false},
+    {"IVO", NULL, fmt_ivo, false},
 };
 static const struct listing results = {"results", "No eligible unit.", NCOLS(result_cols),
                                        result_cols};
@@ -625,18 +715,12 @@ static const char *fmt_household(char *buf, size_t cap, const msgpack_object *h,
     return buf;
 }
 
-static bool str_is(const msgpack_object *o, const char *lit)
-{
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(lit) &&
-           memcmp(o->via.str.ptr, lit, o->via.str.size) == 0;
-}
-
 /* "wheelchair,pets,language:ar": what a hold's household needs beyond a bed (key unused). */
 static const char *fmt_needs(char *buf, size_t cap, const msgpack_object *h, const char *key)
 {
     (void)key;
     static const char *const flags[] = {"wheelchair", "pets", "substance"};
-    char lang[16];
+    char lang[32];
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
@@ -649,8 +733,12 @@ static const char *fmt_needs(char *buf, size_t cap, const msgpack_object *h, con
                                  fmt(lang, sizeof lang, g));
     const msgpack_object *l = get(h, "language");
     if (l && l->type == MSGPACK_OBJECT_STR && used < cap)
-        snprintf(buf + used, cap - used, "%slanguage:%s", used ? "," : "",
-                 fmt(lang, sizeof lang, l));
+        used += (size_t)snprintf(buf + used, cap - used, "%slanguage:%s", used ? "," : "",
+                                 fmt(lang, sizeof lang, l));
+    const msgpack_object *need = get_array(h, "need");
+    for (uint32_t i = 0; need && i < need->via.array.size && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? "," : "",
+                                 fmt(lang, sizeof lang, &need->via.array.ptr[i]));
     return buf[0] ? buf : "-";
 }
 
@@ -681,6 +769,7 @@ static const struct column placement_cols[] = {
     {"MUNICIPALITY", "municipality", fmt_muni, false},
     {"BY", "by", fmt_key, false},
     {"STATE", "state", fmt_key, false},
+    {"CHILDREN", NULL, fmt_children_bases, false},
     {"PLACED", "placed_at", fmt_minutes, false},
     {"DISCHARGED", "discharged_at", fmt_minutes, false},
 };

@@ -24,7 +24,7 @@
 #define REFERRAL_FIELDS                                                                            \
     (PROTO_F(HOME) | PROTO_F(RISK) | PROTO_F(ADULTS) | PROTO_F(CHILDREN) | PROTO_F(GROUP) |        \
      PROTO_F(WHEELCHAIR) | PROTO_F(PETS) | PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGE) |                \
-     PROTO_F(PERPETRATOR) | PROTO_F(EXCLUDE))
+     PROTO_F(PERPETRATOR) | PROTO_F(EXCLUDE) | PROTO_F(NEED))
 
 static int64_t now_ms(void)
 {
@@ -196,7 +196,9 @@ int recall_load(const struct settings *s, unsigned n, struct proto_request *hold
     }
     const msgpack_object *pick = &results->via.array.ptr[n - 1];
     struct proto_args *a = &hold->args;
-    uint64_t kept = a->present; /* --ref, --callback, --for, --idempotency-key */
+    uint64_t kept = a->present; /* --ref, --callback, --for, --idempotency-key, --child-basis */
+    uint8_t n_bases = a->n_child_basis, bases[PROTO_MAX_CHILDREN];
+    memcpy(bases, a->child_basis, sizeof bases);
     char ref[sizeof a->ref], callback[sizeof a->callback], mun[sizeof a->municipality],
         key[sizeof a->idempotency_key];
     memcpy(ref, a->ref, sizeof ref);
@@ -208,6 +210,8 @@ int recall_load(const struct settings *s, unsigned n, struct proto_request *hold
     memcpy(a->callback, callback, sizeof callback);
     memcpy(a->municipality, mun, sizeof mun);
     memcpy(a->idempotency_key, key, sizeof key);
+    a->n_child_basis = n_bases;
+    memcpy(a->child_basis, bases, sizeof bases);
     if (pick->type != MSGPACK_OBJECT_ARRAY || pick->via.array.size != 2 ||
         pick->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
         pick->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||

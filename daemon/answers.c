@@ -27,13 +27,58 @@ static int pack_freshness(msgpack_packer *pk, const struct op_ctx *x, const stru
     return rc | proto_pack_kv_int(pk, "data_age_s", match_age_s(s, now));
 }
 
+/*
+ * Who sees a shelter's IVO permit: the admin, the shelter itself, and social services and the
+ * on-call service, who must be able to trust an offer of protected housing; never another
+ * shelter. Who runs a shelter and its competences are no secret: everyone sees them.
+ */
+static bool sees_permit(const struct principal *p, const char *shelter)
+{
+    return p->role != ROLE_SHELTER || strcmp(p->id, shelter) == 0;
+}
+
+/* The keys pack_practice packs for this viewer. */
+static unsigned practice_keys(const struct op_ctx *x, const struct idx_shelter *s, bool competences)
+{
+    return (competences ? 1u : 0u) + 1u + (sees_permit(x->who, s->id) ? 3u : 0u);
+}
+
+/*
+ * competences (when asked for), operator (nil when it was never recorded) and, for those who
+ * see it, ivo_permit and ivo_permit_date (nil without a permit) and ivo_registered.
+ */
+static int pack_practice(msgpack_packer *pk, const struct op_ctx *x, const struct idx_shelter *s,
+                         bool competences)
+{
+    int rc = 0;
+    if (competences) {
+        rc |= proto_pack_cstr(pk, "competences");
+        rc |= msgpack_pack_array(pk, (size_t)__builtin_popcount(s->competences));
+        for (unsigned c = 0; c < COMP__COUNT; c++) {
+            if (s->competences & (1u << c))
+                rc |= proto_pack_cstr(pk, proto_competence_name(c));
+        }
+    }
+    rc |= proto_pack_cstr(pk, "operator");
+    rc |= s->operator_ == IDX_UNKNOWN ? msgpack_pack_nil(pk)
+                                      : proto_pack_cstr(pk, proto_operator_name(s->operator_));
+    if (!sees_permit(x->who, s->id))
+        return rc;
+    rc |= proto_pack_cstr(pk, "ivo_permit");
+    rc |= s->ivo_permit[0] ? proto_pack_cstr(pk, s->ivo_permit) : msgpack_pack_nil(pk);
+    rc |= proto_pack_cstr(pk, "ivo_permit_date");
+    rc |= s->ivo_permit[0] && s->ivo_permit_date[0] ? proto_pack_cstr(pk, s->ivo_permit_date)
+                                                    : msgpack_pack_nil(pk);
+    return rc | proto_pack_kv_bool(pk, "ivo_registered", s->ivo_registered);
+}
+
 static int pack_shelter(msgpack_packer *pk, const struct op_ctx *x, const struct idx_shelter *s,
                         bool phone, int64_t now)
 {
     char intake[PROTO_INTAKE_MAX * 4 + 1];
     if (proto_intake_format(&s->intake, intake, sizeof intake) < 0)
         intake[0] = '\0';
-    int rc = msgpack_pack_map(pk, phone ? 21 : 20);
+    int rc = msgpack_pack_map(pk, (phone ? 21 : 20) + practice_keys(x, s, true));
     rc |= proto_pack_kv_str(pk, "id", s->id);
     rc |= proto_pack_kv_str(pk, "name", s->name);
     rc |= proto_pack_kv_str(pk, "kind", proto_kind_name(s->kind));
@@ -60,6 +105,7 @@ static int pack_shelter(msgpack_packer *pk, const struct op_ctx *x, const struct
     rc |= pack_freshness(pk, x, s, now);
     if (phone)
         rc |= proto_pack_kv_str(pk, "phone", s->phone);
+    rc |= pack_practice(pk, x, s, true);
     rc |= proto_pack_cstr(pk, "units");
     rc |= msgpack_pack_array(pk, s->n_units);
     for (unsigned i = 0; i < s->n_units; i++) {
@@ -182,7 +228,7 @@ enum proto_err answer_shelter_list(const struct op_ctx *x, msgpack_packer *pk,
         unsigned free_units = 0;
         for (unsigned k = 0; k < s->n_units; k++)
             free_units += match_unit_available(s, &s->units[k]);
-        rc |= msgpack_pack_map(pk, 12);
+        rc |= msgpack_pack_map(pk, 12 + practice_keys(x, s, false));
         rc |= proto_pack_kv_str(pk, "id", s->id);
         rc |= proto_pack_kv_str(pk, "name", s->name);
         rc |= proto_pack_kv_str(pk, "kind", proto_kind_name(s->kind));
@@ -192,6 +238,7 @@ enum proto_err answer_shelter_list(const struct op_ctx *x, msgpack_packer *pk,
         rc |= proto_pack_kv_int(pk, "free_units", free_units);
         rc |= proto_pack_kv_bool(pk, "paused", s->paused);
         rc |= pack_freshness(pk, x, s, x->now_ms);
+        rc |= pack_practice(pk, x, s, false);
     }
     free(list);
     return rc ? proto_fail(err, PROTO_E_INTERNAL, "out of memory") : PROTO_OK;
@@ -244,7 +291,7 @@ enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct 
     rc |= msgpack_pack_array(pk, out.n_hits);
     for (unsigned i = 0; i < out.n_hits; i++) {
         const struct match_hit *h = &out.hits[i];
-        rc |= msgpack_pack_map(pk, 12);
+        rc |= msgpack_pack_map(pk, 12 + practice_keys(x, h->shelter, false));
         rc |= proto_pack_kv_str(pk, "shelter", h->shelter->id);
         rc |= proto_pack_kv_str(pk, "unit", h->unit->id);
         rc |= proto_pack_kv_str(pk, "name", h->shelter->name);
@@ -264,6 +311,7 @@ enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct 
             rc |= msgpack_pack_nil(pk);
         else
             rc |= proto_pack_cstr(pk, from);
+        rc |= pack_practice(pk, x, h->shelter, false);
     }
     rc |= proto_pack_cstr(pk, "ruled_out");
     rc |= msgpack_pack_map(pk, REASON__COUNT);

@@ -31,6 +31,7 @@ enum key_type {
     K_REDIS_MODE,
     K_LOG_LEVEL,
     K_LOG_TARGET,
+    K_RETENTION_MODE,
 };
 
 struct key_def {
@@ -105,6 +106,8 @@ static const struct key_def keys[] = {
     {"events", "max_watchers", K_UINT, F(max_watchers), 1, 100000, true, "16"},
     {"metrics", "listen", K_LISTEN, F(metrics_host), 0, PORT(metrics_port), false,
      "127.0.0.1:7421"},
+    {"retention", "mode", K_RETENTION_MODE, F(retention_mode), 0, 0, true, "delete"},
+    {"retention", "archive_dir", K_PATH, F(archive_dir), 0, 0, true, ""},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -198,6 +201,19 @@ static int set_string(char *dst, size_t cap, const char *v)
     if (n >= cap)
         return -1;
     memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int apply_retention_mode(struct parse_state *st, const char *v)
+{
+    if (strcmp(v, "delete") == 0)
+        st->cfg->retention_mode = RETENTION_DELETE;
+    else if (strcmp(v, "archive") == 0)
+        st->cfg->retention_mode = RETENTION_ARCHIVE;
+    else {
+        snprintf(st->err, sizeof st->err, "must be delete or archive");
+        return -1;
+    }
     return 0;
 }
 
@@ -300,6 +316,8 @@ static int apply(struct parse_state *st, const struct key_def *k, const char *v)
         st->cfg->log_level = l;
         return 0;
     }
+    case K_RETENTION_MODE:
+        return apply_retention_mode(st, v);
     case K_LOG_TARGET:
         if (strcmp(v, "stderr") == 0)
             st->cfg->log_target = LOG_TARGET_STDERR;
@@ -409,6 +427,15 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return 0;
 }
 
+static int validate_retention(const struct config *c, char *err, size_t errlen)
+{
+    if (c->retention_mode == RETENTION_ARCHIVE && !c->archive_dir[0]) {
+        snprintf(err, errlen, "[retention] archive_dir is required with mode = archive");
+        return -1;
+    }
+    return 0;
+}
+
 static int validate(const struct config *c, char *err, size_t errlen)
 {
     if (!c->tls_cert[0] || !c->tls_key[0] || !c->tls_ca[0]) {
@@ -439,7 +466,7 @@ static int validate(const struct config *c, char *err, size_t errlen)
         return -1;
     }
     _Static_assert(ROLE__COUNT * 24 < 100, "the roles' reserves leave a shared part");
-    return 0;
+    return validate_retention(c, err, errlen);
 }
 
 int config_load(const char *path, struct config *out, char *err, size_t errlen)

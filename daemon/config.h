@@ -19,6 +19,12 @@ struct config_oncall {
     uint64_t muns[CONFIG_MUN_WORDS];   /* bit per municipality index (proto_municipality_index) */
 };
 
+/* What becomes of a closed hold or placement once its reference retention has passed. */
+enum retention_mode {
+    RETENTION_DELETE,  /* deleted: only counts remain */
+    RETENTION_ARCHIVE, /* appended to the archive (archive.h), then deleted */
+};
+
 enum redis_mode {
     REDIS_MODE_SPAWN,   /* start a private redis-server in data_dir */
     REDIS_MODE_CONNECT, /* use an existing server at redis_address */
@@ -86,6 +92,8 @@ struct config {
     unsigned max_watchers;            /* watching connections of one principal */
     char metrics_host[256];           /* empty: no metrics listener */
     unsigned metrics_port;
+    int retention_mode;                /* enum retention_mode */
+    char archive_dir[CONFIG_PATH_MAX]; /* archive mode: where the monthly files go */
 };
 
 /*

@@ -35,31 +35,38 @@ Key layout under the prefix P:
   shelters                set of shelter ids (retired ones too)
   s:<sid>                 hash: name kind municipality protection phone groups max_children
                                 boys_max_age pets substance languages intake_hours paused
-                                retired updated_at created_at version
+                                retired updated_at created_at version [competences]
+                                [operator] [ivo_permit ivo_permit_date] [ivo_registered]
+                          (a shelter registered before the bracketed fields existed lacks
+                          them: no competences, operator unknown, no permit)
   u:<sid>                 set of unit ids of the shelter
   unit:<sid>:<uid>        hash: beds accessible state changed_at [hold] [placement]
   hold:<hid>              hash: shelter unit ref by municipality state created_at expires_at
                                 risk adults children group wheelchair pets substance
                                 [language] [callback] [accepted_at] [closed_at] [reason]
-                                [note] [placement] [idempotency_key]
+                                [note] [placement] [idempotency_key] [need] [child_basis]
                           state: held -> accepted -> confirmed, or declined, released, expired
   holds:by:<principal>    set of the principal's open (held or accepted) hold ids
   holds, holds:s:<sid>, holds:m:<mun>   zsets of hold ids by creation time
   holds:open              zset of live hold ids by expiry time
   pl:<pid>                hash: hold shelter unit ref by municipality state placed_at
-                                risk adults children group [discharged_at]
+                                risk adults children group [need] [child_basis]
+                                [discharged_at]
   pls, pls:s:<sid>, pls:m:<mun>         zsets of placement ids by placement time
-  purge                   zset "h:<hid>" / "p:<pid>" by the time their record is deleted
+  purge                   zset "h:<hid>" / "p:<pid>" / "s:<id>" by the time its record goes
   purge_gen               counter: sweeps that deleted records (whose writes the AOF still has)
   rewritten_gen           the purge_gen that the last completed AOF rewrite took off the disk
   idem:<principal>:<key>  "<hid>|<digest of the request>", 24 h
-  stats                   hash of counters that outlive the records
   holds:escalate          zset of held hold ids by the time of their next escalation step
   st:<id>                 hash of a standing search: by municipality ref referral (packed)
                                 state created_at expires_at matches [closed_at]
   standing                zset of active standing search ids by expiry
   standing:by:<principal>, standing:m:<mun>   its active ones / all by creation time
   stm:<st>:<sid>:<uid>:<v>  "a match was sent": one per standing search, unit and version
+  stats                   hash of counters that outlive the records, among them
+                          children:<basis>:<age band> for the children placed
+  retention               "archive" once a daemon archived into this store: from then on no
+                          daemon deletes a record it has not archived
   audit                   stream of audit entries
   log                     stream of events for people (watch): type at and the ids it concerns,
                           never a reference, callback or phone; trimmed by age and length
@@ -183,6 +190,8 @@ local function snapshot(c, sid)
         max_children = tonumber(h.max_children), boys_max_age = tonumber(h.boys_max_age),
         pets = h.pets == '1', substance = h.substance == '1', languages = split(h.languages),
         intake_hours = h.intake_hours or '24/7',
+        competences = split(h.competences), operator = h.operator, ivo_permit = h.ivo_permit,
+        ivo_permit_date = h.ivo_permit_date, ivo_registered = h.ivo_registered == '1',
         paused = h.paused == '1', retired = h.retired == '1', updated_at = tonumber(h.updated_at),
         version = tonumber(h.version), units = units,
     }
@@ -199,6 +208,10 @@ end
 
 local function stat(c, field)
     redis.call('HINCRBY', c.P .. 'stats', field, 1)
+end
+
+local function stat_by(c, field, n)
+    if n > 0 then redis.call('HINCRBY', c.P .. 'stats', field, n) end
 end
 
 -- Closes a live hold: its unit is no longer reserved by it.
@@ -287,10 +300,21 @@ local function children_list(text)
     return out
 end
 
+-- Each child's basis, in the order of the children ("sol,lvu"), where one was recorded.
+local function add_bases(children, text)
+    local bases = split(text)
+    if #bases ~= #children then return end
+    for i, child in ipairs(children) do
+        child.basis = bases[i]
+    end
+end
+
 local function household_view(v, r)
     if r.risk then v.risk = r.risk end
     if r.adults then v.adults = tonumber(r.adults) end
     v.children = children_list(r.children)
+    add_bases(v.children, r.child_basis)
+    if r.need and r.need ~= '' then v.need = split(r.need) end
     if r.group then v.group = r.group end
     if r.wheelchair then v.wheelchair = r.wheelchair == '1' end
     if r.pets then v.pets = r.pets == '1' end
@@ -381,6 +405,26 @@ end
 ------------------------------------------------------------------------------------------
 -- Registry (admin)
 
+-- Competences, operator and IVO permit, stored as the other fields are. An empty ivo_permit
+-- removes the permit (shelter_update deletes it and its date), so it is not written here.
+local function practice_fields(f, a)
+    for _, k in ipairs({'operator', 'ivo_permit', 'ivo_permit_date'}) do
+        if a[k] ~= nil and a[k] ~= '' then
+            f[#f + 1] = k
+            f[#f + 1] = a[k]
+        end
+    end
+    if a.competences ~= nil then
+        f[#f + 1] = 'competences'
+        f[#f + 1] = table.concat(a.competences, ',')
+    end
+    if a.ivo_registered ~= nil then
+        f[#f + 1] = 'ivo_registered'
+        f[#f + 1] = a.ivo_registered and 1 or 0
+    end
+    return f
+end
+
 -- Protocol fields of a shelter as they are stored: lists as comma-separated text, booleans
 -- as 1/0.
 local function shelter_fields(a)
@@ -404,7 +448,7 @@ local function shelter_fields(a)
             f[#f + 1] = a[k] and 1 or 0
         end
     end
-    return f
+    return practice_fields(f, a)
 end
 
 local function shelter_add(c, a)
@@ -430,6 +474,9 @@ local function shelter_update(c, a)
     local fields = shelter_fields(a)
     if #fields > 0 then
         redis.call('HSET', c.P .. 's:' .. sid, unpack(fields))
+    end
+    if a.ivo_permit == '' then
+        redis.call('HDEL', c.P .. 's:' .. sid, 'ivo_permit', 'ivo_permit_date')
     end
     return {shelter = sid, target = t}
 end
@@ -546,6 +593,15 @@ end
 ------------------------------------------------------------------------------------------
 -- Holds and placements
 
+-- What a hold keeps of the referral's needed competences and of each child's basis (when the
+-- responsible municipality gave them with the hold).
+local function hold_practice(hk, a)
+    if a.need and #a.need > 0 then redis.call('HSET', hk, 'need', table.concat(a.need, ',')) end
+    if a.child_basis and #a.child_basis > 0 then
+        redis.call('HSET', hk, 'child_basis', table.concat(a.child_basis, ','))
+    end
+end
+
 -- args: the referral as search takes it (home, risk, perpetrator, exclude, adults, children,
 -- group, wheelchair, pets, substance, language), shelter, unit, ref, callback,
 -- idempotency_key; and from the daemon, which has checked the unit against the referral:
@@ -627,6 +683,7 @@ local function hold(c, a)
                'pets', a.pets and 1 or 0, 'substance', a.substance and 1 or 0)
     if a.language then redis.call('HSET', hk, 'language', a.language) end
     if a.callback then redis.call('HSET', hk, 'callback', a.callback) end
+    hold_practice(hk, a)
     if idem ~= '' then
         redis.call('HSET', hk, 'idempotency_key', ik)
     end
@@ -722,7 +779,41 @@ local function hold_decline(c, a)
     return closed(c, hid, h)
 end
 
--- The household has arrived. args: hold, and from the daemon: placement (the new id).
+-- Each child's basis as the placement records it: those given at confirmation, else those
+-- given with the hold, else sol for every child. Returns the list, or nil and a refusal when
+-- the count does not match the hold's children.
+local function child_bases(hid, h, a)
+    local n = #children_list(h.children)
+    local given = a.child_basis
+    if not given or #given == 0 then
+        given = split(h.child_basis)
+    end
+    if #given == 0 then
+        for i = 1, n do given[i] = 'sol' end
+    end
+    if #given ~= n then
+        return nil, no('bad_request', 'child_basis needs one basis per child of the hold (' ..
+                       n .. '), in the order of its referral', {hold = hid, shelter = h.shelter,
+                                                              unit = h.unit})
+    end
+    return given, nil
+end
+
+-- Follow-up: children placed per basis and age band (of the age the referral gave).
+local function child_band(age)
+    if age <= 6 then return '0-6' end
+    if age <= 12 then return '7-12' end
+    return '13-17'
+end
+
+local function count_children(c, h, bases)
+    for i, child in ipairs(children_list(h.children)) do
+        stat(c, 'children:' .. bases[i] .. ':' .. child_band(child.age))
+    end
+end
+
+-- The household has arrived. args: hold, child_basis (optional, one per child), and from the
+-- daemon: placement (the new id).
 local function hold_confirm(c, a)
     local hid, pid = a.hold, a.placement
     local h, refusal = hold_for(c, hid, 'shelter', OPEN)
@@ -731,12 +822,18 @@ local function hold_confirm(c, a)
     if redis.call('EXISTS', pk) == 1 then
         return no('internal', 'placement id collision; retry', {hold = hid})
     end
+    local bases, wrong = child_bases(hid, h, a)
+    if not bases then return wrong end
     close_hold(c, hid, h, 'confirmed', {placement = pid})
     redis.call('HSET', pk, 'hold', hid, 'shelter', h.shelter, 'unit', h.unit, 'ref', h.ref,
                'by', h.by, 'municipality', h.municipality, 'state', 'active', 'placed_at', c.now)
-    for _, k in ipairs({'risk', 'adults', 'children', 'group'}) do
+    for _, k in ipairs({'risk', 'adults', 'children', 'group', 'need'}) do
         if h[k] then redis.call('HSET', pk, k, h[k]) end
     end
+    if #bases > 0 then
+        redis.call('HSET', pk, 'child_basis', table.concat(bases, ','))
+    end
+    count_children(c, h, bases)
     local uk = c.P .. 'unit:' .. h.shelter .. ':' .. h.unit
     redis.call('HSET', uk, 'state', 'occupied', 'placement', pid, 'changed_at', c.now)
     redis.call('HSET', c.P .. 's:' .. h.shelter, 'updated_at', c.now)
@@ -783,6 +880,13 @@ end
 
 ------------------------------------------------------------------------------------------
 -- Upkeep
+
+-- Records deleted, their writes still in the append-only file: the debt is remembered in
+-- Redis itself, so that a daemon stopped before it could ask for a rewrite, or another one,
+-- still pays it (housekeeping.c).
+local function owe_rewrite(c)
+    redis.call('INCR', c.P .. 'purge_gen')
+end
 
 -- Deletes one closed record whose reference retention has passed, with its index entries.
 local function purge_record(c, item)
@@ -884,8 +988,51 @@ local function escalate(c, oncall_after, limit)
     end
 end
 
--- Expires holds and standing searches, escalates unanswered holds, and deletes closed records
--- whose reference retention has passed. args: escalate_oncall_after (ms), event_max (length).
+-- The record of a closed hold or placement as the archive keeps it: ids, times, states, the
+-- responsible municipality, shelter, unit, household, reference, decline code and note. The
+-- worker's callback number is not part of the case and is left out. Nil when it is gone.
+local function archive_record(c, item)
+    local kind, id = string.sub(item, 1, 1), string.sub(item, 3)
+    if kind ~= 'h' and kind ~= 'p' then
+        return nil -- a standing search: no case record, its reference simply goes
+    end
+    local r = hgetall(c.P .. (kind == 'h' and 'hold:' or 'pl:') .. id)
+    if not r.shelter then
+        return nil
+    end
+    local v = kind == 'h' and hold_view(c, id, r) or placement_view(id, r)
+    v.callback = nil
+    v.record = kind == 'h' and 'hold' or 'placement'
+    v.archived_at = c.now
+    return v
+end
+
+-- Archive mode, first step: the due records are claimed for `lease` ms (no other sweep hands
+-- them out meanwhile) and returned for the daemon to write to its archive; fristad_archived
+-- deletes them once the daemon has them on disk. A daemon that dies in between loses nothing:
+-- the lease runs out and the next sweep hands the records out again.
+local function claim_for_archive(c, due, lease)
+    local out = {}
+    if #due > 0 and redis.call('GET', c.P .. 'retention') ~= 'archive' then
+        redis.call('SET', c.P .. 'retention', 'archive')
+    end
+    for _, item in ipairs(due) do
+        local rec = archive_record(c, item)
+        if rec then
+            redis.call('ZADD', c.P .. 'purge', c.now + lease, item)
+            out[#out + 1] = {item = item, record = rec}
+        else
+            purge_record(c, item) -- nothing left to archive: only its index entries
+        end
+    end
+    return out
+end
+
+-- Expires holds and standing searches, escalates unanswered holds, trims the event log, and
+-- deletes closed records whose reference retention has passed; in archive mode (retention =
+-- 'archive', lease = ms) it hands holds and placements out to be archived instead. Once any
+-- daemon archived into this store, a daemon in delete mode deletes nothing. Other args:
+-- escalate_oncall_after (ms), event_max (length of the event log).
 local function sweep_all(keys, argv)
     local c, a = ctx(keys, argv)
     local expired = sweep(c, SWEEP_BATCH)
@@ -901,21 +1048,27 @@ local function sweep_all(keys, argv)
     end
     trim_log(c, tonumber(a.event_max))
     local due = redis.call('ZRANGEBYSCORE', c.P .. 'purge', '-inf', c.now, 'LIMIT', 0, SWEEP_BATCH)
-    for _, item in ipairs(due) do
-        purge_record(c, item)
+    local out = {expired = expired, purged = 0}
+    if a.retention == 'archive' then
+        out.archive = claim_for_archive(c, due, tonumber(a.lease) or 60000)
+    elseif #due > 0 and redis.call('GET', c.P .. 'retention') == 'archive' then
+        out.kept_for_archive = #due
+    else
+        for _, item in ipairs(due) do
+            purge_record(c, item)
+        end
+        out.purged = #due
     end
-    -- Deleted here, still in the append-only file: remembered in Redis itself, so that a
-    -- daemon stopped before it could ask for a rewrite, or another one, still owes it.
-    local gen = tonumber(redis.call('GET', c.P .. 'purge_gen') or '0')
-    if #due > 0 then
-        gen = redis.call('INCR', c.P .. 'purge_gen')
+    if out.purged > 0 then
+        owe_rewrite(c)
     end
     local rewritten = tonumber(redis.call('GET', c.P .. 'rewritten_gen') or '0')
     -- Exact, not '~': an approximate trim removes only whole stream nodes, so a small stream
     -- would keep its old entries for ever.
     redis.call('XTRIM', c.P .. 'audit', 'MINID', tostring(c.now - c.audit_ret))
-    return cmsgpack.pack({result = {expired = expired, purged = #due, purge_gen = gen,
-                                    rewritten_gen = rewritten}})
+    out.purge_gen = tonumber(redis.call('GET', c.P .. 'purge_gen') or '0')
+    out.rewritten_gen = rewritten
+    return cmsgpack.pack({result = out})
 end
 
 -- An append-only file rewrite that began after the sweep that reported purge_gen `gen` has
@@ -927,6 +1080,25 @@ local function aof_rewritten(keys, argv)
         redis.call('SET', c.P .. 'rewritten_gen', gen)
     end
     return cmsgpack.pack({result = {}})
+end
+
+-- Archive mode, second step: the daemon has written and synced these records (args: items,
+-- as the sweep named them); now they are deleted. A record deleted already is skipped, so a
+-- repeated call is harmless.
+local function archived(keys, argv)
+    local c, a = ctx(keys, argv)
+    local n = 0
+    for _, item in ipairs(a.items or {}) do
+        if redis.call('ZSCORE', c.P .. 'purge', item) then
+            purge_record(c, item)
+            n = n + 1
+        end
+    end
+    if n > 0 then
+        owe_rewrite(c)
+    end
+    stat_by(c, 'archived', n)
+    return cmsgpack.pack({result = {purged = n}})
 end
 
 -- Adds the follow-up counts a daemon gathered since its last call: searches, searches that
@@ -1332,6 +1504,7 @@ reg('fristad_standing_list', read(standing_list), true)
 
 reg('fristad_sweep', sweep_all)
 reg('fristad_aof_rewritten', aof_rewritten)
+reg('fristad_archived', archived)
 reg('fristad_search_stat', search_stat)
 reg('fristad_audit_note', audit_note)
 reg('fristad_migrate', migrate)

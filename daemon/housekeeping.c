@@ -4,6 +4,7 @@
 
 #include <event2/event.h>
 
+#include "archive.h"
 #include "clock.h"
 #include "daemon.h"
 #include "housekeeping.h"
@@ -34,12 +35,27 @@ struct housekeeping {
     uint64_t rewrite_gen;     /* REWRITE_RUNNING: the generation this rewrite takes off disk */
     bool status_inflight;     /* an INFO persistence is out */
     int64_t last_rewrite_ms;  /* monotonic: when an append-only file rewrite was last asked for */
+    bool told_kept;           /* logged that delete mode keeps records for an archive */
 };
 
 static void set_rewrite(struct housekeeping *hk, enum rewrite_state next)
 {
     hk->state = next;
 }
+
+/*
+ * How long the records a sweep hands out for archiving stay claimed by this daemon: far longer
+ * than writing them and telling the store takes, so that a second copy is rare, and short
+ * enough that after a crash or a failed write the next try comes soon.
+ */
+static int64_t archive_lease_ms(const struct config *cfg)
+{
+    int64_t ms = 20 * cfg->sweep_interval_ms;
+    return (ms > 5000 ? ms : 5000) + cfg->wait_timeout_ms;
+}
+
+static void archive_records(struct housekeeping *hk, const msgpack_object *records);
+static void note_kept(struct housekeeping *hk, const msgpack_object *result);
 
 static void on_rewrite_done(const struct store_result *res, void *ud)
 {
@@ -94,6 +110,85 @@ static void on_sweep_done(const struct store_result *res, void *ud)
         return;
     hk->purge_gen = result_u64(res->result, "purge_gen");
     hk->purge_pending = hk->purge_gen > result_u64(res->result, "rewritten_gen");
+    archive_records(hk, proto_map_get(res->result, "archive"));
+    note_kept(hk, res->result);
+}
+
+/* ---- archive mode ----------------------------------------------------------------------- */
+
+/* Deleted records owe the disk a rewrite too: the store counted them in purge_gen, which the
+ * next sweep reports. */
+static void on_archived(const struct store_result *res, void *ud)
+{
+    (void)ud;
+    if (res->err)
+        log_warning("archived records were not deleted yet (%s); the sweep hands them out "
+                    "again and they are archived a second time",
+                    res->msg ? res->msg : proto_err_code(res->err));
+}
+
+/*
+ * Archive mode: the sweep handed out the records that are due, claimed for a while. They are
+ * appended to the archive and synced to disk, and only then does the store delete them. When
+ * the append fails, nothing is deleted: the claim runs out and the next sweep tries again.
+ */
+static void archive_records(struct housekeeping *hk, const msgpack_object *records)
+{
+    if (!records || records->type != MSGPACK_OBJECT_ARRAY || records->via.array.size == 0)
+        return;
+    struct archive_head head;
+    char err[512] = "";
+    if (archive_append(hk->d->cfg->archive_dir, clock_wall_ms(), records, &head, err, sizeof err) <
+        0) {
+        log_error("archiving %u records failed: %s; they stay in the store and are tried again",
+                  records->via.array.size, err);
+        return;
+    }
+    log_notice("archived %u records to %s; chain head %s", head.appended, head.path, head.hash);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, 1);
+    rc |= proto_pack_cstr(&pk, "items");
+    rc |= msgpack_pack_array(&pk, records->via.array.size);
+    for (uint32_t i = 0; i < records->via.array.size; i++) {
+        const msgpack_object *item = proto_map_get(&records->via.array.ptr[i], "item");
+        rc |= item ? msgpack_pack_object(&pk, *item) : msgpack_pack_nil(&pk);
+    }
+    if (rc != 0 || store_call(hk->d->store, "archived", STORE_WRITE, "system:archive", "archive",
+                              sb.data, sb.size, on_archived, hk) != 0)
+        log_warning("archived records cannot be deleted now; the sweep hands them out again");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Delete mode on a store that has been archived into: records are kept, said once. */
+static void note_kept(struct housekeeping *hk, const msgpack_object *result)
+{
+    const msgpack_object *kept = proto_map_get(result, "kept_for_archive");
+    if (!kept || hk->told_kept)
+        return;
+    hk->told_kept = true;
+    log_warning("records past their retention are kept for a daemon in archive mode: one has "
+                "archived into this store, and nothing it has not archived may be deleted. Once "
+                "no daemon archives any more, delete the key {%s}:retention in Redis to delete "
+                "again",
+                hk->d->cfg->redis_namespace);
+}
+
+/* The sweep's arguments: whether due records are deleted or handed out for the archive. */
+static int pack_sweep_args(const struct config *cfg, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    bool archive = cfg->retention_mode == RETENTION_ARCHIVE;
+    int rc = msgpack_pack_map(&pk, archive ? 4 : 3);
+    rc |= proto_pack_kv_int(&pk, "escalate_oncall_after", cfg->escalate_oncall_after_ms);
+    rc |= proto_pack_kv_int(&pk, "event_max", cfg->event_max);
+    rc |= proto_pack_kv_str(&pk, "retention", archive ? "archive" : "delete");
+    if (archive)
+        rc |= proto_pack_kv_int(&pk, "lease", archive_lease_ms(cfg));
+    return rc;
 }
 
 /*
@@ -200,18 +295,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     flush_search_counts(hk);
     if (hk->sweep_inflight || !store_ready(hk->d->store))
         return;
-    const struct config *cfg = hk->d->cfg;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 2);
-    rc |= proto_pack_kv_int(&pk, "escalate_oncall_after", cfg->escalate_oncall_after_ms);
-    rc |= proto_pack_kv_int(&pk, "event_max", cfg->event_max);
-    if (rc == 0 && store_call(hk->d->store, "sweep", STORE_WRITE, "system:sweep", "sweep", sb.data,
-                              sb.size, on_sweep_done, hk) == 0)
+    msgpack_sbuffer args;
+    msgpack_sbuffer_init(&args);
+    if (pack_sweep_args(hk->d->cfg, &args) == 0 &&
+        store_call(hk->d->store, "sweep", STORE_WRITE, "system:sweep", "sweep", args.data,
+                   args.size, on_sweep_done, hk) == 0)
         hk->sweep_inflight = true;
-    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&args);
 }
 
 struct housekeeping *housekeeping_new(struct daemon *d)

@@ -1,7 +1,8 @@
 /*
  * Housekeeping on a timer: the sweep that expires holds and deletes records whose reference
- * retention has passed, the append-only file rewrite that takes deleted records off the disk,
- * and the flush of the follow-up counts that searches gather in memory.
+ * retention has passed (in archive mode: appends them to the archive first, and has them
+ * deleted only once they are on disk), the append-only file rewrite that takes deleted records
+ * off the disk, and the flush of the follow-up counts that searches gather in memory.
  */
 #ifndef FRISTAD_HOUSEKEEPING_H
 #define FRISTAD_HOUSEKEEPING_H

@@ -118,6 +118,64 @@ static bool get_languages(const msgpack_object *map, struct idx_shelter *out)
     return true;
 }
 
+/* ["hbv", "deaf"] → bit set; an absent list is none. */
+static bool get_competences(const msgpack_object *map, uint8_t *out)
+{
+    const msgpack_object *o = proto_map_get(map, "competences");
+    *out = 0;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return false;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *c = &o->via.array.ptr[i];
+        int k = c->type == MSGPACK_OBJECT_STR
+                    ? proto_competence_parse(c->via.str.ptr, c->via.str.size)
+                    : -1;
+        if (k < 0)
+            return false;
+        *out |= (uint8_t)(1u << k);
+    }
+    return true;
+}
+
+/* An optional string: absent or nil leaves dst empty; anything but a short string is bad. */
+static bool get_optional_str(const msgpack_object *map, const char *key, char *dst, size_t cap)
+{
+    const msgpack_object *o = proto_map_get(map, key);
+    dst[0] = '\0';
+    return !o || o->type == MSGPACK_OBJECT_NIL || get_str(map, key, dst, cap, true);
+}
+
+/*
+ * Competences, operator and IVO permit. A record written before they existed lacks them: it
+ * has no competences, an unknown operator, no permit and no registration (match.c says what
+ * that means for protected housing). Present but malformed is as bad as any other field.
+ */
+static int parse_practice(const msgpack_object *o, struct idx_shelter *s)
+{
+    char op[16];
+    s->operator_ = IDX_UNKNOWN;
+    if (!get_competences(o, &s->competences) || !get_optional_str(o, "operator", op, sizeof op) ||
+        !get_optional_str(o, "ivo_permit", s->ivo_permit, sizeof s->ivo_permit) ||
+        !get_optional_str(o, "ivo_permit_date", s->ivo_permit_date, sizeof s->ivo_permit_date))
+        return -1;
+    if (op[0]) {
+        int k = proto_operator_parse(op, strlen(op));
+        if (k < 0)
+            return -1;
+        s->operator_ = k;
+    }
+    if (s->ivo_permit_date[0] && !proto_date_valid(s->ivo_permit_date, strlen(s->ivo_permit_date)))
+        return -1;
+    const msgpack_object *reg = proto_map_get(o, "ivo_registered");
+    s->ivo_registered = false;
+    if (reg && reg->type != MSGPACK_OBJECT_NIL &&
+        !get_bool(o, "ivo_registered", &s->ivo_registered))
+        return -1;
+    return 0;
+}
+
 static int unit_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct idx_unit *)a)->id, ((const struct idx_unit *)b)->id);
@@ -165,7 +223,7 @@ int index_parse_snapshot(const msgpack_object *o, struct idx_shelter *s)
              proto_intake_parse(ih->via.str.ptr, ih->via.str.size, &s->intake, NULL) != PROTO_OK)
         return -1;
     if (!get_int(o, "updated_at", 0, INT64_MAX, &s->updated_ms) ||
-        !get_int(o, "version", 0, INT64_MAX, &v))
+        !get_int(o, "version", 0, INT64_MAX, &v) || parse_practice(o, s) < 0)
         return -1;
     s->ver = (uint64_t)v;
 

@@ -14,6 +14,7 @@
 #include <msgpack.h>
 
 #define IDX_NO_LIMIT (-1)
+#define IDX_UNKNOWN  (-1) /* a value the record does not hold: written before it existed */
 
 struct idx_unit {
     char id[PROTO_ID_MAX + 1];
@@ -45,6 +46,12 @@ struct idx_shelter {
     uint64_t ver;               /* global version of the last change */
     unsigned n_units;
     struct idx_unit *units; /* sorted by id */
+    /* Swedish practice; a record written before these existed holds none of them. */
+    uint8_t competences;                      /* bit per enum proto_competence */
+    int operator_;                            /* enum proto_operator, or IDX_UNKNOWN */
+    char ivo_permit[PROTO_PERMIT_MAX + 1];    /* "" when no permit is recorded */
+    char ivo_permit_date[PROTO_DATE_LEN + 1]; /* YYYY-MM-DD, with a permit */
+    bool ivo_registered;                      /* a municipal unit registered with IVO */
 };
 
 struct index {

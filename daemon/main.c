@@ -26,6 +26,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "archive.h"
 #include "clock.h"
 #include "conn.h"
 #include "daemon.h"
@@ -110,10 +111,15 @@ static void on_shelter_changed(void *ud, const struct idx_shelter *before,
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: fristadd [-c FILE] [--check] [--version]\n"
-               "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-               "      --check        read and check the configuration, then exit\n"
-               "      --version      print the version and exit\n");
+    fprintf(f,
+            "usage: fristadd [-c FILE] [--check] [--version]\n"
+            "       fristadd --verify-archive FILE\n"
+            "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+            "      --check        read and check the configuration, then exit\n"
+            "      --version      print the version and exit\n"
+            "      --verify-archive FILE\n"
+            "                     check the hash chain of an archive file and name the first\n"
+            "                     line that breaks it (exit 0 intact, 1 broken, 2 unreadable)\n");
 }
 
 /* Reloads the configuration, or keeps the running one; either way the daemon is ready again. */
@@ -207,6 +213,9 @@ static int start(struct daemon *d, char *err, size_t errlen)
     }
     if (!(d->tls = tls_server_ctx_new(d->cfg, err, errlen)))
         return -1;
+    if (d->cfg->retention_mode == RETENTION_ARCHIVE &&
+        archive_prepare_dir(d->cfg->archive_dir, err, errlen) < 0)
+        return -1;
     if (!(d->limits = limits_new()) || !(d->refusals = refusals_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -291,11 +300,9 @@ static void stop(struct daemon *d)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},      {"verify-archive", required_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_CONFIG;
     bool check_only = false;
@@ -311,6 +318,12 @@ int main(int argc, char **argv)
         case 'V':
             printf("fristadd %s (protocol %d)\n", FRISTAD_VERSION, PROTO_VERSION);
             return 0;
+        case 'A':
+            if (optind != argc) {
+                usage(stderr);
+                return 2;
+            }
+            return archive_verify(optarg, stdout);
         case 'h':
             usage(stdout);
             return 0;

@@ -11,8 +11,9 @@
 #include "match.h"
 
 static const char *const reason_names[REASON__COUNT] = {
-    "safety_policy", "protection_level", "beds", "children_limit", "boys_age",
-    "target_group",  "wheelchair",       "pets", "substance",      "language",
+    "safety_policy", "protection_level", "beds",       "children_limit",
+    "boys_age",      "target_group",     "wheelchair", "pets",
+    "substance",     "language",         "competence", "permit",
 };
 
 const char *match_reason_name(enum match_reason r)
@@ -61,6 +62,39 @@ int match_prepare(struct match_referral *m, const struct geo *g, const struct po
     return 0;
 }
 
+/*
+ * Since 1 April 2024 protected housing run by a non-profit or a company needs an IVO permit,
+ * and a municipality's own must be registered with IVO. A unit whose shelter cannot show that
+ * is never offered; nor is one whose operator was never recorded (a record from before these
+ * fields existed): Fristad cannot tell that it may be offered until an admin records it.
+ */
+static bool lacks_permit(const struct idx_shelter *s)
+{
+    if (s->kind != KIND_SKYDDAT_BOENDE)
+        return false;
+    switch (s->operator_) {
+    case OPERATOR_IDEELL:
+    case OPERATOR_PRIVAT:
+        return s->ivo_permit[0] == '\0';
+    case OPERATOR_KOMMUNAL:
+        return !s->ivo_registered;
+    default:
+        return true;
+    }
+}
+
+/* Competences the referral needs and the shelter lacks, and the permit of protected housing. */
+static unsigned practice_reasons(const struct match_referral *m, const struct idx_shelter *s)
+{
+    const struct proto_args *a = m->args;
+    unsigned r = 0;
+    if (proto_has(a, F_NEED) && (a->need & ~s->competences))
+        r |= 1u << REASON_COMPETENCE;
+    if (lacks_permit(s))
+        r |= 1u << REASON_PERMIT;
+    return r;
+}
+
 /* The reasons that depend on the shelter alone (search computes them once per shelter). */
 static unsigned shelter_reasons(const struct match_referral *m, const struct idx_shelter *s)
 {
@@ -87,7 +121,7 @@ static unsigned shelter_reasons(const struct match_referral *m, const struct idx
         r |= 1u << REASON_SUBSTANCE;
     if (proto_has(a, F_LANGUAGE) && !speaks(s, a->language))
         r |= 1u << REASON_LANGUAGE;
-    return r;
+    return r | practice_reasons(m, s);
 }
 
 /* The reasons that depend on the unit. */

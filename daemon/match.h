@@ -25,6 +25,8 @@ enum match_reason {
     REASON_PETS,
     REASON_SUBSTANCE,
     REASON_LANGUAGE,
+    REASON_COMPETENCE, /* the shelter lacks a competence the referral needs */
+    REASON_PERMIT,     /* protected housing whose operator lacks what IVO requires */
     REASON__COUNT
 };
 

@@ -175,6 +175,27 @@ static int64_t count_of(const msgpack_object *r, const char *key)
     return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64 : 0;
 }
 
+/*
+ * The children placed, per basis of the decision and age band: {"sol": {"0-6": N, "7-12": N,
+ * "13-17": N}, "lag_2024_79": {...}, "lvu": {...}}, from the counters children:<basis>:<band>.
+ */
+static int pack_children_placed(const msgpack_object *r, msgpack_packer *pk)
+{
+    static const char *const bands[] = {"0-6", "7-12", "13-17"};
+    char key[64];
+    int rc = proto_pack_cstr(pk, "children");
+    rc |= msgpack_pack_map(pk, BASIS__COUNT);
+    for (unsigned b = 0; b < BASIS__COUNT; b++) {
+        rc |= proto_pack_cstr(pk, proto_basis_name(b));
+        rc |= msgpack_pack_map(pk, 3);
+        for (unsigned i = 0; i < 3; i++) {
+            snprintf(key, sizeof key, "children:%s:%s", proto_basis_name(b), bands[i]);
+            rc |= proto_pack_kv_int(pk, bands[i], count_of(r, key));
+        }
+    }
+    return rc;
+}
+
 /* stats: the store's follow-up counters, by name, and this daemon's own. */
 static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
                        const msgpack_object *snapshot, msgpack_packer *pk)
@@ -187,7 +208,7 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
     static const char *const standing_counts[] = {"made", "matched", "expired_without_match",
                                                   "cancelled_without_match", "wait_ms"};
     char key[64];
-    int rc = msgpack_pack_map(pk, 8);
+    int rc = msgpack_pack_map(pk, 10);
 
     rc |= proto_pack_kv_int(pk, "searches", count_of(r, "searches"));
     rc |= proto_pack_kv_int(pk, "no_match", count_of(r, "no_match"));
@@ -222,6 +243,8 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
         snprintf(key, sizeof key, "standing:%s", standing_counts[i]);
         rc |= proto_pack_kv_int(pk, standing_counts[i], count_of(r, key));
     }
+    rc |= pack_children_placed(r, pk);
+    rc |= proto_pack_kv_int(pk, "archived", count_of(r, "archived"));
     rc |= proto_pack_cstr(pk, "server");
     rc |= metrics_pack(x->metrics, x->connections, pk, x->mono_ms);
     return rc ? -1 : 0;

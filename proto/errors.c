@@ -161,3 +161,66 @@ bool proto_county_valid(const char *code, size_t n)
     }
     return false;
 }
+
+/* ---- Swedish practice: competences, operators, the basis of a child's decision ---------- */
+
+static const char *const competence_names[COMP__COUNT] = {
+    "hbv", "psychiatric", "npf", "intellectual_disability", "deaf", "interpreter"};
+static const char *const operator_names[OPERATOR__COUNT] = {"ideell", "privat", "kommunal"};
+static const char *const basis_names[BASIS__COUNT] = {"sol", "lag_2024_79", "lvu"};
+
+NAME_FN(proto_competence_name, competence_names, enum proto_competence, COMP__COUNT)
+NAME_FN(proto_operator_name, operator_names, enum proto_operator, OPERATOR__COUNT)
+NAME_FN(proto_basis_name, basis_names, enum proto_basis, BASIS__COUNT)
+
+int proto_competence_parse(const char *s, size_t n)
+{
+    return parse_name(competence_names, COMP__COUNT, s, n);
+}
+
+int proto_operator_parse(const char *s, size_t n)
+{
+    return parse_name(operator_names, OPERATOR__COUNT, s, n);
+}
+
+int proto_basis_parse(const char *s, size_t n)
+{
+    return parse_name(basis_names, BASIS__COUNT, s, n);
+}
+
+const char *proto_competence_choices(void)
+{
+    return "hbv, psychiatric, npf, intellectual_disability, deaf, interpreter";
+}
+
+const char *proto_operator_choices(void)
+{
+    return "ideell, privat, kommunal";
+}
+
+const char *proto_basis_choices(void)
+{
+    return "sol, lag_2024_79, lvu";
+}
+
+bool proto_date_valid(const char *s, size_t n)
+{
+    static const unsigned days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n != PROTO_DATE_LEN || s[4] != '-' || s[7] != '-')
+        return false;
+    unsigned v[3] = {0, 0, 0};
+    static const unsigned start[3] = {0, 5, 8}, width[3] = {4, 2, 2};
+    for (unsigned k = 0; k < 3; k++) {
+        for (unsigned i = 0; i < width[k]; i++) {
+            char c = s[start[k] + i];
+            if (c < '0' || c > '9')
+                return false;
+            v[k] = v[k] * 10 + (unsigned)(c - '0');
+        }
+    }
+    unsigned year = v[0], month = v[1], day = v[2];
+    if (year < 2000 || year > 2099 || month < 1 || month > 12 || day < 1 || day > days[month - 1])
+        return false;
+    /* Every year from 2000 to 2099 divisible by 4 is a leap year (2000 is one too). */
+    return !(month == 2 && day == 29 && year % 4 != 0);
+}

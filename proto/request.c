@@ -26,16 +26,21 @@ enum ftype {
     T_UINT,      /* unsigned integer in [min, max] */
     T_BOOL,
     T_PHONE,
-    T_LANG,      /* ISO 639 language code */
-    T_LANGS,     /* array of language codes */
-    T_CHILDREN,  /* array of {age, sex} */
-    T_TIME,      /* milliseconds since the epoch */
-    T_PRINCIPAL, /* "role:id" */
-    T_PERSON,    /* who holds a certificate: an HSA-id or "sha256:" and a fingerprint */
-    T_SERVER_ID, /* a hold or placement id, as the server issues them */
-    T_DECLINE,   /* enum proto_decline */
-    T_INTAKE,    /* intake hours */
-    T_EVENTS,    /* array of enum proto_event */
+    T_LANG,        /* ISO 639 language code */
+    T_LANGS,       /* array of language codes */
+    T_CHILDREN,    /* array of {age, sex} */
+    T_TIME,        /* milliseconds since the epoch */
+    T_PRINCIPAL,   /* "role:id" */
+    T_PERSON,      /* who holds a certificate: an HSA-id or "sha256:" and a fingerprint */
+    T_SERVER_ID,   /* a hold or placement id, as the server issues them */
+    T_DECLINE,     /* enum proto_decline */
+    T_INTAKE,      /* intake hours */
+    T_EVENTS,      /* array of enum proto_event */
+    T_COMPETENCES, /* array of enum proto_competence */
+    T_OPERATOR,    /* enum proto_operator */
+    T_PERMIT,      /* an IVO permit's id, or "" for none */
+    T_DATE,        /* a calendar date YYYY-MM-DD */
+    T_BASES,       /* array of enum proto_basis */
 };
 
 struct field_def {
@@ -89,6 +94,13 @@ static const struct field_def fields[F__COUNT] = {
     [F_TYPES] = {"types", T_EVENTS, 1, EV__COUNT},
     [F_HOURS] = {"hours", T_UINT, 1, 72},
     [F_STANDING] = {"standing", T_SERVER_ID, 's', 0},
+    [F_COMPETENCES] = {"competences", T_COMPETENCES, 0, COMP__COUNT},
+    [F_NEED] = {"need", T_COMPETENCES, 0, COMP__COUNT},
+    [F_OPERATOR] = {"operator", T_OPERATOR, 0, 0},
+    [F_IVO_PERMIT] = {"ivo_permit", T_PERMIT, 0, PROTO_PERMIT_MAX},
+    [F_IVO_PERMIT_DATE] = {"ivo_permit_date", T_DATE, 0, 0},
+    [F_IVO_REGISTERED] = {"ivo_registered", T_BOOL, 0, 0},
+    [F_CHILD_BASIS] = {"child_basis", T_BASES, 0, PROTO_MAX_CHILDREN},
 };
 
 const char *proto_field_name(enum proto_field f)
@@ -513,6 +525,106 @@ static enum proto_err dec_intake(const msgpack_object *v, const struct field_def
     return PROTO_OK;
 }
 
+/* competences and need: distinct competence names, kept as a set of bits. */
+static enum proto_err dec_competences(const msgpack_object *v, const struct field_def *fd,
+                                      uint8_t *out, struct proto_error *err)
+{
+    enum proto_err e = want_array(v, fd, err);
+    if (e)
+        return e;
+    uint8_t bits = 0;
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        uint8_t c = 0;
+        if ((e = dec_enum(&v->via.array.ptr[i], fd->name, proto_competence_parse,
+                          proto_competence_choices(), &c, err)))
+            return e;
+        if (bits & (1u << c))
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' repeats a competence",
+                              fd->name);
+        bits |= (uint8_t)(1u << c);
+    }
+    *out = bits;
+    return PROTO_OK;
+}
+
+/* An IVO permit's id in the token alphabet, or the empty string: the shelter has none. */
+static enum proto_err dec_permit(const msgpack_object *v, const struct field_def *fd, char *out,
+                                 struct proto_error *err)
+{
+    enum proto_err e = want_str(v, fd->name, err);
+    if (e)
+        return e;
+    if (v->via.str.size == 0) {
+        out[0] = '\0';
+        return PROTO_OK;
+    }
+    struct field_def nonempty = *fd;
+    nonempty.min = 1;
+    return dec_ident(v, &nonempty, true, out, err);
+}
+
+static enum proto_err dec_date(const msgpack_object *v, const struct field_def *fd, char *out,
+                               struct proto_error *err)
+{
+    enum proto_err e = want_str(v, fd->name, err);
+    if (e)
+        return e;
+    if (!proto_date_valid(v->via.str.ptr, v->via.str.size))
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field '%s' must be a date YYYY-MM-DD from 2000 to 2099, such as "
+                          "2024-04-01",
+                          fd->name);
+    memcpy(out, v->via.str.ptr, PROTO_DATE_LEN);
+    out[PROTO_DATE_LEN] = '\0';
+    return PROTO_OK;
+}
+
+/* child_basis: one basis per child, in the order of the referral's children. */
+static enum proto_err dec_bases(const msgpack_object *v, const struct field_def *fd,
+                                struct proto_args *a, struct proto_error *err)
+{
+    enum proto_err e = want_array(v, fd, err);
+    if (e)
+        return e;
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        if ((e = dec_enum(&v->via.array.ptr[i], fd->name, proto_basis_parse, proto_basis_choices(),
+                          &a->child_basis[i], err)))
+            return e;
+    }
+    a->n_child_basis = (uint8_t)v->via.array.size;
+    return PROTO_OK;
+}
+
+/* The fields of Swedish practice (competences, operator and permit, each child's basis). */
+static enum proto_err dec_practice(enum proto_field f, const msgpack_object *v,
+                                   struct proto_args *a, struct proto_error *err)
+{
+    const struct field_def *fd = &fields[f];
+    switch (f) {
+    case F_COMPETENCES:
+        return dec_competences(v, fd, &a->competences, err);
+    case F_NEED:
+        return dec_competences(v, fd, &a->need, err);
+    case F_OPERATOR:
+        return dec_enum(v, fd->name, proto_operator_parse, proto_operator_choices(), &a->operator_,
+                        err);
+    case F_IVO_PERMIT:
+        return dec_permit(v, fd, a->ivo_permit, err);
+    case F_IVO_PERMIT_DATE:
+        return dec_date(v, fd, a->ivo_permit_date, err);
+    case F_IVO_REGISTERED:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return proto_fail(err, PROTO_E_BAD_REQUEST, "field '%s' must be true or false",
+                              fd->name);
+        a->ivo_registered = v->via.boolean;
+        return PROTO_OK;
+    case F_CHILD_BASIS:
+        return dec_bases(v, fd, a, err);
+    default:
+        return proto_fail(err, PROTO_E_INTERNAL, "unhandled field");
+    }
+}
+
 static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, struct proto_args *a,
                                 struct proto_error *err)
 {
@@ -694,6 +806,14 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
         return PROTO_OK;
     case F_STANDING:
         return dec_server_id(v, fd, a->standing, err);
+    case F_COMPETENCES:
+    case F_NEED:
+    case F_OPERATOR:
+    case F_IVO_PERMIT:
+    case F_IVO_PERMIT_DATE:
+    case F_IVO_REGISTERED:
+    case F_CHILD_BASIS:
+        return dec_practice(f, v, a, err);
     case F__COUNT:
         break;
     }
@@ -709,6 +829,34 @@ static int field_parse(const char *s, size_t n)
             return (int)i;
     }
     return -1;
+}
+
+/*
+ * A permit comes with its date, and "no permit" with none; a hold's bases are one per child of
+ * its referral (hold.confirm's are checked by the store, which knows the hold's children).
+ */
+static enum proto_err check_practice(const struct proto_request *r, struct proto_error *err)
+{
+    const struct proto_args *a = &r->args;
+    if (r->op == OP_SHELTER_ADD || r->op == OP_SHELTER_UPDATE) {
+        bool permit = proto_has(a, F_IVO_PERMIT) && a->ivo_permit[0] != '\0';
+        bool none = proto_has(a, F_IVO_PERMIT) && a->ivo_permit[0] == '\0';
+        if (permit && !proto_has(a, F_IVO_PERMIT_DATE))
+            return proto_fail(
+                err, PROTO_E_BAD_REQUEST,
+                "'ivo_permit' needs the field 'ivo_permit_date': when IVO granted it");
+        if (!permit && proto_has(a, F_IVO_PERMIT_DATE))
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              "'ivo_permit_date' goes with a permit in 'ivo_permit'");
+        if (none && r->op == OP_SHELTER_ADD)
+            return proto_fail(err, PROTO_E_BAD_REQUEST,
+                              "an empty 'ivo_permit' removes a permit; a new shelter has none");
+    }
+    unsigned children = proto_has(a, F_CHILDREN) ? a->n_children : 0;
+    if (r->op == OP_HOLD && proto_has(a, F_CHILD_BASIS) && a->n_child_basis != children)
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "'child_basis' needs one basis per child of the referral, in order");
+    return PROTO_OK;
 }
 
 static enum proto_err check_semantics(const struct proto_request *r, struct proto_error *err)
@@ -731,7 +879,7 @@ static enum proto_err check_semantics(const struct proto_request *r, struct prot
     default:
         break;
     }
-    return PROTO_OK;
+    return check_practice(r, err);
 }
 
 static enum proto_err decode_root(const msgpack_object *root, struct proto_request *out,
@@ -843,6 +991,43 @@ enum proto_err proto_decode_request(const uint8_t *p, size_t n, struct proto_req
 }
 
 /* ---- request packing -------------------------------------------------------------------- */
+
+static int pack_competences(msgpack_packer *pk, uint8_t bits)
+{
+    int rc = msgpack_pack_array(pk, (size_t)__builtin_popcount(bits));
+    for (unsigned c = 0; c < 8; c++) { /* every bit, so that an unknown one is refused */
+        if (bits & (1u << c))
+            rc |= proto_pack_cstr(pk, proto_competence_name(c));
+    }
+    return rc;
+}
+
+/* The value of one field of Swedish practice (its key is packed). */
+static int pack_practice(msgpack_packer *pk, enum proto_field f, const struct proto_args *a)
+{
+    int rc = 0;
+    switch (f) {
+    case F_COMPETENCES:
+        return pack_competences(pk, a->competences);
+    case F_NEED:
+        return pack_competences(pk, a->need);
+    case F_OPERATOR:
+        return proto_pack_cstr(pk, proto_operator_name(a->operator_));
+    case F_IVO_PERMIT:
+        return proto_pack_cstr(pk, a->ivo_permit);
+    case F_IVO_PERMIT_DATE:
+        return proto_pack_cstr(pk, a->ivo_permit_date);
+    case F_IVO_REGISTERED:
+        return a->ivo_registered ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case F_CHILD_BASIS:
+        rc |= msgpack_pack_array(pk, a->n_child_basis);
+        for (unsigned i = 0; i < a->n_child_basis && i < PROTO_MAX_CHILDREN; i++)
+            rc |= proto_pack_cstr(pk, proto_basis_name(a->child_basis[i]));
+        return rc;
+    default:
+        return -1;
+    }
+}
 
 static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto_args *a)
 {
@@ -967,6 +1152,14 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
         return rc | msgpack_pack_int64(pk, a->since);
     case F_PRINCIPAL:
         return rc | proto_pack_cstr(pk, a->principal);
+    case F_COMPETENCES:
+    case F_NEED:
+    case F_OPERATOR:
+    case F_IVO_PERMIT:
+    case F_IVO_PERMIT_DATE:
+    case F_IVO_REGISTERED:
+    case F_CHILD_BASIS:
+        return rc | pack_practice(pk, f, a);
     case F_PERSON:
         return rc | proto_pack_cstr(pk, a->person);
     case F__COUNT:
@@ -986,6 +1179,8 @@ static int over_capacity(const struct proto_args *a)
         return F_PERPETRATOR;
     if (proto_has(a, F_EXCLUDE) && a->n_exclude > PROTO_MAX_EXCLUDE)
         return F_EXCLUDE;
+    if (proto_has(a, F_CHILD_BASIS) && a->n_child_basis > PROTO_MAX_CHILDREN)
+        return F_CHILD_BASIS;
     return -1;
 }
 

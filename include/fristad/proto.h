@@ -60,6 +60,8 @@ extern "C" {
 #define PROTO_INTAKE_MAX    120u /* intake hours, in characters */
 #define PROTO_MAX_INTAKE    14u  /* ranges of intake hours */
 #define PROTO_ID_LEN        17u  /* a hold or placement id: 'h' or 'p' and 16 characters */
+#define PROTO_PERMIT_MAX    40u  /* an IVO permit's id, as IVO wrote it */
+#define PROTO_DATE_LEN      10u  /* a calendar date: YYYY-MM-DD */
 
 #define PROTO_WARN_UNUSED __attribute__((warn_unused_result))
 
@@ -164,6 +166,34 @@ enum proto_decline {
     DECLINE__COUNT
 };
 
+/*
+ * Specialist competence a shelter declares and a referral may need (the search Unizon's portal
+ * offers social services). Counted per bit: a shelter or referral holds a set of them.
+ */
+enum proto_competence {
+    COMP_HBV,                     /* honour-related violence and oppression */
+    COMP_PSYCHIATRIC,             /* psychiatric support */
+    COMP_NPF,                     /* neuropsychiatric support */
+    COMP_INTELLECTUAL_DISABILITY, /* support for people with an intellectual disability */
+    COMP_DEAF,                    /* deafness: sign language in the house */
+    COMP_INTERPRETER,             /* an interpreter is arranged */
+    COMP__COUNT
+};
+/* Who runs a shelter; for protected housing it decides what IVO requires (since 2024-04-01). */
+enum proto_operator {
+    OPERATOR_IDEELL,   /* a non-profit: protected housing needs an IVO permit */
+    OPERATOR_PRIVAT,   /* a company: protected housing needs an IVO permit */
+    OPERATOR_KOMMUNAL, /* a municipality: protected housing must be registered with IVO */
+    OPERATOR__COUNT
+};
+/* The legal basis of the decision for one accompanying child: each child is a decision. */
+enum proto_basis {
+    BASIS_SOL,         /* Socialtjänstlagen: the default */
+    BASIS_LAG_2024_79, /* lag (2024:79) om skyddat boende för barn */
+    BASIS_LVU,         /* lagen med särskilda bestämmelser om vård av unga */
+    BASIS__COUNT
+};
+
 const char *proto_kind_name(enum proto_kind k);
 const char *proto_group_name(enum proto_group g);
 const char *proto_vacancy_name(enum proto_vacancy v);
@@ -179,6 +209,19 @@ int proto_risk_parse(const char *s, size_t n);
 int proto_role_parse(const char *s, size_t n);
 int proto_decline_parse(const char *s, size_t n);
 int proto_event_parse(const char *s, size_t n);
+const char *proto_competence_name(enum proto_competence c);
+const char *proto_operator_name(enum proto_operator o);
+const char *proto_basis_name(enum proto_basis b);
+/* Each returns -1 when the name is unknown. */
+int proto_competence_parse(const char *s, size_t n);
+int proto_operator_parse(const char *s, size_t n);
+int proto_basis_parse(const char *s, size_t n);
+/* "hbv, psychiatric, ...", "ideell, privat, kommunal", "sol, lag_2024_79, lvu": for messages. */
+const char *proto_competence_choices(void);
+const char *proto_operator_choices(void);
+const char *proto_basis_choices(void);
+/* True for a calendar date YYYY-MM-DD (years 2000 to 2099) that exists. */
+bool proto_date_valid(const char *s, size_t n);
 /* "no_room, household, needs, safety, staffing, other": for messages. */
 const char *proto_decline_choices(void);
 
@@ -288,6 +331,13 @@ enum proto_field {
     F_TYPES,
     F_HOURS,
     F_STANDING,
+    F_COMPETENCES,
+    F_NEED,
+    F_OPERATOR,
+    F_IVO_PERMIT,
+    F_IVO_PERMIT_DATE,
+    F_IVO_REGISTERED,
+    F_CHILD_BASIS,
     F_PERSON,
     F__COUNT
 };
@@ -300,11 +350,14 @@ const char *proto_field_name(enum proto_field f);
 #define PROTO_SHELTER_PROFILE                                                                      \
     (PROTO_F(NAME) | PROTO_F(KIND) | PROTO_F(MUNICIPALITY) | PROTO_F(PROTECTION) |                 \
      PROTO_F(PHONE) | PROTO_F(GROUPS) | PROTO_F(MAX_CHILDREN) | PROTO_F(BOYS_MAX_AGE) |            \
-     PROTO_F(PETS) | PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGES) | PROTO_F(INTAKE_HOURS))
+     PROTO_F(PETS) | PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGES) | PROTO_F(INTAKE_HOURS) |             \
+     PROTO_F(COMPETENCES) | PROTO_F(OPERATOR) | PROTO_F(IVO_PERMIT) | PROTO_F(IVO_PERMIT_DATE) |   \
+     PROTO_F(IVO_REGISTERED))
 #define PROTO_AREA (PROTO_F(COUNTY) | PROTO_F(MUNICIPALITY))
 #define PROTO_REFERRAL                                                                             \
     (PROTO_F(ADULTS) | PROTO_F(CHILDREN) | PROTO_F(GROUP) | PROTO_F(WHEELCHAIR) | PROTO_F(PETS) |  \
-     PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGE) | PROTO_F(PERPETRATOR) | PROTO_F(EXCLUDE))
+     PROTO_F(SUBSTANCE) | PROTO_F(LANGUAGE) | PROTO_F(PERPETRATOR) | PROTO_F(EXCLUDE) |            \
+     PROTO_F(NEED))
 
 /*
  * Every op of the protocol, once: X(ENUM, wire name, required fields, optional fields, writes).
@@ -334,10 +387,10 @@ const char *proto_field_name(enum proto_field f);
       PROTO_REFERRAL | PROTO_F(LIMIT) | PROTO_F(ARRIVAL_AT), false)                               \
     X(HOLD, "hold", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(REF) | PROTO_F(HOME) |             \
       PROTO_F(RISK), PROTO_REFERRAL | PROTO_F(CALLBACK) | PROTO_F(IDEMPOTENCY_KEY) |                \
-      PROTO_F(MUNICIPALITY), true)                                                                 \
+      PROTO_F(MUNICIPALITY) | PROTO_F(CHILD_BASIS), true)                                          \
     X(HOLD_ACCEPT, "hold.accept", PROTO_F(HOLD), PROTO_F(ARRIVAL_BY), true)                       \
     X(HOLD_RELEASE, "hold.release", PROTO_F(HOLD), 0, true)                                       \
-    X(HOLD_CONFIRM, "hold.confirm", PROTO_F(HOLD), 0, true)                                       \
+    X(HOLD_CONFIRM, "hold.confirm", PROTO_F(HOLD), PROTO_F(CHILD_BASIS), true)                    \
     X(HOLD_DECLINE, "hold.decline", PROTO_F(HOLD) | PROTO_F(REASON), PROTO_F(NOTE), true)         \
     X(PLACEMENT_DISCHARGE, "placement.discharge", PROTO_F(PLACEMENT), 0, true)                    \
     X(HOLDS_LIST, "holds.list", 0, 0, false)                                                      \
@@ -422,7 +475,15 @@ struct proto_args {
     uint16_t types; /* watch: a bit per enum proto_event (0: every type) */
     uint8_t hours;  /* a standing search lasts this long */
     char standing[PROTO_TOKEN_MAX + 1];
-    char person[PROTO_PERSON_MAX + 1]; /* who holds a certificate, as audited */
+    uint8_t competences;                      /* bit per enum proto_competence it has */
+    uint8_t need;                             /* bit per enum proto_competence needed */
+    uint8_t operator_;                        /* enum proto_operator (C++ reserves the name) */
+    char ivo_permit[PROTO_PERMIT_MAX + 1];    /* "" records that there is no permit */
+    char ivo_permit_date[PROTO_DATE_LEN + 1]; /* YYYY-MM-DD: when IVO granted it */
+    bool ivo_registered;                      /* a municipal unit is registered with IVO */
+    uint8_t n_child_basis;
+    uint8_t child_basis[PROTO_MAX_CHILDREN]; /* enum proto_basis, one per child in order */
+    char person[PROTO_PERSON_MAX + 1];       /* who holds a certificate, as audited */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

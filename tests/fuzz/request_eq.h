@@ -162,6 +162,29 @@ static inline const char *request_diff(const struct proto_request *a, const stru
         case F_PRINCIPAL:
             same = strcmp(x->principal, y->principal) == 0;
             break;
+        case F_COMPETENCES:
+            same = x->competences == y->competences;
+            break;
+        case F_NEED:
+            same = x->need == y->need;
+            break;
+        case F_OPERATOR:
+            same = x->operator_ == y->operator_;
+            break;
+        case F_IVO_PERMIT:
+            same = strcmp(x->ivo_permit, y->ivo_permit) == 0;
+            break;
+        case F_IVO_PERMIT_DATE:
+            same = strcmp(x->ivo_permit_date, y->ivo_permit_date) == 0;
+            break;
+        case F_IVO_REGISTERED:
+            same = x->ivo_registered == y->ivo_registered;
+            break;
+        case F_CHILD_BASIS:
+            same = x->n_child_basis == y->n_child_basis && x->n_child_basis <= PROTO_MAX_CHILDREN;
+            for (unsigned i = 0; same && i < x->n_child_basis; i++)
+                same = x->child_basis[i] == y->child_basis[i];
+            break;
         case F_PERSON:
             same = strcmp(x->person, y->person) == 0;
             break;

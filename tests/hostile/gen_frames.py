@@ -134,6 +134,11 @@ SHELTER_PROFILE = [
     ('substance', False),
     ('languages', ['sv', 'en', 'ar']),
     ('intake_hours', 'mon-fri 08:00-16:30,sat 10:00-14:00'),
+    ('competences', ['hbv', 'deaf']),
+    ('operator', 'ideell'),
+    ('ivo_permit', '3.5.1-12345/2024'),
+    ('ivo_permit_date', '2024-04-01'),
+    ('ivo_registered', False),
 ]
 
 # A hold id as the server issues them: 'h' and 16 letters.
@@ -143,7 +148,8 @@ HOLD_ID = 'hbcdfghjkmnpqrstv'
 REFERRAL = [('home', '0180'), ('risk', 'high'), ('adults', 2),
                ('children', [Map([('age', 4), ('sex', 'f')]), Map([('age', 15), ('sex', 'm')])]),
                ('group', 'women'), ('wheelchair', False), ('pets', True), ('substance', False),
-               ('language', 'ar'), ('perpetrator', ['0184', '0182']), ('exclude', ['0114'])]
+               ('language', 'ar'), ('perpetrator', ['0184', '0182']), ('exclude', ['0114']),
+               ('need', ['hbv', 'interpreter'])]
 
 VALID_ARGS = {
     'shelter.add': [('shelter', 'frida-sthlm')] + SHELTER_PROFILE,
@@ -163,12 +169,12 @@ VALID_ARGS = {
     'search': REFERRAL + [('limit', 20), ('arrival_at', 1700000000000)],
     'hold': [('shelter', 'frida-sthlm'), ('unit', 'r1'), ('ref', 'case/2024:A-42')] + REFERRAL +
             [('callback', '08-555 010 20'), ('idempotency_key', 'key-abcdefgh-01'),
-             ('municipality', '0180')],
+             ('municipality', '0180'), ('child_basis', ['sol', 'lag_2024_79'])],
     # arrival_by is left out: a fixed time is in the past by the time a test sends it, which
     # the daemon refuses (it must lie in the next 24 hours).
     'hold.accept': [('hold', HOLD_ID)],
     'hold.release': [('hold', HOLD_ID)],
-    'hold.confirm': [('hold', HOLD_ID)],
+    'hold.confirm': [('hold', HOLD_ID), ('child_basis', ['lvu', 'sol'])],
     'hold.decline': [('hold', HOLD_ID), ('reason', 'needs'),
                      ('note', 'Ingen plats för husdjur just nu')],
     'placement.discharge': [('placement', 'pbcdfghjkmnpqrstv')],
@@ -570,6 +576,55 @@ def build_rows():
     req('languages_17', 'bad_request', 'shelter.add',
         with_field('shelter.add', 'languages', [a + b for a in 'ab' for b in 'abcdefghi'][:17]))
     req('language_with_digit', 'bad_request', 'search', with_field('search', 'language', 'sv1'))
+
+    # -- Swedish practice: competences, operator and IVO permit, each child's basis --
+    req('competences_unknown', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'competences', ['hedersvald']))
+    req('competences_duplicate', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'competences', ['hbv', 'npf', 'hbv']))
+    req('competences_7', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'competences',
+                   ['hbv', 'psychiatric', 'npf', 'intellectual_disability', 'deaf',
+                    'interpreter', 'hbv']))
+    req('competences_string', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'competences', 'hbv'))
+    req('need_upper_case', 'bad_request', 'search', with_field('search', 'need', ['HBV']))
+    req('need_duplicate', 'bad_request', 'hold', with_field('hold', 'need', ['deaf', 'deaf']))
+    req('operator_unknown', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'operator', 'region'))
+    req('ivo_permit_without_date', 'bad_request', 'shelter.update',
+        without('shelter.update', 'ivo_permit_date'))
+    req('ivo_permit_date_without_permit', 'bad_request', 'shelter.update',
+        without('shelter.update', 'ivo_permit'))
+    req('ivo_permit_none_with_date', 'bad_request', 'shelter.update',
+        with_field('shelter.update', 'ivo_permit', ''))
+    req('ivo_permit_none_on_add', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'ivo_permit', '', drop=('ivo_permit_date',)))
+    req('ivo_permit_41_chars', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'ivo_permit', 'p' * 41))
+    req('ivo_permit_space', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'ivo_permit', '3.5.1 12345'))
+    for tag, value in (('feb_29_2023', '2023-02-29'), ('month_13', '2024-13-01'),
+                       ('day_0', '2024-04-00'), ('no_dashes', '20240401'),
+                       ('year_1999', '1999-12-31'), ('time', '2024-04-01T00:00')):
+        req(f'ivo_permit_date_{tag}', 'bad_request', 'shelter.add',
+            with_field('shelter.add', 'ivo_permit_date', value))
+    req('ivo_registered_int', 'bad_request', 'shelter.add',
+        with_field('shelter.add', 'ivo_registered', 1))
+    req('child_basis_unknown', 'bad_request', 'hold.confirm',
+        with_field('hold.confirm', 'child_basis', ['lss']))
+    req('child_basis_13', 'bad_request', 'hold.confirm',
+        with_field('hold.confirm', 'child_basis', ['sol'] * 13))
+    req('child_basis_fewer_than_children', 'bad_request', 'hold',
+        with_field('hold', 'child_basis', ['lvu']))
+    req('child_basis_without_children', 'bad_request', 'hold',
+        with_field('hold', 'child_basis', ['lvu'], drop=('children',)))
+    req('child_basis_on_search', 'bad_request', 'search',
+        with_field('search', 'child_basis', ['sol', 'sol']))
+    # An empty permit records that the shelter has none (a revoked permit): allowed on update.
+    req('control_ivo_permit_none', 'ok', 'shelter.update',
+        [(k, CONTROL_IDS.get(k, v)) for k, v in
+         with_field('shelter.update', 'ivo_permit', '', drop=('ivo_permit_date',))])
     req('language_non_ascii', 'bad_request', 'search', with_field('search', 'language', 'så'))
 
     # -- identifiers and tokens --
@@ -649,6 +704,7 @@ def build_rows():
             ('shelter_id_12_digits_dash', 'shelter.show', 'shelter', pin12[:8] + '-' + pin12[8:]),
             ('unit_id', 'unit.remove', 'unit', 'u' + PIN),
             ('principal', 'audit', 'principal', 'oncall:' + PIN),
+            ('ivo_permit', 'shelter.add', 'ivo_permit', 'IVO-' + PIN),
             ('person', 'audit', 'person', PIN[:6] + '-' + PIN[6:]),
             # Written so the first guard let them through (issue 11).
             ('shelter_id_underscore', 'shelter.show', 'shelter', PIN[:6] + '_' + PIN[6:]),
@@ -725,7 +781,13 @@ def build_rows():
              [Map([('age', 17), ('sex', 'm')])] * 12),
             ('search_50_excluded', 'search', 'exclude', ['0114'] * 50),
             ('shelter_boundaries', 'shelter.update', 'max_children', 20),
-            ('audit_since_zero', 'audit', 'since', 0)):
+            ('audit_since_zero', 'audit', 'since', 0),
+            ('ivo_permit_date_leap_day', 'shelter.update', 'ivo_permit_date', '2024-02-29'),
+            ('ivo_permit_40_chars', 'shelter.update', 'ivo_permit', 'p' * 40),
+            ('need_every_competence', 'search', 'need',
+             ['hbv', 'psychiatric', 'npf', 'intellectual_disability', 'deaf', 'interpreter']),
+            ('competences_none', 'shelter.update', 'competences', []),
+            ('confirm_without_child_basis', 'hold.confirm', 'child_basis', [])):
         args = with_field(op, field, value)
         # Ids of their own, so that a control sent by a principal allowed to write cannot
         # touch the objects of other tests.

@@ -622,7 +622,9 @@ class Cli:
 
 def shelter_args(sid, name, kind="kvinnojour", municipality="0180", protection=1,
                  phone="08-123 456 78", groups=None, max_children=None, boys_max_age=None,
-                 pets=False, substance=False, languages=None, intake_hours=None):
+                 pets=False, substance=False, languages=None, intake_hours=None,
+                 competences=None, operator=None, ivo_permit=None, ivo_permit_date=None,
+                 ivo_registered=None):
     args = [sid, "--name", name, "--kind", kind, "--municipality", municipality,
             "--protection", protection, "--phone", phone]
     if groups:
@@ -639,6 +641,14 @@ def shelter_args(sid, name, kind="kvinnojour", municipality="0180", protection=1
         args += ["--languages", ",".join(languages)]
     if intake_hours:
         args += ["--intake-hours", intake_hours]
+    if competences is not None:
+        args += ["--competences", ",".join(competences)]
+    if operator:
+        args += ["--operator", operator]
+    if ivo_permit:
+        args += ["--ivo-permit", ivo_permit, "--ivo-permit-date", ivo_permit_date or "2024-04-01"]
+    if ivo_registered:
+        args.append("--ivo-registered")
     return args
 
 

@@ -17,9 +17,10 @@ from conftest import SOURCE_ROOT, STOP_WAIT, Cli, Daemon, strip_volatile, tail
 
 EARTH_RADIUS_KM = 6371.0088
 REASONS = ("safety_policy", "protection_level", "beds", "children_limit", "boys_age",
-           "target_group", "wheelchair", "pets", "substance", "language")
+           "target_group", "wheelchair", "pets", "substance", "language", "competence", "permit")
 RESULT_KEYS = {"shelter", "unit", "name", "kind", "municipality", "county", "distance_km",
-               "beds", "protection", "stale", "data_age_s", "receives_from"}
+               "beds", "protection", "stale", "data_age_s", "receives_from", "operator",
+               "ivo_permit", "ivo_permit_date", "ivo_registered"}
 HOLD_REPLY_KEYS = {"hold", "shelter", "unit", "municipality", "state", "expires_at", "phone"}
 
 

@@ -17,14 +17,16 @@ from conftest import FRISTAD, SANITIZER_RE
 
 SHELTER_ADD = ["--name", "--kind", "--municipality", "--protection", "--phone", "--groups",
                "--max-children", "--boys-max-age", "--pets", "--substance", "--languages",
-               "--intake-hours"]
+               "--intake-hours", "--competences", "--operator", "--ivo-permit", "--ivo-permit-date",
+               "--ivo-registered"]
 REFERRAL = ["--from", "--risk", "--adults", "--child", "--group", "--wheelchair", "--pets",
-            "--substance", "--language", "--perpetrator-in", "--exclude"]
+            "--substance", "--language", "--perpetrator-in", "--exclude", "--need"]
 AREA = ["--county", "--municipality"]
 # words -> (positional arguments, options)
 COMMANDS = {
     "shelter add": (["frida"], SHELTER_ADD),
-    "shelter update": (["frida"], SHELTER_ADD + ["--no-pets", "--no-substance"]),
+    "shelter update": (["frida"], SHELTER_ADD + ["--no-pets", "--no-substance",
+                                                 "--no-ivo-permit", "--no-ivo-registered"]),
     "shelter retire": (["frida"], []),
     "shelter show": (["frida"], []),
     "shelter list": ([], AREA),
@@ -38,10 +40,11 @@ COMMANDS = {
     "free": ([], AREA),
     "municipality": (["Uppsala"], []),
     "search": ([], REFERRAL + ["--arrival-at", "--limit"]),
-    "hold": (["frida", "r1"], REFERRAL + ["--ref", "--callback", "--idempotency-key", "--for"]),
+    "hold": (["frida", "r1"], REFERRAL + ["--ref", "--callback", "--idempotency-key", "--for",
+                                          "--child-basis"]),
     "accept": (["h1"], ["--arrival-by"]),
     "release": (["h1"], []),
-    "confirm": (["h1"], []),
+    "confirm": (["h1"], ["--child-basis"]),
     "decline": (["h1"], ["--reason", "--note"]),
     "discharge": (["p1"], []),
     "holds": ([], []),

@@ -12,6 +12,7 @@ def two_shelters(env):
                     phone="08-555 010 10")
     env.add_unit("frida-sthlm", "r1", 2)
     env.add_shelter("hamnen-gbg", "Skyddat boende Hamnen", kind="skyddat_boende",
+                    operator="kommunal", ivo_registered=True,
                     municipality="1480", protection=3, phone="031-700 00 00")
     env.add_unit("hamnen-gbg", "lgh1", 4)
     env.cli("shelter", "hamnen-gbg").ok("vacancy", "hamnen-gbg", "lgh1", "free")

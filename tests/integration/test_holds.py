@@ -63,6 +63,7 @@ def world(env):
         env.add_unit("frida-sthlm", uid, beds)
         env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", uid, "free")
     env.add_shelter("hamnen-gbg", "Skyddat boende Hamnen", kind="skyddat_boende",
+                    operator="kommunal", ivo_registered=True,
                     municipality="1480", protection=3, phone=HAMNEN_PHONE)
     for uid in ("lgh1", "lgh2"):
         env.add_unit("hamnen-gbg", uid, 4)

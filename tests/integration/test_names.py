@@ -15,6 +15,7 @@ def shelters(env):
     env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="Stockholm", protection=2)
     env.add_unit("frida-sthlm", "r1", 2)
     env.add_shelter("hamnen-gbg", "Skyddat boende Hamnen", kind="skyddat_boende",
+                    operator="kommunal", ivo_registered=True,
                     municipality="göteborg", protection=3)
     env.add_unit("hamnen-gbg", "lgh1", 4)
     env.add_shelter("malmo-kris", "Kriscentrum Malmö", kind="kriscentrum", municipality="1280")
@@ -129,7 +130,7 @@ def test_tables_show_names_and_json_keeps_codes(shelters):
                            env=env.cli_environ()).stdout
     header = table.splitlines()[0].split()
     assert header == ["#", "SHELTER", "UNIT", "NAME", "KIND", "MUNICIPALITY", "COUNTY", "KM",
-                      "BEDS", "PROT", "FRESHNESS", "RECEIVES"], table
+                      "BEDS", "PROT", "FRESHNESS", "RECEIVES", "IVO"], table
     assert "Malmö (1280)" in table and "Skåne län (12)" in table, table
     res = social.ok("search", "--from", "Stockholm", "--risk", "low")["results"]
     assert {r["municipality"] for r in res} == {"0180", "1280", "1480"}

@@ -19,6 +19,7 @@ def before_outage(env):
     env.add_unit("frida-sthlm", "r1", 2)
     env.add_unit("frida-sthlm", "r2", 4)
     env.add_shelter("hamnen-gbg", "Skyddat boende Hamnen", kind="skyddat_boende",
+                    operator="kommunal", ivo_registered=True,
                     municipality="1480", protection=3, phone="031-700 00 00")
     env.add_unit("hamnen-gbg", "lgh1", 5)
     env.add_shelter("lulea-jour", "Luleå kvinnojour", municipality="2580", phone="0920-100 00")

@@ -10,9 +10,12 @@ from conftest import ADMIN, Cli, shelter_args, strip_volatile, wait_for
 
 SHELTER_KEYS = {"id", "name", "kind", "municipality", "municipality_name", "county",
                 "protection", "groups", "max_children", "boys_max_age", "pets", "substance",
-                "languages", "intake_hours", "paused", "retired", "updated_at", "data_age_s", "stale", "units"}
+                "languages", "intake_hours", "paused", "retired", "updated_at", "data_age_s", "stale", "units",
+                "competences", "operator", "ivo_permit", "ivo_permit_date", "ivo_registered"}
+# A listing shows who runs each shelter and, to all but other shelters, its IVO permit.
 SUMMARY_KEYS = {"id", "name", "kind", "municipality", "municipality_name", "county",
-                "protection", "units", "free_units", "paused", "stale", "data_age_s"}
+                "protection", "units", "free_units", "paused", "stale", "data_age_s",
+                "operator", "ivo_permit", "ivo_permit_date", "ivo_registered"}
 FREE_KEYS = {"shelter", "name", "kind", "municipality", "municipality_name", "county", "unit",
              "beds", "accessible", "protection", "stale", "data_age_s"}
 
@@ -40,6 +43,7 @@ def fleet(env):
                     phone="08-590 111 22")
     env.add_unit("vasby-jour", "a", 3)
     env.add_shelter("hamnen-gbg", "Skyddat boende Hamnen", kind="skyddat_boende",
+                    operator="kommunal", ivo_registered=True,
                     municipality="1480", protection=3, phone="+46 31 700 00 00",
                     groups=["women", "hbtqi"], pets=True, substance=True)
     env.add_unit("hamnen-gbg", "lgh1", 5, accessible=True)

@@ -20,6 +20,7 @@ def populated(env):
     env.add_shelter("vasby-jour", "Väsby kvinnojour", municipality="0114", phone="08-590 111 22")
     env.add_unit("vasby-jour", "a", 3)
     env.add_shelter("hamnen-gbg", "Skyddat boende Hamnen", kind="skyddat_boende",
+                    operator="kommunal", ivo_registered=True,
                     municipality="1480", protection=3, phone="+46 31 700 00 00",
                     groups=["women", "hbtqi"], pets=True, substance=True)
     env.add_unit("hamnen-gbg", "lgh1", 5, accessible=True)

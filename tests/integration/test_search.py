@@ -302,6 +302,8 @@ def test_no_match_counts_every_reason(needs_fleet):
         "pets": 4,               # alfa, delta, epsilon
         "substance": 6,          # all but gamma
         "language": 7,           # only epsilon speaks Finnish
+        "competence": 0,         # nothing was needed
+        "permit": 0,             # none of them is protected housing
     }
 
 

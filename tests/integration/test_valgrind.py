@@ -78,6 +78,7 @@ def workload(env):
                                              protection=2, max_children=3, boys_max_age=12,
                                              languages=["sv", "en"], groups=["women", "youth"]))
     admin.ok("shelter", "add", *shelter_args("hamnen-gbg", "Hamnen", kind="skyddat_boende",
+                                             operator="kommunal", ivo_registered=True,
                                              municipality="1480", protection=3, pets=True))
     for u, beds in (("r1", 2), ("r2", 4), ("r3", 1)):
         admin.ok("unit", "add", "frida-sthlm", u, "--beds", beds)

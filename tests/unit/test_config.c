@@ -126,6 +126,8 @@ static void test_errors(void **state)
         {"[oncall]\njour = 0180;0181\n" TLS, "neither a municipality code"},
         {"[oncall]\njour = 99\n" TLS, "neither a municipality code"},
         {"[oncall]\n-jour = 0180\n" TLS, "an on-call id is"},
+        {"[retention]\nmode = keep\n" TLS, "delete or archive"},
+        {"[retention]\nmode = archive\n" TLS, "archive_dir is required"},
     };
     struct config *c = malloc(sizeof *c);
     char err[512];
@@ -220,6 +222,22 @@ static void test_oncall_areas(void **state)
     free(c);
 }
 
+/* Deleting is the default; archiving names a directory, relative to the file's like any path. */
+static void test_retention(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512];
+    assert_int_equal(load(TLS, c, err, sizeof err), 0);
+    assert_int_equal(c->retention_mode, RETENTION_DELETE);
+    assert_string_equal(c->archive_dir, "");
+    assert_int_equal(
+        load(TLS "[retention]\nmode = archive\narchive_dir = arkiv\n", c, err, sizeof err), 0);
+    assert_int_equal(c->retention_mode, RETENTION_ARCHIVE);
+    assert_string_equal(c->archive_dir, "/tmp/arkiv");
+    free(c);
+}
+
 static void test_example_file_parses(void **state)
 {
     (void)state;
@@ -297,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_example_file_parses),
         cmocka_unit_test(test_example_documents_every_key),
         cmocka_unit_test(test_data_and_metrics),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

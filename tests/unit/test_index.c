@@ -109,6 +109,117 @@ static void test_snapshot_vocabulary(void **state)
     index_clear(&ix);
 }
 
+/*
+ * The snapshot of pack_snapshot with extra pairs: `pairs` of them packed by `extra`. Returns the
+ * parse result of index_parse_snapshot into *s.
+ */
+static int parse_with(void (*extra)(msgpack_packer *pk), unsigned pairs, struct idx_shelter *s)
+{
+    msgpack_sbuffer base, sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    msgpack_sbuffer_init(&base);
+    pack_snapshot(&base, "skydd", 3, false);
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, base.data, base.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, u.data.via.map.size + pairs);
+    for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+        rc |= msgpack_pack_object(&pk, u.data.via.map.ptr[i].key);
+        rc |= msgpack_pack_object(&pk, u.data.via.map.ptr[i].val);
+    }
+    assert_int_equal(rc, 0);
+    extra(&pk);
+    msgpack_unpacked_destroy(&u);
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    int parsed = index_parse_snapshot(&u.data, s);
+    if (parsed == 0)
+        free(s->units);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&base);
+    return parsed;
+}
+
+static void practice(msgpack_packer *pk)
+{
+    int rc = proto_pack_cstr(pk, "competences");
+    rc |= msgpack_pack_array(pk, 2);
+    rc |= proto_pack_cstr(pk, "hbv");
+    rc |= proto_pack_cstr(pk, "interpreter");
+    rc |= proto_pack_kv_str(pk, "operator", "privat");
+    rc |= proto_pack_kv_str(pk, "ivo_permit", "3.5.1-12345/2024");
+    rc |= proto_pack_kv_str(pk, "ivo_permit_date", "2024-04-01");
+    rc |= proto_pack_kv_bool(pk, "ivo_registered", true);
+    assert_int_equal(rc, 0);
+}
+
+static void practice_nil(msgpack_packer *pk)
+{
+    int rc = proto_pack_cstr(pk, "operator") | msgpack_pack_nil(pk);
+    rc |= proto_pack_cstr(pk, "ivo_permit") | msgpack_pack_nil(pk);
+    assert_int_equal(rc, 0);
+}
+
+static void bad_operator(msgpack_packer *pk)
+{
+    assert_int_equal(proto_pack_kv_str(pk, "operator", "region"), 0);
+}
+
+static void bad_competence(msgpack_packer *pk)
+{
+    int rc = proto_pack_cstr(pk, "competences") | msgpack_pack_array(pk, 1);
+    assert_int_equal(rc | proto_pack_cstr(pk, "hedersvald"), 0);
+}
+
+static void bad_date(msgpack_packer *pk)
+{
+    assert_int_equal(proto_pack_kv_str(pk, "ivo_permit_date", "2023-02-29"), 0);
+}
+
+static void bad_registered(msgpack_packer *pk)
+{
+    assert_int_equal(proto_pack_kv_int(pk, "ivo_registered", 1), 0);
+}
+
+/*
+ * Competences, operator and permit are read when present; a snapshot of a shelter registered
+ * before they existed has none of them and still loads, with none, operator unknown and no
+ * permit. Present but malformed is refused like any other field.
+ */
+static void test_practice_fields(void **state)
+{
+    (void)state;
+    struct idx_shelter s;
+    assert_int_equal(parse_with(practice, 5, &s), 0);
+    assert_int_equal(s.competences, 1u << COMP_HBV | 1u << COMP_INTERPRETER);
+    assert_int_equal(s.operator_, OPERATOR_PRIVAT);
+    assert_string_equal(s.ivo_permit, "3.5.1-12345/2024");
+    assert_string_equal(s.ivo_permit_date, "2024-04-01");
+    assert_true(s.ivo_registered);
+
+    /* From before: the fields of pack_snapshot alone. */
+    struct index ix;
+    index_init(&ix);
+    apply(&ix, "gammal", 2);
+    const struct idx_shelter *old = index_find(&ix, "gammal");
+    assert_non_null(old);
+    assert_int_equal(old->competences, 0);
+    assert_int_equal(old->operator_, IDX_UNKNOWN);
+    assert_string_equal(old->ivo_permit, "");
+    assert_false(old->ivo_registered);
+    index_clear(&ix);
+    assert_int_equal(parse_with(practice_nil, 2, &s), 0);
+    assert_int_equal(s.operator_, IDX_UNKNOWN);
+
+    assert_int_equal(parse_with(bad_operator, 1, &s), -1);
+    assert_int_equal(parse_with(bad_competence, 1, &s), -1);
+    assert_int_equal(parse_with(bad_date, 1, &s), -1);
+    assert_int_equal(parse_with(bad_registered, 1, &s), -1);
+}
+
 static void test_a_snapshot_in_old_words_is_refused(void **state)
 {
     (void)state;
@@ -199,6 +310,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_vocabulary),
         cmocka_unit_test(test_a_snapshot_in_old_words_is_refused),
+        cmocka_unit_test(test_practice_fields),
         cmocka_unit_test(test_newer_copy_wins),
         cmocka_unit_test(test_reload_merges_raced_events),
         cmocka_unit_test(test_reload_with_no_events_takes_the_dump_version),

@@ -513,6 +513,84 @@ static void test_unavailable_units_are_not_offered(void **state)
     index_clear(&ix);
 }
 
+/*
+ * Competences a referral needs, and the IVO permit of protected housing: one predicate for
+ * search and hold, counted per reason. A shelter without these fields (a record from before
+ * them) has no competences and an unknown operator.
+ */
+static void test_competence_and_permit(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *id;
+        enum proto_kind kind;
+        int operator_;
+        const char *permit;
+        bool registered;
+        uint8_t competences;
+    } specs[] = {
+        {"jour-okand", KIND_KVINNOJOUR, IDX_UNKNOWN, "", false, 0},
+        {"jour-hbv", KIND_KVINNOJOUR, OPERATOR_PRIVAT, "", false, 1u << COMP_HBV},
+        {"sb-ideell-med", KIND_SKYDDAT_BOENDE, OPERATOR_IDEELL, "3.5.1-1/2024", false,
+         1u << COMP_HBV | 1u << COMP_DEAF},
+        {"sb-privat-utan", KIND_SKYDDAT_BOENDE, OPERATOR_PRIVAT, "", true, 1u << COMP_HBV},
+        {"sb-kommun-med", KIND_SKYDDAT_BOENDE, OPERATOR_KOMMUNAL, "", true, 0},
+        {"sb-kommun-utan", KIND_SKYDDAT_BOENDE, OPERATOR_KOMMUNAL, "3.5.1-2/2024", false, 0},
+        {"sb-okand", KIND_SKYDDAT_BOENDE, IDX_UNKNOWN, "3.5.1-3/2024", true, 0},
+    };
+    struct index ix;
+    index_init(&ix);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        struct shelter_spec sp = {specs[i].id, "1480", 3,     "u1:2", NULL, -1,
+                                  -1,          false,  false, NULL,   0};
+        add_shelter(&ix, &sp);
+        struct idx_shelter *s = (struct idx_shelter *)index_find(&ix, specs[i].id);
+        s->kind = (uint8_t)specs[i].kind;
+        s->operator_ = specs[i].operator_;
+        snprintf(s->ivo_permit, sizeof s->ivo_permit, "%s", specs[i].permit);
+        s->ivo_registered = specs[i].registered;
+        s->competences = specs[i].competences;
+    }
+    struct search_spec sp = {"low", "0180", NULL, NULL, 0, NULL, NULL, false, false, false, NULL};
+    char got[512];
+    struct match_outcome o;
+    run(&ix, &sp, got, sizeof got, &o);
+    /* Protected housing only with a permit (non-profit, company) or registration (municipal);
+     * an unknown operator's never; the other kinds whoever runs them. */
+    assert_string_equal(got, "jour-hbv/u1,jour-okand/u1,sb-ideell-med/u1,sb-kommun-med/u1");
+    assert_int_equal(o.ruled_out[REASON_PERMIT], 3);
+    assert_int_equal(o.ruled_out[REASON_COMPETENCE], 0);
+    match_outcome_free(&o);
+
+    struct proto_args a;
+    build_search(&sp, &a);
+    a.need = 1u << COMP_HBV;
+    a.present |= PROTO_BIT(F_NEED);
+    assert_int_equal(match_search(&ix, &geo, &policy, &a, NOW_MS, STALE, &o), 0);
+    assert_int_equal(o.eligible, 2); /* jour-hbv, sb-ideell-med */
+    assert_int_equal(o.ruled_out[REASON_COMPETENCE], 4);
+    assert_int_equal(o.ruled_out[REASON_PERMIT], 3);
+    match_outcome_free(&o);
+    a.need = 1u << COMP_HBV | 1u << COMP_DEAF;
+    assert_int_equal(match_search(&ix, &geo, &policy, &a, NOW_MS, STALE, &o), 0);
+    assert_int_equal(o.eligible, 1);
+    assert_true(strcmp(o.hits[0].shelter->id, "sb-ideell-med") == 0);
+    match_outcome_free(&o);
+
+    /* The hold's check is the same predicate, naming both reasons. */
+    struct match_referral m;
+    assert_int_equal(match_prepare(&m, &geo, &policy, &a), 0);
+    const struct idx_shelter *s = index_find(&ix, "sb-privat-utan");
+    unsigned r = match_reasons(&m, s, &s->units[0]);
+    assert_int_equal(r, 1u << REASON_COMPETENCE | 1u << REASON_PERMIT);
+    char why[160];
+    match_reasons_text(r, why, sizeof why);
+    assert_string_equal(why, "competence, permit");
+    assert_string_equal(match_reason_name(REASON_COMPETENCE), "competence");
+    assert_string_equal(match_reason_name(REASON_PERMIT), "permit");
+    index_clear(&ix);
+}
+
 static void test_limit(void **state)
 {
     (void)state;
@@ -681,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_no_match_counts),
         cmocka_unit_test(test_stale_ranks_last),
         cmocka_unit_test(test_unavailable_units_are_not_offered),
+        cmocka_unit_test(test_competence_and_permit),
         cmocka_unit_test(test_limit),
         cmocka_unit_test(test_policy_file_checks),
         cmocka_unit_test(test_geo_file_checks),

@@ -124,6 +124,48 @@ static void test_enum_names(void **state)
     assert_int_equal(proto_event_parse("hold", 4), -1);
 }
 
+/* The names of Swedish practice as PROTOCOL.md section 4 spells them, and calendar dates. */
+static void test_practice_names_and_dates(void **state)
+{
+    (void)state;
+    static const char *const competences[] = {
+        "hbv", "psychiatric", "npf", "intellectual_disability", "deaf", "interpreter"};
+    static const char *const operators[] = {"ideell", "privat", "kommunal"};
+    static const char *const bases[] = {"sol", "lag_2024_79", "lvu"};
+    assert_int_equal(COMP__COUNT, 6);
+    assert_int_equal(OPERATOR__COUNT, 3);
+    assert_int_equal(BASIS__COUNT, 3);
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(proto_competence_name((enum proto_competence)i), competences[i]);
+        assert_int_equal(proto_competence_parse(competences[i], strlen(competences[i])), i);
+        assert_int_equal(proto_competence_parse(competences[i], strlen(competences[i]) - 1), -1);
+        assert_non_null(strstr(proto_competence_choices(), competences[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(proto_operator_name((enum proto_operator)i), operators[i]);
+        assert_int_equal(proto_operator_parse(operators[i], strlen(operators[i])), i);
+        assert_non_null(strstr(proto_operator_choices(), operators[i]));
+        assert_string_equal(proto_basis_name((enum proto_basis)i), bases[i]);
+        assert_int_equal(proto_basis_parse(bases[i], strlen(bases[i])), i);
+        assert_non_null(strstr(proto_basis_choices(), bases[i]));
+    }
+    assert_string_equal(proto_competence_name(COMP__COUNT), "?");
+    assert_string_equal(proto_operator_name(OPERATOR__COUNT), "?");
+    assert_string_equal(proto_basis_name(BASIS__COUNT), "?");
+    assert_int_equal(proto_basis_parse("LVU", 3), -1);
+
+    static const char *const good[] = {"2000-01-01", "2024-02-29", "2000-02-29", "2099-12-31",
+                                       "2024-04-30"};
+    static const char *const bad[] = {"1999-12-31", "2100-01-01", "2023-02-29", "2024-04-31",
+                                      "2024-00-10", "2024-13-01", "2024-01-00", "2024-1-01",
+                                      "2024/01/01", "20240101xx", "2024-01-0a", ""};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(proto_date_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (proto_date_valid(bad[i], strlen(bad[i])))
+            fail_msg("'%s' is no date", bad[i]);
+}
+
 /* ---- reference data ------------------------------------------------------------------------ */
 
 static void test_municipalities(void **state)
@@ -189,6 +231,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_enum_names),
+        cmocka_unit_test(test_practice_names_and_dates),
         cmocka_unit_test(test_municipalities),
     };
     return cmocka_run_group_tests_name("proto_errors", tests, NULL, NULL);

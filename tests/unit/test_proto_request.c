@@ -105,6 +105,17 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     a->types = (1u << EV__COUNT) - 1;
     a->hours = 72;
     strcpy(a->standing, "szzzzzzzzzzzzzzzz");
+    a->competences = (1u << COMP__COUNT) - 1;
+    a->need = (1u << COMP__COUNT) - 1;
+    a->operator_ = OPERATOR_KOMMUNAL;
+    strcpy(a->ivo_permit, "IVO-3.5.1-12345/2024:skyddat-boende.a_bc");
+    assert_int_equal(strlen(a->ivo_permit), PROTO_PERMIT_MAX);
+    strcpy(a->ivo_permit_date, "2099-12-31");
+    a->ivo_registered = true;
+    /* One basis per child: a hold's referral has PROTO_MAX_CHILDREN of them. */
+    a->n_child_basis = PROTO_MAX_CHILDREN;
+    for (unsigned i = 0; i < PROTO_MAX_CHILDREN; i++)
+        a->child_basis[i] = (uint8_t)(i % BASIS__COUNT);
 }
 
 /* Every field the op allows, with values at the bottom of their ranges. */
@@ -146,6 +157,9 @@ static void fill_min(struct proto_request *r, enum proto_op op, uint64_t id)
     strcpy(a->standing, "s0000000000000000");
     a->since = 0;
     strcpy(a->principal, "admin:a");
+    a->operator_ = OPERATOR_IDEELL;
+    strcpy(a->ivo_permit, "1");
+    strcpy(a->ivo_permit_date, "2000-01-01");
     strcpy(a->person, "p");
 }
 
@@ -237,6 +251,13 @@ static void test_op_and_field_tables(void **state)
         [F_TYPES] = "types",
         [F_HOURS] = "hours",
         [F_STANDING] = "standing",
+        [F_COMPETENCES] = "competences",
+        [F_NEED] = "need",
+        [F_OPERATOR] = "operator",
+        [F_IVO_PERMIT] = "ivo_permit",
+        [F_IVO_PERMIT_DATE] = "ivo_permit_date",
+        [F_IVO_REGISTERED] = "ivo_registered",
+        [F_CHILD_BASIS] = "child_basis",
         [F_PERSON] = "person",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
@@ -246,9 +267,10 @@ static void test_op_and_field_tables(void **state)
 #define B(f) PROTO_BIT(F_##f)
     const uint64_t profile = B(NAME) | B(KIND) | B(MUNICIPALITY) | B(PROTECTION) | B(PHONE) |
                              B(GROUPS) | B(MAX_CHILDREN) | B(BOYS_MAX_AGE) | B(PETS) |
-                             B(SUBSTANCE) | B(LANGUAGES) | B(INTAKE_HOURS);
+                             B(SUBSTANCE) | B(LANGUAGES) | B(INTAKE_HOURS) | B(COMPETENCES) |
+                             B(OPERATOR) | B(IVO_PERMIT) | B(IVO_PERMIT_DATE) | B(IVO_REGISTERED);
     const uint64_t referral = B(ADULTS) | B(CHILDREN) | B(GROUP) | B(WHEELCHAIR) | B(PETS) |
-                              B(SUBSTANCE) | B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE);
+                              B(SUBSTANCE) | B(LANGUAGE) | B(PERPETRATOR) | B(EXCLUDE) | B(NEED);
     static const struct {
         const char *name;
         bool writes;
@@ -322,10 +344,10 @@ static void test_op_and_field_tables(void **state)
         [OP_FREE] = B(COUNTY) | B(MUNICIPALITY),
         [OP_SEARCH] = B(HOME) | B(RISK) | referral | B(LIMIT) | B(ARRIVAL_AT),
         [OP_HOLD] = B(SHELTER) | B(UNIT) | B(REF) | B(HOME) | B(RISK) | referral | B(CALLBACK) |
-                    B(IDEMPOTENCY_KEY) | B(MUNICIPALITY),
+                    B(IDEMPOTENCY_KEY) | B(MUNICIPALITY) | B(CHILD_BASIS),
         [OP_HOLD_ACCEPT] = B(HOLD) | B(ARRIVAL_BY),
         [OP_HOLD_RELEASE] = B(HOLD),
-        [OP_HOLD_CONFIRM] = B(HOLD),
+        [OP_HOLD_CONFIRM] = B(HOLD) | B(CHILD_BASIS),
         [OP_HOLD_DECLINE] = B(HOLD) | B(REASON) | B(NOTE),
         [OP_PLACEMENT_DISCHARGE] = B(PLACEMENT),
         [OP_AUDIT] = B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT) | B(PERSON),
@@ -498,6 +520,11 @@ static void test_decode_valid_table(void **state)
             assert_false(a->substance);
             assert_int_equal(a->n_languages, 3);
             assert_string_equal(a->languages[2], "ar");
+            assert_int_equal(a->competences, 1u << COMP_HBV | 1u << COMP_DEAF);
+            assert_int_equal(a->operator_, OPERATOR_IDEELL);
+            assert_string_equal(a->ivo_permit, "3.5.1-12345/2024");
+            assert_string_equal(a->ivo_permit_date, "2024-04-01");
+            assert_false(a->ivo_registered);
         } else if (r->op == OP_AUDIT) {
             assert_int_equal(a->since, 1700000000000);
             assert_string_equal(a->principal, "social:0180");
@@ -505,6 +532,13 @@ static void test_decode_valid_table(void **state)
         } else if (r->op == OP_HOLD) {
             assert_string_equal(a->ref, "case/2024:A-42");
             assert_string_equal(a->idempotency_key, "key-abcdefgh-01");
+            assert_int_equal(a->need, 1u << COMP_HBV | 1u << COMP_INTERPRETER);
+            assert_int_equal(a->n_child_basis, 2);
+            assert_int_equal(a->child_basis[0], BASIS_SOL);
+            assert_int_equal(a->child_basis[1], BASIS_LAG_2024_79);
+        } else if (r->op == OP_HOLD_CONFIRM) {
+            assert_int_equal(a->n_child_basis, 2);
+            assert_int_equal(a->child_basis[0], BASIS_LVU);
         }
         free(body);
     }
