@@ -252,6 +252,7 @@ static const struct {
     STR_FIELD(F_STANDING, standing),
     STR_FIELD(F_FROM_MONTH, from_month),
     STR_FIELD(F_TO_MONTH, to_month),
+    STR_FIELD(F_PERSON, person),
 };
 
 static void mark(struct builder *b, enum proto_field f)

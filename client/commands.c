@@ -90,8 +90,8 @@ static const struct cli_option options[O__COUNT] = {
     [O_IDEMPOTENCY_KEY] = {"idempotency-key", "KEY", F_IDEMPOTENCY_KEY,
                            "8 to 64 characters; a retry with the same key gets the first hold"},
     [O_FOR] = {"for", "MUNICIPALITY", F_MUNICIPALITY,
-               "hold on behalf of this municipality, by name or code (the on-call service may "
-               "name any)"},
+               "hold on behalf of this municipality, by name or code (the on-call service: one "
+               "of its agreement)"},
     [O_REASON] = {"reason", "CODE", F_REASON,
                   "why: no_room (the unit is in fact not free), household (its composition), "
                   "needs (a need cannot be met), safety, staffing or other"},
@@ -113,6 +113,9 @@ static const struct cli_option options[O__COUNT] = {
                  "7d, or milliseconds since 1970"},
     [O_PRINCIPAL] = {"principal", "ROLE:ID", F_PRINCIPAL,
                      "only entries by this principal, such as social:0180"},
+    [O_PERSON] = {"person", "ID", F_PERSON,
+                  "only entries by this person: the HSA-id of the certificate, or "
+                  "sha256:FINGERPRINT for a certificate that names no person"},
     [O_SHELTER] = {"shelter", "ID", F_SHELTER, "only entries about this shelter"},
     [O_LIMIT] = {"limit", "N", F_LIMIT, "at most N results (default 20 for search, 100 for audit)"},
     [O_STANDING] = {"standing", NULL, F__COUNT,
@@ -285,7 +288,8 @@ static const struct cli_command commands[] = {
     {"holds", NULL, 0, {{0}}, OP_HOLDS_LIST, REFERRALS,
      "the holds you may see, newest first",
      "A shelter sees the holds on its units, social services those made for their "
-     "municipality, the on-call service all.", 0, 0, false, false},
+     "municipality, the on-call service those made for the municipalities of its agreement.",
+     0, 0, false, false},
     {"placements", NULL, 0, {{0}}, OP_PLACEMENTS_LIST, REFERRALS,
      "the placements you may see, newest first", NULL, 0, 0, false, false},
     {"audit", NULL, 0, {{0}}, OP_AUDIT, ADMIN,
@@ -293,7 +297,7 @@ static const struct cli_command commands[] = {
      "Every write, every hold and every disclosure of an intake phone is recorded, and so are "
      "refused attempts. The server returns the first --limit entries from --since on; they are "
      "shown newest first.",
-     OB(SINCE) | OB(PRINCIPAL) | OB(SHELTER) | OB(LIMIT), 0, false, false},
+     OB(SINCE) | OB(PRINCIPAL) | OB(PERSON) | OB(SHELTER) | OB(LIMIT), 0, false, false},
     {"stats", NULL, 0, {{0}}, OP_STATS, ADMIN,
      "searches, no-match reasons, holds and placements by outcome",
      "The operator's running counters since the start, for scripts and monitoring; not for "

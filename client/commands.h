@@ -78,6 +78,7 @@ enum cli_opt {
     O_NOTE,
     O_SINCE,
     O_PRINCIPAL,
+    O_PERSON,
     O_SHELTER,
     O_LIMIT,
     O_HOURS,

@@ -141,7 +141,8 @@ enum proto_err answer_shelter_show(const struct op_ctx *x, msgpack_packer *pk,
                                    struct proto_error *err)
 {
     const struct idx_shelter *s = index_find(x->index, x->args->shelter);
-    if (!s)
+    /* A retired shelter's name and municipality are the registry's: the admin's alone. */
+    if (!s || (s->retired && x->who->role != ROLE_ADMIN))
         return proto_fail(err, PROTO_E_NOT_FOUND, "no shelter with this id");
     /* The intake phone is disclosed only when the disclosure can be audited. */
     bool phone = sees_phone(x->who, s->id) && x->audit_disclosure(x);
@@ -186,7 +187,17 @@ static int by_municipality(const void *pa, const void *pb)
     return strcmp(a->id, b->id);
 }
 
-/* The shelters in the request's area, not retired, by municipality then id. */
+/*
+ * Whether the principal may see this shelter in a listing: a shelter sees only itself (other
+ * shelters' names, municipalities and vacancies are for social services, on-call and admin).
+ */
+static bool sees_shelter(const struct principal *p, const struct idx_shelter *s)
+{
+    return p->role != ROLE_SHELTER || strcmp(p->id, s->id) == 0;
+}
+
+/* The shelters in the request's area that the principal sees, not retired, by municipality
+ * then id. */
 static const struct idx_shelter **area_shelters(const struct op_ctx *x, unsigned *n)
 {
     const struct index *ix = x->index;
@@ -195,8 +206,9 @@ static const struct idx_shelter **area_shelters(const struct op_ctx *x, unsigned
     if (!list)
         return NULL;
     for (unsigned i = 0; i < ix->n; i++) {
-        if (!ix->shelters[i]->retired && in_area(x, ix->shelters[i], x->args))
-            list[(*n)++] = ix->shelters[i];
+        const struct idx_shelter *s = ix->shelters[i];
+        if (!s->retired && sees_shelter(x->who, s) && in_area(x, s, x->args))
+            list[(*n)++] = s;
     }
     qsort(list, *n, sizeof *list, by_municipality);
     return list;

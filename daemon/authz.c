@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "authz.h"
+#include "oncall.h"
 #include "ops.h"
 
 bool authz_allowed(enum proto_op op, enum proto_role role, enum authz_scope *scope)
@@ -65,7 +66,7 @@ void authz_principal_set(struct principal *p, const char *role, const char *cn)
 }
 
 enum proto_err authz_check(const struct principal *p, const struct proto_request *req,
-                           struct proto_error *err)
+                           const struct config *cfg, struct proto_error *err)
 {
     enum authz_scope scope;
     if (!p->valid)
@@ -84,6 +85,15 @@ enum proto_err authz_check(const struct principal *p, const struct proto_request
             return proto_fail(err, PROTO_E_FORBIDDEN,
                               "social services hold units only for their own municipality");
         break;
+    case SCOPE_ONCALL_AREA: {
+        const char *mun = proto_has(a, F_MUNICIPALITY) ? a->municipality : a->home;
+        if (!cfg || !oncall_serves(cfg, p->id, mun))
+            return proto_fail(err, PROTO_E_FORBIDDEN,
+                              "the on-call service acts only for the municipalities of its "
+                              "agreement; %s is not one of them",
+                              mun);
+        break;
+    }
     case SCOPE_ANY:
     case SCOPE_OWN_RECORD:
         break;

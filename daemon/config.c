@@ -14,8 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fristad/proto.h>
+
 #include "config.h"
 #include "log.h"
+
+_Static_assert(CONFIG_MUN_WORDS * 64 >= PROTO_MUNICIPALITIES, "a set holds every municipality");
 
 enum key_type {
     K_STR,      /* copied as is */
@@ -53,8 +57,14 @@ static const struct key_def keys[] = {
     {"server", "listen", K_LISTEN, F(listen_host), 1, PORT(listen_port), false, "127.0.0.1:7420"},
     {"server", "data_dir", K_PATH, F(data_dir), 0, 0, false, "/var/lib/fristad"},
     {"server", "max_connections", K_UINT, F(max_connections), 4, 100000, true, "256"},
-    {"server", "max_connections_per_principal", K_UINT, F(max_connections_per_principal), 1, 100000,
-     true, "32"},
+    {"server", "max_connections_per_person", K_UINT, F(max_connections_per_person), 1, 100000, true,
+     "16"},
+    {"server", "role_reserve_percent", K_UINT, F(role_reserve_percent), 0, 24, true, "6"},
+    {"server", "idle_connections_per_person", K_UINT, F(idle_connections_per_person), 1, 100000,
+     true, "4"},
+    {"server", "extra_idle_timeout", K_DURATION, F(extra_idle_timeout_ms), SEC, DAY, true, "30s"},
+    {"server", "max_handshakes_per_address", K_UINT, F(max_handshakes_per_address), 1, 100000, true,
+     "16"},
     {"server", "max_frame", K_UINT, F(max_frame), 1024, 16 * 1024 * 1024, true, "65536"},
     {"server", "handshake_timeout", K_DURATION, F(handshake_timeout_ms), 100, 10 * MIN, true,
      "10s"},
@@ -91,6 +101,8 @@ static const struct key_def keys[] = {
     {"holds", "sweep_interval", K_DURATION, F(sweep_interval_ms), 50, MIN, true, "1s"},
     {"holds", "disk_purge_delay", K_DURATION, F(disk_purge_delay_ms), 0, DAY, true, "10s"},
     {"audit", "retention", K_DURATION, F(audit_retention_ms), DAY, 3650LL * DAY, true, "365d"},
+    {"audit", "refusals_per_window", K_UINT, F(refusals_per_window), 1, 100000, true, "10"},
+    {"audit", "refusal_window", K_DURATION, F(refusal_window_ms), SEC, HOUR, true, "60s"},
     {"holds", "escalate_after", K_DURATION, F(escalate_after_ms), SEC, DAY, true, "15m"},
     {"holds", "escalate_oncall_after", K_DURATION, F(escalate_oncall_after_ms), SEC, DAY, true,
      "30m"},
@@ -451,11 +463,78 @@ too_long:
     return -1;
 }
 
+/*
+ * One line of [oncall]: ID = CODES, where CODES are municipality codes (0180) and county codes
+ * (01: every municipality of the county), separated by commas or spaces. An id given again,
+ * or a continuation line, adds to its area.
+ */
+static int oncall_key(struct parse_state *st, const char *id, const char *value)
+{
+    struct config *c = st->cfg;
+    size_t n = strlen(id);
+    bool ok = n > 0 && n <= CONFIG_ONCALL_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = id[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             (i > 0 && (ch == '-' || ch == '_' || ch == '.'));
+    }
+    if (!ok) {
+        snprintf(st->err, sizeof st->err,
+                 "[oncall] %.80s: an on-call id is 1 to %u letters, digits and . _ - (its "
+                 "certificate's CN)",
+                 id, CONFIG_ONCALL_ID_MAX);
+        return 0;
+    }
+    struct config_oncall *o = NULL;
+    for (unsigned i = 0; i < c->n_oncall && !o; i++) {
+        if (strcmp(c->oncall[i].id, id) == 0)
+            o = &c->oncall[i];
+    }
+    if (!o) {
+        if (c->n_oncall == CONFIG_ONCALL_MAX) {
+            snprintf(st->err, sizeof st->err, "[oncall] has more than %u on-call ids",
+                     CONFIG_ONCALL_MAX);
+            return 0;
+        }
+        o = &c->oncall[c->n_oncall++];
+        memset(o, 0, sizeof *o);
+        memcpy(o->id, id, n + 1);
+    }
+    for (const char *p = value; *p;) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        size_t len = 0;
+        while (p[len] && p[len] != ',' && p[len] != ' ' && p[len] != '\t')
+            len++;
+        if (len == 0)
+            break;
+        int mun = len == 4 ? proto_municipality_index(p, len) : -1;
+        if (mun >= 0) {
+            o->muns[mun / 64] |= UINT64_C(1) << (mun % 64);
+        } else if (len == 2 && proto_county_valid(p, len)) {
+            for (unsigned m = 0; m < PROTO_MUNICIPALITIES; m++) {
+                if (memcmp(proto_municipality_code(m), p, 2) == 0)
+                    o->muns[m / 64] |= UINT64_C(1) << (m % 64);
+            }
+        } else {
+            snprintf(st->err, sizeof st->err,
+                     "[oncall] %.80s: '%.*s' is neither a municipality code (0180) nor a county "
+                     "code (01)",
+                     id, (int)(len > 40 ? 40 : len), p);
+            return 0;
+        }
+        p += len;
+    }
+    return 1;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct parse_state *st = user;
     if (st->err[0])
         return 0; /* keep the first error */
+    if (strcmp(section, "oncall") == 0)
+        return oncall_key(st, name, value);
     for (size_t i = 0; i < NKEYS; i++) {
         if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
             continue;
@@ -577,6 +656,7 @@ static int validate(struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "[server] health_listen must be HOST:PORT, such as 127.0.0.1:7422");
         return -1;
     }
+    _Static_assert(ROLE__COUNT * 24 < 100, "the roles' reserves leave a shared part");
     return validate_retention(c, err, errlen);
 }
 

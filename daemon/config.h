@@ -9,6 +9,16 @@
 
 #define CONFIG_PATH_MAX 1024
 
+#define CONFIG_ONCALL_MAX    512u /* on-call ids in [oncall] */
+#define CONFIG_ONCALL_ID_MAX 64u  /* as a certificate's CN may be */
+#define CONFIG_MUN_WORDS     5u   /* 64-bit words of a set of the 290 municipalities */
+
+/* One on-call agreement: the municipalities an on-call principal acts for. */
+struct config_oncall {
+    char id[CONFIG_ONCALL_ID_MAX + 1]; /* the on-call id, its certificate's CN */
+    uint64_t muns[CONFIG_MUN_WORDS];   /* bit per municipality index (proto_municipality_index) */
+};
+
 /* What becomes of a closed hold or placement once its reference retention has passed. */
 enum retention_mode {
     RETENTION_DELETE,  /* deleted: only counts remain */
@@ -31,7 +41,11 @@ struct config {
     unsigned listen_port;
     char data_dir[CONFIG_PATH_MAX];
     unsigned max_connections;
-    unsigned max_connections_per_principal;
+    unsigned max_connections_per_person;  /* of one person (tls.c: serialNumber or fingerprint) */
+    unsigned role_reserve_percent;        /* of max_connections, kept for each role alone */
+    unsigned idle_connections_per_person; /* a person's connections beyond these ... */
+    int64_t extra_idle_timeout_ms;        /* ... are closed after this long idle */
+    unsigned max_handshakes_per_address;  /* TLS handshakes in progress from one address */
     unsigned max_frame;
     int64_t handshake_timeout_ms;
     int64_t frame_timeout_ms;
@@ -76,6 +90,12 @@ struct config {
     int64_t disk_purge_delay_ms; /* 0: never rewrite the AOF after deleting references */
 
     int64_t audit_retention_ms;
+    unsigned refusals_per_window; /* a person's refusals audited one by one per window ... */
+    int64_t refusal_window_ms;    /* ... of this length; the rest counted into one entry */
+
+    /* [oncall]: whom each on-call id acts for; an id not listed acts for none. Reloadable. */
+    unsigned n_oncall;
+    struct config_oncall oncall[CONFIG_ONCALL_MAX];
 
     int64_t escalate_after_ms;        /* a hold nobody answered: step 1, shelter and holder */
     int64_t escalate_oncall_after_ms; /* step 2: on-call and admin too */

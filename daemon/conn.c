@@ -11,6 +11,7 @@
  * (slow loris); idle_timeout without a request closes; more than MAX_OUTPUT bytes of unsent
  * replies closes (slow consumer); requests per second per principal (rate_limited).
  */
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -44,8 +45,16 @@ enum conn_state {
     CONN_CLOSED,    /* socket gone; the struct lives until its requests have finished */
 };
 
+/* Where a connection comes from, as the per-address limits see it: IPv4 by its address, IPv6
+ * by its /64 (what one subscriber is given), an IPv4-mapped IPv6 address as IPv4. */
+struct peer_key {
+    uint8_t family; /* AF_INET or AF_INET6; 0: unknown (a unix socket, say) */
+    uint8_t bytes[8];
+};
+
 struct conn {
-    TAILQ_ENTRY(conn) link; /* every open connection, oldest first */
+    TAILQ_ENTRY(conn) link;    /* every open connection, oldest first */
+    TAILQ_ENTRY(conn) hs_link; /* the connections in their handshake, oldest first */
     struct daemon *d;
     uint64_t id;
     enum conn_state state; /* changed by conn_set_state alone */
@@ -53,13 +62,18 @@ struct conn {
     char peer[64]; /* address:port of the client */
     struct principal who;
     struct limit_entry *lim;
-    unsigned refs;             /* the connection itself, plus one per unfinished request */
-    unsigned inflight;         /* requests not finished yet */
-    unsigned errors_in_row;    /* refused frames since the last good one */
-    bool paused;               /* reading stopped: too many requests in flight */
-    bool counted;              /* counted in lim->conns */
-    struct event *frame_timer; /* deadline of the handshake, then of each started frame */
-    struct request *stream;    /* a request that turned the connection into a stream */
+    unsigned refs;          /* the connection itself, plus one per unfinished request */
+    unsigned inflight;      /* requests not finished yet */
+    unsigned errors_in_row; /* refused frames since the last good one */
+    bool paused;            /* reading stopped: too many requests in flight */
+    bool counted;           /* counted in lim->conns and role_conns[role_slot] */
+    unsigned role_slot;     /* its role, or ROLE__COUNT for no usable principal */
+    bool extra;             /* beyond its person's idle allowance: closed sooner when idle */
+    int64_t last_active_ms; /* monotonic: authenticated, or its last frame */
+    struct peer_key from;
+    struct event *frame_timer;  /* deadline of the handshake, then of each started frame */
+    struct event *expiry_timer; /* the end of the certificate's validity: the connection ends */
+    struct request *stream;     /* a request that turned the connection into a stream */
 };
 
 struct request {
@@ -75,7 +89,10 @@ struct request {
 };
 
 static TAILQ_HEAD(conn_list, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
+static struct conn_list handshakes = TAILQ_HEAD_INITIALIZER(handshakes);
 static unsigned n_conns;
+static unsigned role_conns[ROLE__COUNT + 1]; /* authenticated connections per role, and of
+                                                certificates naming no usable principal */
 static uint64_t next_id = 1;
 static conn_handler *handler;
 static void *handler_ud;
@@ -140,6 +157,8 @@ static bool conn_set_state(struct conn *c, enum conn_state next)
         conn_log(c, LOG_LVL_ERROR, "refused a state change from %d to %d", c->state, next);
         return false;
     }
+    if (c->state == CONN_HANDSHAKE)
+        TAILQ_REMOVE(&handshakes, c, hs_link);
     c->state = next;
     return true;
 }
@@ -166,6 +185,8 @@ static void conn_unref(struct conn *c)
         return;
     if (c->frame_timer)
         event_free(c->frame_timer);
+    if (c->expiry_timer)
+        event_free(c->expiry_timer);
     free(c);
 }
 
@@ -372,10 +393,13 @@ static void conn_close(struct conn *c, const char *why)
     bufferevent_free(c->bev);
     c->bev = NULL;
     evtimer_del(c->frame_timer);
+    evtimer_del(c->expiry_timer);
     TAILQ_REMOVE(&conns, c, link);
     n_conns--;
-    if (c->counted && c->lim)
+    if (c->counted && c->lim) {
         c->lim->conns--;
+        role_conns[c->role_slot]--;
+    }
     conn_set_state(c, CONN_CLOSED);
     end_stream(c, true);
     conn_unref(c);
@@ -397,6 +421,31 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     } else {
         conn_close(c, "a frame was not completed in time");
     }
+}
+
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_log(arg, LOG_LVL_INFO, "closed: its certificate has expired");
+    conn_close(arg, NULL);
+}
+
+/*
+ * A connection lasts no longer than the certificate that opened it: at the earliest notAfter
+ * of its chain it is closed, however busy it is. Returns false when it has expired already.
+ */
+static bool arm_expiry(struct conn *c, SSL *ssl)
+{
+    int64_t not_after;
+    if (!tls_peer_not_after(ssl, &not_after))
+        return true;
+    int64_t left = not_after - clock_wall_ms();
+    if (left <= 0)
+        return false;
+    struct timeval tv = ms_tv(left);
+    evtimer_add(c->expiry_timer, &tv);
+    return true;
 }
 
 /* Handles one complete frame body. */
@@ -423,6 +472,7 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
         return;
     }
     c->errors_in_row = 0;
+    c->last_active_ms = clock_mono_ms();
     c->d->metrics.requests[req.op]++;
     struct request *r = request_new(c, &req, start_us);
     if (!r) {
@@ -529,12 +579,144 @@ static void on_write(struct bufferevent *bev, void *arg)
         maybe_finish_closing(c);
 }
 
+/* ---- admission ------------------------------------------------------------------------ */
+
+/* Drops c to make room for a newer connection, saying why. */
+static void drop(struct daemon *d, struct conn *c, const char *why)
+{
+    d->metrics.connections_refused++;
+    d->metrics.refused[REFUSED_DROPPED]++;
+    conn_log(c, LOG_LVL_DEBUG, "%s", why); /* a flood must not flood the log too */
+    conn_close(c, NULL);
+}
+
+static void peer_key_of(const struct sockaddr *sa, struct peer_key *k)
+{
+    memset(k, 0, sizeof *k);
+    if (!sa)
+        return;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        k->family = AF_INET;
+        memcpy(k->bytes, &in->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            k->family = AF_INET;
+            memcpy(k->bytes, in6->sin6_addr.s6_addr + 12, 4);
+        } else {
+            k->family = AF_INET6;
+            memcpy(k->bytes, in6->sin6_addr.s6_addr, 8); /* the /64 */
+        }
+    }
+}
+
+static bool same_peer(const struct peer_key *a, const struct peer_key *b)
+{
+    return a->family != 0 && a->family == b->family && memcmp(a->bytes, b->bytes, 8) == 0;
+}
+
+/* A connection in its handshake that has not sent one byte: the cheapest to let go. */
+static bool sent_nothing(const struct conn *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
+    return !rbio || BIO_number_read(rbio) == 0;
+}
+
+/*
+ * Handshakes in progress from one address are limited, so that a flood from a few addresses
+ * cannot fill the table, nor starve real handshakes of the loop's time: a further connection
+ * from an address at its limit makes that address's oldest silent handshake give way, and is
+ * refused when all of them have sent something.
+ */
+bool conn_address_has_room(struct daemon *d, const struct sockaddr *sa)
+{
+    struct peer_key k;
+    struct conn *c, *silent = NULL;
+    unsigned n = 0;
+    peer_key_of(sa, &k);
+    if (k.family == 0)
+        return true;
+    TAILQ_FOREACH(c, &handshakes, hs_link)
+    {
+        if (!same_peer(&c->from, &k))
+            continue;
+        n++;
+        if (!silent && sent_nothing(c))
+            silent = c;
+    }
+    if (n < d->cfg->max_handshakes_per_address)
+        return true;
+    if (!silent)
+        return false;
+    drop(d, silent, "dropped: its address has too many handshakes in progress");
+    return true;
+}
+
+/*
+ * Whether an authenticated connection of role slot `r` may take its place in the table: every
+ * role keeps role_reserve_percent of max_connections that the others cannot take, so that the
+ * holders of one role, however many, never lock another out.
+ */
+static bool role_has_room(const struct config *cfg, unsigned r)
+{
+    unsigned reserve = (unsigned)((uint64_t)cfg->max_connections * cfg->role_reserve_percent / 100);
+    if (r < ROLE__COUNT && role_conns[r] < reserve)
+        return true;
+    uint64_t total = 1, kept = 0;
+    for (unsigned q = 0; q <= ROLE__COUNT; q++)
+        total += role_conns[q];
+    for (unsigned q = 0; q < ROLE__COUNT; q++) {
+        if (q != r && role_conns[q] < reserve)
+            kept += reserve - role_conns[q];
+    }
+    return total + kept <= cfg->max_connections;
+}
+
+/*
+ * Counts an authenticated connection against its person and its role; the reason for a
+ * refusal when either is full. A person's connections beyond idle_connections_per_person are
+ * marked extra: closed sooner when idle, and the first given up to make room.
+ */
+static const char *admit(struct conn *c)
+{
+    const struct config *cfg = c->d->cfg;
+    unsigned r = c->who.valid ? (unsigned)c->who.role : ROLE__COUNT;
+    if (c->lim->conns >= cfg->max_connections_per_person) {
+        c->d->metrics.refused[REFUSED_PERSON_LIMIT]++;
+        return "this person has too many connections open";
+    }
+    if (!role_has_room(cfg, r)) {
+        c->d->metrics.refused[REFUSED_ROLE_LIMIT]++;
+        return "the connections this role may hold are all in use; retry shortly";
+    }
+    c->lim->conns++;
+    role_conns[r]++;
+    c->role_slot = r;
+    c->counted = true;
+    c->extra = c->lim->conns > cfg->idle_connections_per_person;
+    return NULL;
+}
+
+/* The idle timeout of a connection: shorter for a person's extra ones; none for a stream,
+ * whose client listens and sends nothing. */
+static void set_timeouts(struct conn *c)
+{
+    const struct config *cfg = c->d->cfg;
+    struct timeval idle = ms_tv(c->extra ? cfg->extra_idle_timeout_ms : cfg->idle_timeout_ms),
+                   wr = {WRITE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(c->bev, c->stream ? NULL : &idle, &wr);
+}
+
 static void on_connected(struct conn *c)
 {
     struct daemon *d = c->d;
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     tls_peer_principal(ssl, &c->who);
-    c->lim = limits_get(d->limits, c->who.valid ? c->who.name : "unauthorized:");
+    /* Limits count per person: one holder of a municipality's certificate cannot spend the
+     * budget of every colleague who holds another. */
+    c->lim = limits_get(d->limits, c->who.person[0] ? c->who.person : "unauthorized:");
     if (!c->lim) {
         conn_close(c, "out of memory");
         return;
@@ -542,22 +724,26 @@ static void on_connected(struct conn *c)
     if (!conn_set_state(c, CONN_READY))
         return;
     evtimer_del(c->frame_timer); /* the handshake deadline; frames arm it anew */
-    struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
-    bufferevent_set_timeouts(c->bev, &idle, &wr);
+    if (!arm_expiry(c, ssl)) {
+        conn_log(c, LOG_LVL_INFO, "closed: its certificate has expired");
+        conn_close(c, NULL);
+        return;
+    }
+    c->last_active_ms = clock_mono_ms();
+    set_timeouts(c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
     if (!c->who.valid)
         conn_log(c, LOG_LVL_DEBUG, "certificate names no usable principal: %s", c->who.why);
     else
-        conn_log(c, LOG_LVL_DEBUG, "authenticated from %s (%s)", c->peer, SSL_get_version(ssl));
-    if (c->lim->conns >= d->cfg->max_connections_per_principal) {
-        d->metrics.refused[REFUSED_PRINCIPAL_LIMIT]++;
-        reply_error(c, 0, false, PROTO_E_RATE_LIMITED,
-                    "this principal has too many connections open");
+        conn_log(c, LOG_LVL_DEBUG, "authenticated from %s (%s), person %s", c->peer,
+                 SSL_get_version(ssl), c->who.person);
+    const char *full = admit(c);
+    if (full) {
+        reply_error(c, 0, false, PROTO_E_RATE_LIMITED, full);
         close_after_replies(c);
         return;
     }
-    c->lim->conns++;
-    c->counted = true;
+    set_timeouts(c);
     read_frames(c);
 }
 
@@ -595,7 +781,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_close(c, "connection error");
 }
 
-void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
+void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer, const struct sockaddr *sa)
 {
     struct conn *c = calloc(1, sizeof *c);
     SSL *ssl = c ? SSL_new(d->tls) : NULL;
@@ -613,10 +799,12 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
     c->refs = 1;
     c->state = CONN_HANDSHAKE;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
+    peer_key_of(sa, &c->from);
     c->frame_timer = evtimer_new(d->base, on_deadline, c);
+    c->expiry_timer = evtimer_new(d->base, on_expiry, c);
     c->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev || !c->frame_timer) {
+    if (!c->bev || !c->frame_timer || !c->expiry_timer) {
         if (c->bev)
             bufferevent_free(c->bev); /* frees the SSL and closes fd */
         else {
@@ -625,6 +813,8 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
         }
         if (c->frame_timer)
             event_free(c->frame_timer);
+        if (c->expiry_timer)
+            event_free(c->expiry_timer);
         free(c);
         log_error("out of memory for a new connection");
         return;
@@ -636,6 +826,7 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
     evtimer_add(c->frame_timer, &hs);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&conns, c, link);
+    TAILQ_INSERT_TAIL(&handshakes, c, hs_link);
     n_conns++;
     d->metrics.connections_accepted++;
     conn_log(c, LOG_LVL_DEBUG, "accepted");
@@ -643,15 +834,28 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer)
 
 bool conn_make_room(struct daemon *d)
 {
-    struct conn *c;
-    TAILQ_FOREACH(c, &conns, link)
+    struct conn *c, *idlest = NULL;
+    TAILQ_FOREACH(c, &handshakes, hs_link)
     {
-        if (c->state == CONN_HANDSHAKE) {
-            d->metrics.connections_refused++;
-            d->metrics.refused[REFUSED_DROPPED]++;
-            conn_close(c, "dropped to make room: still in its handshake");
+        if (sent_nothing(c)) {
+            drop(d, c, "dropped to make room: in its handshake and silent");
             return true;
         }
+    }
+    if ((c = TAILQ_FIRST(&handshakes)) != NULL) {
+        drop(d, c, "dropped to make room: still in its handshake");
+        return true;
+    }
+    /* Insiders: a person's idle connections beyond its allowance give way too. */
+    TAILQ_FOREACH(c, &conns, link)
+    {
+        if (c->state == CONN_READY && c->extra && c->inflight == 0 && !c->stream &&
+            (!idlest || c->last_active_ms < idlest->last_active_ms))
+            idlest = c;
+    }
+    if (idlest) {
+        drop(d, idlest, "dropped to make room: one of its person's extra connections, idle");
+        return true;
     }
     return false;
 }
@@ -676,18 +880,19 @@ void conn_after_reload(struct daemon *d)
         next = TAILQ_NEXT(c, link);
         if (c->state != CONN_READY)
             continue;
-        if (tls_peer_revoked(d->tls, bufferevent_openssl_get_ssl(c->bev))) {
-            conn_close(c, "its certificate has been revoked");
+        char why[160];
+        if (!tls_peer_verify(d->tls, bufferevent_openssl_get_ssl(c->bev), why, sizeof why)) {
+            conn_close(c, why);
             revoked++;
             continue;
         }
-        struct timeval idle = ms_tv(d->cfg->idle_timeout_ms), wr = {WRITE_TIMEOUT_S, 0};
-        bufferevent_set_timeouts(c->bev, &idle, &wr);
+        set_timeouts(c);
         bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
     }
     if (revoked)
-        log_notice("closed %u connection%s whose certificate is now revoked", revoked,
-                   revoked == 1 ? "" : "s");
+        log_notice("closed %u connection%s whose certificate chain no longer verifies "
+                   "(revoked, its CA removed, or expired)",
+                   revoked, revoked == 1 ? "" : "s");
 }
 
 void conn_free_all(void)

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include <event2/util.h>
 #include <msgpack.h>
 
@@ -30,12 +32,20 @@ typedef void conn_handler(struct request *r, const struct proto_request *req, vo
 /* Where the connections send their requests. Set once, before the first accept. */
 void conn_set_handler(conn_handler *handler, void *ud);
 
-/* A new TCP connection from the listener. Takes ownership of fd. */
-void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer);
+/* A new TCP connection from the listener, from `sa`. Takes ownership of fd. */
+void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer, const struct sockaddr *sa);
 
 /*
- * Makes room for one more connection by dropping the oldest one still in its handshake.
- * Returns false when every connection is past its handshake.
+ * Whether a new connection from `sa` may start a handshake: fewer than
+ * max_handshakes_per_address are in progress from its address, or one of them that has sent
+ * nothing was dropped for it. False: refuse it.
+ */
+bool conn_address_has_room(struct daemon *d, const struct sockaddr *sa);
+
+/*
+ * Makes room for one more connection by dropping, in this order: the oldest connection in its
+ * handshake that has sent nothing, the oldest in its handshake, the longest idle of the
+ * connections persons hold beyond their idle allowance. False when there is none of these.
  */
 bool conn_make_room(struct daemon *d);
 

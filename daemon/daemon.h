@@ -41,6 +41,7 @@ struct events;
 struct spawn;
 struct limits;
 struct housekeeping;
+struct refusals;
 struct feed;
 struct watchers;
 struct standing;
@@ -64,6 +65,7 @@ struct daemon {
     struct ledger *ledger;     /* recently acknowledged holds and placements */
     struct health *health;     /* NULL unless [server] health_listen is set */
     struct limits *limits;     /* per-principal rate and connection counts */
+    struct refusals *refusals; /* refusals counted, not audited one by one (refusals.h) */
     struct housekeeping *housekeeping;
     struct feed *feed;         /* the event log, followed */
     struct watchers *watch;    /* connections that watch events */

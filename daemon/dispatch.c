@@ -13,7 +13,9 @@
 #include "dispatch.h"
 #include "events.h"
 #include "ledger.h"
+#include "oncall.h"
 #include "ops.h"
+#include "refusals.h"
 #include "store.h"
 #include "watch.h"
 
@@ -22,6 +24,7 @@ struct pending_req {
     struct request *r;
     struct daemon *d;
     enum proto_op op;
+    bool quiet; /* a refusal is counted here: the store was told not to audit it */
 };
 
 static struct op_ctx context(struct daemon *d, enum proto_op op, const struct principal *who,
@@ -41,6 +44,21 @@ static struct op_ctx context(struct daemon *d, enum proto_op op, const struct pr
         .now_ms = clock_wall_ms(),
         .mono_ms = clock_mono_ms(),
     };
+}
+
+static const char *audit_name(const struct principal *who)
+{
+    return who->valid ? who->name : "unknown:certificate";
+}
+
+/*
+ * Counts a refusal of this person; true when it is to be audited on its own, false when its
+ * person has had refusals_per_window of them recorded in this window already (refusals.h).
+ */
+static bool refusal_recorded(struct daemon *d, const struct principal *who, enum proto_err code)
+{
+    return refusals_count(d->refusals, audit_name(who), who->person, proto_err_code(code),
+                          clock_wall_ms(), d->cfg->refusal_window_ms, d->cfg->refusals_per_window);
 }
 
 /*
@@ -65,9 +83,10 @@ static bool audit_note(struct daemon *d, const struct principal *who,
     rc |= proto_pack_fields(&pk, &req->args, mask);
     if (phone)
         rc |= proto_pack_kv_str(&pk, "phone", "disclosed");
-    const char *caller = who->valid ? who->name : "unknown:certificate";
-    bool sent = rc == 0 && store_call(d->store, "audit_note", STORE_WRITE, caller,
-                                      proto_op_name(req->op), sb.data, sb.size, NULL, NULL) == 0;
+    struct store_caller caller = {.name = audit_name(who),
+                                  .person = who->person[0] ? who->person : NULL};
+    bool sent = rc == 0 && store_call_as(d->store, "audit_note", STORE_WRITE, &caller,
+                                         proto_op_name(req->op), sb.data, sb.size, NULL, NULL) == 0;
     msgpack_sbuffer_destroy(&sb);
     if (!sent)
         log_warning("audit entry for '%s' (%s) could not be written: store down",
@@ -117,6 +136,15 @@ static void on_store(const struct store_result *res, void *ud)
 
     if (res->err == PROTO_OK && res->snapshot)
         events_apply_snapshot(d, res->snapshot);
+    /* A write the store refused: it audited it, unless told to leave the counting here. */
+    if (row->route == ROUTE_WRITE) {
+        bool refused = res->err != PROTO_OK && res->err != PROTO_E_UNAVAILABLE &&
+                       res->err != PROTO_E_OUTCOME_UNKNOWN && res->err != PROTO_E_INTERNAL;
+        const struct principal *who = request_principal(p->r);
+        refusals_answered(d->refusals, audit_name(who), who->person,
+                          refused ? proto_err_code(res->err) : NULL, p->quiet, clock_wall_ms(),
+                          d->cfg->refusal_window_ms);
+    }
     if (res->err != PROTO_OK) {
         request_error(p->r, res->err, res->msg);
     } else {
@@ -146,7 +174,8 @@ static void call_store(struct daemon *d, struct request *r, const struct op_def 
     struct proto_error err = {0};
     enum proto_err e = row->check ? row->check(&x, &err) : PROTO_OK;
     if (e != PROTO_OK) {
-        (void)audit_note(d, who, req, proto_err_code(e), false);
+        if (refusal_recorded(d, who, e))
+            (void)audit_note(d, who, req, proto_err_code(e), false);
         request_error(r, e, err.message);
         return;
     }
@@ -161,12 +190,25 @@ static void call_store(struct daemon *d, struct request *r, const struct op_def 
         request_error(r, PROTO_E_INTERNAL, "this request could not be prepared");
         return;
     }
-    *p = (struct pending_req){r, d, req->op};
     enum store_kind kind = row->route == ROUTE_WRITE ? STORE_WRITE : STORE_READ;
-    int sent = store_call(d->store, row->function, kind, who->name, proto_op_name(req->op), sb.data,
-                          sb.size, on_store, p);
+    bool quiet = kind == STORE_WRITE &&
+                 refusals_send(d->refusals, audit_name(who), who->person, clock_wall_ms(),
+                               d->cfg->refusal_window_ms, d->cfg->refusals_per_window);
+    *p = (struct pending_req){r, d, req->op, quiet};
+    struct store_caller caller = {.name = who->name, .person = who->person, .quiet_refusal = quiet};
+    char area[ONCALL_AREA_TEXT_MAX + 1];
+    if (who->role == ROLE_ONCALL) {
+        if (oncall_area_text(d->cfg, who->id, area, sizeof area) < 0)
+            area[0] = '\0';
+        caller.area = area; /* the store shows and releases records of these alone */
+    }
+    int sent = store_call_as(d->store, row->function, kind, &caller, proto_op_name(req->op),
+                             sb.data, sb.size, on_store, p);
     msgpack_sbuffer_destroy(&sb);
     if (sent != 0) {
+        if (kind == STORE_WRITE)
+            refusals_answered(d->refusals, audit_name(who), who->person, NULL, quiet,
+                              clock_wall_ms(), d->cfg->refusal_window_ms);
         free(p);
         request_error(r, PROTO_E_UNAVAILABLE,
                       "the store cannot be reached right now; nothing was done, retry later");
@@ -179,11 +221,12 @@ void dispatch_request(struct request *r, const struct proto_request *req, void *
     const struct principal *who = request_principal(r);
     const struct op_def *row = ops_get(req->op);
     struct proto_error err = {0};
-    enum proto_err e = authz_check(who, req, &err);
+    enum proto_err e = authz_check(who, req, d->cfg, &err);
     if (e != PROTO_OK) {
         request_log(r, LOG_LVL_DEBUG, "refused '%s': %s", proto_op_name(req->op),
                     proto_err_code(e));
-        (void)audit_note(d, who, req, proto_err_code(e), false);
+        if (refusal_recorded(d, who, e))
+            (void)audit_note(d, who, req, proto_err_code(e), false);
         request_error(r, e, err.message); /* last: it finishes the request */
         return;
     }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "followup.h"
+#include "oncall.h"
 #include "log.h"
 
 /* ---- months ----------------------------------------------------------------------------- */
@@ -39,14 +40,16 @@ static int64_t month_start(int month)
 
 /* ---- who sees what ---------------------------------------------------------------------- */
 
-bool followup_may_see(const struct principal *p, const struct geo *g, unsigned mun)
+bool followup_may_see(const struct config *cfg, const struct principal *p, const struct geo *g,
+                      unsigned mun)
 {
     if (!p->valid || mun >= PROTO_MUNICIPALITIES)
         return false;
     switch (p->role) {
     case ROLE_ADMIN:
-    case ROLE_ONCALL:
         return true;
+    case ROLE_ONCALL:
+        return oncall_serves(cfg, p->id, g->m[mun].code);
     case ROLE_SOCIAL:
         return strcmp(g->m[mun].code, p->id) == 0;
     case ROLE_SHELTER:
@@ -299,11 +302,11 @@ static enum proto_err resolve(const struct op_ctx *x, struct query *q, struct pr
     if (q->county) {
         for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++) {
             if (memcmp(x->geo->m[i].county, q->area, 2) == 0)
-                allowed = allowed && followup_may_see(p, x->geo, i);
+                allowed = allowed && followup_may_see(x->cfg, p, x->geo, i);
         }
     } else {
         int i = proto_municipality_index(q->area, 4);
-        allowed = i >= 0 && followup_may_see(p, x->geo, (unsigned)i);
+        allowed = i >= 0 && followup_may_see(x->cfg, p, x->geo, (unsigned)i);
     }
     if (!allowed)
         return proto_fail(err, PROTO_E_FORBIDDEN,

@@ -50,10 +50,11 @@ int followup_latest_month(int64_t now_ms);
 
 /*
  * Whether a principal may see the follow-up of a municipality (index 0..289): social services
- * their own, on-call those it acts for (every municipality, as on-call acts for any today;
- * narrow it here when on-call areas are configured), admin all. Shelters none.
+ * their own, on-call those of its area ([oncall] in the configuration), admin all. Shelters
+ * none.
  */
-bool followup_may_see(const struct principal *p, const struct geo *g, unsigned mun);
+bool followup_may_see(const struct config *cfg, const struct principal *p, const struct geo *g,
+                      unsigned mun);
 
 /*
  * One cell of a county: `sum` over its municipalities, `k` of which are below FOLLOWUP_MIN

@@ -5,7 +5,15 @@ Fristad's store: every write is one of these functions, executed atomically by R
 Calling convention: FCALL fristad_<op> 1 "<prefix>ver" <envelope>, where the envelope is one
 msgpack map:
   caller               the principal "role:id" (the daemon has already checked its role)
+  person               who holds the certificate (an HSA-id, or "sha256:" and its
+                       fingerprint); absent for the daemon's own work, which is audited by
+                       its caller name
+  area                 for an on-call caller: the municipality codes of its agreement,
+                       comma-separated ("" for none); it sees and releases holds and
+                       placements of these municipalities alone
   op                   the protocol op, as on the wire ("hold", "hold.release", ...)
+  quiet_refusal        true: a refusal is not audited here; the daemon counts it into the
+                       summary of its person's refusals (daemon/refusals.h)
   audit_retention      ms an audit entry is kept
   reference_retention  ms a closed record keeps its referral reference
   args                 the request's fields, named as on the wire (proto/PROTOCOL.md section 4),
@@ -48,6 +56,8 @@ Key layout under the prefix P:
                                 [discharged_at]
   pls, pls:s:<sid>, pls:m:<mun>         zsets of placement ids by placement time
   purge                   zset "h:<hid>" / "p:<pid>" / "s:<id>" by the time its record goes
+  purge_gen               counter: sweeps that deleted records (whose writes the AOF still has)
+  rewritten_gen           the purge_gen that the last completed AOF rewrite took off the disk
   idem:<principal>:<key>  "<hid>|<digest of the request>", 24 h
   fu:<YYYY-MM>:<mun>      hash of follow-up counters of a month (Swedish local time) and a
                           responsible municipality, kept for ever: searches no_match
@@ -106,8 +116,16 @@ local function ctx(keys, argv)
     c.P = string.sub(keys[1], 1, -4)
     c.now = now_ms()
     c.who = e.caller
+    c.person = e.person or e.caller
     c.role, c.id = string.match(e.caller, '^([^:]+):(.+)$')
     c.op = e.op
+    c.quiet_refusal = e.quiet_refusal == true
+    if e.area then
+        c.area = {}
+        for code in string.gmatch(e.area, '[^,]+') do
+            c.area[code] = true
+        end
+    end
     c.audit_ret = tonumber(e.audit_retention) or 0
     c.ref_ret = tonumber(e.reference_retention) or 0
     c.event_ret = tonumber(e.event_retention) or 86400000
@@ -140,11 +158,13 @@ local function hold_event(hid, h, extra)
     return f
 end
 
-local TARGET_KEYS = {'shelter', 'unit', 'hold', 'placement', 'phone'}
+-- What an entry may say besides who, what and the result; `count` is the number of refusals an
+-- entry of op "refusals" stands for.
+local TARGET_KEYS = {'shelter', 'unit', 'hold', 'placement', 'phone', 'count'}
 
 local function audit(c, op, result, target)
     local entry = {'XADD', c.P .. 'audit', 'MINID', '~', tostring(c.now - c.audit_ret), '*',
-                   'principal', c.who, 'op', op, 'result', result}
+                   'principal', c.who, 'person', c.person or c.who, 'op', op, 'result', result}
     if target then
         for _, k in ipairs(TARGET_KEYS) do
             if target[k] and target[k] ~= '' then
@@ -303,8 +323,8 @@ end
 
 -- Expires one live hold whose time has passed.
 local function expire(c, hid, h)
-    local system = {P = c.P, now = c.now, who = 'system:sweep', audit_ret = c.audit_ret,
-                    ref_ret = c.ref_ret, event_ret = c.event_ret}
+    local system = {P = c.P, now = c.now, who = 'system:sweep', person = 'system:sweep',
+                    audit_ret = c.audit_ret, ref_ret = c.ref_ret, event_ret = c.event_ret}
     close_hold(system, hid, h, 'expired')
     follow(system, h.municipality, 'expiries')
     changed(system, h.shelter)
@@ -443,7 +463,9 @@ local function write(body)
         sweep(c, SWEEP_BATCH)
         local out = body(c, a)
         if out.error then
-            audit(c, c.op, out.error, out.target)
+            if not c.quiet_refusal then
+                audit(c, c.op, out.error, out.target)
+            end
             return cmsgpack.pack({error = out.error, message = out.message})
         end
         local snap
@@ -688,6 +710,10 @@ local function hold(c, a)
         tonumber(a.ttl)
     local idem = a.idempotency_key or ''
     local t = {shelter = sid, unit = uid}
+    if c.role == 'oncall' and not (c.area and c.area[mun]) then
+        return no('forbidden', 'the on-call service acts only for the municipalities of its ' ..
+                  'agreement', t)
+    end
     -- The key remembers a digest of the request, never the reference itself.
     local fingerprint = redis.sha1hex(mun .. '|' .. sid .. '|' .. uid .. '|' .. ref)
     local ik = c.P .. 'idem:' .. c.who .. ':' .. idem
@@ -798,9 +824,10 @@ local function hold_for(c, hid, who_may, states)
         return nil, no('not_found', 'no hold with this id', {})
     end
     if who_may == 'holder' then
-        if not ((c.role == 'social' and h.municipality == c.id) or c.role == 'oncall') then
-            return nil, no('forbidden', 'only the municipality that made the hold, or on-call ' ..
-                           'services, may release it', t)
+        if not ((c.role == 'social' and h.municipality == c.id) or
+                (c.role == 'oncall' and c.area and c.area[h.municipality])) then
+            return nil, no('forbidden', 'only the municipality the hold was made for, or the ' ..
+                           'on-call service that acts for it, may release it', t)
         end
     elseif not (c.role == 'shelter' and c.id == h.shelter) then
         return nil, no('forbidden', 'only the shelter the hold is on may do this', t)
@@ -993,6 +1020,13 @@ end
 ------------------------------------------------------------------------------------------
 -- Upkeep
 
+-- Records deleted, their writes still in the append-only file: the debt is remembered in
+-- Redis itself, so that a daemon stopped before it could ask for a rewrite, or another one,
+-- still pays it (housekeeping.c).
+local function owe_rewrite(c)
+    redis.call('INCR', c.P .. 'purge_gen')
+end
+
 -- Deletes one closed record whose reference retention has passed, with its index entries.
 local function purge_record(c, item)
     local kind, id = string.sub(item, 1, 1), string.sub(item, 3)
@@ -1164,10 +1198,27 @@ local function sweep_all(keys, argv)
         end
         out.purged = #due
     end
+    if out.purged > 0 then
+        owe_rewrite(c)
+    end
+    local rewritten = tonumber(redis.call('GET', c.P .. 'rewritten_gen') or '0')
     -- Exact, not '~': an approximate trim removes only whole stream nodes, so a small stream
     -- would keep its old entries for ever.
     redis.call('XTRIM', c.P .. 'audit', 'MINID', tostring(c.now - c.audit_ret))
+    out.purge_gen = tonumber(redis.call('GET', c.P .. 'purge_gen') or '0')
+    out.rewritten_gen = rewritten
     return cmsgpack.pack({result = out})
+end
+
+-- An append-only file rewrite that began after the sweep that reported purge_gen `gen` has
+-- completed: the records deleted up to then are off the disk. args: gen.
+local function aof_rewritten(keys, argv)
+    local c, a = ctx(keys, argv)
+    local gen = tonumber(a.gen) or 0
+    if gen > tonumber(redis.call('GET', c.P .. 'rewritten_gen') or '0') then
+        redis.call('SET', c.P .. 'rewritten_gen', gen)
+    end
+    return cmsgpack.pack({result = {}})
 end
 
 -- Archive mode, second step: the daemon has written and synced these records (args: items,
@@ -1181,6 +1232,9 @@ local function archived(keys, argv)
             purge_record(c, item)
             n = n + 1
         end
+    end
+    if n > 0 then
+        owe_rewrite(c)
     end
     stat_by(c, 'archived', n)
     return cmsgpack.pack({result = {purged = n}})
@@ -1322,22 +1376,45 @@ end
 
 local LIST_MAX = 500
 
--- holds.list and placements.list: the records the caller is responsible for.
+-- The newest ids of several zsets of ids by time, newest first, at most `max`.
+local function newest_of(keys, max)
+    local all = {}
+    for _, key in ipairs(keys) do
+        local flat = redis.call('ZREVRANGE', key, 0, max - 1, 'WITHSCORES')
+        for i = 1, #flat, 2 do
+            all[#all + 1] = {id = flat[i], at = tonumber(flat[i + 1])}
+        end
+    end
+    table.sort(all, function(x, y)
+        if x.at ~= y.at then return x.at > y.at end
+        return x.id > y.id
+    end)
+    local ids = {}
+    for i = 1, math.min(#all, max) do
+        ids[i] = all[i].id
+    end
+    return ids
+end
+
+-- holds.list and placements.list: the records the caller is responsible for. On-call sees
+-- those of the municipalities of its agreement (c.area), merged newest first.
 local function list(c, a)
     local what = c.op == 'holds.list' and 'holds' or 'placements'
     local base = what == 'holds' and 'holds' or 'pls'
-    local key
+    local keys = {}
     if c.role == 'shelter' then
-        key = c.P .. base .. ':s:' .. c.id
+        keys[1] = c.P .. base .. ':s:' .. c.id
     elseif c.role == 'social' then
-        key = c.P .. base .. ':m:' .. c.id
+        keys[1] = c.P .. base .. ':m:' .. c.id
     elseif c.role == 'oncall' then
-        key = c.P .. base
+        for code in pairs(c.area or {}) do
+            keys[#keys + 1] = c.P .. base .. ':m:' .. code
+        end
     else
         return no('forbidden', 'this role has no holds or placements')
     end
     local out = {}
-    for _, id in ipairs(redis.call('ZREVRANGE', key, 0, LIST_MAX - 1)) do
+    for _, id in ipairs(newest_of(keys, LIST_MAX)) do
         if what == 'holds' then
             local h = hgetall(c.P .. 'hold:' .. id)
             if h.shelter then out[#out + 1] = hold_view(c, id, h) end
@@ -1349,14 +1426,24 @@ local function list(c, a)
     return {result = {[what] = out}}
 end
 
--- args: since (ms), principal, shelter, limit.
+-- args: since (ms), principal, person, shelter, limit.
 local function audit_read(c, a)
     local pf, sf, limit = a.principal or '', a.shelter or '', tonumber(a.limit) or 100
+    local who = a.person or ''
     local out = {}
     -- A whole number as Lua prints it: tostring(1e14) would be "1e+14", which XRANGE refuses.
-    -- A sequence "MS-N" starts after that entry.
-    local start = type(a.since) == 'string' and '(' .. a.since or
-        string.format('%d', tonumber(a.since) or 0)
+    -- A sequence "MS-N" starts after that entry. Beyond 2^53 a Lua number is no longer whole,
+    -- and '%d' of 2^63 overflows: no entry is from that far ahead (ids are ms since 1970).
+    local start
+    if type(a.since) == 'string' then
+        start = '(' .. a.since
+    else
+        local since = tonumber(a.since) or 0
+        if since >= 2 ^ 53 then
+            return {result = {entries = out}}
+        end
+        start = string.format('%d', since)
+    end
     local scanned = 0
     while #out < limit and scanned < 20000 do
         local batch = redis.call('XRANGE', c.P .. 'audit', start, '+', 'COUNT', 500)
@@ -1366,12 +1453,14 @@ local function audit_read(c, a)
             local id, flat = e[1], e[2]
             local f = {}
             for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
-            if (pf == '' or f.principal == pf) and (sf == '' or f.shelter == sf) then
+            if (pf == '' or f.principal == pf) and (sf == '' or f.shelter == sf) and
+                (who == '' or f.person == who) then
                 local entry = {at = tonumber(string.match(id, '^(%d+)')), principal = f.principal,
-                               op = f.op, result = f.result}
+                               person = f.person, op = f.op, result = f.result}
                 for _, k in ipairs(TARGET_KEYS) do
                     if f[k] then entry[k] = f[k] end
                 end
+                if entry.count then entry.count = tonumber(entry.count) end
                 out[#out + 1] = entry
                 if #out >= limit then break end
             end
@@ -1623,6 +1712,7 @@ reg('fristad_standing_cancel', write(standing_cancel))
 reg('fristad_standing_list', read(standing_list), true)
 
 reg('fristad_sweep', sweep_all)
+reg('fristad_aof_rewritten', aof_rewritten)
 reg('fristad_archived', archived)
 reg('fristad_search_stat', search_stat)
 reg('fristad_audit_note', audit_note)

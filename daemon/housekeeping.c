@@ -11,16 +11,38 @@
 #include "housekeeping.h"
 #include "log.h"
 #include "ops.h"
+#include "refusals.h"
 #include "store.h"
+
+/*
+ * The rewrite owed is kept in Redis, not here: every sweep that deletes records counts up
+ * purge_gen, and a rewrite that completed after the sweep reporting generation G sets
+ * rewritten_gen to G. A daemon stopped within the purge delay, or killed while Redis
+ * rewrote, leaves purge_gen ahead, and the next daemon's first sweep sees the debt.
+ */
+enum rewrite_state {
+    REWRITE_IDLE,    /* no rewrite of ours under way */
+    REWRITE_ASKING,  /* BGREWRITEAOF sent, not answered yet */
+    REWRITE_RUNNING, /* Redis rewrites for generation rewrite_gen; polled until done */
+};
 
 struct housekeeping {
     struct daemon *d;
     struct event *timer;
     bool sweep_inflight;
-    bool purge_pending;      /* the sweep deleted records the append-only file still holds */
-    int64_t last_rewrite_ms; /* monotonic: when an append-only file rewrite was last asked for */
-    bool told_kept;          /* logged that delete mode keeps records for an archive */
+    bool purge_pending;       /* the last sweep said: deleted records are still on disk */
+    uint64_t purge_gen;       /* the generation it reported */
+    enum rewrite_state state; /* changed by set_rewrite alone */
+    uint64_t rewrite_gen;     /* REWRITE_RUNNING: the generation this rewrite takes off disk */
+    bool status_inflight;     /* an INFO persistence is out */
+    int64_t last_rewrite_ms;  /* monotonic: when an append-only file rewrite was last asked for */
+    bool told_kept;           /* logged that delete mode keeps records for an archive */
 };
+
+static void set_rewrite(struct housekeeping *hk, enum rewrite_state next)
+{
+    hk->state = next;
+}
 
 /*
  * How long the records a sweep hands out for archiving stay claimed by this daemon: far longer
@@ -40,11 +62,43 @@ static void on_rewrite_done(const struct store_result *res, void *ud)
 {
     struct housekeeping *hk = ud;
     if (res->err) {
-        hk->purge_pending = true; /* a rewrite already under way, or the store is down: later */
+        set_rewrite(hk, REWRITE_IDLE); /* one already under way, or the store is down: later */
         log_debug("append-only file rewrite not started: %s", res->msg ? res->msg : "?");
     } else {
+        set_rewrite(hk, REWRITE_RUNNING);
         log_info("deleted records: Redis is rewriting its append-only file");
     }
+}
+
+static void on_rewrite_status(enum store_aof_status status, void *ud)
+{
+    struct housekeeping *hk = ud;
+    hk->status_inflight = false;
+    if (hk->state != REWRITE_RUNNING || status == STORE_AOF_BUSY)
+        return;
+    if (status == STORE_AOF_DONE) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        int rc = msgpack_pack_map(&pk, 1);
+        rc |= proto_pack_kv_int(&pk, "gen", (int64_t)hk->rewrite_gen);
+        /* Lost with the link, the mark is owed again: one rewrite more, never one less. */
+        if (rc == 0 && store_call(hk->d->store, "aof_rewritten", STORE_WRITE, "system:sweep",
+                                  "aof_rewritten", sb.data, sb.size, NULL, NULL) != 0)
+            log_debug("append-only file rewritten; the mark waits for the store");
+        msgpack_sbuffer_destroy(&sb);
+    } else {
+        log_warning("Redis's append-only file rewrite failed; deleted records are still on disk, "
+                    "trying again");
+    }
+    set_rewrite(hk, REWRITE_IDLE);
+}
+
+static uint64_t result_u64(const msgpack_object *r, const char *key)
+{
+    const msgpack_object *o = r ? proto_map_get(r, key) : NULL;
+    return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
 }
 
 static void on_sweep_done(const struct store_result *res, void *ud)
@@ -53,27 +107,25 @@ static void on_sweep_done(const struct store_result *res, void *ud)
     hk->sweep_inflight = false;
     if (res->err && res->err != PROTO_E_UNAVAILABLE && res->err != PROTO_E_OUTCOME_UNKNOWN)
         log_warning("sweep failed: %s", res->msg ? res->msg : proto_err_code(res->err));
-    const msgpack_object *purged = res->err ? NULL : proto_map_get(res->result, "purged");
-    if (purged && purged->type == MSGPACK_OBJECT_POSITIVE_INTEGER && purged->via.u64 > 0)
-        hk->purge_pending = true;
-    if (!res->err) {
-        archive_records(hk, proto_map_get(res->result, "archive"));
-        note_kept(hk, res->result);
-    }
+    if (res->err)
+        return;
+    hk->purge_gen = result_u64(res->result, "purge_gen");
+    hk->purge_pending = hk->purge_gen > result_u64(res->result, "rewritten_gen");
+    archive_records(hk, proto_map_get(res->result, "archive"));
+    note_kept(hk, res->result);
 }
 
 /* ---- archive mode ----------------------------------------------------------------------- */
 
+/* Deleted records owe the disk a rewrite too: the store counted them in purge_gen, which the
+ * next sweep reports. */
 static void on_archived(const struct store_result *res, void *ud)
 {
-    struct housekeeping *hk = ud;
-    const msgpack_object *purged = res->err ? NULL : proto_map_get(res->result, "purged");
+    (void)ud;
     if (res->err)
         log_warning("archived records were not deleted yet (%s); the sweep hands them out "
                     "again and they are archived a second time",
                     res->msg ? res->msg : proto_err_code(res->err));
-    else if (purged && purged->type == MSGPACK_OBJECT_POSITIVE_INTEGER && purged->via.u64 > 0)
-        hk->purge_pending = true; /* off the disk too: the append-only file rewrite */
 }
 
 /*
@@ -148,13 +200,55 @@ static void maybe_rewrite(struct housekeeping *hk)
 {
     const struct config *cfg = hk->d->cfg;
     int64_t now = clock_mono_ms();
-    if (!hk->purge_pending || cfg->disk_purge_delay_ms == 0 ||
+    if (hk->state == REWRITE_RUNNING && !hk->status_inflight) {
+        if (store_aof_rewrite_status(hk->d->store, on_rewrite_status, hk) == 0)
+            hk->status_inflight = true;
+        return;
+    }
+    if (hk->state != REWRITE_IDLE || !hk->purge_pending || cfg->disk_purge_delay_ms == 0 ||
         now - hk->last_rewrite_ms < cfg->disk_purge_delay_ms)
         return;
     if (store_rewrite_aof(hk->d->store, on_rewrite_done, hk) == 0) {
+        set_rewrite(hk, REWRITE_ASKING);
+        hk->rewrite_gen = hk->purge_gen;
         hk->purge_pending = false;
         hk->last_rewrite_ms = now;
     }
+}
+
+/* One entry for the refusals of a person's window beyond those recorded one by one. */
+static void emit_refusals(const char *principal, const char *person, const char *code,
+                          uint64_t count, void *ud)
+{
+    struct housekeeping *hk = ud;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, 2);
+    rc |= proto_pack_kv_str(&pk, "result", code);
+    rc |= proto_pack_kv_int(&pk, "count", (int64_t)count);
+    struct store_caller who = {.name = principal, .person = person[0] ? person : NULL};
+    if (rc != 0 || store_call_as(hk->d->store, "audit_note", STORE_WRITE, &who, "refusals", sb.data,
+                                 sb.size, NULL, NULL) != 0)
+        log_warning("%s: %llu refusals could not be audited: store down", principal,
+                    (unsigned long long)count);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void flush_search_counts(struct housekeeping *hk);
+
+static void flush_refusals(struct housekeeping *hk, bool all)
+{
+    const struct config *cfg = hk->d->cfg;
+    refusals_flush(hk->d->refusals, clock_wall_ms(), cfg->refusal_window_ms, all, emit_refusals,
+                   hk);
+}
+
+void housekeeping_flush_counts(struct housekeeping *hk)
+{
+    flush_refusals(hk, true);
+    flush_search_counts(hk);
 }
 
 static void on_counts_done(const struct store_result *res, void *ud)
@@ -172,7 +266,7 @@ static void on_counts_done(const struct store_result *res, void *ud)
  * the counts since, as a new batch. The store adds a batch once however often it arrives, so
  * a lost reply is answered by sending the same batch again.
  */
-void housekeeping_flush_counts(struct housekeeping *hk)
+static void flush_search_counts(struct housekeeping *hk)
 {
     struct daemon *d = hk->d;
     const struct followup_batch *b = followup_next_batch(d->counts.tally);
@@ -200,7 +294,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct housekeeping *hk = arg;
     maybe_rewrite(hk);
-    housekeeping_flush_counts(hk);
+    flush_refusals(hk, false);
+    flush_search_counts(hk);
     if (hk->sweep_inflight || !store_ready(hk->d->store))
         return;
     msgpack_sbuffer args;

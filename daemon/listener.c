@@ -1,8 +1,11 @@
 /*
- * Accepting connections. At the connection cap, the oldest connection still in its TLS
- * handshake is dropped to make room: a flood of connections that never finish a handshake
- * cannot keep a real client out for longer than one handshake. When the process runs out of
- * descriptors the listener pauses briefly instead of spinning on accept errors.
+ * Accepting connections. A flood of connections that start a handshake and go silent must not
+ * keep a real client out: from one address (IPv6: one /64) only a few handshakes may be in
+ * progress, so that a flood from a few addresses is refused at accept, before it costs any TLS
+ * work; and at the connection cap the connections that have sent nothing are dropped first,
+ * then the oldest handshakes, then idle connections persons hold beyond their allowance (see
+ * conn_make_room). When the process runs out of descriptors the listener pauses briefly
+ * instead of spinning on accept errors.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +19,12 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+
+/* Connections the kernel queues until they are accepted: a flood refused at accept should
+ * not also fill the queue a real client's connection waits in (the kernel caps it at
+ * net.core.somaxconn). */
+#define LISTEN_BACKLOG 1024
 
 struct listener {
     struct daemon *d;
@@ -49,15 +58,25 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     struct daemon *d = l->d;
     char peer[64];
     peer_name(sa, peer, sizeof peer);
-    if (d->stopping || (conn_count() >= d->cfg->max_connections && !conn_make_room(d))) {
+    const char *why = NULL;
+    enum metrics_refusal reason = REFUSED_FULL;
+    if (d->stopping) {
+        why = "shutting down";
+        reason = REFUSED_DRAINING;
+    } else if (!conn_address_has_room(d, sa)) {
+        why = "too many handshakes in progress from its address";
+        reason = REFUSED_ADDRESS;
+    } else if (conn_count() >= d->cfg->max_connections && !conn_make_room(d)) {
+        why = "too many connections";
+    }
+    if (why) {
         d->metrics.connections_refused++;
-        d->metrics.refused[d->stopping ? REFUSED_DRAINING : REFUSED_FULL]++;
-        log_debug("refused a connection from %s: %s", peer,
-                  d->stopping ? "shutting down" : "too many connections");
+        d->metrics.refused[reason]++;
+        log_debug("refused a connection from %s: %s", peer, why);
         evutil_closesocket(fd);
         return;
     }
-    conn_accept(d, fd, peer);
+    conn_accept(d, fd, peer, sa);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -103,7 +122,7 @@ struct listener *listener_new(struct daemon *d, char *err, size_t errlen)
     }
     l->evl = evconnlistener_new_bind(
         d->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        128, res->ai_addr, (int)res->ai_addrlen);
+        LISTEN_BACKLOG, res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
     if (!l->evl) {
         snprintf(err, errlen, "cannot listen on %s:%u: %s", d->cfg->listen_host,

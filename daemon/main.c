@@ -39,6 +39,7 @@
 #include "intake.h"
 #include "ledger.h"
 #include "ratelimit.h"
+#include "refusals.h"
 #include "listener.h"
 #include "log.h"
 #include "sentinel.h"
@@ -224,7 +225,7 @@ static int start(struct daemon *d, char *err, size_t errlen)
     if (d->cfg->retention_mode == RETENTION_ARCHIVE &&
         archive_prepare_dir(d->cfg->archive_dir, err, errlen) < 0)
         return -1;
-    if (!(d->limits = limits_new())) {
+    if (!(d->limits = limits_new()) || !(d->refusals = refusals_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -313,6 +314,7 @@ static void stop(struct daemon *d)
     if (d->tls)
         SSL_CTX_free(d->tls);
     limits_free(d->limits);
+    refusals_free(d->refusals);
     index_clear(&d->index);
     if (d->base)
         event_base_free(d->base);

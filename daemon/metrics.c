@@ -14,8 +14,10 @@ const uint64_t metrics_bucket_us[METRICS_BUCKETS] = {
 static const char *const refusal_names[REFUSED__COUNT] = {
     [REFUSED_FULL] = "max_connections",
     [REFUSED_DRAINING] = "stopping",
-    [REFUSED_DROPPED] = "dropped_in_handshake",
-    [REFUSED_PRINCIPAL_LIMIT] = "max_connections_per_principal",
+    [REFUSED_DROPPED] = "dropped_to_make_room",
+    [REFUSED_ADDRESS] = "max_handshakes_per_address",
+    [REFUSED_PERSON_LIMIT] = "max_connections_per_person",
+    [REFUSED_ROLE_LIMIT] = "role_reserve",
 };
 
 void metrics_request_done(struct metrics *m, unsigned op, enum proto_err code, int64_t latency_us)

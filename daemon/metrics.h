@@ -26,10 +26,13 @@ extern const uint64_t metrics_bucket_us[METRICS_BUCKETS];
 
 /* Why a connection was turned away or dropped before it could make a request. */
 enum metrics_refusal {
-    REFUSED_FULL,            /* max_connections reached, nothing to drop */
-    REFUSED_DRAINING,        /* the daemon is stopping */
-    REFUSED_DROPPED,         /* dropped in its handshake to make room for a new one */
-    REFUSED_PRINCIPAL_LIMIT, /* max_connections_per_principal reached */
+    REFUSED_FULL,         /* max_connections reached, nothing to drop */
+    REFUSED_DRAINING,     /* the daemon is stopping */
+    REFUSED_DROPPED,      /* dropped to make room for a new one (conn_make_room), or for a
+                             new one from its address */
+    REFUSED_ADDRESS,      /* max_handshakes_per_address reached, none silent to drop */
+    REFUSED_PERSON_LIMIT, /* max_connections_per_person reached */
+    REFUSED_ROLE_LIMIT,   /* its role holds all the connections the others' reserves leave */
     REFUSED__COUNT
 };
 

@@ -84,8 +84,9 @@ static enum proto_err check_hold(const struct op_ctx *x, struct proto_error *err
 
 /*
  * hold: the responsible municipality (social services hold for their own; on-call for the
- * municipality it names, or else the household's home municipality: it is never empty), a new
- * id, the hold time and the open-hold cap.
+ * municipality it names, or else the household's home municipality: it is never empty, and
+ * authz_check has made sure it is one of on-call's agreement), a new id, the hold time and the
+ * open-hold cap.
  */
 static int extra_hold(const struct op_ctx *x, struct op_extra *e)
 {
@@ -261,7 +262,8 @@ static int shape_stats(const struct op_ctx *x, const msgpack_object *r,
 #define R(role)     (1u << ROLE_##role)
 #define EVERYONE    (R(SHELTER) | R(SOCIAL) | R(ONCALL) | R(ADMIN))
 #define OWN_SHELTER {[ROLE_SHELTER] = SCOPE_OWN_SHELTER}
-#define OWN_RECORD  {[ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD}
+#define OWN_RECORD  {[ROLE_SHELTER] = SCOPE_OWN_RECORD, [ROLE_SOCIAL] = SCOPE_OWN_RECORD, \
+                     [ROLE_ONCALL] = SCOPE_OWN_RECORD}
 #define WRITE(fn)   .route = ROUTE_WRITE, .function = (fn)
 #define READ(fn)    .route = ROUTE_READ, .function = (fn)
 #define INDEX(fn)   .route = ROUTE_INDEX, .answer = (fn)
@@ -288,20 +290,21 @@ static const struct op_def table[OP__COUNT] = {
                           .shape = answer_shelter_written},
 
     /* Listings and search, from the index */
-    [OP_SHELTER_SHOW] = {INDEX(answer_shelter_show), .roles = EVERYONE},
+    [OP_SHELTER_SHOW] = {INDEX(answer_shelter_show), .roles = EVERYONE, .scope = OWN_SHELTER},
     [OP_SHELTER_LIST] = {INDEX(answer_shelter_list), .roles = EVERYONE},
     [OP_FREE] = {INDEX(answer_free), .roles = EVERYONE},
     [OP_SEARCH] = {INDEX(answer_search), .roles = R(SOCIAL) | R(ONCALL) | R(ADMIN)},
 
     /* Holds and placements */
     [OP_HOLD] = {WRITE("hold"), .roles = R(SOCIAL) | R(ONCALL),
-                 .scope = {[ROLE_SOCIAL] = SCOPE_OWN_MUNI}, .check = check_hold,
-                 .extra = extra_hold},
+                 .scope = {[ROLE_SOCIAL] = SCOPE_OWN_MUNI, [ROLE_ONCALL] = SCOPE_ONCALL_AREA},
+                 .check = check_hold, .extra = extra_hold},
     [OP_HOLD_ACCEPT] = {WRITE("hold_accept"), .roles = R(SHELTER),
                         .scope = {[ROLE_SHELTER] = SCOPE_OWN_RECORD}, .check = check_accept,
                         .extra = extra_accept},
     [OP_HOLD_RELEASE] = {WRITE("hold_release"), .roles = R(SOCIAL) | R(ONCALL),
-                         .scope = {[ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
+                         .scope = {[ROLE_SOCIAL] = SCOPE_OWN_RECORD,
+                                   [ROLE_ONCALL] = SCOPE_OWN_RECORD}},
     [OP_HOLD_CONFIRM] = {WRITE("hold_confirm"), .roles = R(SHELTER),
                          .scope = {[ROLE_SHELTER] = SCOPE_OWN_RECORD}, .extra = extra_confirm},
     [OP_HOLD_DECLINE] = {WRITE("hold_decline"), .roles = R(SHELTER),
@@ -325,7 +328,9 @@ static const struct op_def table[OP__COUNT] = {
     /* Real time: events as they happen, and searches that wait for a bed */
     [OP_WATCH] = {.route = ROUTE_STREAM, .roles = EVERYONE},
     [OP_STANDING_ADD] = {WRITE("standing_add"), .roles = R(SOCIAL) | R(ONCALL),
-                         .scope = {[ROLE_SOCIAL] = SCOPE_OWN_MUNI}, .extra = extra_standing},
+                         .scope = {[ROLE_SOCIAL] = SCOPE_OWN_MUNI,
+                                   [ROLE_ONCALL] = SCOPE_ONCALL_AREA},
+                         .extra = extra_standing},
     [OP_STANDING_LIST] = {READ("standing_list"), .roles = R(SOCIAL) | R(ONCALL),
                           .scope = {[ROLE_SOCIAL] = SCOPE_OWN_RECORD}},
     [OP_STANDING_CANCEL] = {WRITE("standing_cancel"), .roles = R(SOCIAL) | R(ONCALL),

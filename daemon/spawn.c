@@ -7,6 +7,7 @@
  * at the matching level, without Redis's own timestamp, so that it reaches the journal (or
  * wherever fristadd logs) with a priority, and no file grows unrotated in the data directory.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -153,12 +154,65 @@ static void on_log(evutil_socket_t fd, short what, void *arg)
     log_pipe_read(arg);
 }
 
+/*
+ * Everything below dir private to this user: directories 0700, files 0600 (symbolic links
+ * are left alone, never followed). `depth` bounds the walk: Redis keeps one level of
+ * subdirectories (appendonlydir).
+ */
+static int make_private(const char *dir, unsigned depth, char *err, size_t errlen)
+{
+    DIR *dh = opendir(dir);
+    if (!dh) {
+        snprintf(err, errlen, "%s: cannot read the data directory: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(dh)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[CONFIG_PATH_MAX + 256];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode) || S_ISSOCK(st.st_mode))
+            continue;
+        mode_t want = S_ISDIR(st.st_mode) ? 0700 : 0600;
+        if ((st.st_mode & 07777) != want && (st.st_mode & 077) && chmod(path, want) != 0) {
+            snprintf(err, errlen, "%s: is readable by others and cannot be made private: %s", path,
+                     strerror(errno));
+            rc = -1;
+        } else if (S_ISDIR(st.st_mode) && depth > 0) {
+            rc = make_private(path, depth - 1, err, errlen);
+        }
+    }
+    closedir(dh);
+    return rc;
+}
+
+/*
+ * The data directory holds every reference the append-only file has not forgotten yet: it is
+ * made 0700 even when it existed before with a wider mode, and so is everything in it, and
+ * the spawned Redis creates its files under umask 077.
+ */
 static int mkdir_private(const char *dir, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-        return 0;
-    snprintf(err, errlen, "%s: cannot create the data directory: %s", dir, strerror(errno));
-    return -1;
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create the data directory: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: the data directory is not a directory", dir);
+        return -1;
+    }
+    if ((st.st_mode & 077) && chmod(dir, 0700) != 0) {
+        snprintf(err, errlen,
+                 "%s: the data directory is readable by others and cannot be made "
+                 "private: %s",
+                 dir, strerror(errno));
+        return -1;
+    }
+    return make_private(dir, 2, err, errlen);
 }
 
 static void on_restart(evutil_socket_t fd, short what, void *arg)
@@ -269,6 +323,7 @@ int spawn_start(struct spawn *sp, char *err, size_t errlen)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
+        umask(077); /* its append-only file, snapshots and log: for this user alone */
         int null = open("/dev/null", O_RDWR);
         if (null >= 0)
             dup2(null, STDIN_FILENO);

@@ -221,13 +221,21 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 /* The envelope every function takes: see the head of fristad.lua. */
-static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg, const char *caller,
-                         const char *op, const char *args, size_t args_len)
+static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg,
+                         const struct store_caller *who, const char *op, const char *args,
+                         size_t args_len)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 6);
-    rc |= proto_pack_kv_str(&pk, "caller", caller);
+    int rc = msgpack_pack_map(&pk, 6 + (who->person ? 1 : 0) + (who->area ? 1 : 0) +
+                                       (who->quiet_refusal ? 1 : 0));
+    rc |= proto_pack_kv_str(&pk, "caller", who->name);
+    if (who->person)
+        rc |= proto_pack_kv_str(&pk, "person", who->person);
+    if (who->area)
+        rc |= proto_pack_kv_str(&pk, "area", who->area);
+    if (who->quiet_refusal)
+        rc |= proto_pack_kv_bool(&pk, "quiet_refusal", true);
     rc |= proto_pack_kv_str(&pk, "op", op);
     rc |= proto_pack_kv_int(&pk, "audit_retention", cfg->audit_retention_ms);
     rc |= proto_pack_kv_int(&pk, "reference_retention", cfg->reference_retention_ms);
@@ -241,14 +249,15 @@ static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg, const ch
 }
 
 /* Sends one call once the library is loaded, whether or not the store is ready for others. */
-static int send_call(struct store *st, const char *fn, enum store_kind kind, const char *caller,
-                     const char *op, const char *args, size_t args_len, store_cb *cb, void *ud)
+static int send_call(struct store *st, const char *fn, enum store_kind kind,
+                     const struct store_caller *who, const char *op, const char *args,
+                     size_t args_len, store_cb *cb, void *ud)
 {
     const struct config *cfg = st->d->cfg;
     char fname[64];
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
-    if (pack_envelope(&env, cfg, caller, op, args, args_len) < 0) {
+    if (pack_envelope(&env, cfg, who, op, args, args_len) < 0) {
         msgpack_sbuffer_destroy(&env);
         return -1;
     }
@@ -297,9 +306,17 @@ static int send_call(struct store *st, const char *fn, enum store_kind kind, con
 int store_call(struct store *st, const char *fn, enum store_kind kind, const char *caller,
                const char *op, const char *args, size_t args_len, store_cb *cb, void *ud)
 {
+    struct store_caller who = {.name = caller};
+    return store_call_as(st, fn, kind, &who, op, args, args_len, cb, ud);
+}
+
+int store_call_as(struct store *st, const char *fn, enum store_kind kind,
+                  const struct store_caller *who, const char *op, const char *args, size_t args_len,
+                  store_cb *cb, void *ud)
+{
     if (!st->ready)
         return -1;
-    return send_call(st, fn, kind, caller, op, args, args_len, cb, ud);
+    return send_call(st, fn, kind, who, op, args, args_len, cb, ud);
 }
 
 struct rewrite_req {
@@ -377,6 +394,59 @@ int store_exists(struct store *st, const char *suffix, store_exists_cb *cb, void
     return 0;
 }
 
+struct aof_status_req {
+    store_aof_cb *cb;
+    void *ud;
+};
+
+/* The value of "field:" in an INFO reply, as a number; -1 when absent. */
+static long info_field(const char *info, const char *field)
+{
+    size_t n = strlen(field);
+    for (const char *p = info; (p = strstr(p, field)) != NULL; p += n) {
+        if ((p == info || p[-1] == '\n') && p[n] == ':')
+            return strtol(p + n + 1, NULL, 10);
+    }
+    return -1;
+}
+
+static void on_aof_status(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct aof_status_req *q = privdata;
+    redisReply *reply = r;
+    enum store_aof_status status = STORE_AOF_FAILED;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        long busy = info_field(reply->str, "aof_rewrite_in_progress"),
+             scheduled = info_field(reply->str, "aof_rewrite_scheduled");
+        const char *last = strstr(reply->str, "aof_last_bgrewrite_status:");
+        if (busy > 0 || scheduled > 0)
+            status = STORE_AOF_BUSY;
+        else if (busy == 0 && last && strncmp(last + 26, "ok", 2) == 0)
+            status = STORE_AOF_DONE;
+    }
+    q->cb(status, q->ud);
+    free(q);
+}
+
+int store_aof_rewrite_status(struct store *st, store_aof_cb *cb, void *ud)
+{
+    static const char *const argv[] = {"INFO", "persistence"};
+    static const size_t lens[] = {4, 11};
+    struct aof_status_req *q = malloc(sizeof *q);
+    if (!st->ready || !q) {
+        free(q);
+        return -1;
+    }
+    q->cb = cb;
+    q->ud = ud;
+    if (rlink_command(st->link, on_aof_status, q, 2, (const char **)argv, lens) != 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
 static void migrate_step(struct store *st, const char *phase, const char *cursor);
 
 static void on_migrated(const struct store_result *res, void *ud)
@@ -427,7 +497,8 @@ static void migrate_step(struct store *st, const char *phase, const char *cursor
     int rc = msgpack_pack_map(&pk, 2);
     rc |= proto_pack_kv_str(&pk, "phase", phase);
     rc |= proto_pack_kv_str(&pk, "cursor", cursor);
-    if (rc || send_call(st, "migrate", STORE_WRITE, "system:migrate", "migrate", buf.data, buf.size,
+    struct store_caller who = {.name = "system:migrate"};
+    if (rc || send_call(st, "migrate", STORE_WRITE, &who, "migrate", buf.data, buf.size,
                         on_migrated, st) != 0)
         log_warning("store: cannot bring the records to the current layout now");
     msgpack_sbuffer_destroy(&buf);

@@ -57,6 +57,22 @@ int store_call(struct store *st, const char *fn, enum store_kind kind, const cha
     __attribute__((warn_unused_result));
 
 /*
+ * Who a store call is made for, as the envelope tells fristad.lua. Only `name` is required.
+ */
+struct store_caller {
+    const char *name;   /* the principal "role:id", or the daemon's own "system:..." */
+    const char *person; /* who holds the certificate (audited as `person`); NULL: the name */
+    const char *area;   /* on-call: the municipality codes it acts for, comma-separated ("" for
+                           none); NULL for every other caller */
+    bool quiet_refusal; /* a refusal is counted by the daemon, not audited one by one */
+};
+
+/* store_call with the whole caller. */
+int store_call_as(struct store *st, const char *fn, enum store_kind kind,
+                  const struct store_caller *who, const char *op, const char *args, size_t args_len,
+                  store_cb *cb, void *ud) __attribute__((warn_unused_result));
+
+/*
  * Asks Redis to rewrite its append-only file, so that deleted records leave the disk too.
  * Returns 0 when sent (cb runs once: PROTO_OK, or an error when Redis refused, for instance
  * because a rewrite is already under way), or -1 when the store is not ready.
@@ -72,6 +88,21 @@ typedef void store_exists_cb(int exists, void *ud);
  * layout). Returns 0 when sent (cb runs once), or -1 when the store is not ready.
  */
 int store_exists(struct store *st, const char *suffix, store_exists_cb *cb, void *ud)
+    __attribute__((warn_unused_result));
+
+enum store_aof_status {
+    STORE_AOF_BUSY,   /* a rewrite is under way or scheduled */
+    STORE_AOF_DONE,   /* none is; the last one succeeded */
+    STORE_AOF_FAILED, /* none is; the last one failed, or Redis could not say */
+};
+
+typedef void store_aof_cb(enum store_aof_status status, void *ud);
+
+/*
+ * Asks Redis (INFO persistence) whether an append-only file rewrite is still under way.
+ * Returns 0 when sent (cb runs once), or -1 when the store is not ready.
+ */
+int store_aof_rewrite_status(struct store *st, store_aof_cb *cb, void *ud)
     __attribute__((warn_unused_result));
 
 #endif

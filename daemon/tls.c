@@ -6,8 +6,10 @@
  * and a certificate revoked since must not get back in that way; our clients make one request
  * per connection, so nothing is lost.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -64,19 +66,27 @@ static STACK_OF(X509) * read_cas(const char *path)
 static bool crl_usable(X509_CRL *crl, STACK_OF(X509) * cas, const char *path, char *err,
                        size_t errlen)
 {
-    X509 *issuer = NULL;
-    for (int i = 0; i < sk_X509_num(cas) && !issuer; i++) {
+    /* Every CA of the issuer's name is tried: during a rollover the old and the new CA have
+     * the same name and different keys, and each signs its own list. */
+    bool named = false, signed_by_one = false;
+    for (int i = 0; i < sk_X509_num(cas) && !signed_by_one; i++) {
         X509 *ca = sk_X509_value(cas, i);
-        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0)
-            issuer = ca;
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) != 0)
+            continue;
+        named = true;
+        EVP_PKEY *key = X509_get0_pubkey(ca);
+        signed_by_one = key && X509_CRL_verify(crl, key) == 1;
     }
-    if (!issuer) {
+    ERR_clear_error();
+    if (!named) {
         snprintf(err, errlen, "%s: the revocation list was not issued by the client CA", path);
         return false;
     }
-    EVP_PKEY *key = X509_get0_pubkey(issuer);
-    if (!key || X509_CRL_verify(crl, key) != 1) {
-        snprintf(err, errlen, "%s: the revocation list's signature does not verify", path);
+    if (!signed_by_one) {
+        snprintf(err, errlen,
+                 "%s: the revocation list's signature does not verify with any client CA of its "
+                 "issuer's name",
+                 path);
         return false;
     }
     const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
@@ -219,42 +229,135 @@ static bool one_entry(X509_NAME *subj, int nid, char *out, size_t cap, unsigned 
     return *count == 1;
 }
 
+/* "sha256:" and the lower-case hex of the certificate's SHA-256 fingerprint. */
+static bool fingerprint(X509 *cert, char *out, size_t cap)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (cap < 7 + 64 + 1 || X509_digest(cert, EVP_sha256(), md, &len) != 1 || len != 32)
+        return false;
+    memcpy(out, "sha256:", 7);
+    for (unsigned i = 0; i < len; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+    return true;
+}
+
+/*
+ * The person who holds the certificate: its subject's one serialNumber, as SITHS cards carry
+ * an HSA-id; without one, the certificate's fingerprint. NULL when the certificate cannot name
+ * one (a repeated or malformed serialNumber, or one shaped like a personal identity number,
+ * which Fristad never stores): then *why says so and the fingerprint stands in.
+ */
+static const char *person_of(X509 *cert, char *out, size_t cap, const char **why)
+{
+    char serial[PROTO_PERSON_MAX + 1];
+    unsigned n;
+    bool one = one_entry(X509_get_subject_name(cert), NID_serialNumber, serial, sizeof serial, &n);
+    *why = NULL;
+    if (n == 0 || !one) {
+        if (n > 0)
+            *why = "the certificate's subject must have at most one serialNumber (its person) "
+                   "of at most 80 characters";
+        return fingerprint(cert, out, cap) ? out : NULL;
+    }
+    bool ok = serial[0] != '\0';
+    for (const char *c = serial; ok && *c; c++)
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+             (c > serial && (*c == '-' || *c == '_' || *c == '.' || *c == ':' || *c == '/'));
+    if (!ok)
+        *why = "the certificate's serialNumber (its person) may hold only letters, digits and "
+               ". _ - : /";
+    else if (proto_has_personal_number(serial, strlen(serial)))
+        *why = "the certificate's serialNumber looks like a personal identity number; Fristad "
+               "stores none: name the person by an HSA-id";
+    if (*why)
+        return fingerprint(cert, out, cap) ? out : NULL;
+    snprintf(out, cap, "%s", serial);
+    return out;
+}
+
 void tls_peer_principal(SSL *ssl, struct principal *out)
 {
     X509 *peer = SSL_get0_peer_certificate(ssl);
-    char cn[128], ou[64];
+    char cn[128], ou[64], person[PROTO_PERSON_MAX + 1] = "";
+    const char *person_why = NULL;
     unsigned n_cn, n_ou;
     memset(out, 0, sizeof *out);
     if (!peer || SSL_get_verify_result(ssl) != X509_V_OK) {
         snprintf(out->why, sizeof out->why, "no verified client certificate");
         return;
     }
+    if (!person_of(peer, person, sizeof person, &person_why))
+        person_why = "the certificate's fingerprint cannot be computed";
     X509_NAME *subj = X509_get_subject_name(peer);
     if (!one_entry(subj, NID_commonName, cn, sizeof cn, &n_cn)) {
         snprintf(out->why, sizeof out->why, "the certificate must have exactly one CN");
-        return;
-    }
-    if (!one_entry(subj, NID_organizationalUnitName, ou, sizeof ou, &n_ou)) {
+    } else if (!one_entry(subj, NID_organizationalUnitName, ou, sizeof ou, &n_ou)) {
         snprintf(out->why, sizeof out->why, "the certificate must have exactly one OU: its role");
-        return;
+    } else {
+        authz_principal_set(out, ou, cn);
+        if (out->valid && person_why) {
+            out->valid = false;
+            snprintf(out->why, sizeof out->why, "%s", person_why);
+        }
     }
-    authz_principal_set(out, ou, cn);
+    snprintf(out->person, sizeof out->person, "%s", person);
 }
 
-bool tls_peer_revoked(SSL_CTX *ctx, SSL *ssl)
+/*
+ * The whole chain again, against ctx's trust store and revocation lists, as a handshake made
+ * now would verify it: a CA taken out of the file, a revocation and an expiry since the
+ * handshake all show here.
+ */
+bool tls_peer_verify(SSL_CTX *ctx, SSL *ssl, char *why, size_t whylen)
 {
     X509 *peer = SSL_get0_peer_certificate(ssl);
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    if (!peer || !store)
-        return false;
-    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
-    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
-        X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
-        if (X509_OBJECT_get_type(o) != X509_LU_CRL)
-            continue;
-        X509_REVOKED *rev = NULL;
-        if (X509_CRL_get0_by_cert(X509_OBJECT_get0_X509_CRL(o), &rev, peer) == 1)
-            return true;
+    X509_STORE_CTX *vc = X509_STORE_CTX_new();
+    bool ok = false;
+    snprintf(why, whylen, "its certificate cannot be verified again");
+    if (peer && store && vc &&
+        X509_STORE_CTX_init(vc, store, peer, SSL_get_peer_cert_chain(ssl)) == 1) {
+        X509_STORE_CTX_set_purpose(vc, X509_PURPOSE_SSL_CLIENT);
+        X509_VERIFY_PARAM_set_depth(X509_STORE_CTX_get0_param(vc), 4);
+        ok = X509_verify_cert(vc) == 1;
+        if (!ok)
+            snprintf(why, whylen, "its certificate no longer verifies: %s",
+                     X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
     }
-    return false;
+    X509_STORE_CTX_free(vc);
+    ERR_clear_error();
+    return ok;
+}
+
+static bool asn1_time_ms(const ASN1_TIME *t, int64_t *ms)
+{
+    struct tm tm;
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+        return false;
+    time_t secs = timegm(&tm);
+    if (secs == (time_t)-1)
+        return false;
+    *ms = (int64_t)secs * 1000;
+    return true;
+}
+
+bool tls_peer_not_after(SSL *ssl, int64_t *ms)
+{
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
+    X509 *peer = SSL_get0_peer_certificate(ssl);
+    bool found = false;
+    int64_t earliest = INT64_MAX, t;
+    if (peer && asn1_time_ms(X509_get0_notAfter(peer), &t)) {
+        earliest = t;
+        found = true;
+    }
+    for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+        if (asn1_time_ms(X509_get0_notAfter(sk_X509_value(chain, i)), &t) && t < earliest) {
+            earliest = t;
+            found = true;
+        }
+    }
+    *ms = earliest;
+    return found;
 }

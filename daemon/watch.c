@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "daemon.h"
+#include "oncall.h"
 #include "store.h"
 #include "watch.h"
 
@@ -61,14 +62,11 @@ unsigned watch_count(const struct watchers *w)
 
 /* ---- who may see what ------------------------------------------------------------------- */
 
-/*
- * The municipalities an on-call principal acts for. Without an agreement map every
- * municipality: the narrowing belongs to the on-call areas of the configuration.
- */
+/* The municipalities an on-call principal acts for: those of its agreement ([oncall]), as the
+ * configuration says now (a reload applies to watchers already open). */
 static bool acts_for(const struct watcher *w, const char *municipality)
 {
-    (void)w;
-    return municipality[0] != '\0';
+    return oncall_serves(w->all->d->cfg, w->who.id, municipality);
 }
 
 static bool about_a_hold(enum proto_event t)

@@ -10,6 +10,8 @@ import re
 import sys
 
 KEY = re.compile(r"^;?([a-z_]+) = ?(.*)$")
+# [oncall] names on-call ids, not keys of the table: an example of one.
+ONCALL_ID = re.compile(r"^;?([A-Za-z0-9][A-Za-z0-9._-]*) = ?(.*)$")
 
 
 def roff(text):
@@ -51,7 +53,7 @@ def main(src, dst, version, datadir, sysconfdir):
                     flush()
                 (comment if sections else preamble).append(line[2:])
                 continue
-            m = KEY.match(line)
+            m = (ONCALL_ID if sections and sections[-1][0] == "oncall" else KEY).match(line)
             if m and sections:
                 keys.append((m.group(1), m.group(2), line.startswith(";")))
     flush()

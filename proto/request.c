@@ -31,6 +31,7 @@ enum ftype {
     T_CHILDREN,    /* array of {age, sex} */
     T_TIME,        /* milliseconds since the epoch */
     T_PRINCIPAL,   /* "role:id" */
+    T_PERSON,      /* who holds a certificate: an HSA-id or "sha256:" and a fingerprint */
     T_SERVER_ID,   /* a hold or placement id, as the server issues them */
     T_DECLINE,     /* enum proto_decline */
     T_INTAKE,      /* intake hours */
@@ -85,6 +86,7 @@ static const struct field_def fields[F__COUNT] = {
     [F_REASON] = {"reason", T_DECLINE, 0, 0},
     [F_SINCE] = {"since", T_TIME, 0, 0},
     [F_PRINCIPAL] = {"principal", T_PRINCIPAL, 0, 0},
+    [F_PERSON] = {"person", T_PERSON, 1, PROTO_PERSON_MAX},
     [F_CALLBACK] = {"callback", T_PHONE, 0, 0},
     [F_NOTE] = {"note", T_TEXT, 1, PROTO_REASON_MAX},
     [F_ARRIVAL_BY] = {"arrival_by", T_TIME, 0, 0},
@@ -432,6 +434,38 @@ static enum proto_err dec_children(const msgpack_object *v, const struct field_d
     return PROTO_OK;
 }
 
+/*
+ * A person as the audit trail names one: the serialNumber of a certificate's subject (an
+ * HSA-id on a SITHS card), or for a certificate without one "sha256:" and the lower-case hex
+ * of its fingerprint. A fingerprint is the daemon's own and exempt from the personal-number
+ * rule, as hold ids are: 64 random hex digits hold ten decimal ones in a row now and then.
+ */
+static enum proto_err dec_person(const msgpack_object *v, const struct field_def *fd, char *out,
+                                 struct proto_error *err)
+{
+    enum proto_err e = want_str(v, fd->name, err);
+    if (e)
+        return e;
+    const char *s = v->via.str.ptr;
+    size_t n = v->via.str.size;
+    bool ok = n >= fd->min && n <= fd->max && alnum(s[0]);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = id_char(s[i], true);
+    if (!ok)
+        return proto_fail(err, PROTO_E_BAD_REQUEST,
+                          "field 'person' must be 1 to %u of letters, digits and . _ - : /, such "
+                          "as an HSA-id or sha256:FINGERPRINT",
+                          fd->max);
+    bool fingerprint = n == 7 + 64 && memcmp(s, "sha256:", 7) == 0;
+    for (size_t i = 7; fingerprint && i < n; i++)
+        fingerprint = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+    if (!fingerprint && (e = no_pin(s, n, fd->name, err)))
+        return e;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return PROTO_OK;
+}
+
 static enum proto_err dec_principal(const msgpack_object *v, char *out, struct proto_error *err)
 {
     enum proto_err e = want_str(v, "principal", err);
@@ -669,6 +703,8 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
         return dec_intake(v, fd, a->intake_hours, err);
     case F_PRINCIPAL:
         return dec_principal(v, a->principal, err);
+    case F_PERSON:
+        return dec_person(v, fd, a->person, err);
     case F_KIND:
         return dec_enum(v, fd->name, proto_kind_parse,
                         "kvinnojour, skyddat_boende, kriscentrum, other", &a->kind, err);
@@ -1188,6 +1224,8 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
     case F_IVO_REGISTERED:
     case F_CHILD_BASIS:
         return rc | pack_practice(pk, f, a);
+    case F_PERSON:
+        return rc | proto_pack_cstr(pk, a->person);
     case F__COUNT:
         break;
     }

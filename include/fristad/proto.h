@@ -48,6 +48,7 @@ extern "C" {
 #define PROTO_REASON_MAX    200u /* decline note, in characters */
 #define PROTO_PHONE_MAX     20u
 #define PROTO_PRINCIPAL_MAX 80u /* "role:id" */
+#define PROTO_PERSON_MAX    80u /* an HSA-id, or "sha256:" and a certificate's fingerprint */
 #define PROTO_MAX_LANGUAGES 16u
 #define PROTO_MAX_CHILDREN  12u
 #define PROTO_MAX_PERP      10u /* municipalities where the perpetrator lives or works */
@@ -274,12 +275,18 @@ int proto_intake_format(const struct proto_intake *in, char *buf, size_t cap);
 
 /*
  * True when the text holds something shaped like a Swedish personal identity number
- * (personnummer or samordningsnummer): 10 or 12 digits not part of a longer digit run,
- * optionally with '-' or '+' before the last four, a plausible month and day, and a valid
- * check digit (Luhn over the 10-digit form).
+ * (personnummer or samordningsnummer): 10 or 12 digits, in one group or in groups joined by
+ * short runs of - + . _ / : or space, not part of a longer digit run, with a plausible month
+ * and day and a valid check digit (Luhn over the 10-digit form). The text is normalised first:
+ * Unicode dashes, spaces and digits count as their plain forms, invisible characters not at
+ * all (proto/PROTOCOL.md section 4).
  */
 bool proto_has_personal_number(const char *s, size_t n);
-/* True when the text looks like a street address or a postal code ("Storgatan 12", "123 45"). */
+/*
+ * True when the normalised text looks like an address: a street and a number ("Storgatan 12",
+ * "Kungsg. 12", "12 Main Street"), c/o, an apartment number ("Lgh 1102") or a postal code and a
+ * place ("123 45 Ort").
+ */
 bool proto_has_street_address(const char *s, size_t n);
 /*
  * Decodes the UTF-8 sequence at s (n bytes left): returns its length and sets *cp, or returns
@@ -344,6 +351,7 @@ enum proto_field {
     F_CHILD_BASIS,
     F_FROM_MONTH,
     F_TO_MONTH,
+    F_PERSON,
     F__COUNT
 };
 
@@ -400,8 +408,8 @@ const char *proto_field_name(enum proto_field f);
     X(PLACEMENT_DISCHARGE, "placement.discharge", PROTO_F(PLACEMENT), 0, true)                    \
     X(HOLDS_LIST, "holds.list", 0, 0, false)                                                      \
     X(PLACEMENTS_LIST, "placements.list", 0, 0, false)                                            \
-    X(AUDIT, "audit", 0, PROTO_F(SINCE) | PROTO_F(PRINCIPAL) | PROTO_F(SHELTER) | PROTO_F(LIMIT), \
-      false)                                                                                       \
+    X(AUDIT, "audit", 0, PROTO_F(SINCE) | PROTO_F(PRINCIPAL) | PROTO_F(SHELTER) | PROTO_F(LIMIT) |\
+      PROTO_F(PERSON), false)                                                                      \
     X(STATS, "stats", 0, 0, false)                                                                \
     X(WHOAMI, "whoami", 0, 0, false)                                                              \
     X(WATCH, "watch", 0, PROTO_F(SINCE) | PROTO_AREA | PROTO_F(TYPES), false)                     \
@@ -492,6 +500,7 @@ struct proto_args {
     uint8_t child_basis[PROTO_MAX_CHILDREN]; /* enum proto_basis, one per child in order */
     char from_month[8]; /* follow-up: the first month, "YYYY-MM" (Swedish local time) */
     char to_month[8];   /* follow-up: the last month */
+    char person[PROTO_PERSON_MAX + 1]; /* who holds a certificate, as audited */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

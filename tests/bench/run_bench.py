@@ -159,7 +159,9 @@ listen = 127.0.0.1:0
 data_dir = {work}/data
 rate = 10000000
 burst = 10000000
-max_connections_per_principal = 1000
+max_connections_per_person = 1000
+; every client connects from 127.0.0.1 at once
+max_handshakes_per_address = 1000
 [tls]
 cert = {pki}/server.crt
 key = {pki}/server.key

@@ -251,7 +251,10 @@ data_dir = {work}/data
 rate = 10000000
 burst = 10000000
 max_connections = 4000
-max_connections_per_principal = 2000
+max_connections_per_person = 2000
+idle_connections_per_person = 2000
+; every client connects from 127.0.0.1 at once
+max_handshakes_per_address = 4000
 [tls]
 cert = {pki}/server.crt
 key = {pki}/server.key

@@ -191,6 +191,9 @@ static inline const char *request_diff(const struct proto_request *a, const stru
             for (unsigned i = 0; same && i < x->n_child_basis; i++)
                 same = x->child_basis[i] == y->child_basis[i];
             break;
+        case F_PERSON:
+            same = strcmp(x->person, y->person) == 0;
+            break;
         case F__COUNT:
             break;
         }

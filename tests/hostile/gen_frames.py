@@ -181,7 +181,7 @@ VALID_ARGS = {
     'holds.list': None,
     'placements.list': [],
     'audit': [('since', 1700000000000), ('principal', 'social:0180'), ('shelter', 'frida-sthlm'),
-              ('limit', 100)],
+              ('limit', 100), ('person', 'SE2321000016-1234')],
     'stats': None,
     'whoami': [],
     'watch': [('since', '1700000000000-0'), ('county', '01'), ('municipality', '0180'),
@@ -658,6 +658,9 @@ def build_rows():
                        ('empty_id', 'social:'), ('space', 'social:a b'),
                        ('81_chars', 'admin:' + 'a' * 75)):
         req(f'principal_{tag}', 'bad_request', 'audit', [('principal', value)])
+    for tag, value in (('empty', ''), ('space', 'SE 1'), ('leading_dash', '-SE1'),
+                       ('81_chars', 'a' * 81), ('utf8', 'Åsa')):
+        req(f'person_{tag}', 'bad_request', 'audit', [('person', value)])
     for tag, value in (('4_chars', '1234'), ('21_chars', '1' * 21), ('letters', 'abc12345'),
                        ('plus_inside', '+46+812345'), ('4_digits', '12-34'), ('empty', '')):
         req(f'phone_{tag}', 'bad_request', 'shelter.add', with_field('shelter.add', 'phone', value))
@@ -705,7 +708,20 @@ def build_rows():
             ('shelter_id_12_digits_dash', 'shelter.show', 'shelter', pin12[:8] + '-' + pin12[8:]),
             ('unit_id', 'unit.remove', 'unit', 'u' + PIN),
             ('principal', 'audit', 'principal', 'oncall:' + PIN),
-            ('ivo_permit', 'shelter.add', 'ivo_permit', 'IVO-' + PIN)):
+            ('ivo_permit', 'shelter.add', 'ivo_permit', 'IVO-' + PIN),
+            ('person', 'audit', 'person', PIN[:6] + '-' + PIN[6:]),
+            # Written so the first guard let them through (issue 11).
+            ('shelter_id_underscore', 'shelter.show', 'shelter', PIN[:6] + '_' + PIN[6:]),
+            ('unit_id_dot', 'unit.remove', 'unit', PIN[:6] + '.' + PIN[6:]),
+            ('ref_slash', 'hold', 'ref', 'KS/' + PIN[:6] + '/' + PIN[6:]),
+            ('ref_colon', 'hold', 'ref', PIN[:6] + ':' + PIN[6:]),
+            ('note_en_dash', 'hold.decline', 'note', PIN[:6] + '\u2013' + PIN[6:]),
+            ('note_no_break_space', 'hold.decline', 'note', PIN[:6] + '\u00a0' + PIN[6:]),
+            ('note_full_width', 'hold.decline', 'note',
+             ''.join(chr(0xff10 + int(c)) for c in PIN)),
+            ('note_split_by_spaces', 'hold.decline', 'note',
+             '19 ' + ' '.join([PIN[0:2], PIN[2:4], PIN[4:6]]) + '-' + PIN[6:]),
+            ('note_soft_hyphen', 'hold.decline', 'note', PIN[:6] + '\u00ad' + PIN[6:])):
         req(f'pin_{tag}', 'personal_data', op, with_field(op, field, value))
 
     # -- street addresses and postal codes: personal_data --
@@ -722,7 +738,17 @@ def build_rows():
             ('name_box', 'shelter.add', 'name', 'Box 123'),
             ('name_storgatan', 'shelter.add', 'name', 'Jouren Storgatan 12'),
             ('name_road', 'shelter.add', 'name', 'Shelter, 5 Abbey Road 7'),
-            ('name_postal_code', 'shelter.add', 'name', 'Jouren 753 20 Uppsala')):
+            ('name_postal_code', 'shelter.add', 'name', 'Jouren 753 20 Uppsala'),
+            # Written so the first guard let them through (issue 11).
+            ('note_country_prefix', 'hold.decline', 'note', 'SE-123 45 Stockholm'),
+            ('note_brackets', 'hold.decline', 'note', '(123 45 Stockholm)'),
+            ('note_nr', 'hold.decline', 'note', 'Storgatan nr 12'),
+            ('note_plan', 'hold.decline', 'note', 'Stureplan 4'),
+            ('note_abbreviated', 'hold.decline', 'note', 'Kungsg. 12'),
+            ('note_english_order', 'hold.decline', 'note', '12 Main Street'),
+            ('note_care_of', 'hold.decline', 'note', 'c/o Andersson, Ringv 5'),
+            ('note_apartment', 'hold.decline', 'note', 'Lgh 1102'),
+            ('name_no_break_space', 'shelter.add', 'name', 'Storgatan\u00a012')):
         req(f'address_{tag}', 'personal_data', op, with_field(op, field, value))
 
     # -- negative controls: these must pass (code ok) --
@@ -742,6 +768,10 @@ def build_rows():
             ('note_day_92', 'hold.decline', 'note', 'nr ' + pin('811292', '987')),
             ('note_postal_code_lower_case', 'hold.decline', 'note', 'kod 123 45 och mer'),
             ('note_street_word_no_number', 'hold.decline', 'note', 'Nära Storgatan i stan'),
+            ('note_floor_plan', 'hold.decline', 'note', 'rummen på plan 3 renoveras'),
+            ('note_date_and_time', 'hold.decline', 'note', 'kan ta emot 2026-11-30 08:00'),
+            ('note_pieces', 'hold.decline', 'note', '3 st rum lediga'),
+            ('audit_person_fingerprint', 'audit', 'person', 'sha256:' + '0123456789' * 6 + 'abcd'),
             ('name_number_word', 'shelter.add', 'name', 'Jour 24 timmar'),
             ('hold_id_with_digits', 'hold.release', 'hold', 'h' + PIN + '000000'),
             ('intake_hours_overnight', 'shelter.update', 'intake_hours', 'fri-sun 22:00-06:00'),

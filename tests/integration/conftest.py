@@ -63,6 +63,21 @@ SANITIZER_RE = re.compile(
 
 ADMIN = ("admin", "ops-anna")
 
+# Every county: an on-call agreement for the whole country.
+ALL_COUNTIES = "01 03 04 05 06 07 08 09 10 12 13 14 17 18 19 20 21 22 23 24 25"
+
+# The [oncall] section of every test daemon: the on-call ids the tests use, and whom each acts
+# for. An id not listed acts for none; tests of the areas themselves set their own.
+ONCALL_AREAS = {
+    "jour-sthlm": "01",  # Stockholm county
+    "jour-gbg": "14",    # Västra Götaland
+    **{ident: ALL_COUNTIES for ident in (
+        "socialjouren-sthlm", "socialjouren-gbg", "socialjour-sthlm", "jour", "jour-a", "jour-b",
+        "jour-c", "jour-d", "jour-x", "jour-natt", "jour-idle", "jour-ok", "jour-old",
+        "jour-revoked", "x", "greedy-0", "greedy-1", *(f"jour-{i}" for i in range(1, 6)),
+        *(f"soak-jour-{i}" for i in range(1, 4)))},
+}
+
 # The referral a hold carries where a test is about something else: at low risk the policy rules
 # out only the municipalities a referral lists, so any open unit with a bed for one adult in a
 # shelter for women is eligible.
@@ -204,11 +219,13 @@ class Pki:
         # server correctly and only its own certificate is wrong.
         return Cert(name, d / f"{name}.crt", d / f"{name}.key", self.ca)
 
-    def get(self, role, ident, *, name=None, expired=False, subject=None, days=None):
-        """The client certificate for ROLE/ID (issued on first use)."""
-        name = name or f"{role}-{ident}"
+    def get(self, role, ident, person=None, *, name=None, expired=False, subject=None, days=None,
+            not_after=None):
+        """The client certificate for ROLE/ID, naming PERSON when given (issued on first use).
+        not_after: a UTC time YYYYMMDDHHMMSSZ when its validity ends."""
+        name = name or (f"{role}-{ident}" + (f"-{person}" if person else ""))
         if name not in self._certs:
-            args = [role, ident, "--out", name]
+            args = [role, ident] + ([person] if person else []) + ["--out", name]
             if role not in fristad_proto.ROLES:
                 args.append("--any-role")
             if expired:
@@ -217,6 +234,8 @@ class Pki:
                 args += ["--subject", subject]
             if days:
                 args += ["--days", str(days)]
+            if not_after:
+                args += ["--not-after", not_after]
             self._certs[name] = self._issue(self.dir, args, name)
         return self._certs[name]
 
@@ -387,6 +406,7 @@ class Daemon:
                 "policy": str(SOURCE_ROOT / "conf/policy.conf"),
             },
             "holds": {"ttl": "60m"},
+            "oncall": dict(ONCALL_AREAS),
         }
         self.update_config(overrides or {})
 

@@ -39,7 +39,7 @@ RESUME_GRACE = 30.0    # extra seconds the load may run when no write has succee
 
 FAILOVER_CONFIG = {
     "server": {"rate": 100000, "burst": 100000, "max_connections": 1000,
-               "max_connections_per_principal": 1000},
+               "max_connections_per_person": 1000},
     # Nothing may expire or be purged while the run lasts: the checks read every record.
     "holds": {"ttl": "7d", "reference_retention": "7d"},
 }

@@ -2,6 +2,8 @@
 handshake, a flood of requests and a client that never reads its replies each cost the attacker
 their own connection, never a normal client's service, and never unbounded daemon memory."""
 
+import resource
+import selectors
 import socket
 import ssl
 import threading
@@ -248,3 +250,166 @@ def test_oversized_frame_after_good_ones(env):
                 got[5]["error"]["code"] == "too_large", got
     assert rss_kib(pid) - rss0 < 16 * 1024
     assert served(env)["role"] == "admin"
+
+
+# -- handshake floods (issue 11, item 5) -------------------------------------------------------
+#
+# The flood comes from other loopback addresses than the ordinary client (Linux routes all of
+# 127/8 to lo), as an attacker's would: the per-address limit is what keeps it out.
+
+FLOOD_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 10)]
+
+
+class Flood(threading.Thread):
+    """Keeps `total` connections open to the daemon from FLOOD_ADDRESSES, half of which send a
+    ClientHello and go silent, half nothing at all; a connection the daemon closes is opened
+    again at once. Counts the connections it made and those the daemon closed."""
+
+    def __init__(self, env, total):
+        super().__init__(daemon=True)
+        self.target = (env.daemon.host, env.daemon.port)
+        self.total = total
+        self.hello, _ = client_hello()
+        self.stop = threading.Event()
+        self.opened = 0
+        self.closed_by_server = 0
+        self.error = None
+
+    def _open(self, sel, i):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.bind((FLOOD_ADDRESSES[i % len(FLOOD_ADDRESSES)], 0))
+        s.connect_ex(self.target)
+        sel.register(s, selectors.EVENT_WRITE, i % 2 == 0)  # data: sends a ClientHello
+        self.opened += 1
+
+    def run(self):
+        sel = selectors.DefaultSelector()
+        live = 0
+        try:
+            while not self.stop.is_set():
+                while live < self.total:
+                    self._open(sel, self.opened)
+                    live += 1
+                for key, events in sel.select(timeout=0.05):
+                    s = key.fileobj
+                    if events & selectors.EVENT_WRITE:
+                        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 and key.data:
+                            try:
+                                s.send(self.hello)
+                            except OSError:
+                                pass
+                        sel.modify(s, selectors.EVENT_READ)
+                        continue
+                    try:
+                        gone = s.recv(65536) == b""
+                    except (BlockingIOError, InterruptedError):
+                        gone = False
+                    except OSError:
+                        gone = True
+                    if gone:
+                        sel.unregister(s)
+                        s.close()
+                        live -= 1
+                        self.closed_by_server += 1
+        except Exception as e:  # reported by the test
+            self.error = repr(e)
+        finally:
+            for key in list(sel.get_map().values()):
+                key.fileobj.close()
+            sel.close()
+
+
+def p99(values):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@pytest.mark.daemon_config({"server": {"handshake_timeout": "10s"}})
+def test_a_handshake_flood_keeps_no_ordinary_client_out(env, capsys):
+    """2,000 connections without certificates that send a ClientHello or nothing and go
+    silent, kept up as the daemon drops them, made a third of ordinary requests fail. Every
+    ordinary request must now succeed; the test prints their success rate and p99."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (20000, resource.getrlimit(
+        resource.RLIMIT_NOFILE)[1]))
+    env.add_shelter("frida-sthlm", "Kvinnojouren Frida")
+    cli = env.cli("social", "0180")
+    flood = Flood(env, 2000)
+    flood.start()
+    results = []
+    try:
+        wait_for(lambda: flood.opened >= 2000 or flood.error, 60,
+                 "the flood to open its connections")
+        for _ in range(40):
+            r = cli("shelter", "list")
+            results.append((r.exit == 0, r.elapsed))
+    finally:
+        flood.stop.set()
+        flood.join(30)
+    assert flood.error is None, flood.error
+    ok = sum(1 for good, _ in results if good)
+    latencies = [t for _, t in results]
+    with capsys.disabled():
+        print(f"\nhandshake flood: 2000 connections from {len(FLOOD_ADDRESSES)} addresses, "
+              f"{flood.opened} opened in all, {flood.closed_by_server} closed by the daemon; "
+              f"ordinary requests: {ok} of {len(results)} succeeded "
+              f"({100 * ok / len(results):.0f} %), p99 {p99(latencies):.2f} s, "
+              f"max {max(latencies):.2f} s")
+    assert ok == len(results), [r.describe() for r in env.cli_log if r.exit != 0][:3]
+    assert served(env)["role"] == "admin"
+
+
+@pytest.mark.daemon_config({"server": {"max_handshakes_per_address": 4,
+                                       "handshake_timeout": "30s"}})
+def test_handshakes_in_progress_are_limited_per_address(env):
+    """Ten connections from one address that send a ClientHello and stall: four stay in their
+    handshake, the others are refused at once; another address is served meanwhile."""
+    hello, _ = client_hello()
+    socks, answered = [], []
+    try:
+        for _ in range(10):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(10)
+            s.connect((env.daemon.host, env.daemon.port))
+            try:
+                s.sendall(hello)
+                first = s.recv(5)  # the ServerHello, or the end when refused
+            except OSError:
+                first = b""
+            answered.append(first[:1] == b"\x16")
+            socks.append(s)
+        assert answered == [True] * 4 + [False] * 6, answered
+        assert served(env)["role"] == "admin"
+        # The four stay in their handshake, until its timeout.
+        assert all(closed_by_peer(s, 1) is None for s in socks[:4])
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.daemon_config({"server": {"max_connections": 6, "handshake_timeout": "30s"}})
+def test_the_silent_go_first_when_the_table_is_full(env):
+    """At the cap, connections that have sent nothing are dropped before older ones that
+    started a handshake: a flood of bare TCP connections cannot push out a client whose
+    handshake is merely slow."""
+    hello, _ = client_hello()
+    started, silent = [], []
+    try:
+        for _ in range(2):
+            s = socket.create_connection((env.daemon.host, env.daemon.port), timeout=10)
+            s.sendall(hello)
+            started.append(s)
+        assert all(s.recv(5)[:1] == b"\x16" for s in started)  # the server answered them
+        for _ in range(3):
+            silent.append(socket.create_connection((env.daemon.host, env.daemon.port),
+                                                   timeout=10))
+        # Five in the table; the sixth and seventh are real clients.
+        with env.connect(*ADMIN) as a, env.connect("social", "0180") as b:
+            assert a.call("whoami") and b.call("whoami")
+        assert closed_by_peer(silent[0], 5) is not None, "the oldest silent one was kept"
+        assert all(closed_by_peer(s, 0.5) is None for s in started), \
+            "a started handshake was dropped while silent connections were open"
+    finally:
+        for s in started + silent:
+            s.close()

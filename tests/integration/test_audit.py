@@ -2,6 +2,8 @@
 disclosure of an intake phone and every refused attempt is recorded with the principal that did
 it; the admin reads it with filters; nobody else may; entries older than the retention go."""
 
+import hashlib
+import ssl
 import time
 
 import pytest
@@ -138,8 +140,8 @@ def test_every_kind_of_event_is_recorded(shelters):
     for secret in ("08-555 010 10", "case-1", "case-2", "case-3", "no room for the dog"):
         assert secret not in text, secret
     for e in entries:
-        assert set(e) <= {"at", "principal", "op", "result", "shelter", "unit", "hold",
-                          "placement", "phone"}, e
+        assert set(e) <= {"at", "principal", "person", "op", "result", "shelter", "unit",
+                          "hold", "placement", "phone"}, e
 
 
 def test_refusals_of_unusable_and_wrong_principals_are_recorded(shelters):
@@ -276,3 +278,141 @@ def test_retention_deletes_old_entries_only(env):
     assert [e["principal"] for e in shown][:1] == ["admin:ops-old"]
     assert find(shown, principal="admin:ops-anna", op="shelter.add", shelter=FRIDA)
     assert find(shown, principal=f"shelter:{FRIDA}", op="vacancy.confirm")
+
+
+# -- the person (issue 11, item 8) -----------------------------------------------------------
+
+
+def fingerprint(cert):
+    """How the trail names the holder of a certificate without a serialNumber."""
+    der = ssl.PEM_cert_to_DER_cert(cert.crt.read_text())
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+@pytest.mark.daemon_config({"holds": {"ttl": "1s", "sweep_interval": "100ms"}})
+def test_every_entry_names_the_person(shelters):
+    """Besides the principal, every entry names the person: the certificate's serialNumber
+    (an HSA-id), else its fingerprint; two holders of one municipality's certificate are told
+    apart, and `fristad audit --person` finds each one's entries."""
+    env = shelters
+    t0 = now_ms()
+    anna = env.pki.get("social", "0180", "SE2321000016-A001")
+    bo = env.pki.get("social", "0180", "SE2321000016-B002")
+    staff = env.pki.get("shelter", FRIDA, "SE2321000016-F003")
+    ops = env.pki.get("admin", "ops-anna", "SE2321000016-0004")
+    nameless = env.pki.get("oncall", "jour-sthlm")  # no serialNumber: known by its fingerprint
+    unusable = env.pki.custom("audit-no-ou-person", "/O=Fristad/CN=frida-sthlm"
+                              "/serialNumber=SE2321000016-X005")
+    A, B, F, O = "SE2321000016-A001", "SE2321000016-B002", "SE2321000016-F003", \
+        "SE2321000016-0004"
+    N = fingerprint(nameless)
+
+    frida = env.cli(cert=staff)
+    for u in ("r1", "r2", "r3"):
+        frida.ok("vacancy", FRIDA, u, "free")                         # a write
+    env.cli(cert=anna).ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-a")  # a hold, phone
+    env.cli(cert=bo)("shelter", "retire", FRIDA).refused("forbidden")  # refused by the daemon
+    env.cli(cert=bo)("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-b") \
+        .refused("conflict")                                         # refused by the store
+    assert "phone" in env.cli(cert=ops).ok("shelter", "show", FRIDA)["shelter"]  # disclosure
+    env.cli(cert=ops)("shelter", "add", *shelter_args(FRIDA, "Igen")).refused("conflict")
+    hid = env.cli(cert=nameless).ok("hold", FRIDA, "r2", *LOW_RISK, "--ref", "case-n",
+                                    "--for", "0180")["hold"]
+    env.cli(cert=unusable)("intake", "pause", FRIDA).refused("unauthorized")
+    wait_for(lambda: find([f for _, f in audit_entries(env)], op="hold.expire", hold=hid), 15,
+             "the sweep to expire the hold")
+
+    entries = read_audit(env, "--since", t0, "--limit", 200)
+    assert entries and all(e.get("person") for e in entries), \
+        [e for e in entries if not e.get("person")]
+    for u in ("r1", "r2", "r3"):
+        assert_one(entries, op="vacancy.set", unit=u, principal=f"shelter:{FRIDA}", person=F)
+    assert_one(entries, op="hold", result="ok", principal="social:0180", person=A,
+               phone="disclosed")
+    assert_one(entries, op="shelter.retire", result="forbidden", principal="social:0180",
+               person=B)
+    assert_one(entries, op="hold", result="conflict", principal="social:0180", person=B)
+    assert_one(entries, op="shelter.show", phone="disclosed", principal="admin:ops-anna",
+               person=O)
+    assert_one(entries, op="shelter.add", result="conflict", person=O)
+    assert_one(entries, op="hold", result="ok", principal="oncall:jour-sthlm", person=N)
+    assert_one(entries, op="intake.pause", result="unauthorized",
+               principal="unknown:certificate", person="SE2321000016-X005")
+    assert_one(entries, op="hold.expire", hold=hid, principal="system:sweep",
+               person="system:sweep")
+    # The raw stream has it too, on every entry.
+    assert all("person" in f for _, f in audit_entries(env))
+
+    # The filter, through the real client: each person's own entries and no one else's.
+    for person in (A, B, F, O, N):
+        got = read_audit(env, "--since", t0, "--person", person, "--limit", 200)
+        assert got == [e for e in entries if e["person"] == person], person
+        assert got
+    assert [e["op"] for e in read_audit(env, "--person", B)] == ["shelter.retire", "hold"]
+    assert read_audit(env, "--person", "SE2321000016-NONE") == []
+    assert read_audit(env, "--principal", "social:0180", "--person", A, "--since", t0) == \
+        [e for e in entries if e["person"] == A]
+    # The server refuses a malformed person, and one shaped like a personal identity number.
+    with env.connect("admin", "ops-anna") as adm:
+        for bad, code in (("has space", "bad_request"), ("811218-9876", "personal_data")):
+            ok, res = adm.request("audit", {"person": bad})
+            assert not ok and res["code"] == code, (bad, res)
+    assert env.admin("audit", "--person", "811218-9876").exit != 0
+
+
+def test_audit_since_far_in_the_future(shelters):
+    """Issue 11 item 7: `since` at 10^14 and beyond answered `internal` (the stream id written
+    as 1e+14). Every since the protocol allows is a plain, empty answer."""
+    env = shelters
+    env.cli("shelter", FRIDA).ok("vacancy", "confirm", FRIDA)
+    with env.connect("admin", "ops-anna") as adm:
+        assert adm.call("audit", {"since": now_ms() - 60_000})["entries"]
+        for since in (10**14, 10**15, 2**53 - 1, 2**53, 2**53 + 1, 2**62, 2**63 - 1):
+            ok, res = adm.request("audit", {"since": since})
+            assert ok and res == {"entries": []}, (since, res)
+    assert read_audit(env, "--since", str(10**14)) == []
+
+
+@pytest.mark.daemon_config({"audit": {"refusals_per_window": 3, "refusal_window": "2s"},
+                            "holds": {"sweep_interval": "100ms"}})
+def test_repeated_refusals_are_counted_not_recorded_one_by_one(shelters):
+    """Issue 11 item 7: each refused request added an audit entry, so one abusive principal
+    grew the trail by about 100 MB a day. Of one person's refusals in a window, the first few
+    are recorded one by one and the rest counted into one entry; every refusal is accounted
+    for, those the daemon decides and those the store does."""
+    env = shelters
+    t0 = now_ms()
+    abuser = env.pki.get("social", "1480", "SE2321000016-Z999")
+    staff = env.pki.get("shelter", HAMNEN, "SE2321000016-H001")
+    with env.connect(cert=abuser) as c, env.connect(cert=staff) as sh:
+        # Refused by the daemon: social services may not retire shelters.
+        got = c.pipeline([("shelter.retire", {"shelter": FRIDA})] * 60, timeout=30)
+        assert {r["error"]["code"] for r in got} == {"forbidden"}
+        # Refused by the store: no such unit.
+        got = sh.pipeline([("vacancy.set", {"shelter": HAMNEN, "unit": "nope",
+                                            "state": "free"})] * 40, timeout=30)
+        assert {r["error"]["code"] for r in got} == {"not_found"}
+        # An ordinary write of the same person is recorded as ever.
+        assert sh.call("vacancy.confirm", {"shelter": HAMNEN})
+
+    def summed(person, total):
+        entries = read_audit(env, "--since", t0, "--person", person, "--limit", 200)
+        ones = [e for e in entries if e["op"] != "refusals" and e["result"] != "ok"]
+        summaries = [e for e in entries if e["op"] == "refusals"]
+        n = len(ones) + sum(e["count"] for e in summaries)
+        return (ones, summaries) if n == total else None
+
+    ones, summaries = wait_for(lambda: summed("SE2321000016-Z999", 60), 15,
+                               "the summary of the daemon's refusals")
+    # At most three a window on their own (the burst may straddle two windows).
+    assert 3 <= len(ones) <= 6 and all(e["op"] == "shelter.retire" for e in ones), ones
+    assert summaries and all(e["result"] == "forbidden" and e["principal"] == "social:1480"
+                             for e in summaries), summaries
+    ones, summaries = wait_for(lambda: summed("SE2321000016-H001", 40), 15,
+                               "the summary of the store's refusals")
+    assert 3 <= len(ones) <= 6 and all(e["result"] == "not_found" for e in ones), ones
+    assert all(e["result"] == "not_found" for e in summaries), summaries
+    assert find(read_audit(env, "--since", t0, "--person", "SE2321000016-H001"),
+                op="vacancy.confirm", result="ok")
+    # The stream itself holds no more than that.
+    assert len(audit_entries(env)) < 40

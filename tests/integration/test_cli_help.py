@@ -49,7 +49,7 @@ COMMANDS = {
     "discharge": (["p1"], []),
     "holds": ([], []),
     "placements": ([], []),
-    "audit": ([], ["--since", "--principal", "--shelter", "--limit"]),
+    "audit": ([], ["--since", "--principal", "--person", "--shelter", "--limit"]),
     "stats": ([], []),
     "followup": ([], AREA + ["--from", "--to"]),
     "export hsds": ([], []),

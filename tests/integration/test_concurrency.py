@@ -12,7 +12,7 @@ from conftest import wait_for, LOW_RISK, LOW_RISK_ARGS
 from referrals import free_units, run_threads, second  # noqa: F401 - fixture
 
 RATES = {"server": {"rate": 100000, "burst": 100000, "max_connections": 1000,
-                    "max_connections_per_principal": 1000}}
+                    "max_connections_per_person": 1000}}
 
 # Clients act as several principals: social services of five municipalities, five on-call
 # services.

@@ -34,8 +34,8 @@ def test_rate_limit_per_principal(env):
         assert got.count("rate_limited") >= 15, got
 
 
-@pytest.mark.daemon_config({"server": {"max_connections_per_principal": 2}})
-def test_connections_per_principal(env):
+@pytest.mark.daemon_config({"server": {"max_connections_per_person": 2}})
+def test_connections_per_person(env):
     a = env.connect("social", "0180")
     b = env.connect("social", "0180")
     assert a.call("whoami") and b.call("whoami")
@@ -47,10 +47,13 @@ def test_connections_per_principal(env):
     got = third.wait_closed(timeout=10)
     # One refusal that says why, then the close; the request is never served.
     assert codes(got) == ["rate_limited"], got
-    # The first two are untouched, and other principals are not limited by them.
+    # The first two are untouched, and other principals are not limited by them, nor is
+    # another person of the same municipality.
     assert a.call("whoami") and b.call("whoami")
     with env.connect("social", "1480") as other:
         assert other.call("whoami")
+    with env.connect(cert=env.pki.get("social", "0180", "SE2321000016-0002")) as colleague:
+        assert colleague.call("whoami")["id"] == "0180"
     # Closing one makes room again.
     a.close()
 
@@ -108,3 +111,72 @@ def test_idle_connection_is_closed(env):
         while time.monotonic() < end:
             assert c.call("whoami")["role"] == "admin"
             time.sleep(0.3)
+
+
+INSIDERS = {"server": {"max_connections": 24, "max_connections_per_person": 4,
+                       "role_reserve_percent": 17, "idle_connections_per_person": 2,
+                       "extra_idle_timeout": "300s", "idle_timeout": "300s"}}
+
+
+def hold_open(env, cert, n):
+    """Opens up to n connections with this certificate; returns those the daemon kept."""
+    kept = []
+    for _ in range(n):
+        c = env.connect(cert=cert)
+        ok = False
+        try:
+            ok, _ = c.request("whoami", timeout=10)
+        except (ConnectionClosed, OSError):
+            pass
+        if ok:
+            kept.append(c)
+        else:
+            c.close()
+    return kept
+
+
+@pytest.mark.daemon_config(INSIDERS)
+def test_insiders_cannot_exhaust_the_connection_table(env):
+    """Issue 11 item 6. One holder of social:0180 opening connection after connection locked
+    out all of Stockholm; eight certificates of one role holding idle connections locked
+    everyone out. Now a person holds a few, a role at most what leaves the others their
+    reserve (17 % of 24: 4 each), and a person's idle connections beyond the first two close
+    after extra_idle_timeout (long while the table fills, so that nothing closes by itself
+    meanwhile; short after a reload)."""
+    anna = env.pki.get("social", "0180", "SE2321000016-A001")
+    mine = hold_open(env, anna, 10)
+    assert len(mine) == 4, len(mine)
+    # Another person of Stockholm's social services is served.
+    bo = env.pki.get("social", "0180", "SE2321000016-B002")
+    with env.connect(cert=bo) as c:
+        assert c.call("whoami")["id"] == "0180"
+
+    # Seven more people of the social role hold all they may: the role stops at 24 - 3 * 4.
+    crowd = list(mine)
+    for i in range(7):
+        crowd += hold_open(env, env.pki.get("social", f"{1480 + i}" if i < 2 else "0180",
+                                            f"SE2321000016-C{i:03d}"), 4)
+    assert len(crowd) == 24 - 3 * 4, len(crowd)
+    # Every other role still gets in, up to its reserve, all at once: the table is full.
+    others = []
+    for who in (("shelter", "frida-sthlm"), ("oncall", "jour-a"), ADMIN):
+        for k in range(4):
+            c = env.connect(cert=env.pki.get(who[0], who[1], f"SE2321000016-{who[0]}{k}"))
+            assert c.call("whoami")["role"] == who[0], (who, k)
+            others.append(c)
+
+    # The connections a person holds beyond two, left idle, go after extra_idle_timeout; the
+    # first two stay (idle_timeout is 300 s).
+    env.daemon.update_config({"server": {"extra_idle_timeout": "1s"}})
+    assert "configuration reloaded" in env.daemon.reload()
+    for c in mine[2:]:
+        try:
+            c.wait_closed(timeout=10)
+        except TimeoutError:
+            pytest.fail("a person's extra idle connection was kept past extra_idle_timeout")
+    assert all(c.call("whoami") for c in mine[:2] + others)
+    # Room again for Stockholm.
+    with env.connect(cert=env.pki.get("social", "0180", "SE2321000016-D004")) as c:
+        assert c.call("whoami")["id"] == "0180"
+    for c in crowd + others:
+        c.close()

@@ -40,7 +40,7 @@ def value(samples, name, **labels):
 
 
 @pytest.mark.daemon_config({"holds": {"stale_after": "2s"},
-                            "server": {"max_connections_per_principal": 1}})
+                            "server": {"max_connections_per_person": 1}})
 def test_metrics_count_what_happened(env):
     samples, families = scrape(env)
     # The families a dashboard needs are there from the start, with their types.
@@ -92,7 +92,7 @@ def test_metrics_count_what_happened(env):
         samples, _ = scrape(env)
         return samples if value(samples, "fristad_tls_handshakes_failed_total") >= 1 and \
             value(samples, "fristad_connections_refused_total",
-                  reason="max_connections_per_principal") >= 1 else None
+                  reason="max_connections_per_person") >= 1 else None
 
     samples = wait_for(counted, 10, "the refused connections to be counted")
     assert value(samples, "fristad_requests_total", op="search", code="ok") == 4

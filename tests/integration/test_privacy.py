@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import ADMIN, REDIS_SERVER, wait_for, LOW_RISK, LOW_RISK_ARGS
+from conftest import ADMIN, REDIS_SERVER, shelter_args, wait_for, LOW_RISK, LOW_RISK_ARGS
 from security import dump_namespace, keyspace, keyspace_diff, ns_prefix, pin_forms, redis
 
 FRIDA = "frida-sthlm"
@@ -185,6 +185,251 @@ def test_street_addresses_are_refused_and_never_stored(held):
     sh.ok("decline", env.hold_id, "--reason", "other", "--note", "full until week 12, no room for 3 children")
 
 
+# -- ways past the first version of the guards (issue 11, item 3) --------------------------
+
+D10 = PERSONNUMMER["10"]  # 8112189876
+FULLWIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
+
+# Every way the number was written that the first guard let through, each in the field kinds
+# it fits: ids and references take only A-Z a-z 0-9 . _ - : /, text takes anything.
+PIN_VARIANTS = {
+    "dot": f"{D10[:6]}.{D10[6:]}",
+    "underscore": f"{D10[:6]}_{D10[6:]}",
+    "slash": f"{D10[:6]}/{D10[6:]}",
+    "colon": f"{D10[:6]}:{D10[6:]}",
+    "en-dash": f"{D10[:6]}\u2013{D10[6:]}",
+    "minus-sign": f"19{D10[:6]}\u2212{D10[6:]}",
+    "no-break-space": f"{D10[:6]}\u00a0{D10[6:]}",
+    "full-width": f"{D10[:6]}-{D10[6:]}".translate(FULLWIDTH),
+    "split-by-spaces": f"19 {D10[:2]} {D10[2:4]} {D10[4:6]}-{D10[6:]}",
+    "split-by-dots": f"19{D10[:2]}.{D10[2:4]}.{D10[4:6]}.{D10[6:]}",
+    "soft-hyphen": f"{D10[:6]}\u00ad{D10[6:]}",
+    "zero-width-space": f"{D10[:6]}\u200b{D10[6:]}",
+    "spaced-dash": f"{D10[:6]} - {D10[6:]}",
+}
+
+ADDRESS_VARIANTS = ["SE-123 45 Stockholm", "(123 45 Stockholm)", "Storgatan nr 12",
+                    "Stureplan 4", "Kungsg. 12", "12 Main Street", "c/o Andersson, Ringv 5",
+                    "Lgh 1102", "Storgatan\u00a012", "Storgatan12",
+                    "Storgatan\u200b12", "１２３ ４５ Malmö"]
+
+
+def variant_requests(env, value):
+    """(principal, op, args) carrying the value in every field it fits."""
+    hid = env.hold_id
+    reqs = [
+        (("shelter", FRIDA), "hold.decline", {"hold": hid, "reason": "other", "note": value}),
+        (("shelter", FRIDA), "hold.decline", {"hold": hid, "reason": "other",
+                                              "note": f"kvinnan ({value}) har flyttat"}),
+        (ADMIN, "shelter.update", {"shelter": FRIDA, "name": f"Jour {value}"}),
+    ]
+    if re.fullmatch(r"[0-9A-Za-z._-]+", value):  # a shelter or unit id
+        reqs += [
+            (ADMIN, "shelter.add", {"shelter": value, "name": "Ny jour", "kind": "kvinnojour",
+                                    "municipality": "0180", "protection": 1,
+                                    "phone": "08-123 456 78"}),
+            (ADMIN, "unit.add", {"shelter": FRIDA, "unit": value, "beds": 2}),
+        ]
+    if id_safe(value):  # a reference or an idempotency key
+        reqs += [
+            (("social", "0180"), "hold", {**LOW_RISK_ARGS, "shelter": FRIDA, "unit": "r2",
+                                          "ref": f"KS/{value}"}),
+            (("social", "0180"), "hold", {**LOW_RISK_ARGS, "shelter": FRIDA, "unit": "r2",
+                                          "ref": "case-ok", "idempotency_key": f"k:{value}"}),
+        ]
+    return reqs
+
+
+@pytest.mark.daemon_config(DEBUG)
+def test_written_variants_of_personal_numbers_are_refused_and_never_stored(held):
+    """Issue 11 item 3: separators, Unicode dashes and spaces, full-width digits, split digits;
+    a shelter or unit id shaped so would have become a Redis key that is never deleted."""
+    env = held
+    log0 = env.daemon.log_size()
+    before = keyspace(env)
+    conns = {}
+    sent = 0
+    for form, value in PIN_VARIANTS.items():
+        for who, op, args in variant_requests(env, value):
+            c = conns.get(who) or conns.setdefault(who, env.connect(*who))
+            ok, res = c.request(op, args)
+            assert not ok and res["code"] == "personal_data", (form, op, args, res)
+            assert D10[-4:] not in res["message"], res
+            sent += 1
+            assert c.call("whoami")
+    assert sent >= 50, sent
+    after = keyspace(env)
+    assert after == before, keyspace_diff(before, after)
+    # The id of the issue, as the real client sends it.
+    env.admin("shelter", "add", *shelter_args(f"{D10[:6]}_{D10[6:]}", "Ny jour")) \
+        .refused("personal_data")
+    assert_nowhere(env, spellings(PERSONNUMMER["12"]) | {f"{D10[:6]}_{D10[6:]}"}, log0)
+
+
+@pytest.mark.daemon_config(DEBUG)
+def test_written_variants_of_addresses_are_refused_and_never_stored(held):
+    env = held
+    log0 = env.daemon.log_size()
+    before = keyspace(env)
+    with env.connect("shelter", FRIDA) as sh, env.connect(*ADMIN) as adm:
+        for addr in ADDRESS_VARIANTS:
+            ok, res = sh.request("hold.decline", {"hold": env.hold_id, "reason": "other",
+                                                  "note": f"har flyttat till {addr}"})
+            assert not ok and res["code"] == "personal_data", (addr, res)
+            ok, res = adm.request("shelter.update", {"shelter": FRIDA, "name": addr})
+            assert not ok and res["code"] == "personal_data", (addr, res)
+            assert addr not in res["message"]
+            assert sh.call("whoami") and adm.call("whoami")
+    after = keyspace(env)
+    assert after == before, keyspace_diff(before, after)
+    assert_nowhere(env, ["123 45", "Storgatan", "Stureplan", "Kungsg", "Main Street",
+                         "Ringv", "Lgh 1102", "c/o"], log0)
+
+
+# -- the false-positive list beside the table -------------------------------------------------
+#
+# Written for this test, before the widened patterns were: names a registrar gives shelters,
+# and the notes staff write when they decline a hold, at night and in a hurry, with the
+# numbers, dates, times, floors and room numbers such notes carry. None holds personal data,
+# so every refusal among them is a false positive.
+
+SHELTER_NAMES = [
+    "Kvinnojouren Frida", "Kvinnojouren i Huddinge", "Tjejjouren Väst", "Skyddat boende Hamnen",
+    "Kvinno- och tjejjouren Blenda", "Terrafem", "Kvinnojouren Ronja", "Kriscentrum för kvinnor",
+    "Kriscentrum för män Malmö", "Kvinnojouren Moa", "Alla Kvinnors Hus", "Kvinnojouren Sara",
+    "Skyddat boende Norrsken", "Kvinnojouren Kerstin", "Ungdomsjouren Stockholm",
+    "Kvinnojouren i Sundsvall", "Kvinnojouren Embla", "Stödcentrum för brottsutsatta",
+    "Kvinnojouren Lilith", "Kvinnojour Nordost", "Kvinnojouren Anna", "Kvinnojouren i Lund",
+    "Kvinnojouren Sesam", "Tjejjouren Tysta Ropet", "Skyddat boende Fyren 2",
+    "Kvinnojouren Gävle", "Kvinnojouren Kristianstad", "Kvinnojouren Freja",
+    "Kvinnojouren i Kungsbacka", "Kvinnojouren Malin", "Brottsofferjouren Västra Götaland",
+    "Kvinnojouren Hjärtat", "Mansjouren Sydost", "Kvinnojouren Tranan",
+    "Kvinnojouren i Botkyrka", "Hbtqi-jouren Regnbågen", "Skyddat boende Linden",
+    "Kvinnojouren Vintergatan", "Kvinnojouren i Västerås", "Kvinnojouren Siri",
+    "Tjejjouren Luna", "Kvinnojouren Kvinnohuset", "Jouren för våldsutsatta i Uppsala",
+    "Kvinnojouren Storsjön", "Kvinnojouren i Piteå", "Skyddat boende Lärkan",
+    "Kvinnojouren Ellen", "Kvinnojouren Borlänge", "Kvinnojouren Nyköping",
+    "Kvinnojouren Vilja", "Kvinnojouren i Eskilstuna", "Skyddat boende Trappan 3",
+    "Hedersrelaterat skyddat boende Sydväst", "Kvinnojouren Blå Huset",
+    "Kvinnojouren Ester", "Kvinnojouren i Östersund", "Kvinnojouren Rosen",
+    "Kriscentrum Mölndal", "Skyddat boende Ankaret", "Kvinnojouren i Karlstad",
+    "Kvinnojouren Tjejzonen", "Kvinnojouren Kvinnofridsvägen",
+    "Stiftelsen Kvinnojouren Skåne", "Kvinnojouren Amanda", "Kvinnojouren Linnea",
+    "Skyddat boende Solrosen", "Kvinnojouren i Visby", "Kvinnojouren Varberg",
+    "Kvinnojouren Falun", "Unga kvinnors jour 24/7", "Jourboende Södra 1",
+    "Kvinnojouren Kalmar län", "Kvinnojouren i Örebro", "Kvinnojouren Gry",
+    "Skyddat boende Björken", "Kvinnojouren i Lidköping", "Kvinnojouren Agnes",
+    "Kriscentrum Familjefrid", "Kvinnojouren Iris", "Skyddat boende Torget",
+    "Kvinnojouren Vallentuna", "Kvinnojouren Täby", "Women's Shelter Gothenburg",
+    "Safe House North 2", "Kvinnojouren Mira", "Tjejjouren Göta",
+    "Kvinnojouren i Jönköping", "Kvinnojouren Hanna", "Skyddat boende Kompassen",
+    "Kvinnojouren Hässleholm", "Kvinnojouren Sunnan", "Kvinnojouren Beda",
+]
+
+DECLINE_NOTES = [
+    "ingen plats för hund", "pojken är 16 år, vi tar pojkar upp till 15",
+    "full till vecka 12", "personal saknas i natt, ring igen efter 08:00",
+    "kan ta emot från 2026-11-28 kl 10:00", "tre barn ryms inte i lägenheten",
+    "rum 2 och 3 renoveras", "rullstolsanpassat rum upptaget till 14/12",
+    "ring 112 vid akut fara", "vi saknar personal som talar tigrinja",
+    "missbruk pågår, vi har inte stöd för det", "säkerhetsrisk: förövaren känner till orten",
+    "lägenheten är för liten för 2 vuxna och 4 barn", "kan ta emot först i morgon 09:00",
+    "vi tar inte emot män", "åldersgräns 18 år", "ingen natt-personal 22-07",
+    "full until week 12, no room for 3 children", "no room, try again after 6 pm",
+    "husdjur ej tillåtna, tyvärr", "två platser lediga från måndag",
+    "behov av tolk som vi inte kan ordna i natt", "kontakta oss igen kl 13.30",
+    "vi har bara ett rum med 2 sängar", "förövaren har tidigare hittat hit",
+    "plats finns 3/12 om det fungerar", "pojke 14 år går bra men inte 17",
+    "rum 4 är reserverat för en annan kommun", "inte anpassat för rullstol",
+    "kan ta emot efter 16:00 i dag", "vi är fullbelagda till och med 2026-12-01",
+    "ring jouren 08-123 45 67 i morgon", "personalen är sjuk, 1 av 3 i tjänst",
+    "för hög risk för vårt boende, skyddsnivå 3 krävs", "vi har ingen hund-vänlig lägenhet",
+    "två barn under 3 år kräver annan lägenhet", "vi tar emot max 4 barn",
+    "lägenhet 2 har fuktskada", "hon behöver stöd med missbruk som vi inte ger",
+    "ledigt igen om ca 2 veckor", "kan ni höra av er efter helgen?",
+    "ingen plats förrän 15 december", "vi kan ta emot på fredag kl 14",
+    "mamman och 2 barn ryms, men inte 5", "hbtqi-person, vi är inget hbtqi-boende",
+    "placerad här tidigare, samma förövare", "för nära förövarens arbetsplats",
+    "kommun 0180 har redan en placering här", "beslut saknas från socialtjänsten",
+    "rummet har bara 1 säng", "stängt för inskrivning v. 51-52",
+    "vi tar inte emot över helgen", "språket kan vi inte stödja", "ej 24/7-bemanning",
+    "personal finns bara dagtid 8-17", "ring på telefon 08-555 010 10 under dagtid",
+    "barnet är 17, för gammalt för vår verksamhet", "kan ta emot 1 vuxen och 2 barn",
+    "plats 3 är upptagen", "lägenhet 12 är ledig från 2026-12-03",
+    "skyddsnivå 2 räcker inte enligt er bedömning", "vi väntar på besked från rum 5",
+    "boendet är under flytt till annan ort", "för långt från barnens skola",
+    "vi saknar säkerhetsdörr", "hunden är för stor",
+    "vänta 30 min, vi kollar med nattpersonalen", "avböjt efter samtal med handläggare",
+    "kan inte ta emot i natt, prova jouren i Solna", "ring 020-50 50 50 för nationell stödlinje",
+    "boende 2 stängt tills vidare", "full, 12 av 12 platser belagda",
+    "7 personer på väntelista", "kommer inte fram i snöovädret",
+    "tar bara emot kvinnor 18-25 år", "ingen parkering för hennes bil, säkerhetsrisk",
+    "inget ledigt i höst", "behöver ha ett eget rum, vi har bara delat",
+    "pojken 13 år ok, men pojken 16 år inte", "ingen plats v 48",
+    "rummen på plan 3 renoveras", "hissen är trasig, rullstol går inte",
+    "saknar personal med teckenspråk", "vi har haft hot mot boendet i veckan",
+    "kan ta emot tidigast 2026-11-30 08:00", "kl 23:00 är sista inskrivning",
+    "hon har tidigare bott hos oss 2024", "ring efter 7:30",
+    "sorry, no staff tonight", "children over 12 not accepted", "full, 0 beds left",
+    "contact us after 8 am", "1 room, 2 beds, no cot", "next free bed from 3 Dec",
+    "vi tar emot i dag mellan 14 och 18", "för många barn, max 3",
+    "kan inte garantera säkerheten", "behöver protection level 3",
+    "lägenheten ligger för nära hennes arbete", "kommunen har inte avtal med oss",
+    "ärendet 2026-1234 behöver nytt beslut", "fullt t.o.m. 2026-12-15",
+    "väntetid ca 3 dagar", "ring oss 08:00-16:00 vardagar",
+    "plats finns i annan kommun genom oss", "ej lämpligt för barn under 1 år",
+    "inte i natt, kanske i morgon", "svårt med allergier, vi har katt",
+    "rökfritt boende, hon röker", "bara 2 rum kvar, båda för ensamstående",
+    "prova Kvinnojouren Frida", "vi tar inte emot vid pågående missbruk",
+    "nej, 3 barn är för många för rum 7", "avböjer p.g.a. säkerhet",
+    "hon vill inte flytta så långt", "personal på kurs 12-14 nov",
+    "renovering vecka 47-49", "plats från 1/1", "hör av er 2026-12-02",
+    "ring igen kl 10", "ingen personal 24 timmar", "inga lediga rum 2026",
+    "kan ta 2 vuxna om de är syskon", "pappan är med, vi tar inte män",
+    "pojke 15 år, gränsen går vid 14", "avböjt, se telefonsamtal 21:45",
+    "lugnt boende behövs, vi har 8 barn här nu", "boende för unga 16-25",
+    "ledig lägenhet nr 4 men för liten", "rum nr 2 är beläggning",
+    "kan ta emot 12/12 kl 12", "väntar på städning av rum 3",
+    "inte tillgänglig 25-26 dec", "fullt, se vår lista uppdaterad 06:30",
+]
+
+
+# What the widened guards may cost at most: a refusal of one in a hundred of these texts.
+MAX_FALSE_POSITIVE_RATE = 0.01
+
+
+def test_false_positive_rate_of_the_guards(held, capsys):
+    """Sends every name and note of the list through the daemon and counts personal_data
+    refusals; prints the rate, and fails above MAX_FALSE_POSITIVE_RATE."""
+    env = held
+    refused = []
+    with env.connect(*ADMIN) as adm, env.connect("shelter", FRIDA) as sh:
+        for i, name in enumerate(SHELTER_NAMES):
+            ok, res = adm.request("shelter.add", {"shelter": f"fp-{i:03d}", "name": name,
+                                                  "kind": "kvinnojour", "municipality": "0180",
+                                                  "protection": 1, "phone": "08-123 456 78"})
+            if not ok:
+                assert res["code"] == "personal_data", (name, res)
+                refused.append(name)
+        social = env.connect("social", "0180")
+        for note in DECLINE_NOTES:
+            # Each note declines a fresh hold, so every one is checked as a real decline is.
+            hid = social.call("hold", {**LOW_RISK_ARGS, "shelter": FRIDA, "unit": "r2",
+                                       "ref": "case-fp"})["hold"]
+            ok, res = sh.request("hold.decline", {"hold": hid, "reason": "other", "note": note})
+            if not ok:
+                assert res["code"] == "personal_data", (note, res)
+                refused.append(note)
+                social.call("hold.release", {"hold": hid})
+    total = len(SHELTER_NAMES) + len(DECLINE_NOTES)
+    rate = len(refused) / total
+    with capsys.disabled():
+        print(f"\nprivacy guards: {len(refused)} false positives in {total} texts "
+              f"({len(SHELTER_NAMES)} shelter names, {len(DECLINE_NOTES)} decline notes): "
+              f"{100 * rate:.1f} %" + (f": {refused}" if refused else ""))
+    assert rate <= MAX_FALSE_POSITIVE_RATE, refused
+
+
 def counts(env):
     s = env.admin.ok("stats")
     return s["holds"], s["placements"]
@@ -313,7 +558,8 @@ def test_intake_phone_only_where_allowed(held):
         return res
 
     for k in who:
-        run(k, "shelter.show", {"shelter": FRIDA}, may=k in ("own", "admin"))
+        if k != "other":  # another shelter may not see this one at all
+            run(k, "shelter.show", {"shelter": FRIDA}, may=k in ("own", "admin"))
         run(k, "shelter.list")
         run(k, "free")
         run(k, "whoami")
@@ -341,7 +587,8 @@ def test_intake_phone_only_where_allowed(held):
     run("admin", "audit", {"limit": 200})
     run("admin", "stats")
     for k in who:
-        run(k, "shelter.show", {"shelter": FRIDA}, may=k in ("own", "admin"))
+        if k != "other":
+            run(k, "shelter.show", {"shelter": FRIDA}, may=k in ("own", "admin"))
 
     leaks = [(k, op) for k, op, res, may in replies if not may and has_phone(res)]
     assert not leaks, f"the intake phone is in replies to {leaks}"
@@ -395,3 +642,43 @@ def test_deleted_references_do_not_stay_on_disk(env_unstarted):
                     f"{files_holding(env.daemon.data_dir, b'case-on-disk-42')} of the data "
                     "directory, 10 s after their records were deleted")
     assert env.admin.ok("stats")["holds"]["declined"] == 1
+
+
+@pytest.mark.daemon_config({"holds": {"reference_retention": "1s", "sweep_interval": "100ms",
+                                      "disk_purge_delay": "1h"}})
+def test_a_purge_owed_to_the_disk_survives_a_restart(env_unstarted):
+    """Issue 11 item 4: the "rewrite needed" flag lived in memory alone. Release a hold, stop the
+    daemon within the purge delay, and the reference stayed in the append-only file across the
+    restart. The debt is kept in Redis now, and the restarted daemon pays it at once."""
+    env = env_unstarted
+    env.daemon.update_config({"redis": {"mode": "spawn", "address": None,
+                                        "server": REDIS_SERVER}})
+    env.daemon.start()
+    env.add_shelter(FRIDA, "Kvinnojouren Frida", municipality="0180", phone=PHONE)
+    env.add_unit(FRIDA, "r1", 2)
+    env.cli("shelter", FRIDA).ok("vacancy", FRIDA, "r1", "free")
+    social = env.cli("social", "0180")
+    data = env.daemon.data_dir
+
+    def on_disk(ref):
+        return files_holding(data, ref.encode())
+
+    # The first purge is rewritten off the disk at once (no rewrite for an hour before it).
+    first = social.ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-first-31")["hold"]
+    social.ok("release", first)
+    wait_for(lambda: not on_disk("case-first-31"), 15, "the first purge to leave the disk")
+    # The second falls within the purge delay of an hour: Redis has deleted it, the file not.
+    second = social.ok("hold", FRIDA, "r1", *LOW_RISK, "--ref", "case-second-32")["hold"]
+    social.ok("release", second)
+    wait_for(lambda: social.ok("holds")["holds"] == [], 15, "the second hold to be deleted")
+    assert on_disk("case-second-32"), "the append-only file was rewritten within the delay"
+    # Stopped within the delay, started again.
+    env.daemon.stop()
+    env.daemon.start()
+    try:
+        wait_for(lambda: not on_disk("case-second-32"), 15,
+                 "the restarted daemon to take the deleted reference off the disk",
+                 interval=0.2)
+    except pytest.fail.Exception:
+        pytest.fail(f"a deleted reference is still on disk in {on_disk('case-second-32')} "
+                    "after a restart within the purge delay")

@@ -238,9 +238,36 @@ def test_phone_only_for_admin_and_self(fleet):
     assert env.show("hamnen-gbg")["phone"] == "+46 31 700 00 00"
     assert env.show("hamnen-gbg", who=env.cli("shelter", "hamnen-gbg"))["phone"] == \
         "+46 31 700 00 00"
-    for who in (env.cli("social", "0180"), env.cli("oncall", "socialjouren-sthlm"),
-                env.cli("shelter", "frida-sthlm")):
+    for who in (env.cli("social", "0180"), env.cli("oncall", "socialjouren-sthlm")):
         assert "phone" not in env.show("hamnen-gbg", who=who)
+    # Another shelter sees neither the phone nor anything else of it.
+    env.cli("shelter", "frida-sthlm")("shelter", "show", "hamnen-gbg").refused("forbidden")
+
+
+def test_a_shelter_sees_its_own_shelter_alone(fleet):
+    """Issue 11 item 10: other shelters' names, municipalities and vacancies are for social
+    services, on-call and admin; a shelter's list, show and free give its own shelter alone."""
+    env = fleet
+    frida = env.cli("shelter", "frida-sthlm")
+    frida.ok("vacancy", "frida-sthlm", "r1", "free")
+    env.cli("shelter", "hamnen-gbg").ok("vacancy", "hamnen-gbg", "lgh1", "free")
+    env.cli("shelter", "vasby-jour").ok("vacancy", "vasby-jour", "a", "free")
+    assert [s["id"] for s in frida.ok("shelter", "list")["shelters"]] == ["frida-sthlm"]
+    assert [s["id"] for s in frida.ok("shelter", "list", "--county", "01")["shelters"]] == \
+        ["frida-sthlm"]
+    assert frida.ok("shelter", "list", "--county", "14")["shelters"] == []
+    assert {u["shelter"] for u in frida.ok("free")["units"]} == {"frida-sthlm"}
+    assert frida.ok("free", "--municipality", "1480")["units"] == []
+    for other in ("hamnen-gbg", "vasby-jour", "no-such-jour"):
+        # Forbidden whether or not it exists: the answer says nothing about other shelters.
+        err = frida("shelter", "show", other).refused("forbidden")
+        assert other not in err["message"]
+    assert frida.ok("shelter", "show", "frida-sthlm")["shelter"]["id"] == "frida-sthlm"
+    # Everyone else still sees them all.
+    for who in (env.cli("social", "0180"), env.cli("oncall", "socialjouren-sthlm"), env.admin):
+        assert len(who.ok("shelter", "list")["shelters"]) == 5
+        assert {u["shelter"] for u in who.ok("free")["units"]} == \
+            {"frida-sthlm", "hamnen-gbg", "vasby-jour"}
 
 
 def test_retire(fleet):
@@ -254,6 +281,11 @@ def test_retire(fleet):
     assert env.admin.ok("shelter", "list", "--county", "12")["shelters"] == []
     assert "malmo-kris" not in [f["shelter"] for f in env.admin.ok("free")["units"]]
     assert env.show("malmo-kris")["retired"] is True
+    # Issue 11 item 7: its name and municipality are the registry's, the admin's alone.
+    for who in (env.cli("social", "1280"), env.cli("oncall", "socialjouren-sthlm"),
+                env.cli("shelter", "malmo-kris")):
+        err = who("shelter", "show", "malmo-kris").refused("not_found")
+        assert "Malmö" not in err["message"]
     # A retired id stays taken, and a retired shelter is not changed any more.
     env.admin("shelter", "add", *shelter_args("malmo-kris", "Again", municipality="1280")) \
         .refused("conflict")

@@ -429,3 +429,55 @@ def test_client_refuses_a_client_certificate_posing_as_the_server(env):
     assert r.exit == 3, "the client accepted a client certificate as the server's:\n" + \
         r.describe()
     assert fake.received == b"", "the client sent its request to an impostor"
+
+
+def test_oncall_areas_follow_the_configuration_on_reload(env):
+    """[oncall] says whom each on-call service acts for; SIGHUP applies a change to the
+    connections already open, and an id taken out acts for none."""
+    admin = env.connect(*ADMIN)
+    for sid, mun in (("jour-0180", "0180"), ("jour-1480", "1480")):
+        admin.call("shelter.add", {"shelter": sid, "name": f"Jour {mun}", "kind": "kvinnojour",
+                                   "municipality": mun, "protection": 1,
+                                   "phone": "08-123 456 78"})
+        for u in ("a", "b"):
+            admin.call("unit.add", {"shelter": sid, "unit": u, "beds": 2})
+        with env.connect("shelter", sid) as sh:
+            for u in ("a", "b"):
+                sh.call("vacancy.set", {"shelter": sid, "unit": u, "state": "free"})
+    env.daemon.update_config({"oncall": {"socialjour-reload": "0180"}})
+    assert "configuration reloaded" in env.daemon.reload()
+    oc = env.connect("oncall", "socialjour-reload")
+
+    def hold(sid, unit, **extra):
+        return oc.request("hold", {"home": sid[-4:], "risk": "low", "shelter": sid, "unit": unit,
+                                   "ref": f"case-{sid}-{unit}", **extra})
+
+    ok, h1 = hold("jour-0180", "a")
+    assert ok, h1
+    ok, res = hold("jour-1480", "a")
+    assert not ok and res["code"] == "forbidden", res
+    ok, res = hold("jour-1480", "a", municipality="0180")  # named for one of its own: fine
+    assert ok and res["municipality"] == "0180", res
+    oc.call("hold.release", {"hold": res["hold"]})
+
+    env.daemon.update_config({"oncall": {"socialjour-reload": "14"}})
+    assert "configuration reloaded" in env.daemon.reload()
+    ok, h2 = hold("jour-1480", "b")
+    assert ok, h2
+    ok, res = hold("jour-0180", "b")
+    assert not ok and res["code"] == "forbidden", res
+    assert {h["hold"] for h in oc.call("holds.list")["holds"]} == {h2["hold"]}
+    ok, res = oc.request("hold.release", {"hold": h1["hold"]})
+    assert not ok and res["code"] == "forbidden", res
+
+    env.daemon.update_config({"oncall": {"socialjour-reload": None}})
+    assert "configuration reloaded" in env.daemon.reload()
+    assert oc.call("holds.list")["holds"] == [] and oc.call("placements.list")["placements"] == []
+    for sid in ("jour-0180", "jour-1480"):
+        ok, res = hold(sid, "b")
+        assert not ok and res["code"] == "forbidden", res
+    ok, res = oc.request("hold.release", {"hold": h2["hold"]})
+    assert not ok and res["code"] == "forbidden", res
+    # Stockholm's own social services still release their hold.
+    with env.connect("social", "0180") as so:
+        assert so.call("hold.release", {"hold": h1["hold"]})["hold"]["state"] == "released"

@@ -45,7 +45,7 @@ RSS_EVERY = 0.5  # seconds between RSS samples
 # sweep have tests of their own, and the checks below rely on every record still being there.
 SOAK_CONFIG = {
     "server": {"rate": 1000000, "burst": 1000000, "max_connections": 10000,
-               "max_connections_per_principal": 10000, "idle_timeout": "1d"},
+               "max_connections_per_person": 10000, "idle_timeout": "1d"},
     "holds": {"ttl": "7d", "reference_retention": "7d"},
 }
 

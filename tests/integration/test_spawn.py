@@ -5,6 +5,7 @@ exit, and nothing confirmed is lost across either restart."""
 import os
 import re
 import signal
+import stat
 
 import pytest
 
@@ -78,3 +79,37 @@ def test_data_directory_is_locked(env_unstarted, tmp_path):
                        timeout=20)
     assert r.returncode != 0
     assert "another fristadd is using this data directory" in r.stderr
+
+
+def modes(root):
+    """{path relative to root: mode} of root and everything below it, sockets aside."""
+    out = {".": stat.S_IMODE(os.stat(root).st_mode)}
+    for p in root.rglob("*"):
+        if not p.is_socket():
+            out[str(p.relative_to(root))] = stat.S_IMODE(p.lstat().st_mode)
+    return out
+
+
+def test_data_dir_and_its_files_are_private(env_unstarted):
+    """Issue 11 item 7: a data directory that already existed with mode 0755 kept it, and the
+    append-only file was world-readable. The directory is made 0700 and every file in it 0600,
+    those Redis writes from then on too."""
+    env = env_unstarted
+    spawn_mode(env)
+    data = env.daemon.data_dir
+    os.chmod(data, 0o755)
+    (data / "appendonlydir").mkdir(mode=0o755)
+    os.chmod(data / "appendonlydir", 0o755)
+    old = data / "left-over.log"
+    old.write_text("from before\n")
+    os.chmod(old, 0o644)
+    env.daemon.start()
+    env.add_shelter("frida-sthlm", "Kvinnojouren Frida", municipality="0180")
+    env.add_unit("frida-sthlm", "r1", 2)
+    env.cli("shelter", "frida-sthlm").ok("vacancy", "frida-sthlm", "r1", "free")
+    found = modes(data)
+    assert any(name.startswith("appendonlydir/") and ".aof" in name for name in found), found
+    wrong = {name: oct(mode) for name, mode in found.items()
+             if mode & 0o077 or (mode != 0o700 and (data / name).is_dir())}
+    assert not wrong, f"readable by others in the data directory: {wrong}"
+    assert found["."] == 0o700 and found["appendonlydir"] == 0o700, found

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import fristad_proto
-from conftest import Cert, Cli
+from conftest import Cert, Cli, wait_for
 
 REFUSED = (fristad_proto.ConnectionClosed, ssl.SSLError, ConnectionResetError,
            BrokenPipeError)
@@ -174,4 +174,118 @@ def test_failed_reload_keeps_serving(env):
     assert_refused(env, env.pki.rogue.crt, env.pki.rogue.key)
     env.daemon.update_config({"tls": good})
     assert "configuration reloaded" in env.daemon.reload()
+    assert_serves(env)
+
+
+# -- certificates end, CAs leave and roll over (issue 11, items 1 and 2) ----------------------
+
+
+def utc_in(seconds):
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() + seconds))
+
+
+def still_served(conn):
+    """True while the connection answers; False once the server has closed it."""
+    try:
+        ok, res = conn.request("whoami", timeout=5)
+        return ok or res["code"] == "rate_limited"
+    except REFUSED:
+        return False
+
+
+def test_connection_is_closed_when_its_certificate_expires(env):
+    """A certificate whose notAfter passes must not keep working on a connection opened
+    before; the attacker kept one alive with a request every few minutes."""
+    lifetime = 6
+    not_after = time.time() + lifetime
+    cert = env.pki.get("admin", "ops-short", name=f"short-lived-{int(not_after)}",
+                       not_after=utc_in(lifetime))
+    busy = env.connect(cert=cert)
+    quiet = env.connect(cert=cert)
+    assert busy.call("whoami")["id"] == "ops-short" and quiet.call("whoami")
+    bystander = env.connect("admin", "ops-anna")
+
+    # Busy: a request every half second, up to and past the end of the validity.
+    def closed():
+        return None if still_served(busy) else time.time()
+
+    closed_at = wait_for(closed, lifetime + 10, "the busy connection to be closed at notAfter",
+                         interval=0.5)
+    # Certificate times are whole seconds; the daemon closes at the second itself.
+    assert closed_at >= int(not_after) - 1, f"closed {int(not_after) - closed_at:.1f} s early"
+    assert closed_at <= not_after + 3, f"closed {closed_at - not_after:.1f} s after notAfter"
+    # Quiet: it sent nothing since; it is gone too.
+    try:
+        quiet.wait_closed(timeout=5)
+    except TimeoutError:
+        pytest.fail("an idle connection outlived its certificate")
+    assert "certificate has expired" in env.daemon.log_text()
+    assert_refused(env, cert.crt, cert.key)
+    assert bystander.call("whoami")["id"] == "ops-anna"
+
+
+def concat(path, *sources):
+    path.write_text("".join(p.read_text() for p in sources))
+    return path
+
+
+@pytest.fixture
+def two_cas(env_unstarted):
+    """The daemon trusts two CAs of the same name (the deployment's and a second one, as in a
+    rollover): the CA file holds the second first, and the CRL file both lists."""
+    env = env_unstarted
+    pki = env.pki
+    ca = concat(env.workdir / "cas.pem", pki.rogue_dir / "ca.crt", pki.ca)
+    crl = concat(env.workdir / "crls.pem", pki.rogue_dir / "crl.pem", pki.crl)
+    env.daemon.update_config({"tls": {"ca": str(ca), "crl": str(crl)}})
+    env.ca_file, env.crl_file = ca, crl
+    return env
+
+
+def test_ca_rollover_with_the_same_name_starts_and_serves_both(two_cas):
+    """With old and new CA of one name and both CRLs, start and reload used to refuse: each
+    CRL was checked against the first CA of that name only."""
+    env = two_cas
+    env.start()
+    old = env.pki.rogue  # issued by the second CA: social:0180
+    with env.connect(cert=old) as c:
+        assert c.call("whoami") == {"role": "social", "id": "0180"}
+    assert_serves(env)
+    # Both lists are in force: the deployment CA's revoked certificate stays out ...
+    assert_refused(env, env.pki.revoked.crt, env.pki.revoked.key)
+    # ... and a revocation by the second CA takes effect on reload, open connection included.
+    victim = env.pki._issue(env.pki.rogue_dir, ["oncall", "jour-old", "--out", "rogue-oncall"],
+                            "rogue-oncall")
+    kept = env.connect(cert=victim)
+    assert kept.call("whoami")["id"] == "jour-old"
+    env.pki._tool("revoke", env.pki.rogue_dir, "rogue-oncall")
+    concat(env.crl_file, env.pki.rogue_dir / "crl.pem", env.pki.crl)
+    assert "configuration reloaded" in env.daemon.reload()
+    try:
+        kept.wait_closed(timeout=10)
+    except TimeoutError:
+        pytest.fail("a connection revoked by the second CA stayed open")
+    assert_refused(env, victim.crt, victim.key)
+    with env.connect(cert=old) as c:
+        assert c.call("whoami")["id"] == "0180"
+
+
+def test_connections_of_a_removed_ca_are_closed_on_reload(two_cas):
+    env = two_cas
+    env.start()
+    old = env.connect(cert=env.pki.rogue)
+    assert old.call("whoami")["id"] == "0180"
+    bystander = env.connect("social", "0180")
+    # The second CA leaves the CA file (and its list the CRL file).
+    env.ca_file.write_text(env.pki.ca.read_text())
+    env.crl_file.write_text(env.pki.crl.read_text())
+    assert "configuration reloaded" in env.daemon.reload()
+    try:
+        old.wait_closed(timeout=10)
+    except TimeoutError:
+        pytest.fail("a connection authenticated by a CA removed from tls.ca kept working "
+                    "after the reload")
+    assert "no longer verifies" in env.daemon.log_text()
+    assert_refused(env, env.pki.rogue.crt, env.pki.rogue.key)
+    assert bystander.call("whoami")["id"] == "0180"
     assert_serves(env)

@@ -298,3 +298,36 @@ def test_watch_and_standing_are_scoped(shelters):
     with env.connect("shelter", "frida-sthlm") as c:
         ok, res = c.request("standing.add", {**LOW_RISK_ARGS, "ref": "X"})
         assert not ok and res["code"] == "forbidden"
+
+
+@pytest.mark.daemon_config({"oncall": {"jour-vast": "14"}})
+def test_oncall_watches_only_the_municipalities_of_its_agreement(shelters):
+    """Issue 11 item 9: an on-call service sees, holds, releases and watches only for the
+    municipalities its agreement lists; one that is not listed watches nothing of anyone's."""
+    env = shelters
+    vast = Watcher(env.connect("oncall", "jour-vast"))        # Västra Götaland: 1480
+    sthlm = Watcher(env.connect("oncall", "jour-sthlm"))      # Stockholm county: 0180
+    nobody = Watcher(env.connect("oncall", "jour-nowhere"))   # not listed
+    for w in (vast, sthlm, nobody):
+        assert w.first["ok"], w.first
+    h_sthlm = env.cli("social", "0180").ok("hold", "frida-sthlm", "r1", *LOW_RISK,
+                                           "--ref", "KS-S")["hold"]
+    h_gbg = env.cli("social", "1480").ok("hold", "hamnen-gbg", "r1", "--from", "1480",
+                                         "--risk", "low", "--ref", "KS-G")["hold"]
+    vast.wait("held", 2, hold=h_gbg)
+    sthlm.wait("held", 2, hold=h_sthlm)
+    env.cli("social", "0180").ok("release", h_sthlm)
+    env.cli("social", "1480").ok("release", h_gbg)
+    vast.wait("released", 2, hold=h_gbg)
+    sthlm.wait("released", 2, hold=h_sthlm)
+    time.sleep(0.5)
+    assert {e.get("municipality") for e in vast.events} == {"1480"}, vast.events
+    assert {e.get("municipality") for e in sthlm.events} == {"0180"}, sthlm.events
+    assert nobody.events == [], nobody.events
+    # A standing search is made for a municipality of the agreement only.
+    with env.connect("oncall", "jour-vast") as c:
+        ok, res = c.request("standing.add", {**LOW_RISK_ARGS, "ref": "ST-1"})  # home 0180
+        assert not ok and res["code"] == "forbidden", res
+        ok, res = c.request("standing.add", {**LOW_RISK_ARGS, "ref": "ST-2",
+                                             "municipality": "1480"})
+        assert ok, res

@@ -51,6 +51,28 @@ static const struct {
     {OP_DIRECTORY, "---A"},
 };
 
+/* On-call "jour" acts for Stockholm (0180) and "jour-sthlm" for Stockholm county (01). */
+static struct config cfg;
+
+static void serve(struct config_oncall *o, const char *id, const char *prefix)
+{
+    strcpy(o->id, id);
+    for (unsigned m = 0; m < PROTO_MUNICIPALITIES; m++) {
+        if (strncmp(proto_municipality_code(m), prefix, strlen(prefix)) == 0)
+            o->muns[m / 64] |= UINT64_C(1) << (m % 64);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&cfg, 0, sizeof cfg);
+    serve(&cfg.oncall[0], "jour", "0180");
+    serve(&cfg.oncall[1], "jour-sthlm", "01");
+    cfg.n_oncall = 2;
+    return 0;
+}
+
 static void principal(struct principal *p, const char *role, const char *cn)
 {
     authz_principal_set(p, role, cn);
@@ -75,8 +97,9 @@ static void test_matrix(void **state)
             principal(&p, roles[r], ids[r]);
             struct proto_request req = {.id = 1, .has_id = true, .op = expected[i].op};
             strcpy(req.args.shelter, "frida");
+            strcpy(req.args.home, "0180");
             struct proto_error err;
-            enum proto_err e = authz_check(&p, &req, &err);
+            enum proto_err e = authz_check(&p, &req, &cfg, &err);
             assert_int_equal(e, want ? PROTO_OK : PROTO_E_FORBIDDEN);
         }
     }
@@ -93,25 +116,40 @@ static void test_scopes(void **state)
 
     struct proto_request req = {.id = 1, .has_id = true, .op = OP_VACANCY_SET};
     strcpy(req.args.shelter, "other");
-    assert_int_equal(authz_check(&shelter, &req, &err), PROTO_E_FORBIDDEN);
+    assert_int_equal(authz_check(&shelter, &req, &cfg, &err), PROTO_E_FORBIDDEN);
     assert_non_null(strstr(err.message, "own"));
     strcpy(req.args.shelter, "frida");
-    assert_int_equal(authz_check(&shelter, &req, &err), PROTO_OK);
+    assert_int_equal(authz_check(&shelter, &req, &cfg, &err), PROTO_OK);
 
     req.op = OP_INTAKE_PAUSE;
     strcpy(req.args.shelter, "frida2");
-    assert_int_equal(authz_check(&shelter, &req, &err), PROTO_E_FORBIDDEN);
+    assert_int_equal(authz_check(&shelter, &req, &cfg, &err), PROTO_E_FORBIDDEN);
 
-    /* Social services hold for their own municipality only; on-call for any. */
+    /* Social services hold for their own municipality only; on-call for those of its
+     * agreement: the one it names, or else the household's home municipality. */
     req.op = OP_HOLD;
     req.args.present = PROTO_BIT(F_MUNICIPALITY);
     strcpy(req.args.municipality, "1480");
-    assert_int_equal(authz_check(&social, &req, &err), PROTO_E_FORBIDDEN);
-    assert_int_equal(authz_check(&oncall, &req, &err), PROTO_OK);
+    strcpy(req.args.home, "0180");
+    assert_int_equal(authz_check(&social, &req, &cfg, &err), PROTO_E_FORBIDDEN);
+    assert_int_equal(authz_check(&oncall, &req, &cfg, &err), PROTO_E_FORBIDDEN);
+    assert_non_null(strstr(err.message, "agreement"));
     strcpy(req.args.municipality, "0180");
-    assert_int_equal(authz_check(&social, &req, &err), PROTO_OK);
+    assert_int_equal(authz_check(&social, &req, &cfg, &err), PROTO_OK);
+    assert_int_equal(authz_check(&oncall, &req, &cfg, &err), PROTO_OK);
+    strcpy(req.args.municipality, "0114"); /* Upplands Väsby, county 01 */
+    assert_int_equal(authz_check(&oncall, &req, &cfg, &err), PROTO_OK);
     req.args.present = 0;
-    assert_int_equal(authz_check(&social, &req, &err), PROTO_OK);
+    assert_int_equal(authz_check(&social, &req, &cfg, &err), PROTO_OK);
+    assert_int_equal(authz_check(&oncall, &req, &cfg, &err), PROTO_OK); /* home 0180 */
+    strcpy(req.args.home, "1280");
+    assert_int_equal(authz_check(&oncall, &req, &cfg, &err), PROTO_E_FORBIDDEN);
+    /* Not listed in [oncall]: acts for none; and with no configuration at all, neither. */
+    struct principal stranger;
+    principal(&stranger, "oncall", "jour-unlisted");
+    strcpy(req.args.home, "0180");
+    assert_int_equal(authz_check(&stranger, &req, &cfg, &err), PROTO_E_FORBIDDEN);
+    assert_int_equal(authz_check(&oncall, &req, NULL, &err), PROTO_E_FORBIDDEN);
 }
 
 static void test_principals(void **state)
@@ -144,7 +182,7 @@ static void test_principals(void **state)
             fail_msg("%s:%s expected %s", cases[i].role, cases[i].cn,
                      cases[i].valid ? "valid" : "invalid");
         if (!p.valid) {
-            assert_int_equal(authz_check(&p, &req, &err), PROTO_E_UNAUTHORIZED);
+            assert_int_equal(authz_check(&p, &req, &cfg, &err), PROTO_E_UNAUTHORIZED);
             assert_true(strlen(err.message) > 10);
         }
     }
@@ -160,5 +198,5 @@ int main(void)
         cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_principals),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, NULL);
 }

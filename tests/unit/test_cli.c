@@ -140,7 +140,7 @@ static void test_shared_names_mean_one_option(void **state)
                 continue;
             assert_true(a >= O_FIRST_LOCAL); /* a global option is every command's */
             for (size_t i = 0; i < n; i++) {
-                uint64_t both = CLI_OPT_BIT(a) | CLI_OPT_BIT(b);
+                cli_optmask both = CLI_OPT_BIT(a) | CLI_OPT_BIT(b);
                 if ((c[i].allowed & both) == both)
                     fail_msg("a command takes two options named --%s", opts[a].name);
             }

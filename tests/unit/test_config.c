@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "oncall.h"
 
 static char path[64];
 
@@ -141,6 +142,10 @@ static void test_errors(void **state)
         {"[server]\nrate = 5\nrate = 6\n" TLS, "set twice"},
         {"[server]\n", "cert, key and ca are required"},
         {"this is not ini\n" TLS, "syntax"},
+        {"[oncall]\njour = 0180, 9999\n" TLS, "'9999' is neither a municipality code"},
+        {"[oncall]\njour = 0180;0181\n" TLS, "neither a municipality code"},
+        {"[oncall]\njour = 99\n" TLS, "neither a municipality code"},
+        {"[oncall]\n-jour = 0180\n" TLS, "an on-call id is"},
         {"[retention]\nmode = keep\n" TLS, "delete or archive"},
         {"[retention]\nmode = archive\n" TLS, "archive_dir is required"},
     };
@@ -279,6 +284,49 @@ static void test_reload_keeps_fixed_keys(void **state)
     free(b);
 }
 
+static void test_oncall_areas(void **state)
+{
+    (void)state;
+    struct config *c = malloc(sizeof *c);
+    char err[512], area[ONCALL_AREA_TEXT_MAX + 1];
+    assert_int_equal(load(TLS "[oncall]\n"
+                              "socialjour-sthlm = 0180,0181, 0182\n"
+                              "socialjour-gbg = 1480\n"
+                              "  1481 1482\n" /* a continuation line adds to the area */
+                              "socialjour-uppsala = 03\n"
+                              "socialjour-ingen =\n",
+                          c, err, sizeof err),
+                     0);
+    assert_int_equal(c->n_oncall, 4);
+    assert_true(oncall_serves(c, "socialjour-sthlm", "0180"));
+    assert_true(oncall_serves(c, "socialjour-sthlm", "0182"));
+    assert_false(oncall_serves(c, "socialjour-sthlm", "0114"));
+    assert_false(oncall_serves(c, "socialjour-sthlm", "1480"));
+    assert_true(oncall_serves(c, "socialjour-gbg", "1482"));
+    assert_true(oncall_serves(c, "socialjour-uppsala", "0380")); /* Uppsala, county 03 */
+    assert_true(oncall_serves(c, "socialjour-uppsala", "0305"));
+    assert_false(oncall_serves(c, "socialjour-uppsala", "0180"));
+    /* Listed without municipalities, or not listed at all: acts for none. */
+    assert_false(oncall_serves(c, "socialjour-ingen", "0180"));
+    assert_false(oncall_serves(c, "socialjour-okand", "0180"));
+    assert_false(oncall_serves(c, "socialjour-sthlm", "9999"));
+    assert_false(oncall_serves(c, "socialjour-sthlm", NULL));
+    assert_int_equal(oncall_area_text(c, "socialjour-sthlm", area, sizeof area), 0);
+    assert_string_equal(area, "0180,0181,0182");
+    assert_int_equal(oncall_area_text(c, "socialjour-ingen", area, sizeof area), 0);
+    assert_string_equal(area, "");
+    assert_int_equal(oncall_area_text(c, "socialjour-okand", area, sizeof area), 0);
+    assert_string_equal(area, "");
+    /* The whole country fits the text the store is sent. */
+    assert_int_equal(load(TLS "[oncall]\nriks = 01 03 04 05 06 07 08 09 10 12 13 14 17 18 19 20 "
+                              "21 22 23 24 25\n",
+                          c, err, sizeof err),
+                     0);
+    assert_int_equal(oncall_area_text(c, "riks", area, sizeof area), 0);
+    assert_int_equal(strlen(area), PROTO_MUNICIPALITIES * 5 - 1);
+    free(c);
+}
+
 /* Deleting is the default; archiving names a directory, relative to the file's like any path. */
 static void test_retention(void **state)
 {
@@ -306,7 +354,8 @@ static void test_example_file_parses(void **state)
 }
 
 /*
- * conf/fristadd.conf.example documents every key of the table, and nothing else: each one as
+ * conf/fristadd.conf.example documents every key of the table, and nothing else (besides the
+ * on-call ids of [oncall], which name no key): each one as
  * "key = DEFAULT" (or commented out, ";key = DEFAULT"; any value for a key without a default)
  * below comment lines that end with "reload" or "no reload" as the table says. The man page
  * fristadd.conf(5) is made from it.
@@ -325,6 +374,8 @@ static void test_example_documents_every_key(void **state)
         const char *p = line;
         if (sscanf(line, "[%63[^]]]", section) == 1)
             continue;
+        if (strcmp(section, "oncall") == 0)
+            continue; /* on-call ids and their areas, not keys: test_oncall_areas */
         if (line[0] == ';' && line[1] == ' ') {
             snprintf(last_comment, sizeof last_comment, "%s", line);
             continue;
@@ -367,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_password_files),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_reload_keeps_fixed_keys),
+        cmocka_unit_test(test_oncall_areas),
         cmocka_unit_test(test_example_file_parses),
         cmocka_unit_test(test_example_documents_every_key),
         cmocka_unit_test(test_data_and_metrics),

@@ -151,14 +151,19 @@ static void test_who_sees_what(void **state)
     authz_principal_set(&admin, "admin", "ops");
     authz_principal_set(&shelter, "shelter", "frida");
     int sthlm = proto_municipality_index("0180", 4), vasby = proto_municipality_index("0114", 4);
-    assert_true(followup_may_see(&social, geo, (unsigned)sthlm));
-    assert_false(followup_may_see(&social, geo, (unsigned)vasby));
+    /* On-call acts for Stockholm's municipality alone. */
+    static struct config cfg;
+    cfg.n_oncall = 1;
+    snprintf(cfg.oncall[0].id, sizeof cfg.oncall[0].id, "jour-sthlm");
+    cfg.oncall[0].muns[sthlm / 64] |= UINT64_C(1) << (sthlm % 64);
+    assert_true(followup_may_see(&cfg, &social, geo, (unsigned)sthlm));
+    assert_false(followup_may_see(&cfg, &social, geo, (unsigned)vasby));
     for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++) {
-        assert_true(followup_may_see(&oncall, geo, i));
-        assert_true(followup_may_see(&admin, geo, i));
-        assert_false(followup_may_see(&shelter, geo, i));
+        assert_int_equal(followup_may_see(&cfg, &oncall, geo, i), i == (unsigned)sthlm);
+        assert_true(followup_may_see(&cfg, &admin, geo, i));
+        assert_false(followup_may_see(&cfg, &shelter, geo, i));
     }
-    assert_false(followup_may_see(&admin, geo, PROTO_MUNICIPALITIES));
+    assert_false(followup_may_see(&cfg, &admin, geo, PROTO_MUNICIPALITIES));
 }
 
 static uint64_t batch_searches(const struct followup_batch *b)

@@ -97,6 +97,7 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
            "Ingen plats f\xc3\xb6r husdjur \xe2\x80\x93 \xc3\xa5ter p\xc3\xa5 m\xc3\xa5ndag");
     a->since = INT64_MAX;
     strcpy(a->principal, "oncall:socialjouren-sthlm");
+    strcpy(a->person, "sha256:7d1e0c9f3b6a4c2e8f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a");
     strcpy(a->callback, "+46 70 123 45 678 90");
     a->arrival_by = INT64_MAX;
     a->arrival_at = INT64_MAX;
@@ -163,6 +164,7 @@ static void fill_min(struct proto_request *r, enum proto_op op, uint64_t id)
     strcpy(a->ivo_permit_date, "2000-01-01");
     strcpy(a->from_month, "2000-01");
     strcpy(a->to_month, "2000-01");
+    strcpy(a->person, "p");
 }
 
 static void pack_request(struct buf *b, const struct proto_request *r)
@@ -262,6 +264,7 @@ static void test_op_and_field_tables(void **state)
         [F_CHILD_BASIS] = "child_basis",
         [F_FROM_MONTH] = "from_month",
         [F_TO_MONTH] = "to_month",
+        [F_PERSON] = "person",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
         assert_string_equal(proto_field_name((enum proto_field)f), field_names[f]);
@@ -355,7 +358,7 @@ static void test_op_and_field_tables(void **state)
         [OP_HOLD_CONFIRM] = B(HOLD) | B(CHILD_BASIS),
         [OP_HOLD_DECLINE] = B(HOLD) | B(REASON) | B(NOTE),
         [OP_PLACEMENT_DISCHARGE] = B(PLACEMENT),
-        [OP_AUDIT] = B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT),
+        [OP_AUDIT] = B(SINCE) | B(PRINCIPAL) | B(SHELTER) | B(LIMIT) | B(PERSON),
         [OP_WATCH] = B(SINCE) | B(COUNTY) | B(MUNICIPALITY) | B(TYPES),
         [OP_STANDING_ADD] = B(REF) | B(HOME) | B(RISK) | referral | B(HOURS) | B(MUNICIPALITY),
         [OP_FOLLOWUP] = B(COUNTY) | B(MUNICIPALITY) | B(FROM_MONTH) | B(TO_MONTH),

@@ -97,10 +97,47 @@ static void test_personal_number_forms(void **state)
         {"81121898761", false},
         {"9198112189876", false}, /* 13 digits */
         {"1981121898761", false},
-        {"811218--9876", false}, /* two separators */
-        {"811218/9876", false},
-        {"811218_9876", false},
-        {"81121-89876", false},
+        /* Groups joined by short runs of separators, wherever the digits are split. */
+        {"811218--9876", true},
+        {"811218 - 9876", true},
+        {"811218/9876", true},
+        {"811218_9876", true},
+        {"811218.9876", true},
+        {"811218:9876", true},
+        {"81121-89876", true},
+        {"19 81 12 18-9876", true},
+        {"8 1 1 2 1 8 9 8 7 6", true},
+        {"811218 -- - 9876", false}, /* a run of four separators ends the number */
+        {"811218,9876", false},      /* a comma lists numbers */
+        {"811218 och 9876", false},
+        /* Unicode forms of the same characters (UTF-8). */
+        {"811218\xe2\x80\x93"
+         "9876",
+         true}, /* en dash */
+        {"811218\xe2\x88\x92"
+         "9876",
+         true}, /* minus sign */
+        {"811218\xc2\xa0"
+         "9876",
+         true}, /* no-break space */
+        {"811218\xe2\x80\xaf"
+         "9876",
+         true}, /* narrow no-break space */
+        {"811218\xc2\xad"
+         "9876",
+         true}, /* soft hyphen, invisible */
+        {"811218\xe2\x80\x8b"
+         "9876",
+         true}, /* zero-width space */
+        {"\xef\xbc\x98\xef\xbc\x91\xef\xbc\x91\xef\xbc\x92\xef\xbc\x91\xef\xbc\x98"
+         "-\xef\xbc\x99\xef\xbc\x98\xef\xbc\x97\xef\xbc\x96",
+         true}, /* full-width digits */
+        {"\xd9\xa8\xd9\xa1\xd9\xa1\xd9\xa2\xd9\xa1\xd9\xa8\xd9\xa9\xd9\xa8\xd9\xa7\xd9\xa6",
+         true}, /* Arabic-Indic digits */
+        /* A date and a clock time is not a number, whatever its check digit. */
+        {"2026-11-30 08:00", false},
+        {"kan ta emot 2026-11-30 08:00", false},
+        {"811218 98:76", true}, /* not a clock time */
         {"811218-987", false},
         {"811218", false},
         {"", false},
@@ -168,6 +205,42 @@ static void test_street_address(void **state)
         {"1234 56 Ort", false},
         {"123456 Ort", false},
         {"ring 123 45", false},
+        /* Ways past the first version of the guard. */
+        {"SE-123 45 Stockholm", true},
+        {"(123 45 Stockholm)", true},
+        {"Storgatan nr 12", true},
+        {"Storgatan nr. 12B", true},
+        {"Stureplan 4", true},
+        {"Medborgarplatsen 3", true},
+        {"Kungsg. 12", true},
+        {"Drottningg 3", false}, /* a lower-case ending without a dot is too common a word */
+        {"Kungsgt 12", true},
+        {"Ringv 5", true},
+        {"12 Main Street", true},
+        {"at 221B Baker Street", true},
+        {"c/o Andersson, Ringv 5", true},
+        {"C/O Svensson", true},
+        {"Lgh 1102", true},
+        {"lgh. nr 1102", true},
+        {"lgh1102", true},
+        {"Storgatan\xc2\xa0"
+         "12",
+         true}, /* no-break space */
+        {"Storgatan\xe2\x80\x8b"
+         "12",
+         true},                         /* zero-width space */
+        {"Storga\xc2\xadtan 12", true}, /* soft hyphen inside the word */
+        {"Storgatan12", true},
+        {"Kungsg.12", true},
+        {"\xef\xbc\x91\xef\xbc\x92\xef\xbc\x93 45 Malm\xc3\xb6", true}, /* full-width */
+        /* Everyday words that end like a street name. */
+        {"plan 3", false},
+        {"rummen p\xc3\xa5 plan 3 renoveras", false},
+        {"plats 2 \xc3\xa4r upptagen", false},
+        {"lgh 12 \xc3\xa4r ledig", false},
+        {"3 st rum", false},
+        {"week 12, no room for 3 children", false},
+        {"M\xc3\xa5ndag 12 maj", false},
         {"", false},
         {"   ", false},
     };
