@@ -93,6 +93,7 @@ static const struct key_def keys[] = {
     {"events", "max_watchers", K_UINT, F(max_watchers), 1, 100000, true, "16"},
     {"metrics", "listen", K_LISTEN, F(metrics_host), 0, PORT(metrics_port), false,
      "127.0.0.1:7421"},
+    {"web", "listen", K_LISTEN, F(web_host), 0, PORT(web_port), false, ""},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

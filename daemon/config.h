@@ -66,6 +66,8 @@ struct config {
     unsigned max_watchers;            /* watching connections of one principal */
     char metrics_host[256];           /* empty: no metrics listener */
     unsigned metrics_port;
+    char web_host[256]; /* empty: no web listener (the page and its JSON API) */
+    unsigned web_port;
 };
 
 /*

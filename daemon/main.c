@@ -43,6 +43,7 @@
 #include "store.h"
 #include "tls.h"
 #include "watch.h"
+#include "web.h"
 
 #define DRAIN_DEADLINE_MS 10000
 
@@ -144,6 +145,7 @@ static void reload_config(struct daemon *d)
     housekeeping_arm(d->housekeeping);
     watch_arm(d->watch);
     conn_after_reload(d);
+    web_after_reload(d->web);
     log_notice("configuration reloaded");
 }
 
@@ -193,6 +195,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     housekeeping_flush_counts(d->housekeeping);
     listener_disable(d->listener);
     conn_drain_all();
+    web_drain(d->web);
     drain_started = clock_mono_ms();
     struct timeval tv = {0, 50 * 1000};
     event_add(drain_timer, &tv);
@@ -236,6 +239,10 @@ static int start(struct daemon *d, char *err, size_t errlen)
     if (d->exporter)
         log_notice("metrics: listening on %s (/metrics, /healthz, /readyz)",
                    exporter_address(d->exporter));
+    if (!(d->web = web_new(d, err, errlen)) && err[0])
+        return -1;
+    if (d->web)
+        log_notice("web: listening on https://%s/ (the page and /api/v1/)", web_address(d->web));
 
     sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -265,6 +272,7 @@ static void stop(struct daemon *d)
     feed_free(d->feed);
     watch_free(d->watch);
     standing_free(d->standing);
+    web_free(d->web); /* after the store and the watchers: their last answers go through it */
     if (d->spawn) {
         spawn_stop(d->spawn);
         spawn_free(d->spawn);
