@@ -162,7 +162,7 @@ enum proto_err json_decode_params(enum proto_op op, const struct json_param *par
         }
         if (strcmp(name, "types") == 0)
             v = split(value);
-        else if (all_digits(value) && strlen(value) <= 18)
+        else if (strcmp(name, "since") == 0 && all_digits(value) && strlen(value) <= 18)
             v = json_integer(strtoll(value, NULL, 10));
         else
             v = json_string(value);

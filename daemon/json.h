@@ -28,8 +28,8 @@ enum proto_err json_decode_request(enum proto_op op, const char *body, size_t le
                                    struct proto_request *out, struct proto_error *err);
 
 /*
- * Decodes query parameters into the request of `op`: a value of digits alone is a number, a
- * list field (`types`) is split at commas, anything else is a string.
+ * Decodes query parameters into the request of `op`: `since` of digits alone is a time in
+ * milliseconds (else a sequence), `types` is split at commas, anything else is a string.
  */
 enum proto_err json_decode_params(enum proto_op op, const struct json_param *params, size_t n,
                                   struct proto_request *out, struct proto_error *err);

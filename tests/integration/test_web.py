@@ -172,8 +172,8 @@ def wire_reply(conn, op, args):
 
 
 def watch_query(args):
-    """The watch's fields as GET parameters, when a query string keeps their types: numbers are
-    digits and strings are not, and a list of types is joined with commas."""
+    """The watch's fields as GET parameters, when a query string keeps their types: a since of
+    digits is a number, and a list of types is joined with commas."""
     from urllib.parse import urlencode
     q = []
     for k, v in args.items():
@@ -184,7 +184,7 @@ def watch_query(args):
                 return None
             q.append((k, str(v)))
         elif isinstance(v, str):
-            if v.isdigit() or not v or "," in v:
+            if (k == "since" and v.isdigit()) or not v or "," in v:
                 return None
             q.append((k, v))
         elif k == "types" and isinstance(v, list) and v and \
