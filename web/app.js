@@ -44,7 +44,12 @@ const TEXT = {
     "col.target": "Gäller", "col.household": "Hushåll", "col.needs": "Behov",
     "col.risk": "Risknivå", "col.callback": "Ring", "col.expires": "Gäller till",
     "col.ref": "Ärende", "col.unit": "Plats", "col.phone": "Intagstelefon",
-    "col.placed": "Placerad", "col.matches": "Träffar",
+    "col.placed": "Placerad", "col.matches": "Träffar", "col.who": "Vem",
+    "count.made": "gjorda", "count.accepted": "accepterade", "count.confirmed": "anlända",
+    "count.declined": "avböjda", "count.released": "släppta", "count.expired": "utgångna",
+    "count.discharged": "utskrivna", "count.matched": "med träff",
+    "count.expired_without_match": "utgångna utan träff",
+    "count.cancelled_without_match": "avbrutna utan träff", "count.wait_ms": "total väntan (ms)",
     "km": "{n} km", "none": "inga",
     "household": "{a} vuxna", "household.one": "1 vuxen",
     "child.desc": "{sex} {age} år",
@@ -145,7 +150,12 @@ const TEXT = {
     "col.target": "Concerns", "col.household": "Household", "col.needs": "Needs",
     "col.risk": "Risk level", "col.callback": "Call", "col.expires": "Valid until",
     "col.ref": "Case", "col.unit": "Unit", "col.phone": "Intake phone",
-    "col.placed": "Placed", "col.matches": "Matches",
+    "col.placed": "Placed", "col.matches": "Matches", "col.who": "Who",
+    "count.made": "made", "count.accepted": "accepted", "count.confirmed": "arrived",
+    "count.declined": "declined", "count.released": "released", "count.expired": "expired",
+    "count.discharged": "discharged", "count.matched": "matched",
+    "count.expired_without_match": "expired without a match",
+    "count.cancelled_without_match": "cancelled without a match", "count.wait_ms": "total wait (ms)",
     "km": "{n} km", "none": "none",
     "household": "{a} adults", "household.one": "1 adult",
     "child.desc": "{sex} {age} years",
@@ -853,10 +863,10 @@ function renderStats() {
   const map = (o, prefix) => Object.entries(o || {}).filter(([, v]) => v > 0)
     .map(([k, v]) => `${prefix ? t(prefix + k) : k}: ${v}`).join(", ") || t("none");
   row(t("stats.ruled_out"), map(stats.ruled_out, "reason."));
-  row(t("stats.holds"), map(stats.holds));
+  row(t("stats.holds"), map(stats.holds, "count."));
   row(t("stats.declines"), map(stats.declines, "decline."));
-  row(t("stats.placements"), map(stats.placements));
-  row(t("stats.standing"), map(stats.standing));
+  row(t("stats.placements"), map(stats.placements, "count."));
+  row(t("stats.standing"), map(stats.standing, "count."));
 }
 
 $("audit-filter").addEventListener("submit", async (ev) => {
