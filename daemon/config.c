@@ -114,6 +114,7 @@ static const struct key_def keys[] = {
      "127.0.0.1:7421"},
     {"retention", "mode", K_RETENTION_MODE, F(retention_mode), 0, 0, true, "delete"},
     {"retention", "archive_dir", K_PATH, F(archive_dir), 0, 0, true, ""},
+    {"web", "listen", K_LISTEN, F(web_host), 0, PORT(web_port), false, ""},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -653,7 +654,7 @@ static int validate(struct config *c, char *err, size_t errlen)
     }
     if (c->health_listen[0] && !parse_hostport(c->health_listen, c->health_host,
                                                sizeof c->health_host, &c->health_port, 0)) {
-        snprintf(err, errlen, "[server] health_listen must be HOST:PORT, such as 127.0.0.1:7422");
+        snprintf(err, errlen, "[server] health_listen must be HOST:PORT, such as 127.0.0.1:7423");
         return -1;
     }
     _Static_assert(ROLE__COUNT * 24 < 100, "the roles' reserves leave a shared part");

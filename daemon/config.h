@@ -107,6 +107,8 @@ struct config {
     unsigned metrics_port;
     int retention_mode;                /* enum retention_mode */
     char archive_dir[CONFIG_PATH_MAX]; /* archive mode: where the monthly files go */
+    char web_host[256];                /* empty: no web listener (the page and its JSON API) */
+    unsigned web_port;
 };
 
 /*

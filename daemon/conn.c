@@ -77,7 +77,12 @@ struct conn {
 };
 
 struct request {
-    struct conn *c;
+    struct conn *c; /* NULL for a request of another transport (sink) */
+    struct daemon *d;
+    const struct principal *who;
+    const struct request_sink *sink; /* another transport's, or NULL */
+    void *sink_ud;
+    bool streaming; /* a sink's request that became a stream */
     uint64_t id;
     bool has_id;
     unsigned op;          /* enum proto_op, for the metrics */
@@ -135,7 +140,13 @@ void request_logf(const struct request *r, enum log_level level, const char *fmt
 {
     va_list ap;
     va_start(ap, fmt);
-    conn_logf(r->c, level, fmt, ap);
+    if (r->c) {
+        conn_logf(r->c, level, fmt, ap);
+    } else {
+        char msg[768];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        log_write(level, "web %s: %s", r->who->valid ? r->who->name : "unauthorized", msg);
+    }
     va_end(ap);
 }
 
@@ -224,6 +235,22 @@ static int pack_to_evbuffer(void *data, const char *buf, size_t len)
     return evbuffer_add(data, buf, len);
 }
 
+/* An error reply's body, or NULL when memory ran out. */
+static struct evbuffer *error_body(uint64_t id, bool has_id, enum proto_err code,
+                                   const char *message)
+{
+    struct evbuffer *body = evbuffer_new();
+    msgpack_packer pk;
+    if (!body)
+        return NULL;
+    msgpack_packer_init(&pk, body, pack_to_evbuffer);
+    if (proto_pack_error(&pk, id, has_id, code, message) != 0) {
+        evbuffer_free(body);
+        return NULL;
+    }
+    return body;
+}
+
 /* An error reply; outside a request, a frame that did not decode or a limit. */
 static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err code,
                         const char *message)
@@ -231,16 +258,24 @@ static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err
     c->d->metrics.errors[code < PROTO_E__COUNT ? code : PROTO_E_INTERNAL]++;
     if (!conn_open(c))
         return;
-    struct evbuffer *body = evbuffer_new();
-    msgpack_packer pk;
+    struct evbuffer *body = error_body(id, has_id, code, message);
     if (!body) {
         conn_close(c, "out of memory");
         return;
     }
-    msgpack_packer_init(&pk, body, pack_to_evbuffer);
-    if (proto_pack_error(&pk, id, has_id, code, message) == 0)
-        send_frame(c, body);
+    send_frame(c, body);
     evbuffer_free(body);
+}
+
+/* An error reply to a sink's request; false when the sink can take no more. */
+static bool sink_error(struct request *r, enum proto_err code, const char *message, bool last)
+{
+    r->d->metrics.errors[code < PROTO_E__COUNT ? code : PROTO_E_INTERNAL]++;
+    struct evbuffer *body = error_body(r->id, r->has_id, code, message);
+    bool ok = body && r->sink->frame(r->sink_ud, body, last);
+    if (body)
+        evbuffer_free(body);
+    return ok;
 }
 
 /* A frame refused before it became a request, counted under its op if it was known. */
@@ -258,6 +293,8 @@ static struct request *request_new(struct conn *c, const struct proto_request *r
     if (!r)
         return NULL;
     r->c = c;
+    r->d = c->d;
+    r->who = &c->who;
     r->id = req->id;
     r->has_id = req->has_id;
     r->op = req->op;
@@ -274,9 +311,16 @@ static struct request *request_new(struct conn *c, const struct proto_request *r
 static void request_finish(struct request *r, enum proto_err code)
 {
     struct conn *c = r->c;
-    metrics_request_done(&c->d->metrics, r->op, code, clock_mono_us() - r->start_us);
+    metrics_request_done(&r->d->metrics, r->op, code, clock_mono_us() - r->start_us);
     if (r->out)
         evbuffer_free(r->out);
+    if (!c) {
+        const struct request_sink *sink = r->sink;
+        void *ud = r->sink_ud;
+        free(r);
+        sink->finished(ud);
+        return;
+    }
     free(r);
     c->inflight--;
     if (c->state == CONN_READY && c->paused && c->inflight < MAX_INFLIGHT) {
@@ -291,7 +335,41 @@ static void request_finish(struct request *r, enum proto_err code)
 
 const struct principal *request_principal(const struct request *r)
 {
-    return &r->c->who;
+    return r->who;
+}
+
+struct request *request_new_sink(struct daemon *d, const struct principal *who,
+                                 const struct proto_request *req, const struct request_sink *sink,
+                                 void *ud)
+{
+    struct request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->d = d;
+    r->who = who;
+    r->sink = sink;
+    r->sink_ud = ud;
+    r->id = req->id;
+    r->has_id = req->has_id;
+    r->op = req->op;
+    r->start_us = clock_mono_us();
+    d->metrics.requests[req->op]++;
+    return r;
+}
+
+void request_dispatch(struct request *r, const struct proto_request *req)
+{
+    handler(r, req, handler_ud);
+}
+
+void request_stream_gone(struct request *r)
+{
+    if (!r->sink || !r->streaming)
+        return;
+    r->streaming = false;
+    if (r->closed)
+        r->closed(r->closed_ud);
+    request_finish(r, PROTO_OK);
 }
 
 msgpack_packer *request_reply(struct request *r)
@@ -312,6 +390,12 @@ msgpack_packer *request_reply(struct request *r)
 
 void request_send(struct request *r)
 {
+    if (r->sink) {
+        if (r->out)
+            (void)r->sink->frame(r->sink_ud, r->out, true);
+        request_finish(r, PROTO_OK);
+        return;
+    }
     if (r->out && conn_open(r->c))
         send_frame(r->c, r->out);
     request_finish(r, PROTO_OK);
@@ -319,7 +403,10 @@ void request_send(struct request *r)
 
 void request_error(struct request *r, enum proto_err code, const char *message)
 {
-    reply_error(r->c, r->id, r->has_id, code, message);
+    if (r->sink)
+        (void)sink_error(r, code, message, true);
+    else
+        reply_error(r->c, r->id, r->has_id, code, message);
     request_finish(r, code);
 }
 
@@ -328,6 +415,11 @@ void request_stream(struct request *r, void (*closed)(void *ud), void *ud)
     struct conn *c = r->c;
     r->closed = closed;
     r->closed_ud = ud;
+    if (r->sink) {
+        r->streaming = true;
+        r->sink->stream(r->sink_ud);
+        return;
+    }
     c->stream = r;
     struct timeval wr = {WRITE_TIMEOUT_S, 0};
     bufferevent_set_timeouts(c->bev, NULL, &wr);
@@ -335,6 +427,8 @@ void request_stream(struct request *r, void (*closed)(void *ud), void *ud)
 
 bool request_push(struct request *r)
 {
+    if (r->sink)
+        return r->streaming && r->out && r->sink->frame(r->sink_ud, r->out, false);
     if (!conn_open(r->c) || !r->out)
         return false;
     return send_frame(r->c, r->out) && conn_open(r->c);
@@ -342,7 +436,10 @@ bool request_push(struct request *r)
 
 void request_push_error(struct request *r, enum proto_err code, const char *message)
 {
-    reply_error(r->c, r->id, r->has_id, code, message);
+    if (r->sink)
+        (void)sink_error(r, code, message, false);
+    else
+        reply_error(r->c, r->id, r->has_id, code, message);
 }
 
 /* Ends the connection's stream, if it has one: tells its owner, then finishes the request. */
@@ -362,6 +459,11 @@ static void close_after_replies(struct conn *c);
 void request_end(struct request *r)
 {
     struct conn *c = r->c;
+    if (r->sink) {
+        r->streaming = false;
+        request_finish(r, PROTO_OK);
+        return;
+    }
     end_stream(c, false);
     close_after_replies(c);
 }

@@ -17,6 +17,7 @@
 
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/util.h>
 #include <msgpack.h>
 
@@ -87,6 +88,42 @@ bool request_push(struct request *r);
 void request_push_error(struct request *r, enum proto_err code, const char *message);
 /* Ends a stream from this side: the connection closes once its replies are out. */
 void request_end(struct request *r);
+
+/* ---- requests of another transport ------------------------------------------------------ */
+
+/*
+ * Where the answers of a request go when it did not come from a msgpack connection (the web
+ * API). The request handle above works as for a connection; what would be written as a frame is
+ * handed to the sink instead, as the same msgpack reply map, so that both transports answer
+ * from one dispatch with the same replies.
+ */
+struct request_sink {
+    /*
+     * One reply body (a msgpack reply map: ok with its result, or an error). `last` is true for
+     * the answer that finishes the request, false for a frame of a stream that goes on. Returns
+     * false when the transport can take no more (a stream then ends).
+     */
+    bool (*frame)(void *ud, struct evbuffer *body, bool last);
+    /* The request has become a stream (request_stream): frames follow until either side ends. */
+    void (*stream)(void *ud);
+    /* The handle is gone (answered, or its stream ended): nothing more comes for it. */
+    void (*finished)(void *ud);
+};
+
+/*
+ * A request of another transport, on behalf of `who` (which must outlive it): counted and timed
+ * as one from a connection. NULL when memory ran out. request_dispatch hands it on.
+ */
+struct request *request_new_sink(struct daemon *d, const struct principal *who,
+                                 const struct proto_request *req, const struct request_sink *sink,
+                                 void *ud);
+/* Hands a request to the handler (dispatch), which finishes it now or later. */
+void request_dispatch(struct request *r, const struct proto_request *req);
+/*
+ * The transport of a stream went away: the stream's owner is told (request_stream's `closed`),
+ * and the request finishes.
+ */
+void request_stream_gone(struct request *r);
 
 /* Logs a line prefixed with the connection id and its principal. */
 void request_logf(const struct request *r, enum log_level level, const char *fmt, ...)

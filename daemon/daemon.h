@@ -49,6 +49,7 @@ struct exporter;
 struct sentinel;
 struct ledger;
 struct health;
+struct web;
 
 struct daemon {
     struct event_base *base;
@@ -71,6 +72,7 @@ struct daemon {
     struct watchers *watch;    /* connections that watch events */
     struct standing *standing; /* standing searches, in memory */
     struct exporter *exporter; /* NULL when [metrics] listen is empty */
+    struct web *web;           /* NULL when [web] listen is empty */
     struct metrics metrics;
     struct search_counts counts; /* follow-up counts not yet added to the store */
     bool ready_logged;           /* "ready" has been logged once */

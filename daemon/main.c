@@ -48,6 +48,7 @@
 #include "store.h"
 #include "tls.h"
 #include "watch.h"
+#include "web.h"
 
 #define DRAIN_DEADLINE_MS 10000
 
@@ -158,6 +159,7 @@ static void reload_config(struct daemon *d)
     housekeeping_arm(d->housekeeping);
     watch_arm(d->watch);
     conn_after_reload(d);
+    web_after_reload(d->web);
     log_notice("configuration reloaded");
 }
 
@@ -209,6 +211,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     housekeeping_flush_counts(d->housekeeping);
     listener_disable(d->listener);
     conn_drain_all();
+    web_drain(d->web);
     drain_started = clock_mono_ms();
     struct timeval tv = {0, 50 * 1000};
     event_add(drain_timer, &tv);
@@ -266,6 +269,10 @@ static int start(struct daemon *d, char *err, size_t errlen)
             return -1;
         log_notice("health checks on %s", health_address(d->health));
     }
+    if (!(d->web = web_new(d, err, errlen)) && err[0])
+        return -1;
+    if (d->web)
+        log_notice("web: listening on https://%s/ (the page and /api/v1/)", web_address(d->web));
 
     sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -300,6 +307,7 @@ static void stop(struct daemon *d)
     standing_free(d->standing);
     sentinel_free(d->sentinel); /* after the links that follow the primary */
     ledger_free(d->ledger);
+    web_free(d->web); /* after the store and the watchers: their last answers go through it */
     if (d->spawn) {
         spawn_stop(d->spawn);
         spawn_free(d->spawn);
