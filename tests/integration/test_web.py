@@ -475,3 +475,31 @@ def test_metrics_count_web_requests(env):
     text = urllib.request.urlopen(env.daemon.metrics_url + "/metrics", timeout=10).read().decode()
     m = re.search(r'fristad_requests_total\{op="whoami",code="ok"\} (\d+)', text)
     assert m and int(m.group(1)) >= 1, text[:2000]
+
+
+def test_nothing_outlives_its_certificate_on_the_web_port(env):
+    """As on the protocol port: a watch opened with a certificate ends when the certificate
+    does, and the certificate opens nothing afterwards."""
+    lifetime = 6
+    not_after = time.time() + lifetime
+    stamp = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(not_after))
+    cert = env.pki.get("admin", "ops-short", name=f"web-short-{int(not_after)}", not_after=stamp)
+    web = Web(env.daemon, cert)
+    assert web.ok("whoami")["id"] == "ops-short"
+    stream = EventStream(web)
+    assert stream.status == 200 and stream.next()[0] == "watching"
+    ended = None
+    while time.time() < not_after + 10:
+        try:
+            stream.next(timeout=1)
+        except TimeoutError:
+            continue
+        except (ConnectionError, OSError):
+            ended = time.time()
+            break
+    stream.close()
+    assert ended is not None, "the watch outlived its certificate"
+    assert int(not_after) - 1 <= ended <= not_after + 3, (ended, not_after)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        web.request("GET", "/")
+    both_serve(env)
