@@ -123,13 +123,20 @@ def redis(env):
     return RedisRaw(env.redis.sock)
 
 
+# Counters the daemon adds to on its own time: the follow-up's, which the searches of a test
+# reach at the next sweep (fu:MONTH, fu:MONTH:MUNICIPALITY, searchbatch:RUN).
+COUNTER_PREFIXES = ("fu:", "searchbatch:")
+
+
 def keyspace(env, exclude=("audit", "stats")):
     """Every key of the test's namespace with its value, except the named ones (the audit
-    stream and the counters, which a refusal is allowed to touch)."""
+    stream and the counters, which a refusal is allowed to touch) and the follow-up counters."""
     prefix = ns_prefix(env)
     skip = {(prefix + k).encode() for k in exclude}
+    counters = tuple((prefix + c).encode() for c in COUNTER_PREFIXES)
     with redis(env) as r:
-        return {k: r.value(k) for k in r.keys(prefix + "*") if k not in skip}
+        return {k: r.value(k) for k in r.keys(prefix + "*")
+                if k not in skip and not k.startswith(counters)}
 
 
 def keyspace_diff(before, after):
