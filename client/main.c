@@ -97,9 +97,10 @@ static int add_idempotency_key(struct proto_request *req)
 
 /* The attempts of call(): the first on *ns, every further one on a connection of its own. */
 static int settle(const struct cli *cli, const struct settings *settings, struct net_session **ns,
-                  const msgpack_sbuffer *sb, struct net_reply *reply, struct client_error *err)
+                  const struct proto_request *req, const msgpack_sbuffer *sb,
+                  struct net_reply *reply, struct client_error *err)
 {
-    bool settle = settled(cli->req.op) && settings->retry_for_ms > 0;
+    bool settle = settled(req->op) && settings->retry_for_ms > 0;
     int64_t start = mono_ms();
     int64_t pause = RETRY_FIRST_MS;
     bool unknown = false; /* an earlier attempt may have been carried out */
@@ -108,8 +109,8 @@ static int settle(const struct cli *cli, const struct settings *settings, struct
         enum net_reach reach = NET_NOT_SENT;
         int rc = -1;
         if (*ns || net_open(settings, ns, err) == 0)
-            rc = net_exchange(*ns, (const uint8_t *)sb->data, sb->size, cli->req.id, reply, &reach,
-                              err);
+            rc =
+                net_exchange(*ns, (const uint8_t *)sb->data, sb->size, req->id, reply, &reach, err);
         bool again;
         if (rc == 0) {
             const struct proto_reply *r = &reply->reply;
@@ -130,15 +131,15 @@ static int settle(const struct cli *cli, const struct settings *settings, struct
         if (!again || spent + pause > settings->retry_for_ms) {
             if (rc == 0)
                 net_reply_free(reply);
-            bool hold = cli->req.op == OP_HOLD;
+            bool hold = req->op == OP_HOLD;
             return client_fail(
                 err, CLIENT_REFUSED, "outcome_unknown",
                 "'%s' was sent %d time%s in %lld s and its outcome is still not known (last: "
                 "%s). Check with 'fristad %s' before doing it again%s%s%s",
-                proto_op_name(cli->req.op), attempt, attempt == 1 ? "" : "s",
+                proto_op_name(req->op), attempt, attempt == 1 ? "" : "s",
                 (long long)(spent + 999) / 1000, last, hold ? "holds" : "placements",
                 hold ? ", or repeat it with --idempotency-key " : "",
-                hold ? cli->req.args.idempotency_key : "",
+                hold ? req->args.idempotency_key : "",
                 hold ? ": a repeat with the same key never makes a second hold" : "");
         }
         if (rc == 0)
@@ -153,22 +154,22 @@ static int settle(const struct cli *cli, const struct settings *settings, struct
 }
 
 /*
- * One request on the session *ns (opened here when NULL), and for a settled op the same
+ * Request req on the session *ns (opened here when NULL), and for a settled op the same
  * request again, on a new connection, while its outcome is unknown. Returns 0 with the reply
  * (ok or error) in *reply, or -1 with err set; when the outcome stays unknown, -1 saying so.
  */
 static int call(const struct cli *cli, const struct settings *settings, struct net_session **ns,
-                struct net_reply *reply, struct client_error *err)
+                const struct proto_request *req, struct net_reply *reply, struct client_error *err)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     int rc = -1;
-    if (proto_pack_request(&pk, &cli->req) != 0)
+    if (proto_pack_request(&pk, req) != 0)
         client_fail(err, CLIENT_FAILED, "internal", "out of memory");
     else
-        rc = settle(cli, settings, ns, &sb, reply, err);
+        rc = settle(cli, settings, ns, req, &sb, reply, err);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -272,24 +273,6 @@ static int refusal(int rc, struct net_reply *reply, struct client_error *err)
     return rc;
 }
 
-/* A read on the session (looking an id up): one attempt; an error reply is an error. */
-static int exchange(struct net_session *ns, const struct proto_request *req,
-                    struct net_reply *reply, struct client_error *err)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = -1;
-    enum net_reach reach;
-    if (proto_pack_request(&pk, req) != 0)
-        client_fail(err, CLIENT_FAILED, "internal", "out of memory");
-    else
-        rc = net_exchange(ns, (const uint8_t *)sb.data, sb.size, req->id, reply, &reach, err);
-    msgpack_sbuffer_destroy(&sb);
-    return refusal(rc, reply, err);
-}
-
 /* Whether a listed hold or placement id is what `given` stands for: its start, with or
  * without the leading h or p. */
 static bool id_matches(const msgpack_object *id, const char *given, char letter)
@@ -326,8 +309,8 @@ static bool is_closed(const msgpack_object *row)
  * closed ones, the open ones count. Returns 0, or -1 with err set: none matches (not_found),
  * or several do (a usage error naming them).
  */
-static int resolve_id(struct net_session *ns, struct cli *cli, enum proto_field f,
-                      struct client_error *err)
+static int resolve_id(struct cli *cli, const struct settings *settings, struct net_session **ns,
+                      enum proto_field f, struct client_error *err)
 {
     bool hold = f == F_HOLD;
     const char *what = hold ? "hold" : "placement";
@@ -335,7 +318,7 @@ static int resolve_id(struct net_session *ns, struct cli *cli, enum proto_field 
     struct proto_request list = {
         .id = cli->req.id + 1, .has_id = true, .op = hold ? OP_HOLDS_LIST : OP_PLACEMENTS_LIST};
     struct net_reply reply;
-    if (exchange(ns, &list, &reply, err) != 0)
+    if (refusal(call(cli, settings, ns, &list, &reply, err), &reply, err) != 0)
         return -1;
     const msgpack_object *rows = proto_map_get(reply.reply.result, hold ? "holds" : "placements");
     char found[PROTO_TOKEN_MAX + 1] = "", names[CLIENT_MESSAGE_MAX - 120] = "";
@@ -415,8 +398,8 @@ static int run(struct cli *cli, struct client_error *err)
     }
     enum proto_field prefix = cli_id_prefix(cli);
     if (net_open(&settings, &ns, err) != 0 ||
-        (prefix != F__COUNT && resolve_id(ns, cli, prefix, err) != 0) ||
-        refusal(call(cli, &settings, &ns, &reply, err), &reply, err) != 0) {
+        (prefix != F__COUNT && resolve_id(cli, &settings, &ns, prefix, err) != 0) ||
+        refusal(call(cli, &settings, &ns, &cli->req, &reply, err), &reply, err) != 0) {
         status = report(cli->json, err);
     } else {
         if (cli->req.op == OP_AUDIT)

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "events.h"
 #include "exporter.h"
+#include "listener.h"
 #include "log.h"
 #include "store.h"
 
@@ -133,29 +134,6 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_line(req, HTTP_NOTFOUND, "Not Found", "not found: try /metrics, /healthz or /readyz");
 }
 
-static void address_of(evutil_socket_t fd, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *in = (const void *)&ss;
-            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-            port = ntohs(in->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const void *)&ss;
-            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-            port = ntohs(in6->sin6_port);
-        }
-    }
-    if (ss.ss_family == AF_INET6)
-        snprintf(out, cap, "[%s]:%u", host, port);
-    else
-        snprintf(out, cap, "%s:%u", host, port);
-}
-
 struct exporter *exporter_new(struct daemon *d, char *err, size_t errlen)
 {
     err[0] = '\0';
@@ -181,7 +159,7 @@ struct exporter *exporter_new(struct daemon *d, char *err, size_t errlen)
         exporter_free(ex);
         return NULL;
     }
-    address_of(evhttp_bound_socket_get_fd(sock), ex->address, sizeof ex->address);
+    (void)listener_bound_address(evhttp_bound_socket_get_fd(sock), ex->address, sizeof ex->address);
     return ex;
 }
 

@@ -10,6 +10,7 @@
 
 #include "daemon.h"
 #include "health.h"
+#include "listener.h"
 #include "log.h"
 #include "store.h"
 
@@ -68,14 +69,7 @@ struct health *health_new(struct daemon *d, char *err, size_t errlen)
         free(h);
         return NULL;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char host[NI_MAXHOST], serv[NI_MAXSERV];
-    if (getsockname(evconnlistener_get_fd(h->evl), (struct sockaddr *)&ss, &sl) == 0 &&
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        snprintf(h->address, sizeof h->address, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
-                 host, serv);
+    (void)listener_bound_address(evconnlistener_get_fd(h->evl), h->address, sizeof h->address);
     return h;
 }
 

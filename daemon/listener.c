@@ -132,16 +132,37 @@ struct listener *listener_new(struct daemon *d, char *err, size_t errlen)
     }
     evconnlistener_set_error_cb(l->evl, on_error);
     l->resume_timer = evtimer_new(d->base, on_resume, l);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
     if (!l->resume_timer ||
-        getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&ss, &sl) != 0) {
+        listener_bound_address(evconnlistener_get_fd(l->evl), l->address, sizeof l->address) != 0) {
         snprintf(err, errlen, "cannot set up the listener");
         listener_free(l);
         return NULL;
     }
-    peer_name((struct sockaddr *)&ss, l->address, sizeof l->address);
     return l;
+}
+
+int listener_bound_address(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    memset(&ss, 0, sizeof ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(out, cap, "?");
+        return -1;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    return 0;
 }
 
 const char *listener_address(const struct listener *l)

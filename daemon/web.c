@@ -33,6 +33,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "json.h"
+#include "listener.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "tls.h"
@@ -625,30 +626,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- the listener --------------------------------------------------------------------------- */
 
-static void address_of(evutil_socket_t fd, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    memset(&ss, 0, sizeof ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *in = (const void *)&ss;
-            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-            port = ntohs(in->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const void *)&ss;
-            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-            port = ntohs(in6->sin6_port);
-        }
-    }
-    if (ss.ss_family == AF_INET6)
-        snprintf(out, cap, "[%s]:%u", host, port);
-    else
-        snprintf(out, cap, "%s:%u", host, port);
-}
-
 struct web *web_new(struct daemon *d, char *err, size_t errlen)
 {
     err[0] = '\0';
@@ -681,7 +658,8 @@ struct web *web_new(struct daemon *d, char *err, size_t errlen)
         web_free(w);
         return NULL;
     }
-    address_of(evhttp_bound_socket_get_fd(w->sock), w->address, sizeof w->address);
+    (void)listener_bound_address(evhttp_bound_socket_get_fd(w->sock), w->address,
+                                 sizeof w->address);
     return w;
 }
 
