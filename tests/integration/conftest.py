@@ -100,6 +100,16 @@ def _kill_leftovers():
 atexit.register(_kill_leftovers)
 
 
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on now (for a daemon that must come back
+    on the same port)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_for(cond, timeout, what, interval=POLL, detail=None):
     """Polls cond() until it returns something true; returns that, or fails at the deadline.
 

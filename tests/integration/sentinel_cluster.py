@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REDIS_SERVER, tail, wait_for
+from conftest import REDIS_SERVER, tail, wait_for, free_port
 from security import RedisRaw, RespError
 
 REDIS_SENTINEL = os.environ.get("REDIS_SENTINEL") or shutil.which("redis-sentinel") or \
@@ -28,14 +28,6 @@ MASTER = "fristad-primary"
 REDIS_PASSWORD = "redis-secret-4e7a"
 SENTINEL_PASSWORD = "sentinel-secret-91c2"
 SETTLE_WAIT = 60.0  # seconds for replicas to sync and Sentinels to find each other
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def require_sentinel():

@@ -10,15 +10,7 @@ import time
 
 import pytest
 
-from conftest import CLI_WAIT, REDIS_SERVER, CliResult, redis_ping, wait_for, LOW_RISK
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from conftest import CLI_WAIT, REDIS_SERVER, CliResult, redis_ping, wait_for, LOW_RISK, free_port
 
 
 def start_redis(workdir, name, port, replicaof=None):

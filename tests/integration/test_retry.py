@@ -4,21 +4,12 @@ again, the very same request with the same idempotency key, until an answer come
 person sees the one hold there is. The same with outcome_unknown is in test_replicas.py."""
 
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import CLI_WAIT, CliResult, wait_for, LOW_RISK
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from conftest import CLI_WAIT, CliResult, wait_for, LOW_RISK, free_port
 
 
 def test_client_settles_a_dropped_hold(env_unstarted):
