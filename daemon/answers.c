@@ -258,7 +258,7 @@ enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct 
     for (unsigned r = 0; r < REASON__COUNT; r++)
         rc |= proto_pack_kv_int(pk, match_reason_name(r), out.ruled_out[r]);
     struct search_counts *counts = x->counts;
-    if (out.eligible == 0) {
+    if (out.n_hits == 0) {
         counts->no_match++;
         for (unsigned r = 0; r < REASON__COUNT; r++)
             counts->reasons[r] += out.ruled_out[r] > 0;

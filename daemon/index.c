@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avail.h"
 #include "index.h"
 
 void index_init(struct index *ix)
@@ -40,6 +41,7 @@ void index_clear(struct index *ix)
     for (unsigned i = 0; i < ix->n; i++)
         index_shelter_free(ix->shelters[i]);
     free(ix->shelters);
+    avail_free(ix->avail);
     index_init(ix);
 }
 
@@ -223,32 +225,94 @@ static unsigned lower_bound(const struct index *ix, const char *id, bool *found)
     return lo;
 }
 
+/* Room for one more shelter pointer. Returns 0 or -1. */
+static int grow(struct index *ix)
+{
+    if (ix->n < ix->cap)
+        return 0;
+    unsigned cap = ix->cap ? ix->cap * 2 : 64;
+    struct idx_shelter **grown = realloc(ix->shelters, cap * sizeof *grown);
+    if (!grown)
+        return -1;
+    ix->shelters = grown;
+    ix->cap = cap;
+    return 0;
+}
+
 int index_put_take(struct index *ix, struct idx_shelter *s)
 {
     bool found;
     unsigned pos = lower_bound(ix, s->id, &found);
-    if (found) {
-        if (ix->shelters[pos]->ver > s->ver) {
-            index_shelter_free(s); /* an older snapshot arrived late */
-            return 0;
-        }
-        index_shelter_free(ix->shelters[pos]);
-        ix->shelters[pos] = s;
+    if (found && ix->shelters[pos]->ver > s->ver) {
+        index_shelter_free(s); /* an older snapshot arrived late */
         return 0;
     }
-    if (ix->n == ix->cap) {
-        unsigned cap = ix->cap ? ix->cap * 2 : 64;
-        struct idx_shelter **grown = realloc(ix->shelters, cap * sizeof *grown);
-        if (!grown) {
-            index_shelter_free(s);
+    /* Everything that can fail first: a failure leaves the index as it was. */
+    if ((!ix->avail && !(ix->avail = avail_new())) || (!found && grow(ix) < 0) ||
+        avail_reserve(ix->avail, s) < 0) {
+        index_shelter_free(s);
+        return -1;
+    }
+    if (found) {
+        avail_remove(ix->avail, ix->shelters[pos]);
+        index_shelter_free(ix->shelters[pos]);
+    } else {
+        memmove(ix->shelters + pos + 1, ix->shelters + pos, (ix->n - pos) * sizeof *ix->shelters);
+        ix->n++;
+    }
+    ix->shelters[pos] = s;
+    avail_add(ix->avail, s);
+    return 0;
+}
+
+int index_bulk_add(struct index *ix, struct idx_shelter *s)
+{
+    if (grow(ix) < 0) {
+        index_shelter_free(s);
+        return -1;
+    }
+    ix->shelters[ix->n++] = s;
+    ix->unsorted = true;
+    return 0;
+}
+
+/* By id, then the newest version first. */
+static int by_id_newest(const void *pa, const void *pb)
+{
+    const struct idx_shelter *a = *(const struct idx_shelter *const *)pa;
+    const struct idx_shelter *b = *(const struct idx_shelter *const *)pb;
+    int c = strcmp(a->id, b->id);
+    if (c)
+        return c;
+    return a->ver > b->ver ? -1 : a->ver < b->ver;
+}
+
+int index_bulk_end(struct index *ix)
+{
+    if (ix->unsorted) {
+        qsort(ix->shelters, ix->n, sizeof *ix->shelters, by_id_newest);
+        unsigned kept = 0;
+        for (unsigned i = 0; i < ix->n; i++) {
+            if (kept > 0 && strcmp(ix->shelters[kept - 1]->id, ix->shelters[i]->id) == 0)
+                index_shelter_free(ix->shelters[i]); /* an older copy of the one kept */
+            else
+                ix->shelters[kept++] = ix->shelters[i];
+        }
+        ix->n = kept;
+        ix->unsorted = false;
+    }
+    avail_free(ix->avail);
+    if (!(ix->avail = avail_new())) {
+        index_clear(ix);
+        return -1;
+    }
+    for (unsigned i = 0; i < ix->n; i++) {
+        if (avail_reserve(ix->avail, ix->shelters[i]) < 0) {
+            index_clear(ix);
             return -1;
         }
-        ix->shelters = grown;
-        ix->cap = cap;
+        avail_add(ix->avail, ix->shelters[i]);
     }
-    memmove(ix->shelters + pos + 1, ix->shelters + pos, (ix->n - pos) * sizeof *ix->shelters);
-    ix->shelters[pos] = s;
-    ix->n++;
     return 0;
 }
 
@@ -271,6 +335,7 @@ struct idx_shelter *index_take(struct index *ix, const char *id)
     if (!found)
         return NULL;
     struct idx_shelter *s = ix->shelters[pos];
+    avail_remove(ix->avail, s);
     memmove(ix->shelters + pos, ix->shelters + pos + 1, (ix->n - pos - 1) * sizeof *ix->shelters);
     ix->n--;
     return s;

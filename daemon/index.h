@@ -47,11 +47,15 @@ struct idx_shelter {
     struct idx_unit *units; /* sorted by id */
 };
 
+struct avail;
+
 struct index {
-    struct idx_shelter **shelters; /* sorted by id */
+    struct idx_shelter **shelters; /* sorted by id (but see index_bulk_add) */
     unsigned n, cap;
-    uint64_t ver; /* every change up to this version is reflected */
-    bool loaded;  /* a full load has completed at least once */
+    uint64_t ver;        /* every change up to this version is reflected */
+    bool loaded;         /* a full load has completed at least once */
+    bool unsorted;       /* index_bulk_add has added shelters that index_bulk_end sorts */
+    struct avail *avail; /* the available units, for search (avail.h); NULL while empty */
 };
 
 void index_init(struct index *ix);
@@ -73,6 +77,15 @@ int index_put_take(struct index *ix, struct idx_shelter *s) __attribute__((warn_
 /* Parses and applies one snapshot object. Returns 0 or -1. */
 int index_apply(struct index *ix, const msgpack_object *snapshot)
     __attribute__((warn_unused_result));
+
+/*
+ * A full load adds thousands of shelters in no order: index_bulk_add appends each (taking
+ * ownership; -1 when memory runs out, and then `s` is freed), and index_bulk_end sorts them,
+ * keeps the newest copy of any shelter added twice, and builds what search walks. In between
+ * nothing else may use the index. Returns 0 or -1 (memory: the index is then cleared).
+ */
+int index_bulk_add(struct index *ix, struct idx_shelter *s) __attribute__((warn_unused_result));
+int index_bulk_end(struct index *ix) __attribute__((warn_unused_result));
 
 /* Removes a shelter from the index and hands it to the caller; NULL when absent. */
 struct idx_shelter *index_take(struct index *ix, const char *id);

@@ -1,0 +1,123 @@
+/* The available units by municipality, and their histograms: see avail.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "avail.h"
+
+struct avail *avail_new(void)
+{
+    struct avail *av = calloc(1, sizeof *av);
+    if (!av)
+        return NULL;
+    for (unsigned r = 0; r < REASON__COUNT; r++) {
+        if (match_rules[r].kind == RULE_PLACE)
+            continue;
+        if (!(av->hist[r] = calloc(match_rules[r].n_bins, sizeof *av->hist[r]))) {
+            avail_free(av);
+            return NULL;
+        }
+    }
+    return av;
+}
+
+void avail_free(struct avail *av)
+{
+    if (!av)
+        return;
+    for (unsigned b = 0; b < PROTO_MUNICIPALITIES; b++)
+        free(av->bucket[b].rec);
+    for (unsigned r = 0; r < REASON__COUNT; r++)
+        free(av->hist[r]);
+    free(av);
+}
+
+static unsigned available_units(const struct idx_shelter *s)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < s->n_units; k++)
+        n += match_unit_available(s, &s->units[k]);
+    return n;
+}
+
+int avail_reserve(struct avail *av, const struct idx_shelter *s)
+{
+    struct avail_bucket *b = &av->bucket[s->mun];
+    uint32_t need = b->n + available_units(s);
+    if (need <= b->cap)
+        return 0;
+    uint32_t cap = b->cap ? b->cap : 8;
+    while (cap < need)
+        cap *= 2;
+    struct avail_rec *grown = realloc(b->rec, cap * sizeof *grown);
+    if (!grown)
+        return -1;
+    b->rec = grown;
+    b->cap = cap;
+    return 0;
+}
+
+/* The first six bytes of the id, as a number that orders as strcmp does. */
+static uint64_t id_prefix(const char *id)
+{
+    uint64_t v = 0;
+    unsigned i = 0;
+    for (; i < 6 && id[i]; i++)
+        v = v << 8 | (uint8_t)id[i];
+    return v << (8 * (6 - i));
+}
+
+/* Counts the unit in (delta 1) or out of (delta -1) each rule's histogram. */
+static void count(struct avail *av, const struct idx_shelter *s, const struct idx_unit *u,
+                  uint32_t delta)
+{
+    for (unsigned r = 0; r < REASON__COUNT; r++) {
+        const struct match_rule *rule = &match_rules[r];
+        if (rule->kind == RULE_BIN) {
+            av->hist[r][rule->bin(s, u)] += delta;
+        } else if (rule->kind == RULE_MEMBER) {
+            unsigned m[PROTO_MAX_LANGUAGES];
+            unsigned n = rule->members(s, u, m);
+            for (unsigned i = 0; i < n; i++)
+                av->hist[r][m[i]] += delta;
+        }
+    }
+    av->total += delta;
+}
+
+void avail_add(struct avail *av, const struct idx_shelter *s)
+{
+    struct avail_bucket *b = &av->bucket[s->mun];
+    uint64_t prefix = id_prefix(s->id);
+    for (unsigned k = 0; k < s->n_units; k++) {
+        const struct idx_unit *u = &s->units[k];
+        if (!match_unit_available(s, u))
+            continue;
+        struct avail_rec *rec = &b->rec[b->n++]; /* reserved */
+        memset(rec, 0, sizeof *rec);
+        rec->s = s;
+        rec->unit = k;
+        for (unsigned r = 0; r < REASON__COUNT; r++) {
+            if (match_rules[r].kind == RULE_BIN)
+                rec->bin[r] = (uint8_t)match_rules[r].bin(s, u);
+        }
+        rec->rank = (uint64_t)u->beds << AVAIL_RANK_BEDS_SHIFT | prefix;
+        count(av, s, u, 1);
+        if (s->updated_ms > b->max_updated_ms)
+            b->max_updated_ms = s->updated_ms;
+    }
+}
+
+void avail_remove(struct avail *av, const struct idx_shelter *s)
+{
+    if (!av || available_units(s) == 0)
+        return;
+    struct avail_bucket *b = &av->bucket[s->mun];
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (b->rec[i].s == s)
+            count(av, s, &s->units[b->rec[i].unit], (uint32_t)-1);
+        else
+            b->rec[kept++] = b->rec[i];
+    }
+    b->n = kept;
+}

@@ -1,0 +1,58 @@
+/*
+ * What a search walks: the units that can be offered (free, not held or placed, in a shelter
+ * that is open), kept in one bucket per municipality as compact records, and a histogram per
+ * rule of eligibility (match.h) over all of them. The index (index.c) keeps it current: every
+ * shelter that enters the index adds its available units, every shelter that leaves removes
+ * them. Only match.c reads it.
+ */
+#ifndef FRISTAD_AVAIL_H
+#define FRISTAD_AVAIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fristad/proto.h>
+
+#include "match.h"
+
+/* One available unit. */
+struct avail_rec {
+    const struct idx_shelter *s;
+    uint32_t unit;              /* index in s->units */
+    uint8_t bin[REASON__COUNT]; /* its bin of each RULE_BIN rule */
+    uint64_t rank;              /* the part of the rank key that the referral does not change */
+};
+
+struct avail_bucket {
+    struct avail_rec *rec; /* in no particular order */
+    uint32_t n, cap;
+    int64_t max_updated_ms; /* at least the newest updated_at of its shelters: staleness bound */
+};
+
+struct avail {
+    struct avail_bucket bucket[PROTO_MUNICIPALITIES];
+    uint32_t *hist[REASON__COUNT]; /* per rule, units per bin (for RULE_PLACE: unused) */
+    uint32_t total;                /* available units */
+};
+
+/*
+ * The rank key of a hit, highest bits first: 2 bits of class (stale, then cannot receive),
+ * 9 bits of the distance's rank (geo dist_rank), 5 bits of beds, and the first 6 bytes of the
+ * shelter id. Equal keys are told apart by the whole ids.
+ */
+#define AVAIL_RANK_CLASS_SHIFT 62
+#define AVAIL_RANK_DIST_SHIFT  53
+#define AVAIL_RANK_BEDS_SHIFT  48
+
+struct avail *avail_new(void);
+void avail_free(struct avail *av);
+
+/* Room for the available units of `s`, so that avail_add cannot fail. Returns 0 or -1. */
+int avail_reserve(struct avail *av, const struct idx_shelter *s)
+    __attribute__((warn_unused_result));
+/* Adds the available units of `s` (room reserved). */
+void avail_add(struct avail *av, const struct idx_shelter *s);
+/* Removes the units of `s`, which must be the very shelter that was added. */
+void avail_remove(struct avail *av, const struct idx_shelter *s);
+
+#endif
