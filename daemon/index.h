@@ -1,8 +1,9 @@
 /*
  * The in-memory index of every shelter and unit. Searches and listings are answered from it
- * with no Redis round trip. It is loaded whole from Redis at start and after any gap, and kept
- * current by the snapshots that every write function returns and publishes (events.c): each
- * snapshot is a whole shelter with its units and the global version of its last change.
+ * with no Redis round trip. It is loaded whole from Redis, a page at a time, at start and after
+ * any gap, and kept current by the snapshots that every write function returns and publishes
+ * (events.c): each snapshot is a whole shelter with its units and the global version of its
+ * last change.
  */
 #ifndef FRISTAD_INDEX_H
 #define FRISTAD_INDEX_H
@@ -91,10 +92,10 @@ int index_bulk_end(struct index *ix) __attribute__((warn_unused_result));
 struct idx_shelter *index_take(struct index *ix, const char *id);
 
 /*
- * Ends a full reload. `fresh` holds the dump, which reflects every change up to `dump_ver`;
- * `ix` holds what change events left while the dump was in flight, and `raced` names the
+ * Ends a full load. `fresh` holds the load, which reflects every change up to `dump_ver`;
+ * `ix` holds what change events left while the load was under way, and `raced` names the
  * shelters those events changed (their highest version was `max_event_ver`). A raced shelter
- * whose copy in `ix` is newer than the dump is carried over into `fresh`; anything else that
+ * whose copy in `ix` is newer than the load's is carried over into `fresh`; anything else that
  * `ix` holds is dropped, because after a restore or a failover Redis can go back in time and
  * Redis is the source of truth. Then `fresh` becomes `ix`, loaded, at the higher of the two
  * versions. Returns 0, or -1 on allocation failure (both indexes then stay as they were, except
