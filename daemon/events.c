@@ -34,7 +34,7 @@
  * for a millisecond or two each. */
 #define PAGE_COUNT     "1000"
 #define PAGES_INFLIGHT 2  /* MGETs at the store at once: Redis fetches one while one is parsed */
-#define REBUILD_BATCH  50 /* snapshots made anew per call: each costs Redis tens of microseconds */
+#define REBUILD_BATCH  16 /* snapshots made anew per call: each costs Redis 50-100 microseconds */
 #define RETRY_MS       1000
 
 extern const char fristad_lua_digest[]; /* what a snapshot stored by this build begins with */
@@ -149,27 +149,31 @@ static bool req_current(struct load_req *q)
     return current;
 }
 
-/* Adds packed {version, shelter} maps, back to back, to the load. Returns 0 or -1. */
-static int take_snapshots(struct events *ev, const char *p, size_t len)
+enum take { TAKEN, MALFORMED, NO_MEMORY };
+
+/* Adds packed {version, shelter} maps, back to back, to the load; all of them, or, when one is
+ * malformed, those before it. */
+static enum take take_snapshots(struct events *ev, const char *p, size_t len)
 {
     msgpack_unpacked u;
     size_t off = 0;
-    int rc = 0;
+    enum take rc = TAKEN;
     msgpack_unpacked_init(&u);
-    while (off < len && rc == 0) {
-        struct idx_shelter *s = NULL;
-        if (msgpack_unpack_next(&u, p, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-            !(s = malloc(sizeof *s)) ||
-            index_parse_snapshot(proto_map_get(&u.data, "shelter"), s) < 0) {
-            log_error("index: a stored snapshot is malformed, or memory ran out");
+    while (off < len && rc == TAKEN) {
+        struct idx_shelter *s = malloc(sizeof *s);
+        if (!s) {
+            rc = NO_MEMORY;
+        } else if (msgpack_unpack_next(&u, p, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+                   index_parse_snapshot(proto_map_get(&u.data, "shelter"), s) < 0) {
             free(s);
-            rc = -1;
+            rc = MALFORMED;
         } else if (index_bulk_add(&ev->fresh, s) < 0) {
-            log_error("index: out of memory while loading");
-            rc = -1;
+            rc = NO_MEMORY;
         }
     }
     msgpack_unpacked_destroy(&u);
+    if (rc == NO_MEMORY)
+        log_error("index: out of memory while loading");
     return rc;
 }
 
@@ -222,7 +226,10 @@ static void on_rebuilt(const struct store_result *res, void *ud)
     }
     const char *p = snaps->type == MSGPACK_OBJECT_STR ? snaps->via.str.ptr : snaps->via.bin.ptr;
     size_t len = snaps->type == MSGPACK_OBJECT_STR ? snaps->via.str.size : snaps->via.bin.size;
-    if (take_snapshots(ev, p, len) < 0) {
+    enum take t = take_snapshots(ev, p, len);
+    if (t != TAKEN) {
+        if (t == MALFORMED)
+            log_error("index: the store made a snapshot that cannot be read");
         load_failed(ev);
         return;
     }
@@ -281,16 +288,19 @@ static void on_values(const struct redisReply *reply, void *ud)
     unsigned stale = 0;
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *v = reply->element[i];
+        enum take t = MALFORMED;
         if (v->type == REDIS_REPLY_STRING && v->len > tag &&
-            memcmp(v->str, fristad_lua_digest, tag) == 0) {
-            if (take_snapshots(ev, v->str + tag, v->len - tag) < 0) {
-                req_free(q);
-                load_failed(ev);
-                return;
-            }
-        } else {
-            memcpy(q->ids[stale++], q->ids[i], sizeof q->ids[0]); /* i >= stale */
+            memcmp(v->str, fristad_lua_digest, tag) == 0 &&
+            (t = take_snapshots(ev, v->str + tag, v->len - tag)) == MALFORMED)
+            log_warning("index: the stored snapshot of shelter %s is unreadable; making it anew",
+                        q->ids[i]);
+        if (t == NO_MEMORY) {
+            req_free(q);
+            load_failed(ev);
+            return;
         }
+        if (t == MALFORMED) /* missing, of another library, or unreadable */
+            memcpy(q->ids[stale++], q->ids[i], sizeof q->ids[0]); /* i >= stale */
     }
     int rc = stale ? rebuild(ev, q->ids, stale) : 0;
     req_free(q);
