@@ -84,27 +84,80 @@ static void count(struct avail *av, const struct idx_shelter *s, const struct id
     av->total += delta;
 }
 
-void avail_add(struct avail *av, const struct idx_shelter *s)
+/* The record of one available unit. */
+static void make_rec(struct avail_rec *rec, const struct idx_shelter *s, unsigned k)
+{
+    const struct idx_unit *u = &s->units[k];
+    memset(rec, 0, sizeof *rec);
+    rec->s = s;
+    rec->unit = k;
+    rec->updated_ms = s->updated_ms;
+    rec->always = s->intake.always;
+    for (unsigned r = 0; r < REASON__COUNT; r++) {
+        const struct match_rule *rule = &match_rules[r];
+        if (rule->kind == RULE_BIN) {
+            rec->bin[r] = (uint8_t)rule->bin(s, u);
+        } else if (rule->kind == RULE_MEMBER) {
+            unsigned m[PROTO_MAX_LANGUAGES];
+            unsigned n = rule->members(s, u, m);
+            for (unsigned i = 0; i < n; i++)
+                rec->members |= AVAIL_MEMBER_BIT(r, m[i]);
+        }
+    }
+    rec->rank = (uint64_t)u->beds << AVAIL_RANK_BEDS_SHIFT | id_prefix(s->id);
+}
+
+/* Adds the available units of `s` to its bucket, in order or at the end. */
+static void add(struct avail *av, const struct idx_shelter *s, bool in_order)
 {
     struct avail_bucket *b = &av->bucket[s->mun];
-    uint64_t prefix = id_prefix(s->id);
     for (unsigned k = 0; k < s->n_units; k++) {
         const struct idx_unit *u = &s->units[k];
         if (!match_unit_available(s, u))
             continue;
-        struct avail_rec *rec = &b->rec[b->n++]; /* reserved */
-        memset(rec, 0, sizeof *rec);
-        rec->s = s;
-        rec->unit = k;
-        for (unsigned r = 0; r < REASON__COUNT; r++) {
-            if (match_rules[r].kind == RULE_BIN)
-                rec->bin[r] = (uint8_t)match_rules[r].bin(s, u);
+        struct avail_rec rec;
+        make_rec(&rec, s, k);
+        uint32_t at = b->n;
+        if (in_order) {
+            uint32_t lo = 0, hi = b->n;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (b->rec[mid].rank <= rec.rank)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            at = lo;
+            memmove(b->rec + at + 1, b->rec + at, (b->n - at) * sizeof *b->rec);
         }
-        rec->rank = (uint64_t)u->beds << AVAIL_RANK_BEDS_SHIFT | prefix;
+        b->rec[at] = rec; /* room reserved */
+        b->n++;
         count(av, s, u, 1);
         if (s->updated_ms > b->max_updated_ms)
             b->max_updated_ms = s->updated_ms;
     }
+}
+
+void avail_add(struct avail *av, const struct idx_shelter *s)
+{
+    add(av, s, true);
+}
+
+void avail_append(struct avail *av, const struct idx_shelter *s)
+{
+    add(av, s, false);
+}
+
+static int by_rank(const void *pa, const void *pb)
+{
+    const struct avail_rec *a = pa, *b = pb;
+    return a->rank < b->rank ? -1 : a->rank > b->rank;
+}
+
+void avail_sort(struct avail *av)
+{
+    for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++)
+        qsort(av->bucket[i].rec, av->bucket[i].n, sizeof *av->bucket[i].rec, by_rank);
 }
 
 void avail_remove(struct avail *av, const struct idx_shelter *s)

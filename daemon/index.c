@@ -311,8 +311,9 @@ int index_bulk_end(struct index *ix)
             index_clear(ix);
             return -1;
         }
-        avail_add(ix->avail, ix->shelters[i]);
+        avail_append(ix->avail, ix->shelters[i]);
     }
+    avail_sort(ix->avail);
     return 0;
 }
 

@@ -15,13 +15,23 @@ int intake_tz_setup(void)
     return strcmp(tzname[0], "CET") == 0 ? 0 : -1;
 }
 
+/* The last minute worked out: a search's arrival is usually now, and local time changes (even
+ * across a daylight-saving change) only at whole minutes. */
+static int64_t cached_minute = INT64_MIN;
+static struct intake_moment cached;
+
 void intake_moment_of(int64_t ms, struct intake_moment *out)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    out->wday = (tm.tm_wday + 6) % 7;
-    out->minute = tm.tm_hour * 60 + tm.tm_min;
+    int64_t minute = ms >= 0 ? ms / 60000 : (ms - 59999) / 60000;
+    if (minute != cached_minute) {
+        time_t t = (time_t)(minute * 60);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        cached.wday = (tm.tm_wday + 6) % 7;
+        cached.minute = tm.tm_hour * 60 + tm.tm_min;
+        cached_minute = minute;
+    }
+    *out = cached;
 }
 
 bool intake_open_in(const struct proto_intake *in, const struct intake_moment *at)

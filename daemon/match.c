@@ -423,14 +423,16 @@ static void count_ruled_out(const struct avail *av, const struct match_referral 
     }
 }
 
+/* Without a branch per rule: most units fail some rule, at random, and mispredicted branches
+ * would cost more than the rules that need not have been looked at. */
 static bool record_passes(const struct pass_table *pt, const struct avail_rec *rec)
 {
+    uint64_t ok = 1;
     for (unsigned i = 0; i < pt->n; i++) {
         unsigned b = rec->bin[pt->rule[i]];
-        if (!((pt->pass[i][b / 64] >> (b % 64)) & 1u))
-            return false;
+        ok &= pt->pass[i][b / 64] >> (b % 64);
     }
-    return true;
+    return ok & 1u;
 }
 
 int match_search(const struct index *ix, const struct geo *g, const struct policy *p,
@@ -446,22 +448,20 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
     memset(out, 0, sizeof *out);
     if (match_prepare(&m, g, p, a) < 0)
         return -1;
+    struct cand best[PROTO_MAX_LIMIT];
+    if (limit > PROTO_MAX_LIMIT)
+        limit = PROTO_MAX_LIMIT;
     out->hits = malloc(limit * sizeof *out->hits);
-    struct cand *best = malloc(limit * sizeof *best);
-    if (!out->hits || !best) {
-        free(best);
-        match_outcome_free(out);
+    if (!out->hits)
         return -1;
-    }
-    if (!av) {
-        free(best);
+    if (!av)
         return 0;
-    }
     count_ruled_out(av, &m, out, &pt);
 
     const struct match_rule *place = &match_rules[REASON_SAFETY_POLICY];
     const struct match_rule *lang = &match_rules[REASON_LANGUAGE];
     int want_lang = lang->wants(&m);
+    uint64_t lang_bit = want_lang >= 0 ? AVAIL_MEMBER_BIT(REASON_LANGUAGE, (unsigned)want_lang) : 0;
     struct intake_moment at;
     intake_moment_of(arrival, &at);
     unsigned n = 0;
@@ -488,13 +488,18 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
         uint64_t base = dist << AVAIL_RANK_DIST_SHIFT;
         for (uint32_t k = 0; k < b->n; k++) {
             const struct avail_rec *rec = &b->rec[k];
+            /* By rank from here on: once even the best class cannot beat the worst hit kept,
+             * nothing further in this bucket can. */
+            if (n == limit && (base | rec->rank) > best[n - 1].key)
+                break;
             if (!record_passes(&pt, rec))
                 continue;
             const struct idx_shelter *s = rec->s;
-            if (want_lang >= 0 && !has_member(lang, s, &s->units[rec->unit], (unsigned)want_lang))
+            if (want_lang >= 0 && (!(rec->members & lang_bit) ||
+                                   !has_member(lang, s, &s->units[rec->unit], (unsigned)want_lang)))
                 continue;
-            uint64_t cls = (uint64_t)match_is_stale(s, now_ms, stale_after_ms) << 1 |
-                           (uint64_t)!intake_open_in(&s->intake, &at);
+            uint64_t cls = (uint64_t)(now_ms - rec->updated_ms >= stale_after_ms) << 1 |
+                           (uint64_t) !(rec->always || intake_open_in(&s->intake, &at));
             struct cand c = {cls << AVAIL_RANK_CLASS_SHIFT | base | rec->rank, rec};
             if (n == limit && !cand_before(&c, &best[n - 1]))
                 continue;
@@ -515,6 +520,5 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
                  receives);
     }
     out->n_hits = n;
-    free(best);
     return 0;
 }
