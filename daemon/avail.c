@@ -20,12 +20,21 @@ struct avail *avail_new(void)
     return av;
 }
 
+/* The bucket of a shelter's units. */
+static struct avail_bucket *bucket_of(struct avail *av, const struct idx_shelter *s)
+{
+    unsigned part = match_rules[AVAIL_PART_RULE].bin(s, NULL);
+    return &av->bucket[s->mun][part < AVAIL_PARTS ? part : AVAIL_PARTS - 1];
+}
+
 void avail_free(struct avail *av)
 {
     if (!av)
         return;
-    for (unsigned b = 0; b < PROTO_MUNICIPALITIES; b++)
-        free(av->bucket[b].rec);
+    for (unsigned b = 0; b < PROTO_MUNICIPALITIES; b++) {
+        for (unsigned p = 0; p < AVAIL_PARTS; p++)
+            free(av->bucket[b][p].rec);
+    }
     for (unsigned r = 0; r < REASON__COUNT; r++)
         free(av->hist[r]);
     free(av);
@@ -41,7 +50,7 @@ static unsigned available_units(const struct idx_shelter *s)
 
 int avail_reserve(struct avail *av, const struct idx_shelter *s)
 {
-    struct avail_bucket *b = &av->bucket[s->mun];
+    struct avail_bucket *b = bucket_of(av, s);
     uint32_t need = b->n + available_units(s);
     if (need <= b->cap)
         return 0;
@@ -81,6 +90,7 @@ static void count(struct avail *av, const struct idx_shelter *s, const struct id
                 av->hist[r][m[i]] += delta;
         }
     }
+    av->in_place[s->mun] += delta;
     av->total += delta;
 }
 
@@ -110,7 +120,7 @@ static void make_rec(struct avail_rec *rec, const struct idx_shelter *s, unsigne
 /* Adds the available units of `s` to its bucket, in order or at the end. */
 static void add(struct avail *av, const struct idx_shelter *s, bool in_order)
 {
-    struct avail_bucket *b = &av->bucket[s->mun];
+    struct avail_bucket *b = bucket_of(av, s);
     for (unsigned k = 0; k < s->n_units; k++) {
         const struct idx_unit *u = &s->units[k];
         if (!match_unit_available(s, u))
@@ -156,15 +166,19 @@ static int by_rank(const void *pa, const void *pb)
 
 void avail_sort(struct avail *av)
 {
-    for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++)
-        qsort(av->bucket[i].rec, av->bucket[i].n, sizeof *av->bucket[i].rec, by_rank);
+    for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++) {
+        for (unsigned p = 0; p < AVAIL_PARTS; p++) {
+            struct avail_bucket *b = &av->bucket[i][p];
+            qsort(b->rec, b->n, sizeof *b->rec, by_rank);
+        }
+    }
 }
 
 void avail_remove(struct avail *av, const struct idx_shelter *s)
 {
     if (!av || available_units(s) == 0)
         return;
-    struct avail_bucket *b = &av->bucket[s->mun];
+    struct avail_bucket *b = bucket_of(av, s);
     uint32_t kept = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         if (b->rec[i].s == s)

@@ -26,6 +26,15 @@ struct avail_rec {
     uint8_t bin[REASON__COUNT]; /* its bin of each RULE_BIN rule */
 };
 
+/*
+ * The units of one municipality are kept apart by the bin of one rule as well, so that a walk
+ * skips at once the units that rule rules out: the protection level, which the safety policy
+ * raises with the risk. It must be a rule of the shelter alone, with AVAIL_PARTS bins (a unit
+ * test checks the number).
+ */
+#define AVAIL_PART_RULE REASON_PROTECTION_LEVEL
+#define AVAIL_PARTS     4u
+
 struct avail_bucket {
     struct avail_rec *rec; /* by rank: a walk can stop once no later unit can rank higher */
     uint32_t n, cap;
@@ -33,19 +42,20 @@ struct avail_bucket {
 };
 
 struct avail {
-    struct avail_bucket bucket[PROTO_MUNICIPALITIES];
-    uint32_t *hist[REASON__COUNT]; /* per rule, units per bin (for RULE_PLACE: unused) */
-    uint32_t total;                /* available units */
+    struct avail_bucket bucket[PROTO_MUNICIPALITIES][AVAIL_PARTS];
+    uint32_t in_place[PROTO_MUNICIPALITIES]; /* units per municipality */
+    uint32_t *hist[REASON__COUNT];           /* per rule, units per bin (RULE_PLACE: in_place) */
+    uint32_t total;                          /* available units */
 };
+
+/* A unit without this bit set does not have that member (a unit with it set may have). */
+#define AVAIL_MEMBER_BIT(rule, bin) (UINT64_C(1) << (((rule)*17u + (bin)) % 64u))
 
 /*
  * The rank key of a hit, highest bits first: 2 bits of class (stale, then cannot receive),
  * 9 bits of the distance's rank (geo dist_rank), 5 bits of beds, and the first 6 bytes of the
  * shelter id. Equal keys are told apart by the whole ids.
  */
-/* A unit without this bit set does not have that member (a unit with it set may have). */
-#define AVAIL_MEMBER_BIT(rule, bin) (UINT64_C(1) << (((rule)*17u + (bin)) % 64u))
-
 #define AVAIL_RANK_CLASS_SHIFT 62
 #define AVAIL_RANK_DIST_SHIFT  53
 #define AVAIL_RANK_BEDS_SHIFT  48

@@ -398,8 +398,8 @@ static void count_ruled_out(const struct avail *av, const struct match_referral 
         uint32_t n = 0;
         if (rule->kind == RULE_PLACE) {
             for (unsigned b = 0; b < rule->n_bins; b++) {
-                if (av->bucket[b].n && rule->fails(m, b))
-                    n += av->bucket[b].n;
+                if (av->in_place[b] && rule->fails(m, b))
+                    n += av->in_place[b];
             }
         } else if (rule->kind == RULE_MEMBER) {
             int want = rule->wants(m);
@@ -459,60 +459,84 @@ int match_search(const struct index *ix, const struct geo *g, const struct polic
     count_ruled_out(av, &m, out, &pt);
 
     const struct match_rule *place = &match_rules[REASON_SAFETY_POLICY];
+    const struct match_rule *part = &match_rules[AVAIL_PART_RULE];
     const struct match_rule *lang = &match_rules[REASON_LANGUAGE];
+    const struct match_rule *beds = &match_rules[REASON_BEDS];
     int want_lang = lang->wants(&m);
     uint64_t lang_bit = want_lang >= 0 ? AVAIL_MEMBER_BIT(REASON_LANGUAGE, (unsigned)want_lang) : 0;
+    bool part_ok[AVAIL_PARTS];
+    for (unsigned k = 0; k < AVAIL_PARTS; k++)
+        part_ok[k] = !part->fails(&m, k);
+    /* Buckets are by rank, beds first: the units with too few beds for anyone are skipped. */
+    unsigned min_beds = 0;
+    while (min_beds < beds->n_bins && beds->fails(&m, min_beds))
+        min_beds++;
+    uint64_t first_rank = (uint64_t)min_beds << AVAIL_RANK_BEDS_SHIFT;
     struct intake_moment at;
     intake_moment_of(arrival, &at);
     unsigned n = 0;
     for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++) {
         unsigned mun = g->near[m.home][i];
-        const struct avail_bucket *b = &av->bucket[mun];
-        if (b->n == 0 || place->fails(&m, mun))
+        if (av->in_place[mun] == 0 || place->fails(&m, mun))
             continue;
         uint64_t dist = g->dist_rank[m.home][mun];
-        if (n == limit) {
-            /* Every unit here and further on is further away than the worst hit kept: only a
-             * better class could still rank above it. */
-            uint64_t worst = best[n - 1].key;
-            uint64_t worst_class = worst >> AVAIL_RANK_CLASS_SHIFT;
-            uint64_t worst_dist = (worst >> AVAIL_RANK_DIST_SHIFT) & 511u;
-            if (dist > worst_dist) {
-                if (worst_class == 0)
-                    break;
-                bool may_be_fresh = now_ms - b->max_updated_ms < stale_after_ms;
-                if ((may_be_fresh ? 0u : 2u) >= worst_class)
-                    continue;
-            }
-        }
         uint64_t base = dist << AVAIL_RANK_DIST_SHIFT;
-        for (uint32_t k = 0; k < b->n; k++) {
-            const struct avail_rec *rec = &b->rec[k];
-            /* By rank from here on: once even the best class cannot beat the worst hit kept,
-             * nothing further in this bucket can. */
-            if (n == limit && (base | rec->rank) > best[n - 1].key)
-                break;
-            if (!record_passes(&pt, rec))
+        for (unsigned pt_i = 0; pt_i < AVAIL_PARTS; pt_i++) {
+            const struct avail_bucket *b = &av->bucket[mun][pt_i];
+            if (!part_ok[pt_i] || b->n == 0)
                 continue;
-            const struct idx_shelter *s = rec->s;
-            if (want_lang >= 0 && (!(rec->members & lang_bit) ||
-                                   !has_member(lang, s, &s->units[rec->unit], (unsigned)want_lang)))
-                continue;
-            uint64_t cls = (uint64_t)(now_ms - rec->updated_ms >= stale_after_ms) << 1 |
-                           (uint64_t) !(rec->always || intake_open_in(&s->intake, &at));
-            struct cand c = {cls << AVAIL_RANK_CLASS_SHIFT | base | rec->rank, rec};
-            if (n == limit && !cand_before(&c, &best[n - 1]))
-                continue;
-            unsigned at_pos = n == limit ? n - 1 : n;
-            while (at_pos > 0 && cand_before(&c, &best[at_pos - 1])) {
-                best[at_pos] = best[at_pos - 1];
-                at_pos--;
+            if (n == limit) {
+                /* Every unit here and further on is further away than the worst hit kept:
+                 * only a better class could still rank above it. */
+                uint64_t worst = best[n - 1].key;
+                uint64_t worst_class = worst >> AVAIL_RANK_CLASS_SHIFT;
+                uint64_t worst_dist = (worst >> AVAIL_RANK_DIST_SHIFT) & 511u;
+                if (dist > worst_dist) {
+                    if (worst_class == 0)
+                        goto done;
+                    bool may_be_fresh = now_ms - b->max_updated_ms < stale_after_ms;
+                    if ((may_be_fresh ? 0u : 2u) >= worst_class)
+                        continue;
+                }
             }
-            best[at_pos] = c;
-            if (n < limit)
-                n++;
+            uint32_t lo = 0, hi = b->n;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (b->rec[mid].rank < first_rank)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            for (uint32_t k = lo; k < b->n; k++) {
+                const struct avail_rec *rec = &b->rec[k];
+                /* By rank from here on: once even the best class cannot beat the worst hit
+                 * kept, nothing further in this bucket can. */
+                if (n == limit && (base | rec->rank) > best[n - 1].key)
+                    break;
+                if (!record_passes(&pt, rec))
+                    continue;
+                const struct idx_shelter *s = rec->s;
+                if (want_lang >= 0 &&
+                    (!(rec->members & lang_bit) ||
+                     !has_member(lang, s, &s->units[rec->unit], (unsigned)want_lang)))
+                    continue;
+                uint64_t cls = (uint64_t)(now_ms - rec->updated_ms >= stale_after_ms) << 1 |
+                               (uint64_t) !(rec->always || intake_open_in(&s->intake, &at));
+                struct cand c = {cls << AVAIL_RANK_CLASS_SHIFT | base | rec->rank, rec};
+                if (n == limit && !cand_before(&c, &best[n - 1]))
+                    continue;
+                unsigned at_pos = n == limit ? n - 1 : n;
+                while (at_pos > 0 && cand_before(&c, &best[at_pos - 1])) {
+                    best[at_pos] = best[at_pos - 1];
+                    at_pos--;
+                }
+                best[at_pos] = c;
+                if (n < limit)
+                    n++;
+            }
         }
     }
+done:
     for (unsigned i = 0; i < n; i++) {
         const struct idx_shelter *s = best[i].rec->s;
         bool receives = !((best[i].key >> AVAIL_RANK_CLASS_SHIFT) & 1u);

@@ -379,8 +379,11 @@ static void test_histograms_return_to_zero(void **state)
     const struct avail *av = ix.avail;
     assert_non_null(av);
     assert_int_equal(av->total, 0);
-    for (unsigned b = 0; b < PROTO_MUNICIPALITIES; b++)
-        assert_int_equal(av->bucket[b].n, 0);
+    for (unsigned b = 0; b < PROTO_MUNICIPALITIES; b++) {
+        assert_int_equal(av->in_place[b], 0);
+        for (unsigned p = 0; p < AVAIL_PARTS; p++)
+            assert_int_equal(av->bucket[b][p].n, 0);
+    }
     for (unsigned r = 0; r < REASON__COUNT; r++) {
         if (!av->hist[r])
             continue;
@@ -416,6 +419,9 @@ static void test_rule_table(void **state)
         }
     }
     assert_int_equal(places, 1);
+    /* The rule that parts each municipality's units has as many bins as there are parts. */
+    assert_int_equal(match_rules[AVAIL_PART_RULE].kind, RULE_BIN);
+    assert_int_equal(match_rules[AVAIL_PART_RULE].n_bins, AVAIL_PARTS);
     assert_int_equal(match_rules[REASON_SAFETY_POLICY].kind, RULE_PLACE);
     assert_int_equal(match_language_bin("sv"), (19 * 27 + 22) * 27);
     assert_true(match_language_bin("bos") > 0);
