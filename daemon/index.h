@@ -25,27 +25,28 @@ struct idx_unit {
     bool placed;   /* an active placement occupies it */
 };
 
+/* The fields a search and its reply read come first, the long text last: fewer cache lines. */
 struct idx_shelter {
     char id[PROTO_ID_MAX + 1];
-    char name[PROTO_NAME_MAX * 4 + 1];
-    char phone[PROTO_PHONE_MAX + 1]; /* intake line: shown to admin and the shelter only */
-    uint8_t kind;                    /* enum proto_kind */
-    unsigned mun;                    /* municipality index */
-    uint8_t protection;              /* 1..3 */
-    uint8_t groups;                  /* bit per enum proto_group */
-    int max_children;                /* IDX_NO_LIMIT or 0..20 */
-    int boys_max_age;                /* IDX_NO_LIMIT or 0..17 */
+    uint8_t kind;       /* enum proto_kind */
+    uint8_t protection; /* 1..3 */
+    uint8_t groups;     /* bit per enum proto_group */
     bool pets;
     bool substance;
+    bool paused;      /* intake paused by the shelter: offers nothing */
+    bool retired;     /* retired by an admin: listed nowhere */
+    unsigned mun;     /* municipality index */
+    int max_children; /* IDX_NO_LIMIT or 0..20 */
+    int boys_max_age; /* IDX_NO_LIMIT or 0..17 */
+    unsigned n_units;
+    int64_t updated_ms;         /* last vacancy change or confirmation */
+    struct idx_unit *units;     /* sorted by id */
+    uint64_t ver;               /* global version of the last change */
+    struct proto_intake intake; /* when it can receive a household (Swedish local time) */
     uint8_t n_languages;
     char languages[PROTO_MAX_LANGUAGES][4];
-    struct proto_intake intake; /* when it can receive a household (Swedish local time) */
-    bool paused;                /* intake paused by the shelter: offers nothing */
-    bool retired;               /* retired by an admin: listed nowhere */
-    int64_t updated_ms;         /* last vacancy change or confirmation */
-    uint64_t ver;               /* global version of the last change */
-    unsigned n_units;
-    struct idx_unit *units; /* sorted by id */
+    char phone[PROTO_PHONE_MAX + 1]; /* intake line: shown to admin and the shelter only */
+    char name[PROTO_NAME_MAX * 4 + 1];
 };
 
 struct avail;
