@@ -35,7 +35,11 @@
 #define PAGE_COUNT     "1000"
 #define PAGES_INFLIGHT 2  /* MGETs at the store at once: Redis fetches one while one is parsed */
 #define REBUILD_BATCH  16 /* snapshots made anew per call: each costs Redis 50-100 microseconds */
-#define RETRY_MS       1000
+/* Calls that make snapshots anew at the store at once: Redis runs a client's pipelined calls
+ * one after another, and other daemons' writes wait behind them. */
+#define REBUILD_INFLIGHT  2
+#define REBUILD_QUEUE_MAX 2048 /* ids waiting for that: more, and no further page is read */
+#define RETRY_MS          1000
 
 extern const char fristad_lua_digest[]; /* what a snapshot stored by this build begins with */
 
@@ -47,11 +51,14 @@ struct load {
     unsigned generation;
     bool version_known; /* the global version when it began */
     uint64_t version;
-    bool scan_done;       /* SSCAN has come back to cursor 0 */
-    char cursor[32];      /* where the next SSCAN starts, while one waits for room */
-    bool scan_waiting;    /* the next SSCAN waits for fewer pages in flight */
-    unsigned values_out;  /* MGETs at the store */
-    unsigned outstanding; /* replies still to come, of every kind */
+    bool scan_done;                  /* SSCAN has come back to cursor 0 */
+    char cursor[32];                 /* where the next SSCAN starts, while one waits for room */
+    bool scan_waiting;               /* the next SSCAN waits for fewer pages in flight */
+    unsigned values_out;             /* MGETs at the store */
+    unsigned rebuild_out;            /* calls of fristad_snapshots at the store */
+    char (*queue)[PROTO_ID_MAX + 1]; /* shelters whose snapshots are to be made anew */
+    unsigned q_head, q_len, q_cap;   /* queue[q_head .. q_head + q_len) */
+    unsigned outstanding;            /* replies still to come, of every kind */
     unsigned pages, rebuilt;
     int64_t started_ms; /* monotonic */
 };
@@ -110,6 +117,7 @@ static void note_raced(struct events *ev, const msgpack_object *snapshot)
 static void load_failed(struct events *ev)
 {
     ev->load.generation++;
+    ev->load.q_head = ev->load.q_len = 0;
     ev->reload_inflight = false;
     index_clear(&ev->fresh);
     ev->n_raced = 0;
@@ -204,9 +212,12 @@ static void finish_load(struct events *ev)
 
 static void maybe_done(struct events *ev)
 {
-    if (ev->reload_inflight && ev->load.scan_done && ev->load.outstanding == 0)
+    if (ev->reload_inflight && ev->load.scan_done && ev->load.outstanding == 0 &&
+        ev->load.q_len == 0)
         finish_load(ev);
 }
+
+static int pump_rebuild(struct events *ev);
 
 static void on_rebuilt(const struct store_result *res, void *ud)
 {
@@ -233,15 +244,21 @@ static void on_rebuilt(const struct store_result *res, void *ud)
         load_failed(ev);
         return;
     }
+    ev->load.rebuild_out--;
+    if (pump_rebuild(ev) < 0) {
+        load_failed(ev);
+        return;
+    }
     maybe_done(ev);
 }
 
-/* Asks the store to make anew the snapshots of ids[0..n): missing, or stored by another
- * library. Returns 0 or -1. */
-static int rebuild(struct events *ev, char (*ids)[PROTO_ID_MAX + 1], unsigned n)
+/* Asks the store to make anew the queued snapshots (missing, of another library, or
+ * unreadable), a few calls at a time. Returns 0 or -1. */
+static int pump_rebuild(struct events *ev)
 {
-    for (unsigned i = 0; i < n; i += REBUILD_BATCH) {
-        unsigned k = n - i < REBUILD_BATCH ? n - i : REBUILD_BATCH;
+    struct load *ld = &ev->load;
+    while (ld->rebuild_out < REBUILD_INFLIGHT && ld->q_len > 0) {
+        unsigned k = ld->q_len < REBUILD_BATCH ? ld->q_len : REBUILD_BATCH;
         msgpack_sbuffer sb;
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
@@ -250,7 +267,7 @@ static int rebuild(struct events *ev, char (*ids)[PROTO_ID_MAX + 1], unsigned n)
         rc |= proto_pack_cstr(&pk, "shelters");
         rc |= msgpack_pack_array(&pk, k);
         for (unsigned j = 0; j < k; j++)
-            rc |= proto_pack_cstr(&pk, ids[i + j]);
+            rc |= proto_pack_cstr(&pk, ld->queue[ld->q_head + j]);
         struct load_req *q = rc ? NULL : req_new(ev, 0);
         if (!q || store_call(ev->d->store, "snapshots", STORE_READ, "system:index", "snapshots",
                              sb.data, sb.size, on_rebuilt, q) != 0) {
@@ -259,10 +276,40 @@ static int rebuild(struct events *ev, char (*ids)[PROTO_ID_MAX + 1], unsigned n)
             return -1;
         }
         msgpack_sbuffer_destroy(&sb);
-        ev->load.outstanding++;
-        ev->load.rebuilt += k;
+        ld->q_head += k;
+        ld->q_len -= k;
+        if (ld->q_len == 0)
+            ld->q_head = 0;
+        ld->outstanding++;
+        ld->rebuild_out++;
+        ld->rebuilt += k;
     }
+    if (ld->scan_waiting)
+        scan_next(ev);
     return 0;
+}
+
+/* Queues shelters whose snapshots are to be made anew. Returns 0 or -1. */
+static int queue_rebuild(struct events *ev, char (*ids)[PROTO_ID_MAX + 1], unsigned n)
+{
+    struct load *ld = &ev->load;
+    if (ld->q_head > 0) {
+        memmove(ld->queue, ld->queue + ld->q_head, ld->q_len * sizeof *ld->queue);
+        ld->q_head = 0;
+    }
+    if (ld->q_len + n > ld->q_cap) {
+        unsigned cap = ld->q_cap ? ld->q_cap : 1024;
+        while (cap < ld->q_len + n)
+            cap *= 2;
+        char(*grown)[PROTO_ID_MAX + 1] = realloc(ld->queue, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        ld->queue = grown;
+        ld->q_cap = cap;
+    }
+    memcpy(ld->queue + ld->q_len, ids, n * sizeof *ids);
+    ld->q_len += n;
+    return pump_rebuild(ev);
 }
 
 /* The stored snapshots of one page: those of this library are parsed, the rest made anew. */
@@ -302,7 +349,7 @@ static void on_values(const struct redisReply *reply, void *ud)
         if (t == MALFORMED) /* missing, of another library, or unreadable */
             memcpy(q->ids[stale++], q->ids[i], sizeof q->ids[0]); /* i >= stale */
     }
-    int rc = stale ? rebuild(ev, q->ids, stale) : 0;
+    int rc = stale ? queue_rebuild(ev, q->ids, stale) : 0;
     req_free(q);
     if (rc < 0) {
         load_failed(ev);
@@ -384,7 +431,7 @@ static void on_scan(const struct redisReply *reply, void *ud)
 static void scan_next(struct events *ev)
 {
     struct load *ld = &ev->load;
-    ld->scan_waiting = ld->values_out >= PAGES_INFLIGHT;
+    ld->scan_waiting = ld->values_out >= PAGES_INFLIGHT || ld->q_len >= REBUILD_QUEUE_MAX;
     if (ld->scan_waiting)
         return;
     const char *argv[] = {"SSCAN", ev->shelters_key, ld->cursor, "COUNT", PAGE_COUNT};
@@ -428,7 +475,10 @@ static void try_reload(struct events *ev)
     ev->n_raced = 0;
     index_clear(&ev->fresh);
     unsigned generation = ev->load.generation + 1;
-    ev->load = (struct load){.generation = generation, .started_ms = clock_mono_ms()};
+    char(*queue)[PROTO_ID_MAX + 1] = ev->load.queue;
+    unsigned q_cap = ev->load.q_cap;
+    ev->load = (struct load){
+        .generation = generation, .started_ms = clock_mono_ms(), .queue = queue, .q_cap = q_cap};
     snprintf(ev->load.cursor, sizeof ev->load.cursor, "0");
     ev->reload_inflight = true;
     ev->reload_wanted = false; /* anything that wants one from now on sets it again */
@@ -622,6 +672,7 @@ void events_free(struct events *ev)
     rlink_free(ev->link);
     event_free(ev->retry);
     index_clear(&ev->fresh);
+    free(ev->load.queue);
     free(ev->raced);
     free(ev);
 }
