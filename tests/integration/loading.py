@@ -17,8 +17,10 @@ def library_tag():
     return hashlib.sha1((SOURCE_ROOT / "daemon/fristad.lua").read_bytes()).hexdigest()[:16]
 
 
-def shows(cli, shelters):
-    return {s: strip_volatile(cli.ok("shelter", "show", s)["shelter"]) for s in shelters}
+def shows(conn, shelters):
+    """What a daemon shows of each shelter, through a protocol connection (fristad_proto)."""
+    return {s: strip_volatile(conn.call("shelter.show", {"shelter": s})["shelter"])
+            for s in shelters}
 
 
 def searches(cli):

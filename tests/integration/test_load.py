@@ -26,7 +26,7 @@ def test_load_while_another_daemon_serves_writes(env_unstarted):
     env.daemon.start()
     load_figures(env.daemon)
     redis_figures(r, "first load")
-    admin = env.admin
+    admin = env.connect("admin", "ops-anna")
     assert f"index: loaded {SHELTERS} shelters" in env.daemon.log_text()
 
     # A snapshot stored by another library, one that cannot be read, and one that is missing:
@@ -40,7 +40,7 @@ def test_load_while_another_daemon_serves_writes(env_unstarted):
         two.start()
         load_figures(two.daemon)
         odd = ["b100", "b101", "b102", "b103"]
-        assert shows(two.admin, odd) == shows(admin, odd)
+        assert shows(two.connect("admin", "ops-anna"), odd) == shows(admin, odd)
         assert "3 snapshots made anew" in two.daemon.log_text()
         assert searches(two.cli("social", "0180")) == searches(env.cli("social", "0180"))
     finally:
@@ -66,7 +66,8 @@ def test_load_while_another_daemon_serves_writes(env_unstarted):
         assert not writer.failures, writer.failures[:5]
         assert writer.during, "no write was answered while the third daemon loaded"
         touched = sorted(writer.written)
-        wait_for(lambda: shows(three.admin, touched) == shows(admin, touched), 10,
+        three_admin = three.connect("admin", "ops-anna")
+        wait_for(lambda: shows(three_admin, touched) == shows(admin, touched), 10,
                  "the loaded daemon to answer as the one that served the writes")
         assert searches(three.cli("social", "0180")) == searches(env.cli("social", "0180"))
     finally:
