@@ -1,6 +1,6 @@
 /*
- * Client connections: TLS bufferevents, the frame loop, limits and the one close path. The
- * only module that touches client bufferevents. A connection's insides are private to conn.c;
+ * Client connections: TLS on the client sockets, the frame loop, limits and the one close path.
+ * The only module that touches client sockets. A connection's insides are private to conn.c;
  * what the rest of the daemon sees of it is the request handle below.
  *
  * A request: every frame that decodes into a valid request becomes one `struct request`, handed
