@@ -169,7 +169,8 @@ void avail_sort(struct avail *av)
     for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++) {
         for (unsigned p = 0; p < AVAIL_PARTS; p++) {
             struct avail_bucket *b = &av->bucket[i][p];
-            qsort(b->rec, b->n, sizeof *b->rec, by_rank);
+            if (b->n > 1)
+                qsort(b->rec, b->n, sizeof *b->rec, by_rank);
         }
     }
 }

@@ -222,6 +222,8 @@ static int bytes_reserve(struct bytes *b, size_t more)
 
 static int bytes_add(struct bytes *b, const void *data, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (bytes_reserve(b, n) < 0)
         return -1;
     memcpy(b->p + b->off + b->len, data, n);

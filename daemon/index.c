@@ -361,7 +361,7 @@ static int by_id_newest(const void *pa, const void *pb)
 
 int index_bulk_end(struct index *ix)
 {
-    if (ix->unsorted) {
+    if (ix->unsorted && ix->n > 1) {
         qsort(ix->shelters, ix->n, sizeof *ix->shelters, by_id_newest);
         unsigned kept = 0;
         for (unsigned i = 0; i < ix->n; i++) {
@@ -371,8 +371,8 @@ int index_bulk_end(struct index *ix)
                 ix->shelters[kept++] = ix->shelters[i];
         }
         ix->n = kept;
-        ix->unsorted = false;
     }
+    ix->unsorted = false;
     avail_free(ix->avail);
     if (!(ix->avail = avail_new())) {
         index_clear(ix);
