@@ -81,11 +81,17 @@ Key layout under the prefix P:
                           never a reference, callback or phone; trimmed by age and length
   log:floor               the first event left after the last trim: the log is whole from it
   events                  pub/sub channel of {version, shelter} snapshots
+  snap:<sid>              the shelter's last published {version, shelter}, packed, after the
+                          library's SNAPSHOT_TAG: what a starting daemon loads, a page at a time
+                          (daemon/events.c reads these and `shelters` with plain commands)
 ]]
 
 local SWEEP_BATCH = 100
 local IDEM_TTL_S = 86400
 local SCHEMA = 2
+-- Which library stored a snapshot: the build puts a digest of this file here (daemon/embed.py),
+-- so a snapshot made by another version of snapshot() is made anew rather than trusted.
+local SNAPSHOT_TAG = '@SOURCE_DIGEST@'
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -206,12 +212,14 @@ local function snapshot(c, sid)
     }
 end
 
--- Bumps the version, publishes the shelter's snapshot and returns it.
+-- Bumps the version, publishes the shelter's snapshot, keeps it for loading, and returns it.
 local function changed(c, sid)
     local v = redis.call('INCR', c.P .. 'ver')
     redis.call('HSET', c.P .. 's:' .. sid, 'version', v)
     local snap = snapshot(c, sid)
-    redis.call('PUBLISH', c.P .. 'events', cmsgpack.pack({version = v, shelter = snap}))
+    local packed = cmsgpack.pack({version = v, shelter = snap})
+    redis.call('PUBLISH', c.P .. 'events', packed)
+    redis.call('SET', c.P .. 'snap:' .. sid, SNAPSHOT_TAG .. packed)
     return snap
 end
 
@@ -1361,17 +1369,22 @@ end
 ------------------------------------------------------------------------------------------
 -- Reads
 
--- Every shelter's snapshot and the version they reflect.
-local function dump(keys, argv)
-    local c = ctx(keys, argv)
-    local ids = redis.call('SMEMBERS', c.P .. 'shelters')
-    table.sort(ids)
-    local all = {}
-    for _, sid in ipairs(ids) do
-        all[#all + 1] = snapshot(c, sid)
+-- Snapshots made anew and stored, for a daemon that loads its index: it reads the stored ones
+-- itself (SSCAN of shelters, MGET of snap:<sid>), and asks here for those that are missing or
+-- were stored by another library. args: shelters, a few ids. Returns their packed
+-- {version, shelter} maps back to back in one string.
+local function snapshots(keys, argv)
+    local c, a = ctx(keys, argv)
+    local out = {}
+    for _, sid in ipairs(a.shelters or {}) do
+        if shelter_exists(c, sid) then
+            local snap = snapshot(c, sid)
+            local packed = cmsgpack.pack({version = snap.version, shelter = snap})
+            redis.call('SET', c.P .. 'snap:' .. sid, SNAPSHOT_TAG .. packed)
+            out[#out + 1] = packed
+        end
     end
-    return cmsgpack.pack({result = {version = tonumber(redis.call('GET', c.P .. 'ver') or '0'),
-                                    shelters = all}})
+    return cmsgpack.pack({result = {snapshots = table.concat(out)}})
 end
 
 local LIST_MAX = 500
@@ -1717,7 +1730,7 @@ reg('fristad_archived', archived)
 reg('fristad_search_stat', search_stat)
 reg('fristad_audit_note', audit_note)
 reg('fristad_migrate', migrate)
-reg('fristad_dump', dump, true)
+reg('fristad_snapshots', snapshots)
 reg('fristad_standing_load', standing_load, true)
 reg('fristad_standing_match', standing_match)
 reg('fristad_events_read', events_read, true)

@@ -186,6 +186,30 @@ out:
 
 static double haversine_km(const struct geo *g, unsigned a, unsigned b);
 
+/* The walking order of each municipality (an insertion sort: 290 short lists, once at start)
+ * and the rank of each distance in it. */
+static void order_by_distance(struct geo *g)
+{
+    for (unsigned h = 0; h < PROTO_MUNICIPALITIES; h++) {
+        const float *km = g->km[h];
+        uint16_t *near = g->near[h];
+        for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++) {
+            unsigned k = i;
+            while (k > 0 && km[near[k - 1]] > km[i]) {
+                near[k] = near[k - 1];
+                k--;
+            }
+            near[k] = (uint16_t)i;
+        }
+        unsigned rank = 0;
+        for (unsigned i = 0; i < PROTO_MUNICIPALITIES; i++) {
+            if (i > 0 && km[near[i]] != km[near[i - 1]])
+                rank++;
+            g->dist_rank[h][near[i]] = (uint16_t)rank;
+        }
+    }
+}
+
 int geo_load(struct geo *g, const char *municipalities_csv, const char *adjacency_csv, char *err,
              size_t errlen)
 {
@@ -200,6 +224,7 @@ int geo_load(struct geo *g, const char *municipalities_csv, const char *adjacenc
             g->km[i][j] = (float)haversine_km(g, i, j);
         }
     }
+    order_by_distance(g);
     return 0;
 }
 

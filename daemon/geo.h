@@ -47,6 +47,12 @@ struct geo {
     struct muni_set borders[PROTO_MUNICIPALITIES];        /* neighbours of each */
     struct muni_set county[PROTO_MUNICIPALITIES];         /* municipalities of the same county */
     float km[PROTO_MUNICIPALITIES][PROTO_MUNICIPALITIES]; /* centroid distances, for ranking */
+    /* From each municipality, every municipality nearest first (ties by index): the order in
+     * which a search walks them. */
+    uint16_t near[PROTO_MUNICIPALITIES][PROTO_MUNICIPALITIES];
+    /* The rank of km[a][b] among the distinct distances from a: equal distances, equal rank. A
+     * search ranks by it as it would by the distance itself. */
+    uint16_t dist_rank[PROTO_MUNICIPALITIES][PROTO_MUNICIPALITIES];
 };
 
 /* Loads and checks both files. Returns 0, or -1 with "file:line: what" in err. */

@@ -15,22 +15,30 @@ int intake_tz_setup(void)
     return strcmp(tzname[0], "CET") == 0 ? 0 : -1;
 }
 
-/* Local weekday (0 Monday) and minute of the day at `ms`. */
-static void local_minute(int64_t ms, int *wday, int *minute)
+/* The last minute worked out: a search's arrival is usually now, and local time changes (even
+ * across a daylight-saving change) only at whole minutes. */
+static int64_t cached_minute = INT64_MIN;
+static struct intake_moment cached;
+
+void intake_moment_of(int64_t ms, struct intake_moment *out)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    *wday = (tm.tm_wday + 6) % 7;
-    *minute = tm.tm_hour * 60 + tm.tm_min;
+    int64_t minute = ms >= 0 ? ms / 60000 : (ms - 59999) / 60000;
+    if (minute != cached_minute) {
+        time_t t = (time_t)(minute * 60);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        cached.wday = (tm.tm_wday + 6) % 7;
+        cached.minute = tm.tm_hour * 60 + tm.tm_min;
+        cached_minute = minute;
+    }
+    *out = cached;
 }
 
-bool intake_open_at(const struct proto_intake *in, int64_t ms)
+bool intake_open_in(const struct proto_intake *in, const struct intake_moment *at)
 {
     if (in->always)
         return true;
-    int wday, minute;
-    local_minute(ms, &wday, &minute);
+    int wday = at->wday, minute = at->minute;
     int yesterday = (wday + 6) % 7;
     for (unsigned i = 0; i < in->n; i++) {
         const struct proto_intake_range *r = &in->r[i];
@@ -43,6 +51,15 @@ bool intake_open_at(const struct proto_intake *in, int64_t ms)
         }
     }
     return false;
+}
+
+bool intake_open_at(const struct proto_intake *in, int64_t ms)
+{
+    if (in->always)
+        return true;
+    struct intake_moment at;
+    intake_moment_of(ms, &at);
+    return intake_open_in(in, &at);
 }
 
 /* The moment a range starts on the day `days_ahead` after the local day of `ms`. */
@@ -64,10 +81,10 @@ int64_t intake_next_open(const struct proto_intake *in, int64_t ms)
     if (intake_open_at(in, ms))
         return ms;
     int64_t best = -1;
-    int wday, minute;
-    local_minute(ms, &wday, &minute);
+    struct intake_moment now;
+    intake_moment_of(ms, &now);
     for (int ahead = 0; ahead <= 7; ahead++) {
-        int day = (wday + ahead) % 7;
+        int day = (now.wday + ahead) % 7;
         for (unsigned i = 0; i < in->n; i++) {
             const struct proto_intake_range *r = &in->r[i];
             if (!(r->days & (1u << day)))

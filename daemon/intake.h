@@ -19,6 +19,16 @@ int intake_tz_setup(void) __attribute__((warn_unused_result));
 /* True when the shelter receives at `ms` (milliseconds since 1970). */
 bool intake_open_at(const struct proto_intake *in, int64_t ms);
 
+/* A moment as local weekday (0 Monday) and minute of the day: what intake hours are in. */
+struct intake_moment {
+    int wday, minute;
+};
+
+/* The local moment of `ms`, worked out once for the many shelters of one search. */
+void intake_moment_of(int64_t ms, struct intake_moment *out);
+/* The same as intake_open_at, at a moment already worked out. */
+bool intake_open_in(const struct proto_intake *in, const struct intake_moment *at);
+
 /*
  * `ms` itself when the shelter receives then; otherwise the next moment it does (within the
  * coming eight days), or -1 when it never does.

@@ -34,6 +34,7 @@ struct pending {
     int64_t deadline_ms; /* later than this without a reply: Redis has stopped answering */
     enum store_kind kind;
     store_cb *cb;
+    store_reply_cb *raw; /* store_read: the reply as it is */
     void *ud;
     bool waiting_replicas; /* a WAIT follows; the FCALL reply is kept in `body` */
     bool have_body;
@@ -165,6 +166,16 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     struct pending *p = privdata;
     redisReply *reply = r;
 
+    if (p->raw) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            log_warning("store: %.*s", (int)(reply->len > 200 ? 200 : reply->len), reply->str);
+            reply = NULL;
+        }
+        p->raw(reply, p->ud);
+        unlink_pending(p);
+        return;
+    }
+
     if (p->waiting_replicas && !p->have_body) {
         /* The FCALL's own reply: keep it until the WAIT that follows is answered. */
         p->have_body = true;
@@ -248,6 +259,16 @@ static int pack_envelope(msgpack_sbuffer *sb, const struct config *cfg,
     return rc ? -1 : 0;
 }
 
+/* Puts a sent call on the in-flight list, where the watchdog sees it. */
+static void track(struct store *st, struct pending *p)
+{
+    p->prev = st->head.prev;
+    p->next = &st->head;
+    st->head.prev->next = p;
+    st->head.prev = p;
+    st->inflight++;
+}
+
 /* Sends one call once the library is loaded, whether or not the store is ready for others. */
 static int send_call(struct store *st, const char *fn, enum store_kind kind,
                      const struct store_caller *who, const char *op, const char *args,
@@ -295,11 +316,7 @@ static int send_call(struct store *st, const char *fn, enum store_kind kind,
         if (rlink_command(st->link, on_reply, p, 3, wargv, wlens) != 0)
             p->waiting_replicas = false;
     }
-    p->prev = st->head.prev;
-    p->next = &st->head;
-    st->head.prev->next = p;
-    st->head.prev = p;
-    st->inflight++;
+    track(st, p);
     return 0;
 }
 
@@ -317,6 +334,27 @@ int store_call_as(struct store *st, const char *fn, enum store_kind kind,
     if (!st->ready)
         return -1;
     return send_call(st, fn, kind, who, op, args, args_len, cb, ud);
+}
+
+int store_read(struct store *st, int argc, const char **argv, const size_t *lens,
+               store_reply_cb *cb, void *ud)
+{
+    if (!st->ready)
+        return -1;
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->st = st;
+    p->kind = STORE_READ;
+    p->raw = cb;
+    p->ud = ud;
+    p->deadline_ms = clock_mono_ms() + STALL_MS;
+    if (rlink_command(st->link, on_reply, p, argc, argv, lens) != 0) {
+        free(p);
+        return -1;
+    }
+    track(st, p);
+    return 0;
 }
 
 struct rewrite_req {

@@ -73,6 +73,17 @@ int store_call_as(struct store *st, const char *fn, enum store_kind kind,
                   store_cb *cb, void *ud) __attribute__((warn_unused_result));
 
 /*
+ * A plain read-only command on the store link, for what needs no function: the full load of
+ * the index reads the stored snapshots with SSCAN and MGET. `cb` runs exactly once, with the
+ * reply, or with NULL when the link was lost or Redis answered an error (logged). Returns 0
+ * when sent, or -1 when the store is not ready (cb never runs).
+ */
+struct redisReply;
+typedef void store_reply_cb(const struct redisReply *reply, void *ud);
+int store_read(struct store *st, int argc, const char **argv, const size_t *lens,
+               store_reply_cb *cb, void *ud) __attribute__((warn_unused_result));
+
+/*
  * Asks Redis to rewrite its append-only file, so that deleted records leave the disk too.
  * Returns 0 when sent (cb runs once: PROTO_OK, or an error when Redis refused, for instance
  * because a rewrite is already under way), or -1 when the store is not ready.

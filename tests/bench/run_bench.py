@@ -1,26 +1,38 @@
 #!/usr/bin/python3
-"""Benchmark: fristadd against redis-benchmark on the same machine, in one run.
+"""Benchmark: fristadd next to redis-benchmark on the same machine, in one run.
 
-Loads a national-scale registry (300 shelters in real municipalities, 9 units each) straight
-into Redis through the store functions, starts fristadd on it, and measures with
-tests/bench/loadgen (TLS, pipelined requests):
-  whoami   the protocol and TLS path alone
-  search   a referral search answered from the in-memory index
-  free     a county listing from the index
-  vacancy  a write: one Redis Function with appendfsync always
-and, on the same Redis, redis-benchmark's PING and the very FCALL that vacancy makes. It prints
-figures and ratios and asserts nothing about time. Also prints the daemon's resident memory
-next to Redis's, and how long the full index load took.
+For each registry size (shelters in real municipalities, three units each, a quarter of them
+free; written straight into Redis by tests/bench/populate.lua) it starts a redis-server with a
+TLS port and a plain port and fristadd on it, and prints:
 
-    run_bench.py FRISTADD LOADGEN SOURCE_ROOT [--seconds N]
+  start-up   time to ready, wall and CPU: the first start (which makes every stored snapshot)
+             and a start from stored snapshots; RSS at ready and at its peak, against the
+             budget of 1 KiB per unit + 16 MiB;
+  requests   ops/s, p50, p99 and CPU per op of the serving process, at 50 connections x 1 and
+             4 connections x 8 pipelined, for
+               redis-benchmark GET, plain and --tls (the anchors),
+               redis-benchmark FCALL fristad_vacancy_set (the write's own Redis Function),
+               fristadd whoami (the protocol and TLS path alone), search (random referrals of
+               every risk level and household), vacancy.set (a write);
+             measured in turn, anchor next to fristadd, `--rounds` times;
+  ratios     search / TLS GET (ops/s and p99), whoami / TLS GET, vacancy.set / FCALL, and
+             against plain GET, per round and their median.
+
+It asserts nothing about time.
+
+    run_bench.py FRISTADD LOADGEN SOURCE_ROOT [--seconds N] [--sizes 10000,100000]
+                 [--rounds N] [--ops whoami,search,vacancy]
 """
+import argparse
 import csv
 import io
 import os
+import platform
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,235 +40,364 @@ import time
 
 import msgpack
 
-SHELTERS = 300
-UNITS = 9
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import bulk  # noqa: E402
+
 NS = "bench"
 RET = "31536000000"
+TICK = os.sysconf("SC_CLK_TCK")
+MODES = ((50, 1), (4, 8))
 
 
-def resp(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+def cpu_s(pid):
+    """User and system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def read_reply(f):
-    line = f.readline()
-    kind, rest = line[:1], line[1:-2]
-    if kind in (b"+", b":"):
-        return rest
-    if kind == b"-":
-        raise RuntimeError(rest.decode())
-    if kind == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)
-        return data[:-2]
-    if kind == b"*":
-        return [read_reply(f) for _ in range(int(rest))]
-    raise RuntimeError("bad reply %r" % line)
-
-
-def fcall(key, function, caller, op, args):
-    """FCALL of a store function with its envelope (daemon/fristad.lua). The retentions go as
-    text so that the envelope holds no NUL byte and can be a redis-benchmark argument."""
-    env = msgpack.packb({"caller": caller, "op": op, "audit_retention": RET,
-                         "reference_retention": RET, "args": args})
-    return ("FCALL", "fristad_" + function, 1, key, env)
-
-
-def str_arg(a):
-    """A command word for redis-benchmark's argv (bytes go to exec as they are)."""
-    if isinstance(a, bytes):
-        assert b"\0" not in a
-        return a
-    return str(a)
-
-
-def pipeline(sock_path, commands):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock_path)
-    s.sendall(b"".join(resp(*c) for c in commands))
-    f = s.makefile("rb")
-    out = [read_reply(f) for _ in commands]
-    s.close()
-    return out
+def mem_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
 
 
 def wait_for(cond, timeout, what):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.01)
     raise SystemExit("timed out waiting for " + what)
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def fcall_argv(key, function, caller, op, args):
+    """FCALL of a store function with its envelope (daemon/fristad.lua), as redis-benchmark
+    arguments: the retentions go as text so that the envelope holds no NUL byte."""
+    env = msgpack.packb({"caller": caller, "op": op, "audit_retention": RET,
+                         "reference_retention": RET, "event_retention": RET, "args": args})
+    assert b"\0" not in env
+    return ["FCALL", "fristad_" + function, "1", key, env]
 
 
-def main():
-    fristadd, loadgen, root = (os.path.abspath(a) for a in sys.argv[1:4])
-    seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 5
-    work = tempfile.mkdtemp(prefix="fristad-bench-")
-    procs = []
-    try:
-        pki = os.path.join(work, "pki")
-        tool = os.path.join(root, "scripts", "pki")
-        subprocess.run([tool, "init", pki], check=True, stdout=subprocess.DEVNULL)
-        for role, ident in (("social", "0180"), ("shelter", "b0000")):
-            subprocess.run([tool, "client", pki, role, ident], check=True,
+class Bench:
+    def __init__(self, opts):
+        self.o = opts
+        self.work = tempfile.mkdtemp(prefix="fristad-bench-", dir=opts.tmp)
+        self.procs = []
+        self.pki = os.path.join(self.work, "pki")
+        tool = os.path.join(opts.root, "scripts", "pki")
+        subprocess.run([tool, "init", self.pki], check=True, stdout=subprocess.DEVNULL)
+        for role, ident in (("social", "0180"), ("shelter", "b1")):
+            subprocess.run([tool, "client", self.pki, role, ident], check=True,
                            stdout=subprocess.DEVNULL)
+        self.sock = os.path.join(self.work, "redis.sock")
+        self.redis = None
+        self.daemon = None
+        self.port = None
 
-        sock = os.path.join(work, "redis.sock")
-        redis = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-             "--dir", work, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--logfile", os.path.join(work, "redis.log")])
-        procs.append(redis)
-        wait_for(lambda: os.path.exists(sock), 10, "redis-server")
-        time.sleep(0.2)
-        with open(os.path.join(root, "daemon", "fristad.lua"), "rb") as f:
-            pipeline(sock, [("FUNCTION", "LOAD", "REPLACE", f.read())])
+    # -- processes ------------------------------------------------------------------------
 
-        with open(os.path.join(root, "conf", "municipalities.csv")) as f:
-            codes = [r["kommunkod"] for r in csv.DictReader(f)]
-        key = "{%s}:ver" % NS
-        cmds = []
-        for i in range(SHELTERS):
-            sid = "b%04d" % i
-            shelter = {"shelter": sid, "name": "Shelter %d" % i, "kind": "kvinnojour",
-                       "municipality": codes[(i * 7) % len(codes)], "protection": 1 + i % 3,
-                       "phone": "08-555 00 %02d" % (i % 100), "languages": ["sv", "en"]}
-            if i % 3 < 2:
-                shelter["boys_max_age"] = (12, 15)[i % 3]
-                shelter["max_children"] = (2, 4)[i % 3]
-            cmds.append(fcall(key, "shelter_add", "admin:bench", "shelter.add", shelter))
-            for u in range(1, UNITS + 1):
-                cmds.append(fcall(key, "unit_add", "admin:bench", "unit.add",
-                                  {"shelter": sid, "unit": "u%d" % u, "beds": 1 + u % 5,
-                                   "accessible": u == 1}))
-                state = "free" if (i + u) % 3 else "occupied"
-                cmds.append(fcall(key, "vacancy_set", "shelter:" + sid, "vacancy.set",
-                                  {"shelter": sid, "unit": "u%d" % u, "state": state}))
-        t = time.monotonic()
-        for k in range(0, len(cmds), 1000):
-            pipeline(sock, cmds[k:k + 1000])
-        load_s = time.monotonic() - t
+    def free_port(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
 
-        conf = os.path.join(work, "fristadd.conf")
-        with open(conf, "w") as f:
+    def start_redis(self):
+        self.plain_port, self.tls_port = self.free_port(), self.free_port()
+        p = self.pki
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.plain_port), "--bind", "127.0.0.1",
+             "--tls-port", str(self.tls_port), "--tls-cert-file", f"{p}/server.crt",
+             "--tls-key-file", f"{p}/server.key", "--tls-ca-cert-file", f"{p}/ca.crt",
+             "--unixsocket", self.sock, "--unixsocketperm", "700", "--dir", self.work,
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+             "--logfile", os.path.join(self.work, "redis.log")])
+        self.procs.append(self.redis)
+        wait_for(lambda: os.path.exists(self.sock), 10, "redis-server")
+        wait_for(lambda: self.redis_ok(), 10, "redis-server to answer")
+
+    def redis_ok(self):
+        try:
+            r = bulk.Redis(self.sock, timeout=1)
+            r.call("PING")
+            r.close()
+            return True
+        except (OSError, bulk.RespError):
+            return False
+
+    def config(self):
+        path = os.path.join(self.work, "fristadd.conf")
+        with open(path, "w") as f:
             f.write(f"""[server]
 listen = 127.0.0.1:0
-data_dir = {work}/data
+data_dir = {self.work}/data
 rate = 10000000
 burst = 10000000
 max_connections_per_person = 1000
 ; every client connects from 127.0.0.1 at once
 max_handshakes_per_address = 1000
 [tls]
-cert = {pki}/server.crt
-key = {pki}/server.key
-ca = {pki}/ca.crt
+cert = {self.pki}/server.crt
+key = {self.pki}/server.key
+ca = {self.pki}/ca.crt
 [redis]
 mode = connect
-address = unix:{sock}
+address = unix:{self.sock}
 namespace = {NS}
 [log]
-level = notice
+level = info
 [metrics]
 listen =
 [data]
-municipalities = {root}/conf/municipalities.csv
-adjacency = {root}/conf/adjacency.csv
-policy = {root}/conf/policy.conf
+municipalities = {self.o.root}/conf/municipalities.csv
+adjacency = {self.o.root}/conf/adjacency.csv
+policy = {self.o.root}/conf/policy.conf
 """)
-        log = open(os.path.join(work, "fristadd.log"), "w+")
+        return path
+
+    def start_daemon(self):
+        """Starts fristadd; returns (wall s, CPU s, RSS KiB, peak RSS KiB) at its ready line,
+        and its own account of the load."""
+        log = open(os.path.join(self.work, "fristadd.log"), "w+")
         t = time.monotonic()
-        daemon = subprocess.Popen([fristadd, "-c", conf], stderr=log)
-        procs.append(daemon)
-        port = []
+        self.daemon = subprocess.Popen([self.o.fristadd, "-c", self.config()], stderr=log)
+        self.procs.append(self.daemon)
 
         def ready():
+            if self.daemon.poll() is not None:
+                raise SystemExit("fristadd exited:\n" + open(log.name).read()[-3000:])
             log.seek(0)
-            m = re.search(r"ready: listening on [0-9.]+:(\d+)", log.read())
-            if m:
-                port.append(m.group(1))
-            return bool(m)
-        wait_for(ready, 30, "fristadd")
-        index_s = time.monotonic() - t
+            return re.search(r"ready: listening on [0-9.]+:(\d+)", log.read())
+        m = wait_for(ready, 600, "fristadd to be ready")
+        wall = time.monotonic() - t
+        self.port = m.group(1)
+        pid = self.daemon.pid
+        log.seek(0)
+        loaded = re.search(r"index: (loaded .*)", log.read())
+        return {"wall": wall, "cpu": cpu_s(pid), "rss": mem_kib(pid, "VmRSS"),
+                "peak": mem_kib(pid, "VmHWM"), "log": loaded.group(1) if loaded else "?"}
 
-        def run(op, cert, conns, pipe, extra=()):
-            out = subprocess.run(
-                [loadgen, "--server", "127.0.0.1:" + port[0], "--cert", cert + ".crt",
-                 "--key", cert + ".key", "--ca", pki + "/ca.crt", "--op", op,
-                 "--connections", str(conns), "--pipeline", str(pipe),
-                 "--seconds", str(seconds), *extra],
-                check=True, capture_output=True, text=True)
-            sys.stderr.write(out.stderr)
-            out = out.stdout.strip().split(",")
-            return {"ops": float(out[5]), "p50": float(out[6]), "p99": float(out[7]),
-                    "errors": int(out[4])}
+    def stop_daemon(self):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            self.daemon.wait(30)
+        self.daemon = None
 
-        social = pki + "/social-0180"
-        shelter = pki + "/shelter-b0000"
-        results = {}
-        for op, cert, extra in (("whoami", social, ()), ("search", social, ()),
-                                ("free", social, ()),
-                                ("vacancy", shelter, ("--shelter", "b0000", "--units", "9"))):
-            results[op] = run(op, cert, 4, 8, extra)
-        rss_daemon = rss_kib(daemon.pid)
-        rss_redis = rss_kib(redis.pid)
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(30)
-
-        def rb(*args):
-            out = subprocess.run(["redis-benchmark", "-s", sock, "-c", "4", "-P", "8",
-                                  "-n", "100000", "--csv", *args],
-                                 check=True, capture_output=True).stdout.decode(errors="replace")
-            row = list(csv.reader(io.StringIO(out)))[-1]
-            return {"ops": float(row[1]), "p50": float(row[4]), "p99": float(row[6])}
-        ping = rb("ping")
-        direct = rb(*map(str_arg, fcall(key, "vacancy_set", "shelter:b0000", "vacancy.set",
-                                        {"shelter": "b0000", "unit": "u2", "state": "free"})))
-
-        print(f"registry: {SHELTERS} shelters, {SHELTERS * UNITS} units "
-              f"(loaded through the store functions in {load_s:.2f} s)")
-        print(f"fristadd: full index load and ready in {index_s:.2f} s after start")
-        print(f"memory: fristadd RSS {rss_daemon / 1024:.1f} MiB, "
-              f"redis-server RSS {rss_redis / 1024:.1f} MiB")
-        print("%-34s %12s %9s %9s" % ("4 connections x 8 pipelined", "ops/s", "p50 ms",
-                                      "p99 ms"))
-        for name, r in (("fristadd whoami (TLS + protocol)", results["whoami"]),
-                        ("fristadd search (index)", results["search"]),
-                        ("fristadd free --county 01 (index)", results["free"]),
-                        ("fristadd vacancy.set (FCALL, fsync)", results["vacancy"]),
-                        ("redis-benchmark PING", ping),
-                        ("redis-benchmark FCALL vacancy_set", direct)):
-            print("%-34s %12.0f %9.3f %9.3f" % (name, r["ops"], r["p50"], r["p99"]))
-        print("ratios (same run, same machine):")
-        print(f"  search / redis PING            {results['search']['ops'] / ping['ops']:.2f}")
-        print(f"  vacancy.set / redis FCALL      {results['vacancy']['ops'] / direct['ops']:.2f}")
-        print(f"  whoami / redis PING            {results['whoami']['ops'] / ping['ops']:.2f}")
-        errors = sum(r["errors"] for r in results.values())
-        print(f"error replies during the runs: {errors}")
-    finally:
-        for p in reversed(procs):
+    def close(self):
+        for p in reversed(self.procs):
             if p.poll() is None:
                 p.terminate()
                 try:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- measurements ---------------------------------------------------------------------
+
+    def loadgen(self, op, conns, pipe):
+        cert = f"{self.pki}/shelter-b1" if op == "vacancy" else f"{self.pki}/social-0180"
+        extra = ["--shelter", "b1", "--units", "3"] if op == "vacancy" else []
+        pid = self.daemon.pid
+        c0 = cpu_s(pid)
+        out = subprocess.run(
+            [self.o.loadgen, "--server", "127.0.0.1:" + self.port, "--cert", cert + ".crt",
+             "--key", cert + ".key", "--ca", self.pki + "/ca.crt", "--op", op,
+             "--connections", str(conns), "--pipeline", str(pipe),
+             "--seconds", str(self.o.seconds), *extra],
+            check=True, capture_output=True, text=True)
+        c1 = cpu_s(pid)
+        sys.stderr.write(out.stderr)
+        f = out.stdout.strip().split(",")
+        n = int(f[3])
+        return {"ops": float(f[5]), "p50": float(f[6]), "p99": float(f[7]),
+                "cpu_us": (c1 - c0) / max(n, 1) * 1e6, "errors": int(f[4])}
+
+    def redis_benchmark(self, conns, pipe, args, target):
+        """One redis-benchmark run, sized to take about --seconds; CPU per op of Redis."""
+        base = ["redis-benchmark", "-c", str(conns), "-P", str(pipe), "--csv"]
+        if target == "tls":
+            base += ["-p", str(self.tls_port), "--tls", "--cert", f"{self.pki}/social-0180.crt",
+                     "--key", f"{self.pki}/social-0180.key", "--cacert", f"{self.pki}/ca.crt"]
+        elif target == "plain":
+            base += ["-p", str(self.plain_port)]
+        else:
+            base += ["-s", self.sock]
+
+        def run(n):
+            c0 = cpu_s(self.redis.pid)
+            out = subprocess.run(base + ["-n", str(n), *args], check=True,
+                                 capture_output=True).stdout.decode(errors="replace")
+            c1 = cpu_s(self.redis.pid)
+            row = list(csv.reader(io.StringIO(out)))[-1]
+            return {"ops": float(row[1]), "p50": float(row[4]), "p99": float(row[6]),
+                    "cpu_us": (c1 - c0) / n * 1e6, "errors": 0}
+        probe = run(20000 if args[:2] == ["-t", "get"] else max(2000, conns * pipe * 50))
+        return run(max(10000, int(probe["ops"] * self.o.seconds)))
+
+    def measure(self):
+        """Every row at both concurrencies, anchors next to fristadd; one dict per round."""
+        key = "{%s}:ver" % NS
+        direct = fcall_argv(key, "vacancy_set", "shelter:b1", "vacancy.set",
+                            {"shelter": "b1", "unit": "u2", "state": "free"})
+        rounds = []
+        for _ in range(self.o.rounds):
+            res = {}
+            for conns, pipe in MODES:
+                m = (conns, pipe)
+                res[("tls GET", m)] = self.redis_benchmark(conns, pipe, ["-t", "get"], "tls")
+                for op in self.o.ops:
+                    if op == "vacancy":
+                        res[("FCALL", m)] = self.redis_benchmark(conns, pipe, direct, "unix")
+                    res[(op, m)] = self.loadgen(op, conns, pipe)
+                    if op == "search":
+                        res[("tls GET 2", m)] = self.redis_benchmark(conns, pipe,
+                                                                     ["-t", "get"], "tls")
+                res[("plain GET", m)] = self.redis_benchmark(conns, pipe, ["-t", "get"],
+                                                             "plain")
+            rounds.append(res)
+        return rounds
+
+
+def fmt_row(name, cells):
+    out = "  %-34s" % name
+    for c in cells:
+        if c is None:
+            out += " %9s %7s %7s %8s" % ("-", "-", "-", "-")
+        else:
+            out += " %9.0f %7.3f %7.3f %8.1f" % (c["ops"], c["p50"], c["p99"], c["cpu_us"])
+    return out
+
+
+def report(rounds, ops):
+    names = [("plain GET", "redis-benchmark GET"), ("tls GET", "redis-benchmark --tls GET")]
+    if "vacancy" in ops:
+        names.append(("FCALL", "redis-benchmark FCALL vacancy_set"))
+    labels = {"whoami": "fristadd whoami", "search": "fristadd search",
+              "vacancy": "fristadd vacancy.set"}
+    names += [(op, labels[op]) for op in ops]
+    print("  %-34s" % "" + "".join(" %-34s" % f"{c} connections x {p}".center(34)
+                                   for c, p in MODES))
+    print("  %-34s" % "" + " %9s %7s %7s %8s" % ("ops/s", "p50 ms", "p99 ms", "CPU/op") * 2)
+    for i, res in enumerate(rounds):
+        if len(rounds) > 1:
+            print(f"  round {i + 1}")
+        for key, name in names:
+            print(fmt_row(name, [res.get((key, m)) for m in MODES]))
+    print("  ratios (paired in each round; median of the rounds):")
+
+    def ratio(a, b, field, m):
+        vals = []
+        for res in rounds:
+            x, y = res.get((a, m)), res.get((b, m))
+            if x and y and y[field]:
+                vals.append(x[field] / y[field])
+        return vals
+
+    def anchor(res, m):
+        """TLS GET measured on both sides of search: their mean."""
+        a, b = res.get(("tls GET", m)), res.get(("tls GET 2", m))
+        if a and b:
+            return {k: (a[k] + b[k]) / 2 for k in ("ops", "p50", "p99", "cpu_us")}
+        return a
+
+    for res in rounds:
+        for m in MODES:
+            res[("tls GET mean", m)] = anchor(res, m)
+    lines = []
+    if "search" in ops:
+        lines += [("search / TLS GET, ops/s", "search", "tls GET mean", "ops"),
+                  ("search / TLS GET, p99 (lower is better)", "search", "tls GET mean", "p99"),
+                  ("search / plain GET, ops/s", "search", "plain GET", "ops")]
+    if "whoami" in ops:
+        lines += [("whoami / TLS GET, ops/s", "whoami", "tls GET mean", "ops"),
+                  ("whoami / plain GET, ops/s", "whoami", "plain GET", "ops")]
+    if "vacancy" in ops:
+        lines += [("vacancy.set / FCALL vacancy_set, ops/s", "vacancy", "FCALL", "ops")]
+    for label, a, b, field in lines:
+        cells = []
+        for m in MODES:
+            v = ratio(a, b, field, m)
+            if v:
+                cells.append(f"{statistics.median(v):5.2f}" +
+                             (f" ({', '.join(f'{x:.2f}' for x in v)})" if len(v) > 1 else ""))
+            else:
+                cells.append("-")
+        print("    %-42s %-24s %s" % (label, *cells))
+    errors = sum(r.get("errors", 0) for res in rounds for r in res.values() if r)
+    print(f"  error replies during the runs: {errors}")
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    redis = subprocess.run(["redis-server", "--version"], capture_output=True,
+                           text=True).stdout.split()[2]
+    ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+    return (f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Redis {redis}, "
+            f"{ossl}; load average {os.getloadavg()[0]:.1f} at the start")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("fristadd")
+    ap.add_argument("loadgen")
+    ap.add_argument("root")
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--sizes", default="10000,100000", help="shelters per registry")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--ops", default="whoami,search,vacancy")
+    ap.add_argument("--tmp", default=os.environ.get("FRISTAD_TEST_TMPDIR"))
+    o = ap.parse_args()
+    o.fristadd, o.loadgen, o.root = map(os.path.abspath, (o.fristadd, o.loadgen, o.root))
+    o.ops = o.ops.split(",")
+    print("machine: " + machine())
+    b = Bench(o)
+    try:
+        b.start_redis()
+        for shelters in map(int, o.sizes.split(",")):
+            r = bulk.Redis(b.sock)
+            r.call("FLUSHALL")
+            r.close()
+            secs = bulk.populate(b.sock, NS, shelters)
+            units = 3 * shelters
+            print(f"\nregistry: {shelters:,} shelters, {units:,} units in real municipalities "
+                  f"(written in {secs:.1f} s)")
+            first = b.start_daemon()
+            b.stop_daemon()
+            again = b.start_daemon()
+            budget = units + 16 * 1024
+            print(f"  first start, making every stored snapshot: ready in {first['wall']:.2f} s "
+                  f"({first['cpu']:.2f} s CPU); {first['log']}")
+            print(f"  start from stored snapshots: ready in {again['wall']:.2f} s "
+                  f"({again['cpu']:.2f} s CPU); {again['log']}")
+            print(f"  fristadd RSS at ready {again['rss'] / 1024:.1f} MiB, peak "
+                  f"{again['peak'] / 1024:.1f} MiB (budget {budget / 1024:.1f} MiB: 1 KiB per "
+                  f"unit + 16 MiB)")
+            rounds = b.measure()
+            pid = b.daemon.pid
+            print(f"  after the runs: fristadd RSS {mem_kib(pid, 'VmRSS') / 1024:.1f} MiB, peak "
+                  f"{mem_kib(pid, 'VmHWM') / 1024:.1f} MiB; redis-server RSS "
+                  f"{mem_kib(b.redis.pid, 'VmRSS') / 1024:.1f} MiB")
+            report(rounds, o.ops)
+            b.stop_daemon()
+        print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+    finally:
+        b.close()
 
 
 if __name__ == "__main__":
