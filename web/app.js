@@ -29,6 +29,11 @@ const TEXT = {
     "group.women": "Kvinnor", "group.men": "Män", "group.hbtqi": "Hbtqi-personer",
     "group.youth": "Unga vuxna",
     "need.wheelchair": "Rullstol", "need.pets": "Husdjur", "need.substance": "Stöd vid missbruk",
+    "referral.competences": "Särskild kompetens som behövs",
+    "comp.hbv": "Hedersrelaterat våld", "comp.psychiatric": "Psykiatri",
+    "comp.npf": "Neuropsykiatrisk funktionsnedsättning",
+    "comp.intellectual_disability": "Intellektuell funktionsnedsättning",
+    "comp.deaf": "Döva och hörselskadade", "comp.interpreter": "Tolk",
     "child.age": "Ålder", "child.sex": "Kön", "sex.f": "Flicka", "sex.m": "Pojke",
     "remove": "Ta bort",
     "results.title": "Lediga platser som passar",
@@ -58,7 +63,8 @@ const TEXT = {
     "reason.children_limit": "tar emot färre barn", "reason.boys_age": "pojkens ålder",
     "reason.target_group": "annan målgrupp", "reason.wheelchair": "inte tillgänglig för rullstol",
     "reason.pets": "tar inte emot husdjur", "reason.substance": "ger inte stöd vid missbruk",
-    "reason.language": "språket saknas",
+    "reason.language": "språket saknas", "reason.competence": "saknar kompetensen som behövs",
+    "reason.permit": "skyddat boende utan IVO-tillstånd",
     "state.held": "Reserverad – väntar på svar", "state.accepted": "Accepterad – välkommen",
     "state.confirmed": "Anländ – placerad", "state.declined": "Avböjd", "state.released": "Släppt",
     "state.expired": "Har gått ut", "state.active": "Pågår", "state.discharged": "Utskriven",
@@ -135,6 +141,10 @@ const TEXT = {
     "group.women": "Women", "group.men": "Men", "group.hbtqi": "LGBTQI people",
     "group.youth": "Young adults",
     "need.wheelchair": "Wheelchair", "need.pets": "Pets", "need.substance": "Substance-use support",
+    "referral.competences": "Specialist competence needed",
+    "comp.hbv": "Honour-related violence", "comp.psychiatric": "Psychiatry",
+    "comp.npf": "Neurodevelopmental disorder", "comp.intellectual_disability": "Intellectual disability",
+    "comp.deaf": "Deaf and hard of hearing", "comp.interpreter": "Interpreter",
     "child.age": "Age", "child.sex": "Sex", "sex.f": "Girl", "sex.m": "Boy",
     "remove": "Remove",
     "results.title": "Free places that fit",
@@ -164,7 +174,8 @@ const TEXT = {
     "reason.children_limit": "takes fewer children", "reason.boys_age": "the boy's age",
     "reason.target_group": "another target group", "reason.wheelchair": "not wheelchair accessible",
     "reason.pets": "takes no pets", "reason.substance": "no substance-use support",
-    "reason.language": "language not spoken",
+    "reason.language": "language not spoken", "reason.competence": "lacks a competence needed",
+    "reason.permit": "protected housing without an IVO permit",
     "state.held": "Held – awaiting an answer", "state.accepted": "Accepted – welcome",
     "state.confirmed": "Arrived – placed", "state.declined": "Declined", "state.released": "Released",
     "state.expired": "Expired", "state.active": "Active", "state.discharged": "Discharged",
@@ -461,6 +472,7 @@ function needs(h) {
   if (h.pets) n.push(t("need.pets"));
   if (h.substance) n.push(t("need.substance"));
   if (h.language) n.push(h.language);
+  for (const c of h.need || []) n.push(t("comp." + c));
   if (h.group && h.group !== "women") n.push(t("group." + h.group));
   return n.length ? n.join(", ") : t("none");
 }
@@ -507,6 +519,8 @@ function referral() {
   for (const n of ["wheelchair", "pets", "substance"]) if ($(n).checked) a[n] = true;
   const language = $("language").value.trim().toLowerCase();
   if (language) a.language = language;
+  const need = [...document.querySelectorAll("#competences input:checked")].map((e) => e.value);
+  if (need.length) a.need = need;
   const perp = [];
   for (const row of $("perpetrator").children) {
     const code = muniCode(row.querySelector(".muni"));

@@ -122,6 +122,18 @@ await step("social worker searches for a mother and her daughter", async () => {
   await shot(social, "social-search");
 });
 
+await step("a needed competence no shelter has rules every unit out, and says so", async () => {
+  await social.check("#competences input[value=hbv]");
+  await social.click("#search");
+  await social.waitForSelector("#nomatch:not([hidden]) #reasons li", { timeout: WAIT });
+  const reasons = await social.textContent("#reasons");
+  check(/saknar kompetensen som behövs: [1-9]/.test(reasons), "ruled out by competence: " + reasons);
+  check(!reasons.includes("reason."), "every reason has a label: " + reasons);
+  await social.uncheck("#competences input[value=hbv]");
+  await social.click("#search");
+  await social.waitForSelector("#results li.card", { timeout: WAIT });
+});
+
 await step("social page is accessible", async () => accessible(social, "social"));
 
 await step("social worker holds the first result", async () => {
