@@ -99,6 +99,12 @@ const TEXT = {
     "admin.principal": "Vem (t.ex. social:0180)", "admin.limit": "Högst antal",
     "admin.show": "Visa", "admin.stats": "Statistik", "admin.saved": "Sparat.",
     "admin.retired": "avvecklat", "admin.paused": "pausat",
+    "admin.operator": "Huvudman", "admin.operatorNone": "Ej angiven",
+    "operator.ideell": "Ideell", "operator.privat": "Privat", "operator.kommunal": "Kommunal",
+    "admin.permit": "IVO-tillstånd (diarienummer)", "admin.permitDate": "Tillstånd beviljat",
+    "admin.registered": "Kommunal verksamhet anmäld till IVO",
+    "admin.competences": "Särskild kompetens",
+    "admin.permitHint": "Skyddat boende erbjuds bara med huvudman och IVO-tillstånd (eller, för kommunal verksamhet, anmälan).",
     "kind.kvinnojour": "Kvinnojour", "kind.skyddat_boende": "Skyddat boende",
     "kind.kriscentrum": "Kriscentrum", "kind.other": "Annat",
     "stats.searches": "Sökningar", "stats.no_match": "Utan träff", "stats.ruled_out": "Uteslutna av",
@@ -210,6 +216,12 @@ const TEXT = {
     "admin.principal": "Who (e.g. social:0180)", "admin.limit": "At most",
     "admin.show": "Show", "admin.stats": "Statistics", "admin.saved": "Saved.",
     "admin.retired": "retired", "admin.paused": "paused",
+    "admin.operator": "Operator", "admin.operatorNone": "Not given",
+    "operator.ideell": "Non-profit", "operator.privat": "Private", "operator.kommunal": "Municipal",
+    "admin.permit": "IVO permit (case number)", "admin.permitDate": "Permit granted",
+    "admin.registered": "Municipal service registered with IVO",
+    "admin.competences": "Specialist competences",
+    "admin.permitHint": "Protected housing is offered only with an operator and an IVO permit (or, for a municipal service, its registration).",
     "kind.kvinnojour": "Women's shelter", "kind.skyddat_boende": "Protected housing",
     "kind.kriscentrum": "Crisis centre", "kind.other": "Other",
     "stats.searches": "Searches", "stats.no_match": "Without a match", "stats.ruled_out": "Ruled out by",
@@ -902,13 +914,26 @@ async function loadAudit() {
   } catch (e) { sayError(e); }
 }
 
+// Operator, IVO permit and competences, as shelter.add takes them; empty fields are left out.
+function practice() {
+  const f = {};
+  if ($("sa-operator").value) f.operator = $("sa-operator").value;
+  const permit = $("sa-permit").value.trim();
+  if (permit) f.ivo_permit = permit;
+  if ($("sa-permit-date").value) f.ivo_permit_date = $("sa-permit-date").value;
+  if ($("sa-registered").checked) f.ivo_registered = true;
+  const comps = [...document.querySelectorAll("#sa-competences input:checked")].map((e) => e.value);
+  if (comps.length) f.competences = comps;
+  return f;
+}
+
 $("shelter-add").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   try {
     await api("shelter.add", {
       shelter: $("sa-id").value.trim(), name: $("sa-name").value.trim(), kind: $("sa-kind").value,
       municipality: muniCode($("sa-mun")), protection: parseInt($("sa-prot").value, 10),
-      phone: $("sa-phone").value.trim(),
+      phone: $("sa-phone").value.trim(), ...practice(),
     });
     say(t("admin.saved"));
     await refresh();

@@ -204,6 +204,27 @@ await step("admin page: registry, audit trail, statistics", async () => {
     .every((td) => td.textContent === "social:0180"), null, { timeout: WAIT });
   await shot(admin, "admin");
   await accessible(admin, "admin");
+});
+
+await step("admin registers protected housing with its operator, IVO permit and competences", async () => {
+  const admin = await open("admin");
+  await load(admin);
+  await admin.click("details:has(#shelter-add) summary");
+  await admin.fill("#sa-id", "skydd-gavle");
+  await admin.fill("#sa-name", "Skyddat boende Gävle");
+  await admin.selectOption("#sa-kind", "skyddat_boende");
+  await admin.fill("#sa-mun", "Gävle");
+  await admin.selectOption("#sa-prot", "3");
+  await admin.fill("#sa-phone", "026-555 03 03");
+  await admin.selectOption("#sa-operator", "ideell");
+  await admin.fill("#sa-permit", "3.5.1-12345/2025");
+  await admin.fill("#sa-permit-date", "2025-03-14");
+  await admin.check("#sa-competences input[value=hbv]");
+  await admin.check("#sa-competences input[value=deaf]");
+  await admin.click("#shelter-add button[type=submit]");
+  await admin.waitForFunction(() => document.querySelector("#registry tbody")?.textContent
+    .includes("skydd-gavle"), null, { timeout: WAIT });
+  await accessible(admin, "admin-add");
   noErrors(admin);
 });
 

@@ -108,6 +108,10 @@ def test_browser_scenario(env, workdir):
     print(r.stdout)
     print(f"screenshots: {shots}")
     assert r.returncode == 0, f"the browser scenario failed:\n{r.stdout}\n{r.stderr[-3000:]}"
+    added = env.show("skydd-gavle")
+    assert (added["kind"], added["operator"], added["ivo_permit"], added["ivo_permit_date"],
+            sorted(added["competences"])) == (
+        "skyddat_boende", "ideell", "3.5.1-12345/2025", "2025-03-14", ["deaf", "hbv"]), added
     for name in ("social-search", "social-accepted", "shelter-incoming", "shelter-phone", "admin",
                  "oncall"):
         assert (shots / f"{name}.png").stat().st_size > 1000, name
