@@ -273,6 +273,154 @@ static int refusal(int rc, struct net_reply *reply, struct client_error *err)
     return rc;
 }
 
+/*
+ * A listing (shelter.list, free, directory) comes a page at a time: while a page says "next",
+ * the same request is sent again with 'after' set to it. The pages are kept, and their lists
+ * joined into one result that looks as if it had come whole.
+ */
+struct pages {
+    struct net_reply *replies;
+    unsigned n;
+    msgpack_object result; /* the joined result: a map over the first page's keys */
+    msgpack_object_kv *kv;
+    msgpack_object *items;
+};
+
+#define PAGES_MAX 100000 /* a server that never stops saying "next" is a broken one */
+
+static void pages_free(struct pages *pg)
+{
+    for (unsigned i = 0; i < pg->n; i++)
+        net_reply_free(&pg->replies[i]);
+    free(pg->replies);
+    free(pg->kv);
+    free(pg->items);
+    *pg = (struct pages){0};
+}
+
+/* The key of the list a listing pages through; NULL for an op that is not paged. */
+static const char *paged_list(enum proto_op op)
+{
+    switch (op) {
+    case OP_SHELTER_LIST:
+    case OP_DIRECTORY:
+        return "shelters";
+    case OP_FREE:
+        return "units";
+    default:
+        return NULL;
+    }
+}
+
+static bool key_is(const msgpack_object *o, const char *s)
+{
+    size_t n = strlen(s);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+           memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+/* The page's "next", copied into after (PROTO_ID_MAX + 1); false when there is none. */
+static bool next_page(const msgpack_object *result, char *after)
+{
+    const msgpack_object *next = proto_map_get(result, "next");
+    if (!next || next->type != MSGPACK_OBJECT_STR || next->via.str.size == 0 ||
+        next->via.str.size > PROTO_ID_MAX)
+        return false;
+    memcpy(after, next->via.str.ptr, next->via.str.size);
+    after[next->via.str.size] = '\0';
+    return true;
+}
+
+/* Joins the pages' lists into pg->result: the first page's keys, without "next", with the list
+ * of every page and phones_withheld when any page withheld them. */
+static int join_pages(struct pages *pg, const char *key, struct client_error *err)
+{
+    const msgpack_object *first = pg->replies[0].reply.result;
+    size_t total = 0;
+    for (unsigned i = 0; i < pg->n; i++) {
+        const msgpack_object *l = proto_map_get(pg->replies[i].reply.result, key);
+        if (!l || l->type != MSGPACK_OBJECT_ARRAY)
+            return client_fail(err, CLIENT_FAILED, "protocol",
+                               "a page of the listing has no list '%s'", key);
+        total += l->via.array.size;
+    }
+    uint32_t nkv = first->via.map.size;
+    pg->kv = calloc(nkv ? nkv : 1, sizeof *pg->kv);
+    pg->items = calloc(total ? total : 1, sizeof *pg->items);
+    if (!pg->kv || !pg->items)
+        return client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+    size_t at = 0;
+    bool withheld = false;
+    for (unsigned i = 0; i < pg->n; i++) {
+        const msgpack_object *page = pg->replies[i].reply.result;
+        const msgpack_object *l = proto_map_get(page, key);
+        memcpy(pg->items + at, l->via.array.ptr, l->via.array.size * sizeof *pg->items);
+        at += l->via.array.size;
+        const msgpack_object *w = proto_map_get(page, "phones_withheld");
+        withheld |= w && w->type == MSGPACK_OBJECT_BOOLEAN && w->via.boolean;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < nkv; i++) {
+        const msgpack_object_kv *e = &first->via.map.ptr[i];
+        if (key_is(&e->key, "next"))
+            continue;
+        pg->kv[k] = *e;
+        if (key_is(&e->key, key)) {
+            pg->kv[k].val.via.array.ptr = pg->items;
+            pg->kv[k].val.via.array.size = (uint32_t)total;
+        } else if (key_is(&e->key, "phones_withheld")) {
+            pg->kv[k].val.via.boolean = withheld;
+        }
+        k++;
+    }
+    pg->result = (msgpack_object){.type = MSGPACK_OBJECT_MAP, .via.map = {k, pg->kv}};
+    return 0;
+}
+
+/* Asks for the pages after `first` (which pg takes over) and joins them; 0, or -1 with err. */
+static int gather_pages(const struct cli *cli, const struct settings *settings,
+                        struct net_session **ns, struct net_reply *first, struct pages *pg,
+                        struct client_error *err)
+{
+    const char *key = paged_list(cli->req.op);
+    struct proto_request req = cli->req;
+    *pg = (struct pages){0};
+    pg->replies = malloc(sizeof *pg->replies);
+    if (!pg->replies) {
+        net_reply_free(first);
+        return client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+    }
+    pg->replies[pg->n++] = *first;
+    char after[PROTO_ID_MAX + 1];
+    while (next_page(pg->replies[pg->n - 1].reply.result, after)) {
+        if (pg->n >= PAGES_MAX ||
+            (proto_has(&req.args, F_AFTER) && strcmp(after, req.args.after) == 0)) {
+            pages_free(pg);
+            return client_fail(err, CLIENT_FAILED, "protocol",
+                               "the server keeps sending the same page of the listing");
+        }
+        struct net_reply *grown = realloc(pg->replies, (pg->n + 1) * sizeof *grown);
+        if (!grown) {
+            pages_free(pg);
+            return client_fail(err, CLIENT_FAILED, "internal", "out of memory");
+        }
+        pg->replies = grown;
+        memcpy(req.args.after, after, sizeof after);
+        req.args.present |= PROTO_BIT(F_AFTER);
+        if (refusal(call(cli, settings, ns, &req, &pg->replies[pg->n], err), &pg->replies[pg->n],
+                    err) != 0) {
+            pages_free(pg);
+            return -1;
+        }
+        pg->n++;
+    }
+    if (join_pages(pg, key, err) != 0) {
+        pages_free(pg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Whether a listed hold or placement id is what `given` stands for: its start, with or
  * without the leading h or p. */
 static bool id_matches(const msgpack_object *id, const char *given, char letter)
@@ -401,6 +549,12 @@ static int run(struct cli *cli, struct client_error *err)
         (prefix != F__COUNT && resolve_id(cli, &settings, &ns, prefix, err) != 0) ||
         refusal(call(cli, &settings, &ns, &cli->req, &reply, err), &reply, err) != 0) {
         status = report(cli->json, err);
+    } else if (paged_list(cli->req.op)) {
+        struct pages pg;
+        status = gather_pages(cli, &settings, &ns, &reply, &pg, err) == 0
+                     ? print_result(cli, &pg.result, err)
+                     : report(cli->json, err);
+        pages_free(&pg);
     } else {
         if (cli->req.op == OP_AUDIT)
             newest_first(reply.reply.result);

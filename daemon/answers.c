@@ -196,35 +196,64 @@ static bool sees_shelter(const struct principal *p, const struct idx_shelter *s)
     return p->role != ROLE_SHELTER || strcmp(p->id, s->id) == 0;
 }
 
-/* The shelters in the request's area that the principal sees, not retired, by municipality
- * then id. */
-static const struct idx_shelter **area_shelters(const struct op_ctx *x, unsigned *n)
+enum proto_err answers_listing(const struct op_ctx *x, const struct idx_shelter ***out, unsigned *n,
+                               unsigned *start, struct proto_error *err)
 {
     const struct index *ix = x->index;
     const struct idx_shelter **list = malloc((ix->n ? ix->n : 1) * sizeof *list);
-    *n = 0;
+    *n = *start = 0;
+    *out = NULL;
     if (!list)
-        return NULL;
+        return proto_fail(err, PROTO_E_INTERNAL, "out of memory");
     for (unsigned i = 0; i < ix->n; i++) {
         const struct idx_shelter *s = ix->shelters[i];
         if (!s->retired && sees_shelter(x->who, s) && in_area(x, s, x->args))
             list[(*n)++] = s;
     }
     qsort(list, *n, sizeof *list, by_municipality);
-    return list;
+    if (proto_has(x->args, F_AFTER)) {
+        /* Not found and not seen are one answer: a cursor is no way to learn of a shelter. */
+        const struct idx_shelter *after = index_find(ix, x->args->after);
+        if (!after || !sees_shelter(x->who, after)) {
+            free(list);
+            return proto_fail(err, PROTO_E_NOT_FOUND,
+                              "no shelter '%s' to continue after; start the listing again "
+                              "without 'after'",
+                              x->args->after);
+        }
+        unsigned lo = 0, hi = *n; /* the first entry that sorts after it */
+        while (lo < hi) {
+            unsigned mid = lo + (hi - lo) / 2;
+            if (by_municipality(&list[mid], &after) <= 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        *start = lo;
+    }
+    *out = list;
+    return PROTO_OK;
+}
+
+int answers_pack_next(msgpack_packer *pk, const struct idx_shelter *const *list, unsigned end,
+                      unsigned n)
+{
+    return end < n ? proto_pack_kv_str(pk, "next", list[end - 1]->id) : 0;
 }
 
 enum proto_err answer_shelter_list(const struct op_ctx *x, msgpack_packer *pk,
                                    struct proto_error *err)
 {
-    unsigned n;
-    const struct idx_shelter **list = area_shelters(x, &n);
-    if (!list)
-        return proto_fail(err, PROTO_E_INTERNAL, "out of memory");
-    int rc = msgpack_pack_map(pk, 1);
+    unsigned n, start;
+    const struct idx_shelter **list;
+    enum proto_err e = answers_listing(x, &list, &n, &start, err);
+    if (e != PROTO_OK)
+        return e;
+    unsigned end = n - start > LISTING_PAGE ? start + LISTING_PAGE : n;
+    int rc = msgpack_pack_map(pk, end < n ? 2 : 1);
     rc |= proto_pack_cstr(pk, "shelters");
-    rc |= msgpack_pack_array(pk, n);
-    for (unsigned i = 0; i < n; i++) {
+    rc |= msgpack_pack_array(pk, end - start);
+    for (unsigned i = start; i < end; i++) {
         const struct idx_shelter *s = list[i];
         unsigned free_units = 0;
         for (unsigned k = 0; k < s->n_units; k++)
@@ -241,24 +270,27 @@ enum proto_err answer_shelter_list(const struct op_ctx *x, msgpack_packer *pk,
         rc |= pack_freshness(pk, x, s, x->now_ms);
         rc |= pack_practice(pk, x, s, false);
     }
+    rc |= answers_pack_next(pk, list, end, n);
     free(list);
     return rc ? proto_fail(err, PROTO_E_INTERNAL, "out of memory") : PROTO_OK;
 }
 
 enum proto_err answer_free(const struct op_ctx *x, msgpack_packer *pk, struct proto_error *err)
 {
-    unsigned n, count = 0;
-    const struct idx_shelter **list = area_shelters(x, &n);
-    if (!list)
-        return proto_fail(err, PROTO_E_INTERNAL, "out of memory");
-    for (unsigned i = 0; i < n; i++) {
-        for (unsigned k = 0; k < list[i]->n_units; k++)
-            count += match_unit_available(list[i], &list[i]->units[k]);
+    unsigned n, start, end, count = 0;
+    const struct idx_shelter **list;
+    enum proto_err e = answers_listing(x, &list, &n, &start, err);
+    if (e != PROTO_OK)
+        return e;
+    /* A page ends with the shelter at which it reaches LISTING_PAGE units: whole shelters. */
+    for (end = start; end < n && count < LISTING_PAGE; end++) {
+        for (unsigned k = 0; k < list[end]->n_units; k++)
+            count += match_unit_available(list[end], &list[end]->units[k]);
     }
-    int rc = msgpack_pack_map(pk, 1);
+    int rc = msgpack_pack_map(pk, end < n ? 2 : 1);
     rc |= proto_pack_cstr(pk, "units");
     rc |= msgpack_pack_array(pk, count);
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = start; i < end; i++) {
         const struct idx_shelter *s = list[i];
         for (unsigned k = 0; k < s->n_units; k++) {
             const struct idx_unit *u = &s->units[k];
@@ -276,6 +308,7 @@ enum proto_err answer_free(const struct op_ctx *x, msgpack_packer *pk, struct pr
             rc |= pack_freshness(pk, x, s, x->now_ms);
         }
     }
+    rc |= answers_pack_next(pk, list, end, n);
     free(list);
     return rc ? proto_fail(err, PROTO_E_INTERNAL, "out of memory") : PROTO_OK;
 }

@@ -11,21 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "answers.h"
 #include "directory.h"
 
 /* Whether a shelter's intake phone may stand in the public directory. */
 bool directory_phone_public(const struct idx_shelter *s)
 {
     return s->kind != KIND_SKYDDAT_BOENDE && s->protection < 3;
-}
-
-static int by_place(const void *pa, const void *pb)
-{
-    const struct idx_shelter *a = *(const struct idx_shelter *const *)pa;
-    const struct idx_shelter *b = *(const struct idx_shelter *const *)pb;
-    if (a->mun != b->mun)
-        return a->mun < b->mun ? -1 : 1;
-    return strcmp(a->id, b->id);
 }
 
 static int pack_limit(msgpack_packer *pk, const char *key, int v)
@@ -36,25 +28,21 @@ static int pack_limit(msgpack_packer *pk, const char *key, int v)
 
 enum proto_err answer_directory(const struct op_ctx *x, msgpack_packer *pk, struct proto_error *err)
 {
-    const struct index *ix = x->index;
-    const struct idx_shelter **list = malloc((ix->n ? ix->n : 1) * sizeof *list);
-    if (!list)
-        return proto_fail(err, PROTO_E_INTERNAL, "out of memory");
-    unsigned n = 0, with_phone = 0;
-    for (unsigned i = 0; i < ix->n; i++) {
-        if (!ix->shelters[i]->retired) {
-            list[n++] = ix->shelters[i];
-            with_phone += directory_phone_public(ix->shelters[i]);
-        }
-    }
-    qsort(list, n, sizeof *list, by_place);
-    /* One audit entry for the phones the export discloses; none without it. */
+    unsigned n, start, with_phone = 0;
+    const struct idx_shelter **list;
+    enum proto_err e = answers_listing(x, &list, &n, &start, err);
+    if (e != PROTO_OK)
+        return e;
+    unsigned end = n - start > LISTING_PAGE ? start + LISTING_PAGE : n;
+    for (unsigned i = start; i < end; i++)
+        with_phone += directory_phone_public(list[i]);
+    /* One audit entry for the phones a page discloses; none without it. */
     bool phones = with_phone > 0 && x->audit_disclosure(x);
-    int rc = msgpack_pack_map(pk, 2);
+    int rc = msgpack_pack_map(pk, end < n ? 3 : 2);
     rc |= proto_pack_kv_bool(pk, "phones_withheld", with_phone > 0 && !phones);
     rc |= proto_pack_cstr(pk, "shelters");
-    rc |= msgpack_pack_array(pk, n);
-    for (unsigned i = 0; i < n; i++) {
+    rc |= msgpack_pack_array(pk, end - start);
+    for (unsigned i = start; i < end; i++) {
         const struct idx_shelter *s = list[i];
         const struct geo_municipality *m = &x->geo->m[s->mun];
         bool phone = phones && directory_phone_public(s);
@@ -91,6 +79,7 @@ enum proto_err answer_directory(const struct op_ctx *x, msgpack_packer *pk, stru
         if (phone)
             rc |= proto_pack_kv_str(pk, "phone", s->phone);
     }
+    rc |= answers_pack_next(pk, list, end, n);
     free(list);
     return rc ? proto_fail(err, PROTO_E_INTERNAL, "out of memory") : PROTO_OK;
 }

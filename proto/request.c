@@ -87,6 +87,7 @@ static const struct field_def fields[F__COUNT] = {
     [F_SINCE] = {"since", T_TIME, 0, 0},
     [F_PRINCIPAL] = {"principal", T_PRINCIPAL, 0, 0},
     [F_PERSON] = {"person", T_PERSON, 1, PROTO_PERSON_MAX},
+    [F_AFTER] = {"after", T_ID, 1, PROTO_ID_MAX},
     [F_CALLBACK] = {"callback", T_PHONE, 0, 0},
     [F_NOTE] = {"note", T_TEXT, 1, PROTO_REASON_MAX},
     [F_ARRIVAL_BY] = {"arrival_by", T_TIME, 0, 0},
@@ -705,6 +706,8 @@ static enum proto_err dec_field(enum proto_field f, const msgpack_object *v, str
         return dec_principal(v, a->principal, err);
     case F_PERSON:
         return dec_person(v, fd, a->person, err);
+    case F_AFTER:
+        return dec_ident(v, fd, false, a->after, err);
     case F_KIND:
         return dec_enum(v, fd->name, proto_kind_parse,
                         "kvinnojour, skyddat_boende, kriscentrum, other", &a->kind, err);
@@ -1226,6 +1229,8 @@ static int pack_field(msgpack_packer *pk, enum proto_field f, const struct proto
         return rc | pack_practice(pk, f, a);
     case F_PERSON:
         return rc | proto_pack_cstr(pk, a->person);
+    case F_AFTER:
+        return rc | proto_pack_cstr(pk, a->after);
     case F__COUNT:
         break;
     }

@@ -356,6 +356,18 @@ async function api(op, fields) {
   return body;
 }
 
+// A listing comes a page at a time: follow "next" until the last page, and join the lists.
+async function apiAll(op, fields, key) {
+  const all = [];
+  let after = null;
+  for (;;) {
+    const page = await api(op, after ? Object.assign({}, fields, { after }) : fields);
+    all.push(...page[key]);
+    if (!page.next || page.next === after) return all;
+    after = page.next;
+  }
+}
+
 // ---- places -------------------------------------------------------------------------------
 
 let places = { municipalities: [], counties: [] };
@@ -991,8 +1003,8 @@ async function refresh() {
     } else if (me.role === "social" || me.role === "oncall") {
       await Promise.all([refreshHolds(), refreshStanding()]);
     } else if (me.role === "admin") {
-      const [list, st] = await Promise.all([api("shelter.list"), api("stats")]);
-      registry = list.shelters;
+      const [list, st] = await Promise.all([apiAll("shelter.list", {}, "shelters"), api("stats")]);
+      registry = list;
       stats = st;
       renderRegistry();
       renderStats();

@@ -352,6 +352,7 @@ enum proto_field {
     F_FROM_MONTH,
     F_TO_MONTH,
     F_PERSON,
+    F_AFTER,
     F__COUNT
 };
 
@@ -385,7 +386,7 @@ const char *proto_field_name(enum proto_field f);
     X(SHELTER_UPDATE, "shelter.update", PROTO_F(SHELTER), PROTO_SHELTER_PROFILE, true)            \
     X(SHELTER_RETIRE, "shelter.retire", PROTO_F(SHELTER), 0, true)                                \
     X(SHELTER_SHOW, "shelter.show", PROTO_F(SHELTER), 0, false)                                   \
-    X(SHELTER_LIST, "shelter.list", 0, PROTO_AREA, false)                                         \
+    X(SHELTER_LIST, "shelter.list", 0, PROTO_AREA | PROTO_F(AFTER), false)                                         \
     X(UNIT_ADD, "unit.add", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(BEDS), PROTO_F(ACCESSIBLE),\
       true)                                                                                        \
     X(UNIT_UPDATE, "unit.update", PROTO_F(SHELTER) | PROTO_F(UNIT),                               \
@@ -395,7 +396,7 @@ const char *proto_field_name(enum proto_field f);
     X(VACANCY_CONFIRM, "vacancy.confirm", PROTO_F(SHELTER), 0, true)                              \
     X(INTAKE_PAUSE, "intake.pause", PROTO_F(SHELTER), 0, true)                                    \
     X(INTAKE_RESUME, "intake.resume", PROTO_F(SHELTER), 0, true)                                  \
-    X(FREE, "free", 0, PROTO_AREA, false)                                                         \
+    X(FREE, "free", 0, PROTO_AREA | PROTO_F(AFTER), false)                                        \
     X(SEARCH, "search", PROTO_F(HOME) | PROTO_F(RISK),                                            \
       PROTO_REFERRAL | PROTO_F(LIMIT) | PROTO_F(ARRIVAL_AT), false)                               \
     X(HOLD, "hold", PROTO_F(SHELTER) | PROTO_F(UNIT) | PROTO_F(REF) | PROTO_F(HOME) |             \
@@ -418,7 +419,7 @@ const char *proto_field_name(enum proto_field f);
     X(STANDING_LIST, "standing.list", 0, 0, false)                                                \
     X(STANDING_CANCEL, "standing.cancel", PROTO_F(STANDING), 0, true)                             \
     X(FOLLOWUP, "followup", 0, PROTO_AREA | PROTO_F(FROM_MONTH) | PROTO_F(TO_MONTH), false)       \
-    X(DIRECTORY, "directory", 0, 0, false)
+    X(DIRECTORY, "directory", 0, PROTO_F(AFTER), false)
 /* clang-format on */
 
 enum proto_op {
@@ -501,6 +502,7 @@ struct proto_args {
     char from_month[8]; /* follow-up: the first month, "YYYY-MM" (Swedish local time) */
     char to_month[8];   /* follow-up: the last month */
     char person[PROTO_PERSON_MAX + 1]; /* who holds a certificate, as audited */
+    char after[PROTO_ID_MAX + 1];      /* a listing's next page: the shelters after this one */
 };
 
 static inline bool proto_has(const struct proto_args *a, enum proto_field f)

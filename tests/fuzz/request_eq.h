@@ -194,6 +194,9 @@ static inline const char *request_diff(const struct proto_request *a, const stru
         case F_PERSON:
             same = strcmp(x->person, y->person) == 0;
             break;
+        case F_AFTER:
+            same = strcmp(x->after, y->after) == 0;
+            break;
         case F__COUNT:
             break;
         }

@@ -156,7 +156,7 @@ VALID_ARGS = {
     'shelter.update': [('shelter', 'frida-sthlm')] + SHELTER_PROFILE,
     'shelter.retire': [('shelter', 'frida-sthlm')],
     'shelter.show': [('shelter', 'frida-sthlm')],
-    'shelter.list': [('county', '01'), ('municipality', '0180')],
+    'shelter.list': [('county', '01'), ('municipality', '0180'), ('after', 'frida-sthlm')],
     'unit.add': [('shelter', 'frida-sthlm'), ('unit', 'r1'), ('beds', 3), ('accessible', True)],
     'unit.update': [('shelter', 'frida-sthlm'), ('unit', 'r1'), ('beds', 2),
                     ('accessible', False)],
@@ -165,7 +165,7 @@ VALID_ARGS = {
     'vacancy.confirm': [('shelter', 'frida-sthlm')],
     'intake.pause': [('shelter', 'frida-sthlm')],
     'intake.resume': [('shelter', 'frida-sthlm')],
-    'free': [('county', '12'), ('municipality', '1280')],
+    'free': [('county', '12'), ('municipality', '1280'), ('after', 'lila-malmo')],
     'search': REFERRAL + [('limit', 20), ('arrival_at', 1700000000000)],
     'hold': [('shelter', 'frida-sthlm'), ('unit', 'r1'), ('ref', 'case/2024:A-42')] + REFERRAL +
             [('callback', '08-555 010 20'), ('idempotency_key', 'key-abcdefgh-01'),
@@ -193,7 +193,7 @@ VALID_ARGS = {
     # Months long past: a month is reported only once it has ended.
     'followup': [('county', '01'), ('municipality', '0180'), ('from_month', '2024-01'),
                  ('to_month', '2024-12')],
-    'directory': None,
+    'directory': [('after', 'frida-sthlm')],
 }
 
 
@@ -455,6 +455,10 @@ def build_rows():
         [('county', '01'), ('municipality', '1280')])
     req('shelter_list_municipality_not_in_county', 'bad_request', 'shelter.list',
         [('county', '12'), ('municipality', '0180')])
+    req('shelter_list_after_empty', 'bad_request', 'shelter.list', [('after', '')])
+    req('free_after_not_an_id', 'bad_request', 'free', [('after', 'frida sthlm')])
+    req('directory_after_not_a_string', 'bad_request', 'directory', [('after', 7)])
+    req('shelter_list_after_too_long', 'bad_request', 'shelter.list', [('after', 'a' * 33)])
 
     # -- wrong types --
     req('type_string_for_integer', 'bad_request', 'unit.add', with_field('unit.add', 'beds', '3'))

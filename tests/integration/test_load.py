@@ -4,6 +4,8 @@ anew; meanwhile another daemon's writes are served (never "unavailable", never B
 ready both daemons answer alike, including for what was written during the load. The load time
 and Redis's slowest commands are printed as figures, not asserted."""
 
+import subprocess
+
 import bulk
 from conftest import READY_WAIT, wait_for
 from loading import (Writer, library_tag, load_figures, redis_figures, searches, shows,
@@ -28,6 +30,7 @@ def test_load_while_another_daemon_serves_writes(env_unstarted):
     redis_figures(r, "first load")
     admin = env.connect("admin", "ops-anna")
     assert f"index: loaded {SHELTERS} shelters" in env.daemon.log_text()
+    listings_come_in_pages(env, admin)
 
     # A snapshot stored by another library, one that cannot be read, and one that is missing:
     # a daemon that loads now makes those three anew and reads the rest as stored.
@@ -75,3 +78,55 @@ def test_load_while_another_daemon_serves_writes(env_unstarted):
         problems = three.close()
         r.close()
     assert not problems, problems
+
+
+def listings_come_in_pages(env, admin):
+    """A national registry does not fit in one reply: shelter.list, free and directory come a
+    page at a time, each page naming the shelter the next one follows ("next"), and the client
+    asks for every page and shows one list."""
+    def order(rows, key):
+        return [(r["municipality"], r[key]) for r in rows]
+
+    pages, after = [], None
+    while True:
+        page = admin.call("shelter.list", {"after": after} if after else {})
+        pages.append(page)
+        if "next" not in page:
+            break
+        assert page["next"] == page["shelters"][-1]["id"]
+        after = page["next"]
+    listed = [s for p in pages for s in p["shelters"]]
+    assert len(pages) == SHELTERS // 1000 and all(len(p["shelters"]) == 1000 for p in pages)
+    assert len({s["id"] for s in listed}) == SHELTERS
+    assert order(listed, "id") == sorted(order(listed, "id"))
+    whole = env.admin.ok("shelter", "list")["shelters"]
+    assert [s["id"] for s in whole] == [s["id"] for s in listed]
+    argv = [a for a in env.admin.argv("shelter", "list") if a != "--json"]
+    human = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                           env=env.cli_environ())
+    assert human.returncode == 0 and len(human.stdout.splitlines()) > SHELTERS, human.stderr
+
+    free = env.admin.ok("free")["units"]
+    paged, after = [], None
+    while True:
+        page = admin.call("free", {"after": after} if after else {})
+        paged += page["units"]
+        if "next" not in page:
+            break
+        assert 1000 <= len(page["units"]) < 1000 + 3  # whole shelters: at most three units more
+        after = page["next"]
+    assert [(u["shelter"], u["unit"]) for u in free] == [(u["shelter"], u["unit"]) for u in paged]
+    assert sum(s["free_units"] for s in listed) == len(free) > 1000
+
+    first = admin.call("directory")
+    assert len(first["shelters"]) == 1000 and first["next"] == first["shelters"][-1]["shelter"]
+    services = env.admin.ok("export", "hsds")
+    assert len(services["contents"]) == SHELTERS, list(services)[:5]
+
+    # A cursor names a shelter the asker sees, or the listing says to start again.
+    ok, err = admin.request("shelter.list", {"after": "no-such-shelter"})
+    assert not ok and err["code"] == "not_found" and "start the listing again" in err["message"]
+    shelter = env.connect("shelter", "b7")
+    assert shelter.call("shelter.list")["shelters"][0]["id"] == "b7"
+    ok, err = shelter.request("shelter.list", {"after": "b8"})
+    assert not ok and err["code"] == "not_found", err

@@ -99,6 +99,7 @@ static void fill_max(struct proto_request *r, enum proto_op op, uint64_t id)
     strcpy(a->principal, "oncall:socialjouren-sthlm");
     strcpy(a->person, "sha256:7d1e0c9f3b6a4c2e8f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a");
     strcpy(a->callback, "+46 70 123 45 678 90");
+    strcpy(a->after, "lila-uppsala.2_b");
     a->arrival_by = INT64_MAX;
     a->arrival_at = INT64_MAX;
     strcpy(a->intake_hours, "mon-fri 08:00-16:30,sat 10:00-14:00,sun 22:00-02:00");
@@ -165,6 +166,7 @@ static void fill_min(struct proto_request *r, enum proto_op op, uint64_t id)
     strcpy(a->from_month, "2000-01");
     strcpy(a->to_month, "2000-01");
     strcpy(a->person, "p");
+    strcpy(a->after, "b");
 }
 
 static void pack_request(struct buf *b, const struct proto_request *r)
@@ -265,6 +267,7 @@ static void test_op_and_field_tables(void **state)
         [F_FROM_MONTH] = "from_month",
         [F_TO_MONTH] = "to_month",
         [F_PERSON] = "person",
+        [F_AFTER] = "after",
     };
     for (unsigned f = 0; f < F__COUNT; f++)
         assert_string_equal(proto_field_name((enum proto_field)f), field_names[f]);
@@ -341,7 +344,7 @@ static void test_op_and_field_tables(void **state)
         [OP_SHELTER_UPDATE] = B(SHELTER) | profile,
         [OP_SHELTER_RETIRE] = B(SHELTER),
         [OP_SHELTER_SHOW] = B(SHELTER),
-        [OP_SHELTER_LIST] = B(COUNTY) | B(MUNICIPALITY),
+        [OP_SHELTER_LIST] = B(COUNTY) | B(MUNICIPALITY) | B(AFTER),
         [OP_UNIT_ADD] = B(SHELTER) | B(UNIT) | B(BEDS) | B(ACCESSIBLE),
         [OP_UNIT_UPDATE] = B(SHELTER) | B(UNIT) | B(BEDS) | B(ACCESSIBLE),
         [OP_UNIT_REMOVE] = B(SHELTER) | B(UNIT),
@@ -349,7 +352,7 @@ static void test_op_and_field_tables(void **state)
         [OP_VACANCY_CONFIRM] = B(SHELTER),
         [OP_INTAKE_PAUSE] = B(SHELTER),
         [OP_INTAKE_RESUME] = B(SHELTER),
-        [OP_FREE] = B(COUNTY) | B(MUNICIPALITY),
+        [OP_FREE] = B(COUNTY) | B(MUNICIPALITY) | B(AFTER),
         [OP_SEARCH] = B(HOME) | B(RISK) | referral | B(LIMIT) | B(ARRIVAL_AT),
         [OP_HOLD] = B(SHELTER) | B(UNIT) | B(REF) | B(HOME) | B(RISK) | referral | B(CALLBACK) |
                     B(IDEMPOTENCY_KEY) | B(MUNICIPALITY) | B(CHILD_BASIS),
@@ -363,6 +366,7 @@ static void test_op_and_field_tables(void **state)
         [OP_STANDING_ADD] = B(REF) | B(HOME) | B(RISK) | referral | B(HOURS) | B(MUNICIPALITY),
         [OP_FOLLOWUP] = B(COUNTY) | B(MUNICIPALITY) | B(FROM_MONTH) | B(TO_MONTH),
         [OP_STANDING_CANCEL] = B(STANDING),
+        [OP_DIRECTORY] = B(AFTER),
     };
 #undef B
     for (unsigned op = 0; op < OP__COUNT; op++) {
