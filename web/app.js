@@ -1052,6 +1052,14 @@ function watch() {
   });
 }
 
+// The specialist competences, in the protocol's order: the referral's needs and the admin's
+// registration offer the same boxes.
+const COMPETENCES = ["hbv", "psychiatric", "npf", "intellectual_disability", "deaf", "interpreter"];
+for (const box of document.querySelectorAll("[data-competences]"))
+  for (const c of COMPETENCES)
+    box.append(el("label", {}, el("input", { type: "checkbox", value: c }), " ",
+      el("span", { "data-i18n": "comp." + c })));
+
 async function start() {
   applyLanguage();
   try {
