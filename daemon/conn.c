@@ -388,13 +388,16 @@ static void maybe_finish_closing(struct conn *c)
         conn_close(c, NULL);
 }
 
-/* Writes what `out` holds as far as the socket takes it. */
+/* Writes what `out` holds as far as the socket takes it, up to a reply still being packed. */
 static void flush(struct conn *c)
 {
-    if (!conn_open(c) || c->write_wants_read || c->packing)
-        return; /* a reply half packed goes out with the flush its sending asks for */
-    while (c->out.len > 0) {
-        size_t n = c->write_len ? c->write_len : c->out.len;
+    if (!conn_open(c) || c->write_wants_read)
+        return;
+    for (;;) {
+        size_t ready = c->packing ? c->pack_at : c->out.len;
+        if (ready == 0)
+            break;
+        size_t n = c->write_len ? c->write_len : ready;
         if (n > INT_MAX)
             n = INT_MAX;
         if (ERR_peek_error())
@@ -402,6 +405,8 @@ static void flush(struct conn *c)
         int r = SSL_write(c->ssl, c->out.p + c->out.off, (int)n);
         if (r > 0) {
             bytes_consume(&c->out, (size_t)r);
+            if (c->packing)
+                c->pack_at -= (size_t)r;
             c->write_len = 0;
             continue;
         }
@@ -422,7 +427,8 @@ static void flush(struct conn *c)
         return;
     }
     stop_writing(c);
-    bytes_trim(&c->out);
+    if (!c->packing)
+        bytes_trim(&c->out);
     if (c->state == CONN_CLOSING)
         maybe_finish_closing(c);
 }
@@ -487,11 +493,22 @@ static bool send_frame(struct conn *c, const struct bytes *body)
         return false;
     }
     proto_frame_put_header(hdr, (uint32_t)body->len);
-    if (bytes_add(&c->out, hdr, sizeof hdr) != 0 ||
-        bytes_add(&c->out, body->p + body->off, body->len) != 0) {
+    size_t n = sizeof hdr + body->len;
+    if (bytes_reserve(&c->out, n) != 0) {
         conn_close(c, "out of memory");
         return false;
     }
+    /* While another reply is being packed at the end of `out`, this one goes in before it: the
+     * one being packed stays whole, and last. A write waiting to be repeated covers bytes before
+     * it alone (flush stops there), so nothing it holds moves. */
+    size_t at = c->packing ? c->pack_at : c->out.len;
+    uint8_t *p = c->out.p + c->out.off + at;
+    memmove(p + n, p, c->out.len - at);
+    memcpy(p, hdr, sizeof hdr);
+    memcpy(p + sizeof hdr, body->p + body->off, body->len);
+    c->out.len += n;
+    if (c->packing)
+        c->pack_at += n;
     flush_soon(c);
     return true;
 }
@@ -551,10 +568,6 @@ static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err
     c->d->metrics.errors[code < PROTO_E__COUNT ? code : PROTO_E_INTERNAL]++;
     if (!conn_open(c))
         return;
-    if (c->packing) {
-        conn_log(c, LOG_LVL_ERROR, "a reply was left half packed");
-        drop_reply(c->packing);
-    }
     struct bytes body = {0};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, pack_to_bytes);
