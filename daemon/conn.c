@@ -538,8 +538,6 @@ static void drop_reply(struct request *r)
     if (c->packing == r) {
         c->out.len = c->pack_at;
         c->packing = NULL;
-        if (c->out.len > 0)
-            flush_soon(c); /* what was sealed before it waited for the packing to end */
     }
     r->own.len = 0;
     r->replying = false;
