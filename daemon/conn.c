@@ -10,8 +10,16 @@
  * store, after which reading pauses; a started frame must complete within frame_timeout
  * (slow loris); idle_timeout without a request closes; more than MAX_OUTPUT bytes of unsent
  * replies closes (slow consumer); requests per second per principal (rate_limited).
+ *
+ * The transport is OpenSSL on the non-blocking socket, driven by two events, and shaped to
+ * make few system calls: OpenSSL reads ahead, so a request usually arrives in one read(); the
+ * replies made in one turn of the event loop are written together at its end, in one
+ * SSL_write; and the socket is watched for writability only after a write that did not go
+ * through at once. Replies are packed straight into the connection's output buffer. (The web
+ * listener keeps evhttp's bufferevents; it shares only the TLS context and the request handle.)
  */
-#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -20,10 +28,10 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -37,6 +45,7 @@
 #define MAX_ERRORS       16
 #define MAX_OUTPUT       (1024 * 1024)
 #define WRITE_TIMEOUT_S  30
+#define READ_CHUNK       16384 /* a whole TLS record */
 
 enum conn_state {
     CONN_HANDSHAKE, /* TLS handshake under way; nothing is read from it yet */
@@ -52,14 +61,35 @@ struct peer_key {
     uint8_t bytes[8];
 };
 
+/* Bytes in p[off, off + len), room up to cap. */
+struct bytes {
+    uint8_t *p;
+    size_t off, len, cap;
+};
+
 struct conn {
-    TAILQ_ENTRY(conn) link;    /* every open connection, oldest first */
-    TAILQ_ENTRY(conn) hs_link; /* the connections in their handshake, oldest first */
+    TAILQ_ENTRY(conn) link;       /* every open connection, oldest first */
+    TAILQ_ENTRY(conn) hs_link;    /* the connections in their handshake, oldest first */
+    TAILQ_ENTRY(conn) flush_link; /* connections with replies to write at the end of the turn */
     struct daemon *d;
     uint64_t id;
     enum conn_state state; /* changed by conn_set_state alone */
-    struct bufferevent *bev;
-    char peer[64]; /* address:port of the client */
+    int fd;
+    SSL *ssl;
+    struct event *rev;       /* readable; its timeout is the handshake's, then the idle timeout */
+    struct event *wev;       /* writable: added only while a write waits for room */
+    struct event *resume;    /* frames already buffered, processed on a later turn (fairness) */
+    struct bytes in;         /* received, not yet taken as frames */
+    struct bytes out;        /* replies not yet taken by SSL_write: what MAX_OUTPUT bounds */
+    size_t write_len;        /* the length of an SSL_write that must be repeated; 0: none */
+    bool reading;            /* rev is added */
+    bool writing;            /* wev is added */
+    bool read_wants_write;   /* SSL_read needs the socket writable first */
+    bool write_wants_read;   /* SSL_write needs the socket readable first */
+    bool flush_due;          /* in the flush list */
+    struct request *packing; /* the request packing a reply straight into `out` */
+    size_t pack_at;          /* where its frame begins in `out` (from out.off) */
+    char peer[64];           /* address:port of the client */
     struct principal who;
     struct limit_entry *lim;
     unsigned refs;          /* the connection itself, plus one per unfinished request */
@@ -87,7 +117,9 @@ struct request {
     bool has_id;
     unsigned op;          /* enum proto_op, for the metrics */
     int64_t start_us;     /* monotonic: its frame was complete */
-    struct evbuffer *out; /* the reply being packed */
+    bool replying;        /* a connection's request: request_reply has begun a reply */
+    struct bytes own;     /* its reply, when it could not be packed into the connection's buffer */
+    struct evbuffer *out; /* a sink's request: the reply being packed */
     msgpack_packer pk;
     void (*closed)(void *ud); /* a stream: told when the connection goes away */
     void *closed_ud;
@@ -95,6 +127,8 @@ struct request {
 
 static TAILQ_HEAD(conn_list, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct conn_list handshakes = TAILQ_HEAD_INITIALIZER(handshakes);
+static TAILQ_HEAD(flush_list, conn) flushes = TAILQ_HEAD_INITIALIZER(flushes);
+static struct event *flush_ev; /* writes the replies of a turn at its end */
 static unsigned n_conns;
 static unsigned role_conns[ROLE__COUNT + 1]; /* authenticated connections per role, and of
                                                 certificates naming no usable principal */
@@ -104,6 +138,7 @@ static void *handler_ud;
 
 static void conn_close(struct conn *c, const char *why);
 static void read_frames(struct conn *c);
+static void read_input(struct conn *c);
 
 static struct timeval ms_tv(int64_t ms)
 {
@@ -190,6 +225,67 @@ static bool conn_open(const struct conn *c)
     return c->state == CONN_READY || c->state == CONN_CLOSING;
 }
 
+/* ---- buffers ---------------------------------------------------------------------------- */
+
+/* Room for `more` bytes after the data. Returns 0 or -1. */
+static int bytes_reserve(struct bytes *b, size_t more)
+{
+    if (b->cap - b->off - b->len >= more)
+        return 0;
+    if (b->off > 0 && b->cap - b->len >= more) {
+        memmove(b->p, b->p + b->off, b->len);
+        b->off = 0;
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < more)
+        cap *= 2;
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return -1;
+    if (b->len)
+        memcpy(p, b->p + b->off, b->len);
+    free(b->p);
+    b->p = p;
+    b->off = 0;
+    b->cap = cap;
+    return 0;
+}
+
+static int bytes_add(struct bytes *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (bytes_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->p + b->off + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static void bytes_consume(struct bytes *b, size_t n)
+{
+    b->off += n;
+    b->len -= n;
+    if (b->len == 0)
+        b->off = 0;
+}
+
+/* An empty buffer gives its memory back: an idle connection holds none. */
+static void bytes_trim(struct bytes *b)
+{
+    if (b->len == 0 && b->p) {
+        free(b->p);
+        *b = (struct bytes){0};
+    }
+}
+
+static void bytes_free(struct bytes *b)
+{
+    free(b->p);
+    *b = (struct bytes){0};
+}
+
 static void conn_unref(struct conn *c)
 {
     if (--c->refs > 0)
@@ -198,36 +294,228 @@ static void conn_unref(struct conn *c)
         event_free(c->frame_timer);
     if (c->expiry_timer)
         event_free(c->expiry_timer);
+    bytes_free(&c->in);
+    bytes_free(&c->out);
     free(c);
+}
+
+/* ---- the socket ------------------------------------------------------------------------- */
+
+/*
+ * Adds the read event under the timeout of the connection's phase: the handshake's; then the
+ * idle timeout, shorter for a person's extra connections; none for a stream, whose client
+ * listens and sends nothing. The event persists: every read restarts the timeout.
+ */
+static void add_read_event(struct conn *c)
+{
+    const struct config *cfg = c->d->cfg;
+    struct timeval tv;
+    if (c->state == CONN_HANDSHAKE)
+        tv = ms_tv(cfg->handshake_timeout_ms);
+    else if (c->stream) {
+        event_add(c->rev, NULL);
+        return;
+    } else
+        tv = ms_tv(c->extra ? cfg->extra_idle_timeout_ms : cfg->idle_timeout_ms);
+    event_add(c->rev, &tv);
+}
+
+static void start_reading(struct conn *c)
+{
+    if (c->reading || !c->rev)
+        return;
+    add_read_event(c);
+    c->reading = true;
+}
+
+static void stop_reading(struct conn *c)
+{
+    if (!c->reading)
+        return;
+    event_del(c->rev);
+    c->reading = false;
+}
+
+/*
+ * The read timeout changed (authenticated, a stream, a reload). Adding a pending event again
+ * replaces its timeout without touching the socket's registration; only taking the timeout
+ * away takes removing the event first.
+ */
+static void set_timeouts(struct conn *c)
+{
+    if (!c->reading)
+        return;
+    if (c->stream)
+        event_del(c->rev);
+    add_read_event(c);
+}
+
+/* Watches for room to write, under the write timeout (a peer that stopped reading). */
+static void start_writing(struct conn *c, const struct timeval *timeout)
+{
+    if (c->writing || !c->wev)
+        return;
+    struct timeval wr = {WRITE_TIMEOUT_S, 0};
+    event_add(c->wev, timeout ? timeout : &wr);
+    c->writing = true;
+}
+
+static void stop_writing(struct conn *c)
+{
+    if (!c->writing)
+        return;
+    event_del(c->wev);
+    c->writing = false;
+}
+
+/* The first real OpenSSL error of the thread's queue, which it empties. */
+static void ssl_reason(char *why, size_t cap, const char *otherwise)
+{
+    unsigned long e, first = 0;
+    while ((e = ERR_get_error()) != 0) {
+        if (!first && ERR_GET_LIB(e) != 0)
+            first = e;
+    }
+    if (first)
+        ERR_error_string_n(first, why, cap);
+    else
+        snprintf(why, cap, "%s", otherwise);
 }
 
 static void maybe_finish_closing(struct conn *c)
 {
-    if (c->state == CONN_CLOSING && c->inflight == 0 &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (c->state == CONN_CLOSING && c->inflight == 0 && c->out.len == 0 && !c->packing)
         conn_close(c, NULL);
 }
 
-/* Writes one packed reply body as a frame; false when the connection had to be closed. */
-static bool send_frame(struct conn *c, struct evbuffer *body)
+/* Writes what `out` holds as far as the socket takes it, up to a reply still being packed. */
+static void flush(struct conn *c)
 {
-    size_t len = evbuffer_get_length(body);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (!conn_open(c) || c->write_wants_read)
+        return;
+    for (;;) {
+        size_t ready = c->packing ? c->pack_at : c->out.len;
+        if (ready == 0)
+            break;
+        size_t n = c->write_len ? c->write_len : ready;
+        if (n > INT_MAX)
+            n = INT_MAX;
+        if (ERR_peek_error())
+            ERR_clear_error();
+        int r = SSL_write(c->ssl, c->out.p + c->out.off, (int)n);
+        if (r > 0) {
+            bytes_consume(&c->out, (size_t)r);
+            if (c->packing)
+                c->pack_at -= (size_t)r;
+            c->write_len = 0;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            c->write_len = n; /* OpenSSL wants the same write again */
+            if (e == SSL_ERROR_WANT_READ) {
+                c->write_wants_read = true;
+                start_reading(c); /* even while closing: the write waits for it */
+            } else {
+                start_writing(c, NULL);
+            }
+            return;
+        }
+        char why[200];
+        ssl_reason(why, sizeof why, "connection error");
+        conn_close(c, why);
+        return;
+    }
+    stop_writing(c);
+    if (!c->packing)
+        bytes_trim(&c->out);
+    if (c->state == CONN_CLOSING)
+        maybe_finish_closing(c);
+}
+
+/* The replies of this turn go out at its end, together. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&flushes)) != NULL) {
+        TAILQ_REMOVE(&flushes, c, flush_link);
+        c->flush_due = false;
+        c->refs++;
+        flush(c);
+        conn_unref(c);
+    }
+}
+
+static void flush_soon(struct conn *c)
+{
+    if (c->flush_due || !conn_open(c))
+        return;
+    if (TAILQ_EMPTY(&flushes))
+        event_active(flush_ev, EV_TIMEOUT, 0);
+    TAILQ_INSERT_TAIL(&flushes, c, flush_link);
+    c->flush_due = true;
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+/* Frames one reply that is in `out` from c->pack_at on; false when the connection had to close. */
+static bool seal_frame(struct conn *c)
+{
+    size_t start = c->pack_at, len = c->out.len - start - PROTO_HEADER_LEN;
+    c->packing = NULL;
     if (len == 0 || len > UINT32_MAX) {
         conn_log(c, LOG_LVL_ERROR, "a reply could not be packed");
+        c->out.len = start;
         return true;
     }
-    if (evbuffer_get_length(out) + len > MAX_OUTPUT) {
+    if (c->out.len > MAX_OUTPUT) {
         conn_close(c, "too many unread replies");
         return false;
     }
+    proto_frame_put_header(c->out.p + c->out.off + start, (uint32_t)len);
+    flush_soon(c);
+    return true;
+}
+
+/* Writes one packed reply body (not in `out`) as a frame; false when the connection closed. */
+static bool send_frame(struct conn *c, const struct bytes *body)
+{
     uint8_t hdr[PROTO_HEADER_LEN];
-    proto_frame_put_header(hdr, (uint32_t)len);
-    if (evbuffer_prepend(body, hdr, sizeof hdr) != 0 || evbuffer_add_buffer(out, body) != 0) {
+    if (body->len == 0 || body->len > UINT32_MAX) {
+        conn_log(c, LOG_LVL_ERROR, "a reply could not be packed");
+        return true;
+    }
+    if (c->out.len + PROTO_HEADER_LEN + body->len > MAX_OUTPUT) {
+        conn_close(c, "too many unread replies");
+        return false;
+    }
+    proto_frame_put_header(hdr, (uint32_t)body->len);
+    size_t n = sizeof hdr + body->len;
+    if (bytes_reserve(&c->out, n) != 0) {
         conn_close(c, "out of memory");
         return false;
     }
+    /* While another reply is being packed at the end of `out`, this one goes in before it: the
+     * one being packed stays whole, and last. A write waiting to be repeated covers bytes before
+     * it alone (flush stops there), so nothing it holds moves. */
+    size_t at = c->packing ? c->pack_at : c->out.len;
+    uint8_t *p = c->out.p + c->out.off + at;
+    memmove(p + n, p, c->out.len - at);
+    memcpy(p, hdr, sizeof hdr);
+    memcpy(p + sizeof hdr, body->p + body->off, body->len);
+    c->out.len += n;
+    if (c->packing)
+        c->pack_at += n;
+    flush_soon(c);
     return true;
+}
+
+static int pack_to_bytes(void *data, const char *buf, size_t len)
+{
+    return bytes_add(data, buf, len);
 }
 
 static int pack_to_evbuffer(void *data, const char *buf, size_t len)
@@ -235,7 +523,27 @@ static int pack_to_evbuffer(void *data, const char *buf, size_t len)
     return evbuffer_add(data, buf, len);
 }
 
-/* An error reply's body, or NULL when memory ran out. */
+/* A connection's request packs into the connection's buffer while it is the one packing there,
+ * else into its own. */
+static int pack_for_request(void *data, const char *buf, size_t len)
+{
+    struct request *r = data;
+    return bytes_add(r->c->packing == r ? &r->c->out : &r->own, buf, len);
+}
+
+/* Drops a reply a connection's request began and did not send. */
+static void drop_reply(struct request *r)
+{
+    struct conn *c = r->c;
+    if (c->packing == r) {
+        c->out.len = c->pack_at;
+        c->packing = NULL;
+    }
+    r->own.len = 0;
+    r->replying = false;
+}
+
+/* An error reply's body, for another transport, or NULL when memory ran out. */
 static struct evbuffer *error_body(uint64_t id, bool has_id, enum proto_err code,
                                    const char *message)
 {
@@ -258,13 +566,14 @@ static void reply_error(struct conn *c, uint64_t id, bool has_id, enum proto_err
     c->d->metrics.errors[code < PROTO_E__COUNT ? code : PROTO_E_INTERNAL]++;
     if (!conn_open(c))
         return;
-    struct evbuffer *body = error_body(id, has_id, code, message);
-    if (!body) {
+    struct bytes body = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, pack_to_bytes);
+    if (proto_pack_error(&pk, id, has_id, code, message) == 0)
+        send_frame(c, &body);
+    else
         conn_close(c, "out of memory");
-        return;
-    }
-    send_frame(c, body);
-    evbuffer_free(body);
+    bytes_free(&body);
 }
 
 /* An error reply to a sink's request; false when the sink can take no more. */
@@ -321,12 +630,14 @@ static void request_finish(struct request *r, enum proto_err code)
         sink->finished(ud);
         return;
     }
+    drop_reply(r);
+    bytes_free(&r->own);
     free(r);
     c->inflight--;
     if (c->state == CONN_READY && c->paused && c->inflight < MAX_INFLIGHT) {
         c->paused = false;
-        bufferevent_enable(c->bev, EV_READ);
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+        start_reading(c);
+        event_active(c->resume, EV_TIMEOUT, 0); /* the frames already buffered */
     }
     if (c->state == CONN_CLOSING)
         maybe_finish_closing(c);
@@ -372,7 +683,9 @@ void request_stream_gone(struct request *r)
     request_finish(r, PROTO_OK);
 }
 
-msgpack_packer *request_reply(struct request *r)
+/* request_reply of a sink's request: the body is packed into an evbuffer of its own, which
+ * the sink takes. */
+static msgpack_packer *sink_reply(struct request *r)
 {
     if (r->out)
         evbuffer_drain(r->out, evbuffer_get_length(r->out));
@@ -388,6 +701,48 @@ msgpack_packer *request_reply(struct request *r)
     return &r->pk;
 }
 
+msgpack_packer *request_reply(struct request *r)
+{
+    if (r->sink)
+        return sink_reply(r);
+    struct conn *c = r->c;
+    drop_reply(r);
+    msgpack_packer_init(&r->pk, r, pack_for_request);
+    if (!c->packing && conn_open(c)) {
+        /* Straight into the output, after room for the frame's header. */
+        c->packing = r;
+        c->pack_at = c->out.len;
+    }
+    r->replying = true;
+    static const char hdr[PROTO_HEADER_LEN];
+    if (pack_for_request(r, hdr, sizeof hdr) != 0 ||
+        proto_pack_ok_begin(&r->pk, r->id, r->has_id) != 0) {
+        request_error(r, PROTO_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return &r->pk;
+}
+
+/* Sends the reply packed since request_reply; false when the connection is not open (any
+ * more). */
+static bool send_reply(struct request *r)
+{
+    struct conn *c = r->c;
+    if (!r->replying || !conn_open(c)) {
+        drop_reply(r);
+        return false;
+    }
+    r->replying = false;
+    if (c->packing == r)
+        return seal_frame(c);
+    struct bytes body = r->own; /* its own buffer, after the room for a header */
+    body.off += PROTO_HEADER_LEN;
+    body.len -= PROTO_HEADER_LEN;
+    bool ok = send_frame(c, &body);
+    r->own.len = 0;
+    return ok;
+}
+
 void request_send(struct request *r)
 {
     if (r->sink) {
@@ -396,17 +751,18 @@ void request_send(struct request *r)
         request_finish(r, PROTO_OK);
         return;
     }
-    if (r->out && conn_open(r->c))
-        send_frame(r->c, r->out);
+    send_reply(r);
     request_finish(r, PROTO_OK);
 }
 
 void request_error(struct request *r, enum proto_err code, const char *message)
 {
-    if (r->sink)
+    if (r->sink) {
         (void)sink_error(r, code, message, true);
-    else
+    } else {
+        drop_reply(r);
         reply_error(r->c, r->id, r->has_id, code, message);
+    }
     request_finish(r, code);
 }
 
@@ -421,25 +777,24 @@ void request_stream(struct request *r, void (*closed)(void *ud), void *ud)
         return;
     }
     c->stream = r;
-    struct timeval wr = {WRITE_TIMEOUT_S, 0};
-    bufferevent_set_timeouts(c->bev, NULL, &wr);
+    set_timeouts(c); /* no idle timeout: the stream's heartbeats keep it alive */
 }
 
 bool request_push(struct request *r)
 {
     if (r->sink)
         return r->streaming && r->out && r->sink->frame(r->sink_ud, r->out, false);
-    if (!conn_open(r->c) || !r->out)
-        return false;
-    return send_frame(r->c, r->out) && conn_open(r->c);
+    return send_reply(r) && conn_open(r->c);
 }
 
 void request_push_error(struct request *r, enum proto_err code, const char *message)
 {
-    if (r->sink)
+    if (r->sink) {
         (void)sink_error(r, code, message, false);
-    else
+    } else {
+        drop_reply(r);
         reply_error(r->c, r->id, r->has_id, code, message);
+    }
 }
 
 /* Ends the connection's stream, if it has one: tells its owner, then finishes the request. */
@@ -473,7 +828,8 @@ static void close_after_replies(struct conn *c)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_CLOSED || !conn_set_state(c, CONN_CLOSING))
         return;
-    bufferevent_disable(c->bev, EV_READ);
+    if (!c->write_wants_read) /* else a write waits for the socket to be readable */
+        stop_reading(c);
     evtimer_del(c->frame_timer);
     if (c->stream)
         end_stream(c, true); /* finishing the stream may close the connection: the last step */
@@ -489,11 +845,24 @@ static void conn_close(struct conn *c, const char *why)
         conn_log(c, LOG_LVL_DEBUG, "closed: %s", why);
     else
         conn_log(c, LOG_LVL_DEBUG, "closed");
-    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-    if (ssl && c->state != CONN_HANDSHAKE)
-        SSL_shutdown(ssl); /* best effort: tells a well-behaved peer we are done */
-    bufferevent_free(c->bev);
-    c->bev = NULL;
+    if (c->state != CONN_HANDSHAKE && !c->read_wants_write && !c->write_wants_read &&
+        c->write_len == 0) {
+        SSL_shutdown(c->ssl); /* best effort: tells a well-behaved peer we are done */
+        ERR_clear_error();
+    }
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    event_free(c->rev);
+    event_free(c->wev);
+    event_free(c->resume);
+    c->rev = c->wev = c->resume = NULL;
+    c->reading = c->writing = false;
+    close(c->fd);
+    c->fd = -1;
+    if (c->flush_due) {
+        TAILQ_REMOVE(&flushes, c, flush_link);
+        c->flush_due = false;
+    }
     evtimer_del(c->frame_timer);
     evtimer_del(c->expiry_timer);
     TAILQ_REMOVE(&conns, c, link);
@@ -509,7 +878,7 @@ static void conn_close(struct conn *c, const char *why)
 
 /*
  * One absolute deadline per phase: the whole TLS handshake, then each started frame. The
- * bufferevent's own timeouts restart on every byte, so a peer dribbling a byte at a time would
+ * socket's own timeouts restart on every byte, so a peer dribbling a byte at a time would
  * never meet them (slow loris).
  */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -550,6 +919,8 @@ static bool arm_expiry(struct conn *c, SSL *ssl)
     return true;
 }
 
+/* ---- frames ----------------------------------------------------------------------------- */
+
 /* Handles one complete frame body. */
 static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
@@ -586,7 +957,7 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 
 static void read_frames_locked(struct conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct bytes *in = &c->in;
     uint32_t max_frame = c->d->cfg->max_frame;
 
     for (unsigned n = 0; n < FRAMES_PER_EVENT; n++) {
@@ -595,27 +966,27 @@ static void read_frames_locked(struct conn *c)
         /* A stream takes no requests: what comes is dropped, also what came in the same read
          * as the request that began it. */
         if (c->stream) {
-            evbuffer_drain(in, evbuffer_get_length(in));
+            bytes_consume(in, in->len);
+            bytes_trim(in);
             evtimer_del(c->frame_timer);
             return;
         }
         if (c->inflight >= MAX_INFLIGHT) {
             c->paused = true;
-            bufferevent_disable(c->bev, EV_READ);
+            stop_reading(c);
             return;
         }
-        size_t avail = evbuffer_get_length(in);
+        size_t avail = in->len;
         if (avail == 0) {
             evtimer_del(c->frame_timer);
+            bytes_trim(in);
             return;
         }
-        uint8_t hdr[PROTO_HEADER_LEN];
         uint32_t len = 0;
         enum proto_frame_status st = PROTO_FRAME_NEED_MORE;
         if (avail >= PROTO_HEADER_LEN) {
-            evbuffer_copyout(in, hdr, sizeof hdr);
             /* Only the header is looked at here; the body's presence is checked below. */
-            st = proto_frame_peek(hdr, sizeof hdr, max_frame, &len);
+            st = proto_frame_peek(in->p + in->off, PROTO_HEADER_LEN, max_frame, &len);
             if (st == PROTO_FRAME_NEED_MORE && avail - PROTO_HEADER_LEN >= len)
                 st = PROTO_FRAME_READY;
         }
@@ -643,45 +1014,184 @@ static void read_frames_locked(struct conn *c)
             break;
         }
         evtimer_del(c->frame_timer);
-        evbuffer_drain(in, PROTO_HEADER_LEN);
-        const uint8_t *body = evbuffer_pullup(in, len);
-        if (!body) {
-            conn_close(c, "out of memory");
-            return;
-        }
+        /* The body stays where it is while it is handled: nothing reads into `in` meanwhile. */
+        const uint8_t *body = in->p + in->off + PROTO_HEADER_LEN;
         handle_frame(c, body, len);
         if (c->state == CONN_CLOSED)
             return;
-        evbuffer_drain(in, len);
+        bytes_consume(in, PROTO_HEADER_LEN + len);
     }
     /* Fairness: give others a turn, then come back for what is still buffered. */
-    if (c->state == CONN_READY && evbuffer_get_length(in) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    if (c->state == CONN_READY && in->len > 0)
+        event_active(c->resume, EV_TIMEOUT, 0);
 }
 
-/* A reply or a limit may close the connection mid-loop: hold a reference across it. */
+/* A reply or a limit may close the connection mid-loop: hold a reference across it. Reading
+ * stopped for a full buffer starts again once there is room. */
 static void read_frames(struct conn *c)
 {
     c->refs++;
     read_frames_locked(c);
+    if (c->state == CONN_READY && !c->paused && !c->reading &&
+        c->in.len < PROTO_HEADER_LEN + c->d->cfg->max_frame) {
+        start_reading(c);
+        if (SSL_has_pending(c->ssl)) /* read ahead already: no event will tell */
+            event_active(c->resume, EV_TIMEOUT, 0);
+    }
     conn_unref(c);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/*
+ * Reads what the socket has, then handles the frames. One SSL_read usually takes all there is
+ * (OpenSSL reads ahead); it is repeated only while OpenSSL holds more already read, so that no
+ * read() is made just to hear that there is nothing. At most one frame of max_frame bytes is
+ * buffered: reading stops when `in` holds that much.
+ */
+static void read_input(struct conn *c)
 {
-    (void)bev;
-    read_frames(arg);
+    size_t limit = PROTO_HEADER_LEN + c->d->cfg->max_frame;
+    while (c->state == CONN_READY && !c->paused) {
+        if (c->in.len >= limit) { /* a whole frame is waiting to be handled: no more for now */
+            stop_reading(c);
+            break;
+        }
+        if (bytes_reserve(&c->in, READ_CHUNK) < 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        size_t room = c->in.cap - c->in.off - c->in.len;
+        if (ERR_peek_error())
+            ERR_clear_error();
+        int r = SSL_read(c->ssl, c->in.p + c->in.off + c->in.len,
+                         (int)(room > INT_MAX ? INT_MAX : room));
+        if (r > 0) {
+            c->in.len += (size_t)r;
+            if (!SSL_has_pending(c->ssl))
+                break;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_WANT_WRITE) { /* a key update to answer: once writable */
+            c->read_wants_write = true;
+            start_writing(c, NULL);
+            break;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            conn_close(c, c->in.len ? "closed inside a frame" : NULL);
+            return;
+        }
+        char why[200];
+        ssl_reason(why, sizeof why,
+                   e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection error");
+        conn_close(c, why);
+        return;
+    }
+    if (c->state == CONN_READY && c->in.len > 0)
+        read_frames(c);
+    else
+        bytes_trim(&c->in);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_connected(struct conn *c);
+
+/* Moves the handshake on; on success the connection is authenticated. */
+static void handshake(struct conn *c)
 {
-    (void)bev;
+    if (ERR_peek_error())
+        ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        stop_writing(c);
+        on_connected(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        stop_writing(c);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        struct timeval hs = ms_tv(c->d->cfg->handshake_timeout_ms);
+        start_writing(c, &hs);
+        return;
+    }
+    c->d->metrics.handshakes_failed++;
+    char why[200];
+    ssl_reason(why, sizeof why, "connection closed during the TLS handshake");
+    conn_close(c, why);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
     struct conn *c = arg;
-    if (c->state == CONN_CLOSING)
-        maybe_finish_closing(c);
+    c->refs++;
+    if (what & EV_TIMEOUT) {
+        if (c->state == CONN_HANDSHAKE) {
+            c->d->metrics.handshakes_failed++;
+            conn_close(c, "TLS handshake timed out");
+        } else {
+            conn_close(c, "idle too long");
+        }
+    } else if (c->state == CONN_HANDSHAKE) {
+        handshake(c);
+    } else {
+        if (c->write_wants_read) {
+            c->write_wants_read = false;
+            flush(c);
+        }
+        if (c->state == CONN_CLOSING) {
+            if (!c->write_wants_read)
+                stop_reading(c);
+        } else if (!c->read_wants_write) {
+            read_input(c);
+        }
+    }
+    conn_unref(c);
 }
 
-/* ---- admission ------------------------------------------------------------------------ */
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct conn *c = arg;
+    c->refs++;
+    if (what & EV_TIMEOUT) {
+        if (c->state == CONN_HANDSHAKE) {
+            c->d->metrics.handshakes_failed++;
+            conn_close(c, "TLS handshake timed out");
+        } else {
+            conn_close(c, "the peer stopped reading");
+        }
+    } else if (c->state == CONN_HANDSHAKE) {
+        handshake(c);
+    } else {
+        stop_writing(c);
+        if (c->read_wants_write) {
+            c->read_wants_write = false;
+            read_input(c);
+        }
+        flush(c);
+    }
+    conn_unref(c);
+}
+
+/* Frames left over by the fairness limit, or waiting while too many requests were in flight. */
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    c->refs++;
+    read_frames(c);
+    /* OpenSSL may hold data it read ahead while reading was paused: no event will tell. */
+    if (c->state == CONN_READY && c->reading && !c->read_wants_write && SSL_has_pending(c->ssl))
+        read_input(c);
+    conn_unref(c);
+}
+
+/* ---- admission -------------------------------------------------------------------------- */
 
 /* Drops c to make room for a newer connection, saying why. */
 static void drop(struct daemon *d, struct conn *c, const char *why)
@@ -721,8 +1231,7 @@ static bool same_peer(const struct peer_key *a, const struct peer_key *b)
 /* A connection in its handshake that has not sent one byte: the cheapest to let go. */
 static bool sent_nothing(const struct conn *c)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-    BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
+    BIO *rbio = c->ssl ? SSL_get_rbio(c->ssl) : NULL;
     return !rbio || BIO_number_read(rbio) == 0;
 }
 
@@ -801,21 +1310,10 @@ static const char *admit(struct conn *c)
     return NULL;
 }
 
-/* The idle timeout of a connection: shorter for a person's extra ones; none for a stream,
- * whose client listens and sends nothing. */
-static void set_timeouts(struct conn *c)
-{
-    const struct config *cfg = c->d->cfg;
-    struct timeval idle = ms_tv(c->extra ? cfg->extra_idle_timeout_ms : cfg->idle_timeout_ms),
-                   wr = {WRITE_TIMEOUT_S, 0};
-    bufferevent_set_timeouts(c->bev, c->stream ? NULL : &idle, &wr);
-}
-
 static void on_connected(struct conn *c)
 {
     struct daemon *d = c->d;
-    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-    tls_peer_principal(ssl, &c->who);
+    tls_peer_principal(c->ssl, &c->who);
     /* Limits count per person: one holder of a municipality's certificate cannot spend the
      * budget of every colleague who holds another. */
     c->lim = limits_get(d->limits, c->who.person[0] ? c->who.person : "unauthorized:");
@@ -826,68 +1324,40 @@ static void on_connected(struct conn *c)
     if (!conn_set_state(c, CONN_READY))
         return;
     evtimer_del(c->frame_timer); /* the handshake deadline; frames arm it anew */
-    if (!arm_expiry(c, ssl)) {
+    if (!arm_expiry(c, c->ssl)) {
         conn_log(c, LOG_LVL_INFO, "closed: its certificate has expired");
         conn_close(c, NULL);
         return;
     }
     c->last_active_ms = clock_mono_ms();
-    set_timeouts(c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
+    set_timeouts(c); /* the idle timeout instead of the handshake's */
     if (!c->who.valid)
         conn_log(c, LOG_LVL_DEBUG, "certificate names no usable principal: %s", c->who.why);
     else
         conn_log(c, LOG_LVL_DEBUG, "authenticated from %s (%s), person %s", c->peer,
-                 SSL_get_version(ssl), c->who.person);
+                 SSL_get_version(c->ssl), c->who.person);
     const char *full = admit(c);
     if (full) {
         reply_error(c, 0, false, PROTO_E_RATE_LIMITED, full);
         close_after_replies(c);
         return;
     }
-    set_timeouts(c);
-    read_frames(c);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct conn *c = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        if (c->state == CONN_HANDSHAKE)
-            on_connected(c);
-        return;
-    }
-    if (c->state == CONN_HANDSHAKE) {
-        c->d->metrics.handshakes_failed++;
-        if (what & BEV_EVENT_TIMEOUT) {
-            conn_close(c, "TLS handshake timed out");
-        } else {
-            char why[200] = "connection closed during the TLS handshake";
-            unsigned long e;
-            while ((e = bufferevent_get_openssl_error(bev)) != 0) {
-                if (ERR_GET_LIB(e) != 0) {
-                    ERR_error_string_n(e, why, sizeof why);
-                    break;
-                }
-            }
-            conn_close(c, why);
-        }
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT)
-        conn_close(c, (what & BEV_EVENT_READING) ? "idle too long" : "the peer stopped reading");
-    else if (what & BEV_EVENT_EOF)
-        conn_close(c, evbuffer_get_length(bufferevent_get_input(bev)) ? "closed inside a frame"
-                                                                      : NULL);
-    else
-        conn_close(c, "connection error");
+    if (c->extra)
+        set_timeouts(c);
+    read_input(c); /* a request may have come with the end of the handshake */
 }
 
 void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer, const struct sockaddr *sa)
 {
+    if (!flush_ev && !(flush_ev = event_new(d->base, -1, 0, on_flush, NULL))) {
+        evutil_closesocket(fd);
+        log_error("out of memory for a new connection");
+        return;
+    }
     struct conn *c = calloc(1, sizeof *c);
     SSL *ssl = c ? SSL_new(d->tls) : NULL;
-    if (!ssl) {
+    if (!ssl || !SSL_set_fd(ssl, fd)) {
+        SSL_free(ssl);
         free(c);
         evutil_closesocket(fd);
         log_error("out of memory for a new connection");
@@ -896,37 +1366,38 @@ void conn_accept(struct daemon *d, evutil_socket_t fd, const char *peer, const s
     /* Replies are small and answer a waiting person: no Nagle delay behind a delayed ACK. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Set on this SSL alone: the web listener's connections share the context. */
+    SSL_set_accept_state(ssl);
+    SSL_set_read_ahead(ssl, 1);
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     c->d = d;
     c->id = next_id++;
     c->refs = 1;
     c->state = CONN_HANDSHAKE;
+    c->fd = fd;
+    c->ssl = ssl;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     peer_key_of(sa, &c->from);
     c->frame_timer = evtimer_new(d->base, on_deadline, c);
     c->expiry_timer = evtimer_new(d->base, on_expiry, c);
-    c->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev || !c->frame_timer || !c->expiry_timer) {
-        if (c->bev)
-            bufferevent_free(c->bev); /* frees the SSL and closes fd */
-        else {
-            SSL_free(ssl);
-            evutil_closesocket(fd);
+    c->rev = event_new(d->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    c->wev = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+    c->resume = event_new(d->base, -1, 0, on_resume, c);
+    if (!c->frame_timer || !c->expiry_timer || !c->rev || !c->wev || !c->resume) {
+        struct event *evs[] = {c->frame_timer, c->expiry_timer, c->rev, c->wev, c->resume};
+        for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+            if (evs[i])
+                event_free(evs[i]);
         }
-        if (c->frame_timer)
-            event_free(c->frame_timer);
-        if (c->expiry_timer)
-            event_free(c->expiry_timer);
+        SSL_free(ssl);
+        evutil_closesocket(fd);
         free(c);
         log_error("out of memory for a new connection");
         return;
     }
-    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     struct timeval hs = ms_tv(d->cfg->handshake_timeout_ms);
-    bufferevent_set_timeouts(c->bev, &hs, &hs);
+    start_reading(c); /* under the handshake timeout */
     evtimer_add(c->frame_timer, &hs);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&conns, c, link);
     TAILQ_INSERT_TAIL(&handshakes, c, hs_link);
     n_conns++;
@@ -983,13 +1454,13 @@ void conn_after_reload(struct daemon *d)
         if (c->state != CONN_READY)
             continue;
         char why[160];
-        if (!tls_peer_verify(d->tls, bufferevent_openssl_get_ssl(c->bev), why, sizeof why)) {
+        if (!tls_peer_verify(d->tls, c->ssl, why, sizeof why)) {
             conn_close(c, why);
             revoked++;
             continue;
         }
-        set_timeouts(c);
-        bufferevent_setwatermark(c->bev, EV_READ, 0, PROTO_HEADER_LEN + d->cfg->max_frame);
+        if (!c->stream) /* the new idle timeout; a stream has none */
+            set_timeouts(c);
     }
     if (revoked)
         log_notice("closed %u connection%s whose certificate chain no longer verifies "
@@ -1002,4 +1473,8 @@ void conn_free_all(void)
     struct conn *c;
     while ((c = TAILQ_FIRST(&conns)) != NULL)
         conn_close(c, NULL);
+    if (flush_ev) {
+        event_free(flush_ev);
+        flush_ev = NULL;
+    }
 }

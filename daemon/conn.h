@@ -1,7 +1,7 @@
 /*
- * Client connections: TLS bufferevents, the frame loop, limits and the one close path. The
- * only module that touches client bufferevents. A connection's insides are private to conn.c;
- * what the rest of the daemon sees of it is the request handle below.
+ * Client connections: TLS on the socket, the frame loop, limits and the one close path. The
+ * only module that reads or writes a protocol client's socket. A connection's insides are
+ * private to conn.c; what the rest of the daemon sees of it is the request handle below.
  *
  * A request: every frame that decodes into a valid request becomes one `struct request`, handed
  * to the connection's handler (dispatch). The handler finishes it exactly once, now or when the
