@@ -29,6 +29,88 @@ static int pack_freshness(msgpack_packer *pk, const struct op_ctx *x, const stru
 }
 
 /*
+ * A search reply is the daemon's largest frequent one: twenty results of a dozen fields. Each is
+ * encoded into a local buffer by the small writer below and handed to the packer in one piece,
+ * instead of two packer calls and a strlen per key and per value.
+ */
+struct mpw {
+    uint8_t *p;
+    size_t n, cap;
+    bool full;
+};
+
+static void mpw_bytes(struct mpw *w, const void *b, size_t n)
+{
+    if (w->cap - w->n < n) {
+        w->full = true;
+        return;
+    }
+    memcpy(w->p + w->n, b, n);
+    w->n += n;
+}
+
+static void mpw_byte(struct mpw *w, uint8_t b)
+{
+    mpw_bytes(w, &b, 1);
+}
+
+static void mpw_str(struct mpw *w, const char *s, size_t n)
+{
+    if (n < 32) {
+        mpw_byte(w, (uint8_t)(0xa0 | n));
+    } else if (n < 256) {
+        uint8_t h[2] = {0xd9, (uint8_t)n};
+        mpw_bytes(w, h, 2);
+    } else {
+        uint8_t h[3] = {0xda, (uint8_t)(n >> 8), (uint8_t)n};
+        mpw_bytes(w, h, 3);
+    }
+    mpw_bytes(w, s, n);
+}
+
+/* A key known at compile time: its length is too. */
+#define MPW_KEY(w, k) mpw_str((w), (k), sizeof(k) - 1)
+
+static void mpw_cstr(struct mpw *w, const char *s)
+{
+    mpw_str(w, s, strlen(s));
+}
+
+static void mpw_uint(struct mpw *w, uint64_t v)
+{
+    if (v < 128) {
+        mpw_byte(w, (uint8_t)v);
+    } else if (v < 65536) {
+        uint8_t h[3] = {0xcd, (uint8_t)(v >> 8), (uint8_t)v};
+        mpw_bytes(w, h, 3);
+    } else if (v <= UINT32_MAX) {
+        uint8_t h[5] = {0xce, (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+                        (uint8_t)v};
+        mpw_bytes(w, h, 5);
+    } else {
+        uint8_t h[9] = {0xcf};
+        for (int i = 0; i < 8; i++)
+            h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+        mpw_bytes(w, h, 9);
+    }
+}
+
+static void mpw_bool(struct mpw *w, bool v)
+{
+    mpw_byte(w, v ? 0xc3 : 0xc2);
+}
+
+static void mpw_map(struct mpw *w, unsigned n)
+{
+    if (n < 16) {
+        mpw_byte(w, (uint8_t)(0x80 | n));
+    } else {
+        uint8_t h[3] = {0xde, (uint8_t)(n >> 8), (uint8_t)n};
+        mpw_bytes(w, h, 3);
+    }
+}
+
+/*
  * Who sees a shelter's IVO permit: the admin, the shelter itself, and social services and the
  * on-call service, who must be able to trust an offer of protected housing; never another
  * shelter. Who runs a shelter and its competences are no secret: everyone sees them.
@@ -48,29 +130,45 @@ static unsigned practice_keys(const struct op_ctx *x, const struct idx_shelter *
  * competences (when asked for), operator (nil when it was never recorded) and, for those who
  * see it, ivo_permit and ivo_permit_date (nil without a permit) and ivo_registered.
  */
+static void mpw_practice(struct mpw *w, const struct op_ctx *x, const struct idx_shelter *s,
+                         bool competences)
+{
+    if (competences) {
+        MPW_KEY(w, "competences");
+        mpw_byte(w, (uint8_t)(0x90 | __builtin_popcount(s->competences))); /* COMP__COUNT < 16 */
+        for (unsigned c = 0; c < COMP__COUNT; c++) {
+            if (s->competences & (1u << c))
+                mpw_cstr(w, proto_competence_name(c));
+        }
+    }
+    MPW_KEY(w, "operator");
+    if (s->operator_ == IDX_UNKNOWN)
+        mpw_byte(w, 0xc0);
+    else
+        mpw_cstr(w, proto_operator_name(s->operator_));
+    if (!sees_permit(x->who, s->id))
+        return;
+    MPW_KEY(w, "ivo_permit");
+    if (s->ivo_permit[0])
+        mpw_cstr(w, s->ivo_permit);
+    else
+        mpw_byte(w, 0xc0);
+    MPW_KEY(w, "ivo_permit_date");
+    if (s->ivo_permit[0] && s->ivo_permit_date[0])
+        mpw_cstr(w, s->ivo_permit_date);
+    else
+        mpw_byte(w, 0xc0);
+    MPW_KEY(w, "ivo_registered");
+    mpw_bool(w, s->ivo_registered);
+}
+
 static int pack_practice(msgpack_packer *pk, const struct op_ctx *x, const struct idx_shelter *s,
                          bool competences)
 {
-    int rc = 0;
-    if (competences) {
-        rc |= proto_pack_cstr(pk, "competences");
-        rc |= msgpack_pack_array(pk, (size_t)__builtin_popcount(s->competences));
-        for (unsigned c = 0; c < COMP__COUNT; c++) {
-            if (s->competences & (1u << c))
-                rc |= proto_pack_cstr(pk, proto_competence_name(c));
-        }
-    }
-    rc |= proto_pack_cstr(pk, "operator");
-    rc |= s->operator_ == IDX_UNKNOWN ? msgpack_pack_nil(pk)
-                                      : proto_pack_cstr(pk, proto_operator_name(s->operator_));
-    if (!sees_permit(x->who, s->id))
-        return rc;
-    rc |= proto_pack_cstr(pk, "ivo_permit");
-    rc |= s->ivo_permit[0] ? proto_pack_cstr(pk, s->ivo_permit) : msgpack_pack_nil(pk);
-    rc |= proto_pack_cstr(pk, "ivo_permit_date");
-    rc |= s->ivo_permit[0] && s->ivo_permit_date[0] ? proto_pack_cstr(pk, s->ivo_permit_date)
-                                                    : msgpack_pack_nil(pk);
-    return rc | proto_pack_kv_bool(pk, "ivo_registered", s->ivo_registered);
+    uint8_t buf[512];
+    struct mpw w = {buf, 0, sizeof buf, false};
+    mpw_practice(&w, x, s, competences);
+    return w.full ? -1 : pk->callback(pk->data, (const char *)buf, w.n);
 }
 
 static int pack_shelter(msgpack_packer *pk, const struct op_ctx *x, const struct idx_shelter *s,
@@ -313,88 +411,6 @@ enum proto_err answer_free(const struct op_ctx *x, msgpack_packer *pk, struct pr
     return rc ? proto_fail(err, PROTO_E_INTERNAL, "out of memory") : PROTO_OK;
 }
 
-/*
- * A search reply is the daemon's largest frequent one: twenty results of a dozen fields. Each is
- * encoded into a local buffer by the small writer below and handed to the packer in one piece,
- * instead of two packer calls and a strlen per key and per value.
- */
-struct mpw {
-    uint8_t *p;
-    size_t n, cap;
-    bool full;
-};
-
-static void mpw_bytes(struct mpw *w, const void *b, size_t n)
-{
-    if (w->cap - w->n < n) {
-        w->full = true;
-        return;
-    }
-    memcpy(w->p + w->n, b, n);
-    w->n += n;
-}
-
-static void mpw_byte(struct mpw *w, uint8_t b)
-{
-    mpw_bytes(w, &b, 1);
-}
-
-static void mpw_str(struct mpw *w, const char *s, size_t n)
-{
-    if (n < 32) {
-        mpw_byte(w, (uint8_t)(0xa0 | n));
-    } else if (n < 256) {
-        uint8_t h[2] = {0xd9, (uint8_t)n};
-        mpw_bytes(w, h, 2);
-    } else {
-        uint8_t h[3] = {0xda, (uint8_t)(n >> 8), (uint8_t)n};
-        mpw_bytes(w, h, 3);
-    }
-    mpw_bytes(w, s, n);
-}
-
-/* A key known at compile time: its length is too. */
-#define MPW_KEY(w, k) mpw_str((w), (k), sizeof(k) - 1)
-
-static void mpw_cstr(struct mpw *w, const char *s)
-{
-    mpw_str(w, s, strlen(s));
-}
-
-static void mpw_uint(struct mpw *w, uint64_t v)
-{
-    if (v < 128) {
-        mpw_byte(w, (uint8_t)v);
-    } else if (v < 65536) {
-        uint8_t h[3] = {0xcd, (uint8_t)(v >> 8), (uint8_t)v};
-        mpw_bytes(w, h, 3);
-    } else if (v <= UINT32_MAX) {
-        uint8_t h[5] = {0xce, (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
-                        (uint8_t)v};
-        mpw_bytes(w, h, 5);
-    } else {
-        uint8_t h[9] = {0xcf};
-        for (int i = 0; i < 8; i++)
-            h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
-        mpw_bytes(w, h, 9);
-    }
-}
-
-static void mpw_bool(struct mpw *w, bool v)
-{
-    mpw_byte(w, v ? 0xc3 : 0xc2);
-}
-
-static void mpw_map(struct mpw *w, unsigned n)
-{
-    if (n < 16) {
-        mpw_byte(w, (uint8_t)(0x80 | n));
-    } else {
-        uint8_t h[3] = {0xde, (uint8_t)(n >> 8), (uint8_t)n};
-        mpw_bytes(w, h, 3);
-    }
-}
-
 enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct proto_error *err)
 {
     struct match_outcome out;
@@ -442,13 +458,17 @@ enum proto_err answer_search(const struct op_ctx *x, msgpack_packer *pk, struct 
             mpw_byte(&w, 0xc0);
         else
             mpw_cstr(&w, from);
+        mpw_practice(&w, x, s, false);
         rc = w.full ? -1 : pk->callback(pk->data, (const char *)buf, w.n);
-        rc |= pack_practice(pk, x, s, false);
     }
-    rc |= proto_pack_cstr(pk, "ruled_out");
-    rc |= msgpack_pack_map(pk, REASON__COUNT);
-    for (unsigned r = 0; r < REASON__COUNT; r++)
-        rc |= proto_pack_kv_int(pk, match_reason_name(r), out.ruled_out[r]);
+    struct mpw w = {buf, 0, sizeof buf, false};
+    MPW_KEY(&w, "ruled_out");
+    mpw_map(&w, REASON__COUNT);
+    for (unsigned r = 0; r < REASON__COUNT; r++) {
+        mpw_cstr(&w, match_reason_name(r));
+        mpw_uint(&w, out.ruled_out[r]);
+    }
+    rc |= w.full ? -1 : pk->callback(pk->data, (const char *)buf, w.n);
     /* Counted for the responsible municipality: social services' own, else the household's. */
     const char *mun = x->who->role == ROLE_SOCIAL ? x->who->id : x->args->home;
     int m = proto_municipality_index(mun, strlen(mun));
