@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import REDIS_SERVER, wait_for, LOW_RISK
+from conftest import LOW_RISK, REDIS_SERVER, UNDER_MESON, wait_for
 
 REF_CLOSED = "KS-BACKUP-CLOSED"
 REF_OPEN = "KS-BACKUP-OPEN"
@@ -31,7 +31,11 @@ def test_backup_and_restore(env_unstarted):
     env = env_unstarted
     redis_cli = shutil.which("redis-cli")
     if not redis_cli:
-        pytest.skip("redis-cli is not installed (Debian package redis-tools)")
+        msg = ("redis-cli is not installed (Debian package redis-tools): run "
+               "scripts/install-deps --test")
+        if UNDER_MESON:
+            pytest.fail(msg)
+        pytest.skip(msg)
     env.daemon.update_config({"redis": {"mode": "spawn", "address": None,
                                         "server": REDIS_SERVER}})
     env.daemon.start()

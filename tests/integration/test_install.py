@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TMP_BASE, wait_for
+from conftest import TMP_BASE, UNDER_MESON, wait_for
 
 BUILD_ROOT = os.environ.get("FRISTAD_BUILD_ROOT")
 PATHS = dict(line.split("=", 1) for line in
@@ -29,7 +29,10 @@ PATHS = dict(line.split("=", 1) for line in
 def need(tool, package):
     path = shutil.which(tool)
     if not path:
-        pytest.skip(f"{tool} is not installed (Debian package {package})")
+        msg = f"{tool} is not installed (Debian package {package}): run scripts/install-deps --test"
+        if UNDER_MESON:
+            pytest.fail(msg)
+        pytest.skip(msg)
     return path
 
 
