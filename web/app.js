@@ -320,13 +320,20 @@ function say(text, isError) {
 }
 
 function sayError(e) {
-  if (e instanceof ApiError) say(t("err." + e.code) + ": " + e.message, true);
+  if (e instanceof Refusal) say(t("err." + e.code) + ": " + e.message, true);
   else say(t("err.network"), true);
+}
+
+// A refusal or a lost connection as sayError says it; a check of the form's own in its words.
+function sayProblem(e) {
+  if (e instanceof Refusal || e.message === "network") sayError(e);
+  else say(e.message, true);
 }
 
 // ---- the API ------------------------------------------------------------------------------
 
-class ApiError extends Error {
+// The server's answer when it refuses a request: its error code, message and HTTP status.
+class Refusal extends Error {
   constructor(code, message, status) {
     super(message);
     this.code = code;
@@ -351,7 +358,7 @@ async function api(op, fields) {
   try { body = await res.json(); } catch (e) { /* not JSON */ }
   if (!res.ok) {
     const err = (body && body.error) || { code: "internal", message: "HTTP " + res.status };
-    throw new ApiError(err.code, err.message, res.status);
+    throw new Refusal(err.code, err.message, res.status);
   }
   return body;
 }
@@ -568,8 +575,7 @@ $("referral").addEventListener("submit", async (ev) => {
     renderResults();
     $("h-results").scrollIntoView({ block: "start" });
   } catch (e) {
-    if (e instanceof ApiError || e.message === "network") sayError(e);
-    else say(e.message, true);
+    sayProblem(e);
   }
 });
 
@@ -640,8 +646,7 @@ async function hold(r) {
     renderResults();
     await refreshHolds();
   } catch (e) {
-    if (e instanceof ApiError || e.message === "network") sayError(e);
-    else say(e.message, true);
+    sayProblem(e);
   }
 }
 
@@ -653,8 +658,7 @@ $("stand").addEventListener("click", async () => {
     say(t("standing.added"));
     await refreshStanding();
   } catch (e) {
-    if (e instanceof ApiError || e.message === "network") sayError(e);
-    else say(e.message, true);
+    sayProblem(e);
   }
 });
 
@@ -950,8 +954,7 @@ $("shelter-add").addEventListener("submit", async (ev) => {
     say(t("admin.saved"));
     await refresh();
   } catch (e) {
-    if (e instanceof ApiError || e.message === "network") sayError(e);
-    else say(e.message, true);
+    sayProblem(e);
   }
 });
 
@@ -1068,7 +1071,7 @@ async function start() {
   } catch (e) {
     $("loading").hidden = true;
     $("noaccess").hidden = false;
-    $("noaccess-text").textContent = e instanceof ApiError ? t("noaccess.text", { m: e.message })
+    $("noaccess-text").textContent = e instanceof Refusal ? t("noaccess.text", { m: e.message })
       : t("err.network");
     return;
   }
