@@ -19,7 +19,9 @@
 #include "exporter.h"
 #include "listener.h"
 #include "log.h"
+#include "standing.h"
 #include "store.h"
+#include "watch.h"
 
 #define HTTP_TIMEOUT_S    10
 #define HTTP_MAX_HEADERS  8192
@@ -69,6 +71,8 @@ static void serve_metrics(struct exporter *ex, struct evhttp_request *req)
         .m = &d->metrics,
         .searches_pending = &pending,
         .connections_open = conn_count(),
+        .watchers = d->watch ? watch_count(d->watch) : 0,
+        .standing = d->standing ? standing_count(d->standing) : 0,
         .store_up = d->store && store_ready(d->store),
         .events_up = events_subscribed(d->events),
         .index_loaded = d->index.loaded,

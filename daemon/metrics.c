@@ -1,9 +1,6 @@
 /*
  * The daemon's counters: recording, counting the index for gauges, the stats reply and the
  * Prometheus text exposition.
- *
- * Not exposed yet: watchers and the events streamed to them. There is no `watch` op; when it
- * comes, its gauges (watchers open, events sent, events dropped) belong in metrics_render.
  */
 #include "metrics.h"
 
@@ -229,5 +226,9 @@ int metrics_render(const struct metrics_view *v, FILE *out)
     render_store(v, out);
     render_index(v, out);
     render_searches(v, out);
+    family(out, "fristad_watchers", "gauge", "Connections that watch events now.");
+    sample_u(out, "fristad_watchers", v->watchers);
+    family(out, "fristad_standing_searches", "gauge", "Standing searches that are active now.");
+    sample_u(out, "fristad_standing_searches", v->standing);
     return ferror(out) ? -1 : 0;
 }

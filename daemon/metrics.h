@@ -95,8 +95,10 @@ struct metrics_view {
     const struct metrics_searches *searches_pending; /* counted, not flushed yet */
     struct metrics_index index;
     unsigned connections_open;
-    bool store_up;  /* the command link is up and the functions are loaded */
-    bool events_up; /* the change-event subscription is confirmed */
+    unsigned watchers; /* connections (and web streams) that watch events */
+    unsigned standing; /* active standing searches */
+    bool store_up;     /* the command link is up and the functions are loaded */
+    bool events_up;    /* the change-event subscription is confirmed */
     bool index_loaded;
     uint64_t index_version;
     int64_t mono_ms; /* now, monotonic */

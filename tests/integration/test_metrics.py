@@ -116,6 +116,20 @@ def test_metrics_count_what_happened(env):
     assert value(samples, "fristad_connections_accepted_total") >= 10
     assert value(samples, "fristad_index_version") >= 4
     assert 0 <= value(samples, "fristad_index_last_change_age_seconds") < 60
+    assert value(samples, "fristad_watchers") == 0
+    assert value(samples, "fristad_standing_searches") == 0
+    # A watch open and a standing search kept: both gauges count them while they last.
+    watcher = env.connect("admin", "ops-anna")
+    watcher.send("watch")
+    watcher.read_frame(timeout=10)
+    standing = social.ok("search", "--from", "0180", "--risk", "low", "--child", "15m",
+                         "--standing", "--ref", "KS-2")
+    samples = wait_for(lambda: (lambda s: s if value(s, "fristad_watchers") == 1 else None)(
+        scrape(env)[0]), 10, "the watcher to be counted")
+    assert value(samples, "fristad_standing_searches") == 1, standing
+    watcher.close()
+    wait_for(lambda: value(scrape(env)[0], "fristad_watchers") == 0, 10,
+             "the closed watcher to be gone from the count")
     first.close()
     # Nobody confirms the vacancies: after stale_after the shelter counts as stale.
     wait_for(lambda: value(scrape(env)[0], "fristad_shelters_stale") == 1, 10,
