@@ -1361,13 +1361,6 @@ int cli_validate(const struct cli *cli, struct client_error *err)
 
 static const char id_chars[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 
-bool cli_whole_id(enum proto_field f, const char *id)
-{
-    char prefix = f == F_HOLD ? 'h' : f == F_STANDING ? 's' : 'p';
-    return strlen(id) == PROTO_ID_LEN && id[0] == prefix &&
-           strspn(id + 1, id_chars) == PROTO_ID_LEN - 1;
-}
-
 /*
  * The start of an id of kind f, with or without its letter: fewer than the whole id's
  * characters, of those an id is made of, and not digits alone (no id is, and a personal

@@ -48,7 +48,4 @@ int cli_validate(const struct cli *cli, struct client_error *err) CLIENT_WARN_UN
  */
 enum proto_field cli_id_prefix(const struct cli *cli);
 
-/* A hold, placement or standing id as fristadd makes them: its letter and 16 more. */
-bool cli_whole_id(enum proto_field f, const char *id);
-
 #endif
