@@ -1123,18 +1123,24 @@ static void handshake(struct conn *c)
     conn_close(c, why);
 }
 
+/* A read or write event timed out: the handshake's timeout, or the one `why` names. */
+static void timed_out(struct conn *c, const char *why)
+{
+    if (c->state == CONN_HANDSHAKE) {
+        c->d->metrics.handshakes_failed++;
+        conn_close(c, "TLS handshake timed out");
+    } else {
+        conn_close(c, why);
+    }
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct conn *c = arg;
     c->refs++;
     if (what & EV_TIMEOUT) {
-        if (c->state == CONN_HANDSHAKE) {
-            c->d->metrics.handshakes_failed++;
-            conn_close(c, "TLS handshake timed out");
-        } else {
-            conn_close(c, "idle too long");
-        }
+        timed_out(c, "idle too long");
     } else if (c->state == CONN_HANDSHAKE) {
         handshake(c);
     } else {
@@ -1158,12 +1164,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     c->refs++;
     if (what & EV_TIMEOUT) {
-        if (c->state == CONN_HANDSHAKE) {
-            c->d->metrics.handshakes_failed++;
-            conn_close(c, "TLS handshake timed out");
-        } else {
-            conn_close(c, "the peer stopped reading");
-        }
+        timed_out(c, "the peer stopped reading");
     } else if (c->state == CONN_HANDSHAKE) {
         handshake(c);
     } else {
