@@ -49,6 +49,7 @@ FRISTAD = Path(os.environ.get("FRISTAD") or SOURCE_ROOT / "build/client/fristad"
 REDIS_SERVER = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "redis-server"
 PKI_TOOL = SOURCE_ROOT / "scripts" / "pki"
 TMP_BASE = os.environ.get("FRISTAD_TEST_TMPDIR", "/tmp")
+os.makedirs(TMP_BASE, exist_ok=True)  # a directory named for a run need not exist yet
 
 READY_WAIT = 20.0
 STOP_WAIT = 15.0
