@@ -307,6 +307,10 @@ static const char *paged_list(enum proto_op op)
         return "shelters";
     case OP_FREE:
         return "units";
+    case OP_HOLDS_LIST:
+        return "holds";
+    case OP_PLACEMENTS_LIST:
+        return "placements";
     default:
         return NULL;
     }

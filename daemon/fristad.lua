@@ -1389,13 +1389,28 @@ end
 
 local LIST_MAX = 500
 
--- The newest ids of several zsets of ids by time, newest first, at most `max`.
-local function newest_of(keys, max)
+-- The newest ids of several zsets of ids by time, newest first (equal times by id, descending),
+-- at most `max`, and whether more follow. With `after` ({at = its score as Redis wrote it, id}),
+-- only the ids that come after that one in this order: the next page of a listing.
+local function newest_of(keys, max, after)
     local all = {}
+    local at_after = after and tonumber(after.at)
     for _, key in ipairs(keys) do
-        local flat = redis.call('ZREVRANGE', key, 0, max - 1, 'WITHSCORES')
+        local flat
+        if after then
+            -- Ids of the same millisecond as the cursor come before or after it by id: fetch
+            -- all of them, and a page beyond.
+            local ties = redis.call('ZCOUNT', key, after.at, after.at)
+            flat = redis.call('ZREVRANGEBYSCORE', key, after.at, '-inf', 'WITHSCORES', 'LIMIT', 0,
+                              max + 1 + ties)
+        else
+            flat = redis.call('ZREVRANGE', key, 0, max, 'WITHSCORES')
+        end
         for i = 1, #flat, 2 do
-            all[#all + 1] = {id = flat[i], at = tonumber(flat[i + 1])}
+            local id, at = flat[i], tonumber(flat[i + 1])
+            if not after or at < at_after or (at == at_after and id < after.id) then
+                all[#all + 1] = {id = id, at = at}
+            end
         end
     end
     table.sort(all, function(x, y)
@@ -1406,11 +1421,13 @@ local function newest_of(keys, max)
     for i = 1, math.min(#all, max) do
         ids[i] = all[i].id
     end
-    return ids
+    return ids, #all > max
 end
 
--- holds.list and placements.list: the records the caller is responsible for. On-call sees
--- those of the municipalities of its agreement (c.area), merged newest first.
+-- holds.list and placements.list: the records the caller is responsible for, newest first, a
+-- page of LIST_MAX at a time. On-call sees those of the municipalities of its agreement
+-- (c.area), merged. A page that is not the last has `next`, the id of its last record, and the
+-- next page is the same request with `after` set to it.
 local function list(c, a)
     local what = c.op == 'holds.list' and 'holds' or 'placements'
     local base = what == 'holds' and 'holds' or 'pls'
@@ -1426,8 +1443,25 @@ local function list(c, a)
     else
         return no('forbidden', 'this role has no holds or placements')
     end
+    local after
+    if a.after then
+        -- Only the caller's own lists are asked: a cursor is no way to learn of a record.
+        for _, key in ipairs(keys) do
+            local at = redis.call('ZSCORE', key, a.after)
+            if at then
+                after = {at = at, id = a.after}
+                break
+            end
+        end
+        if not after then
+            return no('not_found', 'no ' .. (what == 'holds' and 'hold' or 'placement') ..
+                      " '" .. a.after .. "' to continue after; start the listing again " ..
+                      "without 'after'")
+        end
+    end
+    local ids, more = newest_of(keys, LIST_MAX, after)
     local out = {}
-    for _, id in ipairs(newest_of(keys, LIST_MAX)) do
+    for _, id in ipairs(ids) do
         if what == 'holds' then
             local h = hgetall(c.P .. 'hold:' .. id)
             if h.shelter then out[#out + 1] = hold_view(c, id, h) end
@@ -1436,7 +1470,9 @@ local function list(c, a)
             if p.shelter then out[#out + 1] = placement_view(id, p) end
         end
     end
-    return {result = {[what] = out}}
+    local res = {[what] = out}
+    if more then res.next = ids[#ids] end
+    return {result = res}
 end
 
 -- args: since (ms), principal, person, shelter, limit.

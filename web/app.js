@@ -973,9 +973,8 @@ $("unit-add").addEventListener("submit", async (ev) => {
 // ---- loading and live updates ---------------------------------------------------------------
 
 async function refreshHolds() {
-  const [h, p] = await Promise.all([api("holds.list"), api("placements.list")]);
-  holds = h.holds;
-  placements = p.placements;
+  [holds, placements] = await Promise.all([apiAll("holds.list", {}, "holds"),
+                                           apiAll("placements.list", {}, "placements")]);
   if (me.role === "shelter") {
     for (const x of holds) {
       if (x.state === "held" && !knownHolds.has(x.hold) && started)

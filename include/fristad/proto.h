@@ -407,8 +407,8 @@ const char *proto_field_name(enum proto_field f);
     X(HOLD_CONFIRM, "hold.confirm", PROTO_F(HOLD), PROTO_F(CHILD_BASIS), true)                    \
     X(HOLD_DECLINE, "hold.decline", PROTO_F(HOLD) | PROTO_F(REASON), PROTO_F(NOTE), true)         \
     X(PLACEMENT_DISCHARGE, "placement.discharge", PROTO_F(PLACEMENT), 0, true)                    \
-    X(HOLDS_LIST, "holds.list", 0, 0, false)                                                      \
-    X(PLACEMENTS_LIST, "placements.list", 0, 0, false)                                            \
+    X(HOLDS_LIST, "holds.list", 0, PROTO_F(AFTER), false)                                         \
+    X(PLACEMENTS_LIST, "placements.list", 0, PROTO_F(AFTER), false)                               \
     X(AUDIT, "audit", 0, PROTO_F(SINCE) | PROTO_F(PRINCIPAL) | PROTO_F(SHELTER) | PROTO_F(LIMIT) |\
       PROTO_F(PERSON), false)                                                                      \
     X(STATS, "stats", 0, 0, false)                                                                \

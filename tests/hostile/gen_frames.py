@@ -178,8 +178,8 @@ VALID_ARGS = {
     'hold.decline': [('hold', HOLD_ID), ('reason', 'needs'),
                      ('note', 'Ingen plats för husdjur just nu')],
     'placement.discharge': [('placement', 'pbcdfghjkmnpqrstv')],
-    'holds.list': None,
-    'placements.list': [],
+    'holds.list': [('after', HOLD_ID)],
+    'placements.list': [('after', 'pbcdfghjkmnpqrstv')],
     'audit': [('since', 1700000000000), ('principal', 'social:0180'), ('shelter', 'frida-sthlm'),
               ('limit', 100), ('person', 'SE2321000016-1234')],
     'stats': None,
@@ -459,6 +459,8 @@ def build_rows():
     req('free_after_not_an_id', 'bad_request', 'free', [('after', 'frida sthlm')])
     req('directory_after_not_a_string', 'bad_request', 'directory', [('after', 7)])
     req('shelter_list_after_too_long', 'bad_request', 'shelter.list', [('after', 'a' * 33)])
+    req('holds_list_after_not_an_id', 'bad_request', 'holds.list', [('after', 'Hold/1')])
+    req('placements_list_after_empty', 'bad_request', 'placements.list', [('after', '')])
 
     # -- wrong types --
     req('type_string_for_integer', 'bad_request', 'unit.add', with_field('unit.add', 'beds', '3'))

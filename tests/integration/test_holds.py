@@ -661,3 +661,97 @@ def test_purging_an_old_hold_keeps_a_reused_key(env):
     again = social.ok("hold", "frida-sthlm", "r2", *LOW_RISK, "--ref", "KS-2", "--idempotency-key", key)
     assert again["hold"] == new["hold"]
     assert [h["hold"] for h in social.ok("holds")["holds"]] == [new["hold"]]
+
+
+@pytest.mark.daemon_config({"holds": {"max_open": 2000}})
+def test_lists_come_in_pages(env):
+    """A large municipality's or an on-call service's records do not fit one reply, and none may
+    silently fall off the end: holds.list and placements.list answer 500 records at a time,
+    newest first, each page but the last naming in "next" the record the next one follows; the
+    client asks for every page. A cursor names one of the asker's own records, or the listing
+    says to start again."""
+    import bulk
+    page = 500
+    plan = {"manga-sthlm": ("0180", 600), "manga-solna": ("0184", 500)}
+    admin = env.connect("admin", "ops-anna", timeout=120)
+    oncall = env.connect("oncall", "socialjouren-sthlm", timeout=120)
+    made = {}
+    for sid, (mun, n) in plan.items():
+        env.add_shelter(sid, f"Stora jouren {mun}", municipality=mun)
+        units = [f"u{i:03d}" for i in range(n)]
+        assert all(r["ok"] for r in admin.pipeline(
+            [("unit.add", {"shelter": sid, "unit": u, "beds": 2}) for u in units], timeout=120))
+        shelter = env.connect("shelter", sid, timeout=120)
+        assert all(r["ok"] for r in shelter.pipeline(
+            [("vacancy.set", {"shelter": sid, "unit": u, "state": "free"}) for u in units],
+            timeout=120))
+        replies = oncall.pipeline([("hold", {**LOW_RISK_ARGS, "shelter": sid, "unit": u,
+                                             "ref": f"SIDA-{u}", "municipality": mun})
+                                   for u in units], timeout=120)
+        assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
+        made[sid] = [r["result"] for r in replies]
+        shelter.close()
+
+    def newest_first(holds):
+        # Every hold runs the same time: by expiry is by creation.
+        return [h["hold"] for h in sorted(holds, key=lambda h: (h["expires_at"], h["hold"]),
+                                          reverse=True)]
+
+    def pages(conn, op, key, ident):
+        got, after = [], None
+        while True:
+            p = conn.call(op, {"after": after} if after else {})
+            got.append([r[ident] for r in p[key]])
+            if "next" not in p:
+                return got
+            assert p["next"] == got[-1][-1], p["next"]
+            after = p["next"]
+
+    sthlm, solna = made["manga-sthlm"], made["manga-solna"]
+    social = env.connect("social", "0180", timeout=60)
+    got = pages(social, "holds.list", "holds", "hold")
+    assert [len(p) for p in got] == [page, 100]
+    assert sum(got, []) == newest_first(sthlm)
+    # Exactly a page: no "next", and nothing after it.
+    got = pages(env.connect("social", "0184", timeout=60), "holds.list", "holds", "hold")
+    assert got == [newest_first(solna)]
+    got = pages(oncall, "holds.list", "holds", "hold")
+    assert [len(p) for p in got] == [page, page, 100]
+    assert sum(got, []) == newest_first(sthlm + solna)
+    # The client shows one list of every page.
+    listed = env.cli("oncall", "socialjouren-sthlm").ok("holds")
+    assert "next" not in listed and len(listed["holds"]) == 1100
+
+    # Records of one millisecond on both sides of a page's end: all of them, each once.
+    ns = env.daemon.namespace
+    r = bulk.Redis(env.redis.sock)
+    for h in sthlm:
+        r.call("ZADD", f"{{{ns}}}:holds:s:manga-sthlm", "1700000000000", h["hold"])
+    r.close()
+    shelter = env.connect("shelter", "manga-sthlm", timeout=60)
+    got = pages(shelter, "holds.list", "holds", "hold")
+    assert [len(p) for p in got] == [page, 100]
+    assert sum(got, []) == sorted((h["hold"] for h in sthlm), reverse=True)
+
+    # A cursor is one of the asker's own records: another's, or none, is not_found.
+    for conn, after in ((social, solna[0]["hold"]), (social, "h0000000000000000"),
+                        (shelter, solna[0]["hold"])):
+        ok, err = conn.request("holds.list", {"after": after})
+        assert not ok and err["code"] == "not_found", err
+        assert "start the listing again" in err["message"], err
+    for bad in ("", "x" * 33, "Hold/1"):
+        ok, err = social.request("holds.list", {"after": bad})
+        assert not ok and err["code"] == "bad_request", err
+
+    # Placements the same way.
+    confirmed = shelter.pipeline([("hold.confirm", {"hold": h["hold"]}) for h in sthlm],
+                                 timeout=120)
+    assert all(c["ok"] for c in confirmed), [c for c in confirmed if not c["ok"]][:3]
+    placed = [c["result"]["placement"] for c in confirmed]
+    got = pages(social, "placements.list", "placements", "placement")
+    assert [len(p) for p in got] == [page, 100]
+    assert sum(got, []) == [p["placement"] for p in sorted(
+        placed, key=lambda p: (p["placed_at"], p["placement"]), reverse=True)]
+    ok, err = shelter.request("placements.list", {"after": sthlm[0]["hold"]})
+    assert not ok and err["code"] == "not_found", err
+    assert len(env.cli("shelter", "manga-sthlm").ok("placements")["placements"]) == 600

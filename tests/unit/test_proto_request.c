@@ -367,6 +367,8 @@ static void test_op_and_field_tables(void **state)
         [OP_FOLLOWUP] = B(COUNTY) | B(MUNICIPALITY) | B(FROM_MONTH) | B(TO_MONTH),
         [OP_STANDING_CANCEL] = B(STANDING),
         [OP_DIRECTORY] = B(AFTER),
+        [OP_HOLDS_LIST] = B(AFTER),
+        [OP_PLACEMENTS_LIST] = B(AFTER),
     };
 #undef B
     for (unsigned op = 0; op < OP__COUNT; op++) {
