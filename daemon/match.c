@@ -24,6 +24,18 @@ static bool fails_place(const struct match_referral *m, unsigned mun)
     return muni_set_has(&m->excluded, mun);
 }
 
+/* The units that fails_place rules out, of `in_place` units per municipality: a sum over the
+ * members of the excluded set, not a test of every municipality. */
+static uint32_t count_place_fails(const struct match_referral *m, const uint32_t *in_place)
+{
+    uint32_t n = 0;
+    for (unsigned k = 0; k < GEO_WORDS; k++) {
+        for (uint64_t bits = m->excluded.w[k]; bits; bits &= bits - 1)
+            n += in_place[k * 64 + (unsigned)__builtin_ctzll(bits)];
+    }
+    return n;
+}
+
 static unsigned bin_protection(const struct idx_shelter *s, const struct idx_unit *u)
 {
     (void)u;
@@ -441,10 +453,7 @@ static void count_ruled_out(const struct avail *av, const struct match_referral 
         const struct match_rule *rule = &match_rules[r];
         uint32_t n = 0;
         if (rule->kind == RULE_PLACE) {
-            for (unsigned b = 0; b < rule->n_bins; b++) {
-                if (av->in_place[b] && rule->fails(m, b))
-                    n += av->in_place[b];
-            }
+            n = count_place_fails(m, av->in_place); /* the one RULE_PLACE rule */
         } else if (rule->kind == RULE_MEMBER) {
             int want = rule->wants(m);
             n = want < 0 ? 0 : av->total - av->hist[r][want];
@@ -453,6 +462,9 @@ static void count_ruled_out(const struct avail *av, const struct match_referral 
             bool all = true;
             memset(pass, 0, sizeof pt->pass[0]);
             for (unsigned b = 0; b < rule->n_bins; b++) {
+                /* No unit is in an empty bin: its count is nothing, and no record has it. */
+                if (av->hist[r][b] == 0)
+                    continue;
                 if (rule->fails(m, b)) {
                     n += av->hist[r][b];
                     all = false;

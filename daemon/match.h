@@ -57,7 +57,9 @@ int match_prepare(struct match_referral *m, const struct geo *g, const struct po
                   const struct proto_args *referral) __attribute__((warn_unused_result));
 
 enum match_rule_kind {
-    RULE_PLACE,  /* the bin is the shelter's municipality: avail.c's buckets are these bins */
+    RULE_PLACE,  /* the bin is the shelter's municipality: avail.c's buckets are these bins;
+                  * the one such rule is the safety policy, whose failing bins are the members
+                  * of the referral's `excluded` set (the search counts them from the set) */
     RULE_BIN,    /* one bin per unit, fewer than MATCH_RECORD_BINS of them */
     RULE_MEMBER, /* a set of the shelter's (languages): the unit counts in a bin per member */
 };
