@@ -8,8 +8,9 @@
  * nothing.
  *
  * Ops: whoami; search (a random referral each: any home municipality, every risk level, 0-3
- * children, sometimes wheelchair, pets or a language); free (county 01); vacancy (the
- * shelter's units u1..uN, free and occupied in turn).
+ * children, sometimes wheelchair, pets or a language; the default limit of 20 results, or
+ * --limit N); free (county 01); vacancy (the shelter's units u1..uN, free and occupied in
+ * turn).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,7 +32,7 @@
 
 struct opts {
     const char *host, *port, *cert, *key, *ca, *op, *shelter;
-    int connections, pipeline, seconds, units;
+    int connections, pipeline, seconds, units, limit; /* limit: a search's, 0 for its default */
 };
 
 enum phase { HANDSHAKE, SENDING, RECEIVING };
@@ -106,6 +107,10 @@ static void referral(struct conn *c, struct proto_args *a)
     if (below(s, 10) == 0) {
         memcpy(a->language, langs[below(s, 4)], 3);
         a->present |= PROTO_BIT(F_LANGUAGE);
+    }
+    if (o.limit > 0) {
+        a->limit = (uint16_t)o.limit;
+        a->present |= PROTO_BIT(F_LIMIT);
     }
 }
 
@@ -386,12 +391,15 @@ int main(int argc, char **argv)
             o.pipeline = atoi(v);
         else if (!strcmp(k, "--seconds"))
             o.seconds = atoi(v);
+        else if (!strcmp(k, "--limit"))
+            o.limit = atoi(v);
     }
     if (!o.host || !o.cert || !o.key || !o.ca || o.connections < 1 || o.pipeline < 1 ||
-        o.units < 1 || (!strcmp(o.op, "vacancy") && !o.shelter)) {
+        o.units < 1 || o.limit < 0 || o.limit > (int)PROTO_MAX_LIMIT ||
+        (!strcmp(o.op, "vacancy") && !o.shelter)) {
         fprintf(stderr, "usage: loadgen --server H:P --cert C --key K --ca CA --op "
                         "whoami|search|free|vacancy [--shelter S --units N] [--connections N] "
-                        "[--pipeline P] [--seconds S]\n");
+                        "[--pipeline P] [--seconds S] [--limit N (search)]\n");
         return 2;
     }
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());

@@ -8,12 +8,14 @@ TLS port and a plain port and fristadd on it, and prints:
   start-up   time to ready, wall and CPU: the first start (which makes every stored snapshot)
              and a start from stored snapshots; RSS at ready and at its peak, against the
              budget of 1 KiB per unit + 16 MiB;
-  requests   ops/s, p50, p99 and CPU per op of the serving process, at 50 connections x 1 and
-             4 connections x 8 pipelined, for
+  requests   ops/s, p50, p99 and CPU per op of the serving process and of the client (the
+             load generator), at 50 connections x 1 and 4 connections x 8 pipelined, for
                redis-benchmark GET, plain and --tls (the anchors),
                redis-benchmark FCALL fristad_vacancy_set (the write's own Redis Function),
                fristadd whoami (the protocol and TLS path alone), search (random referrals of
-               every risk level and household), vacancy.set (a write);
+               every risk level and household, the default limit of 20 results), the same
+               searches with limit 5 and limit 1 ("search:5", "search:1": what the results
+               cost beside the search), vacancy.set (a write);
              measured in turn, anchor next to fristadd, `--rounds` times;
   ratios     search / TLS GET (ops/s and p99), whoami / TLS GET, vacancy.set / FCALL, and
              against plain GET, per round and their median.
@@ -21,7 +23,7 @@ TLS port and a plain port and fristadd on it, and prints:
 It asserts nothing about time.
 
     run_bench.py FRISTADD LOADGEN SOURCE_ROOT [--seconds N] [--sizes 10000,100000]
-                 [--rounds N] [--ops whoami,search,vacancy]
+                 [--rounds N] [--ops whoami,search,search:5,search:1,vacancy]
 """
 import argparse
 import csv
@@ -29,6 +31,7 @@ import io
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -48,6 +51,12 @@ NS = "bench"
 RET = "31536000000"
 TICK = os.sysconf("SC_CLK_TCK")
 MODES = ((50, 1), (4, 8))
+
+
+def children_cpu_s():
+    """CPU seconds of the finished child processes (the load generators) so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def cpu_s(pid):
@@ -203,22 +212,26 @@ policy = {self.o.root}/conf/policy.conf
     # -- measurements ---------------------------------------------------------------------
 
     def loadgen(self, op, conns, pipe):
+        """One loadgen run of `op` ("search:N": a search with limit N)."""
+        op, _, limit = op.partition(":")
         cert = f"{self.pki}/shelter-b1" if op == "vacancy" else f"{self.pki}/social-0180"
         extra = ["--shelter", "b1", "--units", "3"] if op == "vacancy" else []
+        extra += ["--limit", limit] if limit else []
         pid = self.daemon.pid
-        c0 = cpu_s(pid)
+        c0, k0 = cpu_s(pid), children_cpu_s()
         out = subprocess.run(
             [self.o.loadgen, "--server", "127.0.0.1:" + self.port, "--cert", cert + ".crt",
              "--key", cert + ".key", "--ca", self.pki + "/ca.crt", "--op", op,
              "--connections", str(conns), "--pipeline", str(pipe),
              "--seconds", str(self.o.seconds), *extra],
             check=True, capture_output=True, text=True)
-        c1 = cpu_s(pid)
+        c1, k1 = cpu_s(pid), children_cpu_s()
         sys.stderr.write(out.stderr)
         f = out.stdout.strip().split(",")
         n = int(f[3])
         return {"ops": float(f[5]), "p50": float(f[6]), "p99": float(f[7]),
-                "cpu_us": (c1 - c0) / max(n, 1) * 1e6, "errors": int(f[4])}
+                "cpu_us": (c1 - c0) / max(n, 1) * 1e6, "client_us": (k1 - k0) / max(n, 1) * 1e6,
+                "errors": int(f[4])}
 
     def redis_benchmark(self, conns, pipe, args, target):
         """One redis-benchmark run, sized to take about --seconds; CPU per op of Redis."""
@@ -232,13 +245,14 @@ policy = {self.o.root}/conf/policy.conf
             base += ["-s", self.sock]
 
         def run(n):
-            c0 = cpu_s(self.redis.pid)
+            c0, k0 = cpu_s(self.redis.pid), children_cpu_s()
             out = subprocess.run(base + ["-n", str(n), *args], check=True,
                                  capture_output=True).stdout.decode(errors="replace")
-            c1 = cpu_s(self.redis.pid)
+            c1, k1 = cpu_s(self.redis.pid), children_cpu_s()
             row = list(csv.reader(io.StringIO(out)))[-1]
             return {"ops": float(row[1]), "p50": float(row[4]), "p99": float(row[6]),
-                    "cpu_us": (c1 - c0) / n * 1e6, "errors": 0}
+                    "cpu_us": (c1 - c0) / n * 1e6, "client_us": (k1 - k0) / n * 1e6,
+                    "errors": 0}
         probe = run(20000 if args[:2] == ["-t", "get"] else max(2000, conns * pipe * 50))
         return run(max(10000, int(probe["ops"] * self.o.seconds)))
 
@@ -270,9 +284,10 @@ def fmt_row(name, cells):
     out = "  %-34s" % name
     for c in cells:
         if c is None:
-            out += " %9s %7s %7s %8s" % ("-", "-", "-", "-")
+            out += " %9s %7s %7s %8s %8s" % ("-", "-", "-", "-", "-")
         else:
-            out += " %9.0f %7.3f %7.3f %8.1f" % (c["ops"], c["p50"], c["p99"], c["cpu_us"])
+            out += " %9.0f %7.3f %7.3f %8.1f %8.1f" % (c["ops"], c["p50"], c["p99"], c["cpu_us"],
+                                                       c["client_us"])
     return out
 
 
@@ -282,10 +297,12 @@ def report(rounds, ops):
         names.append(("FCALL", "redis-benchmark FCALL vacancy_set"))
     labels = {"whoami": "fristadd whoami", "search": "fristadd search",
               "vacancy": "fristadd vacancy.set"}
-    names += [(op, labels[op]) for op in ops]
-    print("  %-34s" % "" + "".join(" %-34s" % f"{c} connections x {p}".center(34)
+    names += [(op, labels.get(op) or "fristadd search, limit " + op.partition(":")[2])
+              for op in ops]
+    print("  %-34s" % "" + "".join(" %-43s" % f"{c} connections x {p}".center(43)
                                    for c, p in MODES))
-    print("  %-34s" % "" + " %9s %7s %7s %8s" % ("ops/s", "p50 ms", "p99 ms", "CPU/op") * 2)
+    print("  %-34s" % "" + " %9s %7s %7s %8s %8s" % ("ops/s", "p50 ms", "p99 ms", "CPU/op",
+                                                       "client") * 2)
     for i, res in enumerate(rounds):
         if len(rounds) > 1:
             print(f"  round {i + 1}")
@@ -305,7 +322,7 @@ def report(rounds, ops):
         """TLS GET measured on both sides of search: their mean."""
         a, b = res.get(("tls GET", m)), res.get(("tls GET 2", m))
         if a and b:
-            return {k: (a[k] + b[k]) / 2 for k in ("ops", "p50", "p99", "cpu_us")}
+            return {k: (a[k] + b[k]) / 2 for k in ("ops", "p50", "p99", "cpu_us", "client_us")}
         return a
 
     for res in rounds:
@@ -316,6 +333,8 @@ def report(rounds, ops):
         lines += [("search / TLS GET, ops/s", "search", "tls GET mean", "ops"),
                   ("search / TLS GET, p99 (lower is better)", "search", "tls GET mean", "p99"),
                   ("search / plain GET, ops/s", "search", "plain GET", "ops")]
+    lines += [(f"search limit {op[7:]} / TLS GET, ops/s", op, "tls GET mean", "ops")
+              for op in ops if op.startswith("search:")]
     if "whoami" in ops:
         lines += [("whoami / TLS GET, ops/s", "whoami", "tls GET mean", "ops"),
                   ("whoami / plain GET, ops/s", "whoami", "plain GET", "ops")]
@@ -360,7 +379,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--sizes", default="10000,100000", help="shelters per registry")
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--ops", default="whoami,search,vacancy")
+    ap.add_argument("--ops", default="whoami,search,search:5,search:1,vacancy")
     ap.add_argument("--tmp", default=os.environ.get("FRISTAD_TEST_TMPDIR"))
     o = ap.parse_args()
     o.fristadd, o.loadgen, o.root = map(os.path.abspath, (o.fristadd, o.loadgen, o.root))
