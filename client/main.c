@@ -457,9 +457,9 @@ static bool is_closed(const msgpack_object *row)
 
 /*
  * Replaces the start of a hold or placement id in the request by the whole id, found among
- * those the principal may see (holds.list, placements.list); when it starts open ones and
- * closed ones, the open ones count. Returns 0, or -1 with err set: none matches (not_found),
- * or several do (a usage error naming them).
+ * those the principal may see (every page of holds.list, placements.list); when it starts open
+ * ones and closed ones, the open ones count. Returns 0, or -1 with err set: none matches
+ * (not_found), or several do (a usage error naming them).
  */
 static int resolve_id(struct cli *cli, const struct settings *settings, struct net_session **ns,
                       enum proto_field f, struct client_error *err)
@@ -467,12 +467,15 @@ static int resolve_id(struct cli *cli, const struct settings *settings, struct n
     bool hold = f == F_HOLD;
     const char *what = hold ? "hold" : "placement";
     char *given = hold ? cli->req.args.hold : cli->req.args.placement;
-    struct proto_request list = {
+    struct cli lister = *cli;
+    lister.req = (struct proto_request){
         .id = cli->req.id + 1, .has_id = true, .op = hold ? OP_HOLDS_LIST : OP_PLACEMENTS_LIST};
     struct net_reply reply;
-    if (refusal(call(cli, settings, ns, &list, &reply, err), &reply, err) != 0)
+    struct pages pg;
+    if (refusal(call(&lister, settings, ns, &lister.req, &reply, err), &reply, err) != 0 ||
+        gather_pages(&lister, settings, ns, &reply, &pg, err) != 0)
         return -1;
-    const msgpack_object *rows = proto_map_get(reply.reply.result, hold ? "holds" : "placements");
+    const msgpack_object *rows = proto_map_get(&pg.result, hold ? "holds" : "placements");
     char found[PROTO_TOKEN_MAX + 1] = "", names[CLIENT_MESSAGE_MAX - 120] = "";
     unsigned n = 0, open = 0;
     uint32_t count = rows && rows->type == MSGPACK_OBJECT_ARRAY ? rows->via.array.size : 0;
@@ -496,7 +499,7 @@ static int resolve_id(struct cli *cli, const struct settings *settings, struct n
                  st && st->type == MSGPACK_OBJECT_STR ? (int)st->via.str.size : 1,
                  st && st->type == MSGPACK_OBJECT_STR ? st->via.str.ptr : "?");
     }
-    net_reply_free(&reply);
+    pages_free(&pg);
     if (n == 0)
         return client_fail(err, CLIENT_REFUSED, "not_found",
                            "no %s that you may see has an id starting with '%s'", what, given);

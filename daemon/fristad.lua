@@ -1387,47 +1387,98 @@ local function snapshots(keys, argv)
     return cmsgpack.pack({result = {snapshots = table.concat(out)}})
 end
 
-local LIST_MAX = 500
+local LIST_MAX = 500 -- standing searches of a municipality listed at most
+local LIST_PAGE = 200 -- holds or placements a page: a few milliseconds of Redis
 
--- The newest ids of several zsets of ids by time, newest first (equal times by id, descending),
--- at most `max`, and whether more follow. With `after` ({at = its score as Redis wrote it, id}),
--- only the ids that come after that one in this order: the next page of a listing.
+-- The records of several zsets of ids by time merged newest first (ids of the same millisecond
+-- by id, descending, as Redis orders equal scores in reverse), at most `max` of them as
+-- {id, at (the score as Redis wrote it)}, and whether more follow. With `after` ({at, id}) only
+-- those that come after that one: the next page of a listing. Each zset is read a chunk at a
+-- time (the first small when there are many, the next ones larger) and the heads are merged by
+-- a heap, so that a page costs about `max` records and a few calls per zset, however long the
+-- zsets or many (an on-call service's area may have 290 municipalities).
 local function newest_of(keys, max, after)
-    local all = {}
-    local at_after = after and tonumber(after.at)
-    for _, key in ipairs(keys) do
-        local flat
-        if after then
-            -- Ids of the same millisecond as the cursor come before or after it by id: fetch
-            -- all of them, and a page beyond.
-            local ties = redis.call('ZCOUNT', key, after.at, after.at)
-            flat = redis.call('ZREVRANGEBYSCORE', key, after.at, '-inf', 'WITHSCORES', 'LIMIT', 0,
-                              max + 1 + ties)
-        else
-            flat = redis.call('ZREVRANGE', key, 0, max, 'WITHSCORES')
-        end
-        for i = 1, #flat, 2 do
-            local id, at = flat[i], tonumber(flat[i + 1])
-            if not after or at < at_after or (at == at_after and id < after.id) then
-                all[#all + 1] = {id = id, at = at}
+    local first = math.max(2, math.min(max + 1, math.ceil((max + 1) / #keys)))
+    local after_at = after and tonumber(after.at)
+
+    local function newer(x, y)
+        if x.n ~= y.n then return x.n > y.n end
+        return x.id > y.id
+    end
+
+    -- The next record of stream s that comes after the cursor, or nil.
+    local function head(s)
+        while true do
+            if s.i > #s.buf then
+                if s.ended then return nil end
+                local flat = redis.call('ZREVRANGEBYSCORE', s.key, s.top, '-inf', 'WITHSCORES',
+                                        'LIMIT', s.off, s.chunk)
+                local got = #flat / 2
+                s.off, s.ended, s.i, s.buf = s.off + got, got < s.chunk, 1, {}
+                s.chunk = math.min(s.chunk * 4, max + 1)
+                for i = 1, #flat, 2 do
+                    s.buf[#s.buf + 1] = {id = flat[i], at = flat[i + 1], n = tonumber(flat[i + 1])}
+                end
+                if got == 0 then return nil end
+            end
+            local e = s.buf[s.i]
+            if after and e.n == after_at and e.id >= after.id then
+                s.i = s.i + 1 -- the cursor's millisecond, at or before the cursor: listed already
+            else
+                return e
             end
         end
     end
-    table.sort(all, function(x, y)
-        if x.at ~= y.at then return x.at > y.at end
-        return x.id > y.id
-    end)
-    local ids = {}
-    for i = 1, math.min(#all, max) do
-        ids[i] = all[i].id
+
+    local heap = {}
+    local function sift_down(k)
+        local n = #heap
+        while true do
+            local l, r, m = 2 * k, 2 * k + 1, k
+            if l <= n and newer(heap[l].head, heap[m].head) then m = l end
+            if r <= n and newer(heap[r].head, heap[m].head) then m = r end
+            if m == k then return end
+            heap[k], heap[m] = heap[m], heap[k]
+            k = m
+        end
     end
-    return ids, #all > max
+    for _, key in ipairs(keys) do
+        local s = {key = key, top = after and after.at or '+inf', off = 0, chunk = first, i = 1,
+                   buf = {}, ended = false}
+        s.head = head(s)
+        if s.head then
+            heap[#heap + 1] = s
+            local k = #heap
+            while k > 1 and newer(heap[k].head, heap[math.floor(k / 2)].head) do
+                local up = math.floor(k / 2)
+                heap[k], heap[up] = heap[up], heap[k]
+                k = up
+            end
+        end
+    end
+    local out = {}
+    while #out <= max and #heap > 0 do
+        local s = heap[1]
+        out[#out + 1] = s.head
+        s.i = s.i + 1
+        s.head = head(s)
+        if not s.head then
+            heap[1] = heap[#heap]
+            heap[#heap] = nil
+        end
+        if #heap > 0 then sift_down(1) end
+    end
+    local more = #out > max
+    out[max + 1] = nil
+    return out, more
 end
 
 -- holds.list and placements.list: the records the caller is responsible for, newest first, a
--- page of LIST_MAX at a time. On-call sees those of the municipalities of its agreement
--- (c.area), merged. A page that is not the last has `next`, the id of its last record, and the
--- next page is the same request with `after` set to it.
+-- page of LIST_PAGE at a time. On-call sees those of the municipalities of its agreement
+-- (c.area), merged. A page that is not the last has `next`, "MS-ID": the time and id of its
+-- last record; the next page is the same request with `after` set to it. Only the caller's own
+-- lists are read, so a cursor, whatever it names, shows nothing a listing would not; and a
+-- record deleted between pages (the sweep purges closed ones) does not end the listing.
 local function list(c, a)
     local what = c.op == 'holds.list' and 'holds' or 'placements'
     local base = what == 'holds' and 'holds' or 'pls'
@@ -1445,23 +1496,20 @@ local function list(c, a)
     end
     local after
     if a.after then
-        -- Only the caller's own lists are asked: a cursor is no way to learn of a record.
-        for _, key in ipairs(keys) do
-            local at = redis.call('ZSCORE', key, a.after)
-            if at then
-                after = {at = at, id = a.after}
-                break
-            end
+        local at, id = string.match(a.after, '^([1-9]%d*)%-([a-z][a-z0-9]+)$')
+        if not at or #at > 15 or string.sub(id, 1, 1) ~= string.sub(what, 1, 1) then
+            return no('bad_request', "'after' must be the 'next' of the page before, as " ..
+                      'the server gave it')
         end
-        if not after then
-            return no('not_found', 'no ' .. (what == 'holds' and 'hold' or 'placement') ..
-                      " '" .. a.after .. "' to continue after; start the listing again " ..
-                      "without 'after'")
-        end
+        after = {at = at, id = id}
     end
-    local ids, more = newest_of(keys, LIST_MAX, after)
+    if #keys == 0 then
+        return {result = {[what] = {}}}
+    end
+    local recs, more = newest_of(keys, LIST_PAGE, after)
     local out = {}
-    for _, id in ipairs(ids) do
+    for _, r in ipairs(recs) do
+        local id = r.id
         if what == 'holds' then
             local h = hgetall(c.P .. 'hold:' .. id)
             if h.shelter then out[#out + 1] = hold_view(c, id, h) end
@@ -1471,7 +1519,7 @@ local function list(c, a)
         end
     end
     local res = {[what] = out}
-    if more then res.next = ids[#ids] end
+    if more then res.next = recs[#recs].at .. '-' .. recs[#recs].id end
     return {result = res}
 end
 

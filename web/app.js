@@ -972,9 +972,16 @@ $("unit-add").addEventListener("submit", async (ev) => {
 
 // ---- loading and live updates ---------------------------------------------------------------
 
+let holdsAsked = 0;
+
 async function refreshHolds() {
-  [holds, placements] = await Promise.all([apiAll("holds.list", {}, "holds"),
-                                           apiAll("placements.list", {}, "placements")]);
+  // A refresh takes a request per page: one that an event started later may finish first, and
+  // what it shows must not be overwritten by the older one.
+  const asked = ++holdsAsked;
+  const lists = await Promise.all([apiAll("holds.list", {}, "holds"),
+                                   apiAll("placements.list", {}, "placements")]);
+  if (asked !== holdsAsked) return;
+  [holds, placements] = lists;
   if (me.role === "shelter") {
     for (const x of holds) {
       if (x.state === "held" && !knownHolds.has(x.hold) && started)

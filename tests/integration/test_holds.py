@@ -666,16 +666,17 @@ def test_purging_an_old_hold_keeps_a_reused_key(env):
 @pytest.mark.daemon_config({"holds": {"max_open": 2000}})
 def test_lists_come_in_pages(env):
     """A large municipality's or an on-call service's records do not fit one reply, and none may
-    silently fall off the end: holds.list and placements.list answer 500 records at a time,
-    newest first, each page but the last naming in "next" the record the next one follows; the
-    client asks for every page. A cursor names one of the asker's own records, or the listing
-    says to start again."""
+    silently fall off the end: holds.list and placements.list answer 200 records at a time,
+    newest first, each page but the last ending with "next", the cursor the next page follows;
+    the client asks for every page, also to find the hold a short id names. Records of one
+    millisecond on both sides of a page's end, in one list or merged from several, are each
+    listed once; a record purged between pages does not end the listing; and a cursor shows
+    nothing but the asker's own records."""
     import bulk
-    page = 500
-    plan = {"manga-sthlm": ("0180", 600), "manga-solna": ("0184", 500)}
+    page = 200
+    plan = {"manga-sthlm": ("0180", 500), "manga-solna": ("0184", 400)}
     admin = env.connect("admin", "ops-anna", timeout=120)
     oncall = env.connect("oncall", "socialjouren-sthlm", timeout=120)
-    made = {}
     for sid, (mun, n) in plan.items():
         env.add_shelter(sid, f"Stora jouren {mun}", municipality=mun)
         units = [f"u{i:03d}" for i in range(n)]
@@ -685,73 +686,151 @@ def test_lists_come_in_pages(env):
         assert all(r["ok"] for r in shelter.pipeline(
             [("vacancy.set", {"shelter": sid, "unit": u, "state": "free"}) for u in units],
             timeout=120))
-        replies = oncall.pipeline([("hold", {**LOW_RISK_ARGS, "shelter": sid, "unit": u,
-                                             "ref": f"SIDA-{u}", "municipality": mun})
-                                   for u in units], timeout=120)
-        assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
-        made[sid] = [r["result"] for r in replies]
         shelter.close()
+    # Made in turn for the two municipalities, so that their lists interleave.
+    order = [(sid, f"u{i:03d}") for i in range(500) for sid in plan if i < plan[sid][1]]
+    replies = oncall.pipeline([("hold", {**LOW_RISK_ARGS, "shelter": sid, "unit": u,
+                                         "ref": f"SIDA-{u}", "municipality": plan[sid][0]})
+                               for sid, u in order], timeout=180)
+    assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
+    made = {sid: [r["result"] for r in replies if r["result"]["shelter"] == sid] for sid in plan}
+    sthlm, solna = made["manga-sthlm"], made["manga-solna"]
 
     def newest_first(holds):
         # Every hold runs the same time: by expiry is by creation.
         return [h["hold"] for h in sorted(holds, key=lambda h: (h["expires_at"], h["hold"]),
                                           reverse=True)]
 
-    def pages(conn, op, key, ident):
-        got, after = [], None
+    def pages(conn, op, key, ident, after=None):
+        got = []
         while True:
             p = conn.call(op, {"after": after} if after else {})
             got.append([r[ident] for r in p[key]])
             if "next" not in p:
                 return got
-            assert p["next"] == got[-1][-1], p["next"]
+            assert p["next"].endswith("-" + got[-1][-1]), p["next"]
             after = p["next"]
 
-    sthlm, solna = made["manga-sthlm"], made["manga-solna"]
     social = env.connect("social", "0180", timeout=60)
     got = pages(social, "holds.list", "holds", "hold")
-    assert [len(p) for p in got] == [page, 100]
-    assert sum(got, []) == newest_first(sthlm)
-    # Exactly a page: no "next", and nothing after it.
-    got = pages(env.connect("social", "0184", timeout=60), "holds.list", "holds", "hold")
-    assert got == [newest_first(solna)]
-    got = pages(oncall, "holds.list", "holds", "hold")
     assert [len(p) for p in got] == [page, page, 100]
+    assert sum(got, []) == newest_first(sthlm)
+    # Whole pages: the last one full, and without "next".
+    got = pages(env.connect("social", "0184", timeout=60), "holds.list", "holds", "hold")
+    assert [len(p) for p in got] == [page, page]
+    assert sum(got, []) == newest_first(solna)
+    got = pages(oncall, "holds.list", "holds", "hold")
+    assert [len(p) for p in got] == [page, page, page, page, 100]
     assert sum(got, []) == newest_first(sthlm + solna)
-    # The client shows one list of every page.
+    # The client shows one list of every page, and finds a short id beyond the first page.
     listed = env.cli("oncall", "socialjouren-sthlm").ok("holds")
-    assert "next" not in listed and len(listed["holds"]) == 1100
+    assert "next" not in listed and len(listed["holds"]) == 900
+    oldest = sum(got, [])[-1]
+    prefixes = {h[:k] for h in sum(got, [])[:-1] for k in range(2, 17)}
+    short = next(oldest[:k] for k in range(2, 17) if oldest[:k] not in prefixes)
+    released = env.cli("oncall", "socialjouren-sthlm").ok("release", short)
+    assert released["hold"]["hold"] == oldest, released
 
-    # Records of one millisecond on both sides of a page's end: all of them, each once.
+    # Records of a few milliseconds, many of each, in both lists merged and at the page ends.
     ns = env.daemon.namespace
     r = bulk.Redis(env.redis.sock)
+    scores = {}
+    for i, h in enumerate(h for pair in zip(sthlm, solna) for h in pair):
+        scores[h["hold"]] = 1700000000000 + i // 150  # page ends fall inside groups
+    for h in sthlm[len(solna):]:
+        scores[h["hold"]] = 1700000000009
+    for sid, (mun, _) in plan.items():
+        for h in made[sid]:
+            r.call("ZADD", f"{{{ns}}}:holds:m:{mun}", scores[h["hold"]], h["hold"])
     for h in sthlm:
         r.call("ZADD", f"{{{ns}}}:holds:s:manga-sthlm", "1700000000000", h["hold"])
-    r.close()
+    expect = sorted(scores, key=lambda hid: (scores[hid], hid), reverse=True)
+    got = pages(oncall, "holds.list", "holds", "hold")
+    assert [len(p) for p in got] == [page, page, page, page, 100]
+    assert sum(got, []) == expect
     shelter = env.connect("shelter", "manga-sthlm", timeout=60)
     got = pages(shelter, "holds.list", "holds", "hold")
-    assert [len(p) for p in got] == [page, 100]
+    assert [len(p) for p in got] == [page, page, 100]
     assert sum(got, []) == sorted((h["hold"] for h in sthlm), reverse=True)
 
-    # A cursor is one of the asker's own records: another's, or none, is not_found.
-    for conn, after in ((social, solna[0]["hold"]), (social, "h0000000000000000"),
-                        (shelter, solna[0]["hold"])):
-        ok, err = conn.request("holds.list", {"after": after})
-        assert not ok and err["code"] == "not_found", err
-        assert "start the listing again" in err["message"], err
-    for bad in ("", "x" * 33, "Hold/1"):
-        ok, err = social.request("holds.list", {"after": bad})
-        assert not ok and err["code"] == "bad_request", err
+    # The record a page ended with is purged before the next page is asked for: the listing
+    # goes on from where it was.
+    first = oncall.call("holds.list")
+    gone = first["holds"][-1]["hold"]
+    r.call("ZREM", f"{{{ns}}}:holds:m:{first['holds'][-1]['municipality']}", gone)
+    r.call("DEL", f"{{{ns}}}:hold:{gone}")
+    rest = pages(oncall, "holds.list", "holds", "hold", after=first["next"])
+    assert [h["hold"] for h in first["holds"]] + sum(rest, []) == expect
+    r.close()
+
+    # A cursor shows the asker's own records and no one else's: Stockholm after a cursor made
+    # of a Solna hold gets its own holds older than that time.
+    cursor = f"{scores[solna[0]['hold']]}-{solna[0]['hold']}"
+    own = [h for h in expect if h in {x["hold"] for x in sthlm}]
+    assert sum(pages(social, "holds.list", "holds", "hold", after=cursor), []) == \
+        [h for h in own if scores[h] < scores[solna[0]["hold"]] or
+         (scores[h] == scores[solna[0]["hold"]] and h < solna[0]["hold"])]
+    for after in ("h0000000000000000", "1700000000000", "1700000000000-", "0-h00",
+                  "1700000000000-p0000000000000000", "17000000000000000-h0000000000000000",
+                  "", "x" * 33, "Hold/1"):
+        ok, err = social.request("holds.list", {"after": after})
+        assert not ok and err["code"] == "bad_request", (after, err)
 
     # Placements the same way.
-    confirmed = shelter.pipeline([("hold.confirm", {"hold": h["hold"]}) for h in sthlm],
+    open_sthlm = [h for h in sthlm if h["hold"] not in (oldest, gone)]
+    confirmed = shelter.pipeline([("hold.confirm", {"hold": h["hold"]}) for h in open_sthlm],
                                  timeout=120)
     assert all(c["ok"] for c in confirmed), [c for c in confirmed if not c["ok"]][:3]
     placed = [c["result"]["placement"] for c in confirmed]
     got = pages(social, "placements.list", "placements", "placement")
-    assert [len(p) for p in got] == [page, 100]
+    assert [len(p) for p in got] == [page, page, len(open_sthlm) - 2 * page]
     assert sum(got, []) == [p["placement"] for p in sorted(
         placed, key=lambda p: (p["placed_at"], p["placement"]), reverse=True)]
-    ok, err = shelter.request("placements.list", {"after": sthlm[0]["hold"]})
-    assert not ok and err["code"] == "not_found", err
-    assert len(env.cli("shelter", "manga-sthlm").ok("placements")["placements"]) == 600
+    ok, err = shelter.request("placements.list", {"after": "1700000000000-h0000000000000000"})
+    assert not ok and err["code"] == "bad_request", err
+    assert len(env.cli("shelter", "manga-sthlm").ok("placements")["placements"]) == \
+        len(open_sthlm)
+
+
+def test_a_page_of_a_wide_area_is_one_short_call(env, capsys):
+    """An on-call service whose area is the whole country merges 290 lists: a page reads a
+    chunk of each and only what it shows beyond that, not a page of every list. Prints
+    Redis's time per page (a figure, not asserted)."""
+    import bulk
+    ns = env.daemon.namespace
+    r = bulk.Redis(env.redis.sock)
+    codes = bulk.codes()
+    made = r.call("EVAL", """
+local P, per, n = ARGV[1], tonumber(ARGV[2]), 0
+for i = 3, #ARGV do
+    for k = 1, per do
+        n = n + 1
+        local id, at = string.format('h%016d', n), 1700000000000 + (n * 7919) % 100000000
+        redis.call('HSET', P .. 'hold:' .. id, 'shelter', 'jour', 'unit', 'u1', 'ref', 'R-' .. n,
+                   'by', 'oncall:socialjouren-sthlm', 'state', 'released', 'created_at', at,
+                   'expires_at', at + 1800000, 'municipality', ARGV[i], 'risk', 'low',
+                   'adults', 1, 'group', 'women')
+        redis.call('ZADD', P .. 'holds:m:' .. ARGV[i], at, id)
+    end
+end
+return n""", 0, "{%s}:" % ns, 600, *codes)
+    r.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+    r.call("CONFIG", "SET", "slowlog-max-len", "1000000")
+    r.call("SLOWLOG", "RESET")
+    oncall = env.connect("oncall", "socialjouren-sthlm", timeout=120)
+    after, seen, previous = None, [], None
+    for _ in range(4):
+        page = oncall.call("holds.list", {"after": after} if after else {})
+        rows = [(h["created_at"], h["hold"]) for h in page["holds"]]
+        assert len(rows) == 200 and rows == sorted(rows, reverse=True)
+        assert previous is None or rows[0] < previous
+        previous, after = rows[-1], page["next"]
+        seen += rows
+    assert len(set(seen)) == len(seen) == 800
+    calls = sorted(e[2] / 1000 for e in r.call("SLOWLOG", "GET", -1)
+                   if e[3][:2] == [b"FCALL", b"fristad_holds_list"])
+    r.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+    r.close()
+    with capsys.disabled():
+        print(f"\n  {made} holds in {len(codes)} municipalities: Redis time per page of 200, "
+              "ms: " + ", ".join(f"{c:.1f}" for c in calls))
