@@ -320,20 +320,22 @@ function say(text, isError) {
 }
 
 function sayError(e) {
-  if (e instanceof Refusal) say(t("err." + e.code) + ": " + e.message, true);
+  if (e instanceof ApiError) say(t("err." + e.code) + ": " + e.message, true);
   else say(t("err.network"), true);
 }
 
-// A refusal or a lost connection as sayError says it; a check of the form's own in its words.
+// The server's error or a lost connection as sayError says it; a check of the form's own in its
+// words.
 function sayProblem(e) {
-  if (e instanceof Refusal || e.message === "network") sayError(e);
+  if (e instanceof ApiError || e.message === "network") sayError(e);
   else say(e.message, true);
 }
 
 // ---- the API ------------------------------------------------------------------------------
 
-// The server's answer when it refuses a request: its error code, message and HTTP status.
-class Refusal extends Error {
+// The server's answer when it does not carry out a request: its error code, message and HTTP
+// status.
+class ApiError extends Error {
   constructor(code, message, status) {
     super(message);
     this.code = code;
@@ -358,7 +360,7 @@ async function api(op, fields) {
   try { body = await res.json(); } catch (e) { /* not JSON */ }
   if (!res.ok) {
     const err = (body && body.error) || { code: "internal", message: "HTTP " + res.status };
-    throw new Refusal(err.code, err.message, res.status);
+    throw new ApiError(err.code, err.message, res.status);
   }
   return body;
 }
@@ -1077,7 +1079,7 @@ async function start() {
   } catch (e) {
     $("loading").hidden = true;
     $("noaccess").hidden = false;
-    $("noaccess-text").textContent = e instanceof Refusal ? t("noaccess.text", { m: e.message })
+    $("noaccess-text").textContent = e instanceof ApiError ? t("noaccess.text", { m: e.message })
       : t("err.network");
     return;
   }
