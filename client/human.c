@@ -53,12 +53,6 @@ static bool is_true(const msgpack_object *m, const char *key)
     return o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
 }
 
-static bool str_is(const msgpack_object *o, const char *lit)
-{
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(lit) &&
-           memcmp(o->via.str.ptr, lit, o->via.str.size) == 0;
-}
-
 static bool is_scalar(const msgpack_object *o)
 {
     return o->type != MSGPACK_OBJECT_MAP && o->type != MSGPACK_OBJECT_ARRAY;
@@ -373,7 +367,7 @@ static const char *fmt_ivo(char *buf, size_t cap, const msgpack_object *s, const
         return "-";
     const msgpack_object *kind = get(s, "kind");
     if (!has_permit && !registered)
-        return kind && str_is(kind, "skyddat_boende") ? "none" : "-";
+        return proto_str_is(kind, "skyddat_boende") ? "none" : "-";
     snprintf(buf, cap, "%s%s%s", has_permit ? fmt(permit, sizeof permit, p) : "",
              has_permit && registered ? "; " : "", registered ? "registered" : "");
     return buf;
@@ -730,7 +724,7 @@ static const char *fmt_needs(char *buf, size_t cap, const msgpack_object *h, con
             used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? "," : "", flags[i]);
     }
     const msgpack_object *g = get(h, "group");
-    if (g && g->type == MSGPACK_OBJECT_STR && !str_is(g, "women") && used < cap)
+    if (g && g->type == MSGPACK_OBJECT_STR && !proto_str_is(g, "women") && used < cap)
         used += (size_t)snprintf(buf + used, cap - used, "%sgroup:%s", used ? "," : "",
                                  fmt(lang, sizeof lang, g));
     const msgpack_object *l = get(h, "language");

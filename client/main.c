@@ -274,9 +274,9 @@ static int refusal(int rc, struct net_reply *reply, struct client_error *err)
 }
 
 /*
- * A listing (shelter.list, free, directory) comes a page at a time: while a page says "next",
- * the same request is sent again with 'after' set to it. The pages are kept, and their lists
- * joined into one result that looks as if it had come whole.
+ * A listing (shelter.list, free, directory, holds.list, placements.list) comes a page at a
+ * time: while a page says "next", the same request is sent again with 'after' set to it. The
+ * pages are kept, and their lists joined into one result that looks as if it had come whole.
  */
 struct pages {
     struct net_reply *replies;
@@ -314,13 +314,6 @@ static const char *paged_list(enum proto_op op)
     default:
         return NULL;
     }
-}
-
-static bool key_is(const msgpack_object *o, const char *s)
-{
-    size_t n = strlen(s);
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-           memcmp(o->via.str.ptr, s, n) == 0;
 }
 
 /* The page's "next", copied into after (PROTO_ID_MAX + 1); false when there is none. */
@@ -366,13 +359,13 @@ static int join_pages(struct pages *pg, const char *key, struct client_error *er
     uint32_t k = 0;
     for (uint32_t i = 0; i < nkv; i++) {
         const msgpack_object_kv *e = &first->via.map.ptr[i];
-        if (key_is(&e->key, "next"))
+        if (proto_str_is(&e->key, "next"))
             continue;
         pg->kv[k] = *e;
-        if (key_is(&e->key, key)) {
+        if (proto_str_is(&e->key, key)) {
             pg->kv[k].val.via.array.ptr = pg->items;
             pg->kv[k].val.via.array.size = (uint32_t)total;
-        } else if (key_is(&e->key, "phones_withheld")) {
+        } else if (proto_str_is(&e->key, "phones_withheld")) {
             pg->kv[k].val.via.boolean = withheld;
         }
         k++;
@@ -446,10 +439,8 @@ static bool is_closed(const msgpack_object *row)
     static const char *const closed[] = {"confirmed", "declined", "released", "expired",
                                          "discharged"};
     const msgpack_object *st = proto_map_get(row, "state");
-    for (size_t i = 0; st && st->type == MSGPACK_OBJECT_STR && i < sizeof closed / sizeof *closed;
-         i++) {
-        if (st->via.str.size == strlen(closed[i]) &&
-            memcmp(st->via.str.ptr, closed[i], st->via.str.size) == 0)
+    for (size_t i = 0; i < sizeof closed / sizeof *closed; i++) {
+        if (proto_str_is(st, closed[i]))
             return true;
     }
     return false;

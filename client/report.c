@@ -19,12 +19,6 @@
 #define MONTHS_PER_BLOCK 6u
 #define CELL             64u
 
-static bool str_is(const msgpack_object *o, const char *lit)
-{
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(lit) &&
-           memcmp(o->via.str.ptr, lit, o->via.str.size) == 0;
-}
-
 /* A cell's value as text: a number, or the server's marker ("<3", "x"), or "-". */
 static const char *value_text(char *buf, size_t cap, const msgpack_object *v)
 {
@@ -52,7 +46,7 @@ static unsigned measures_of(const msgpack_object *month, struct measure *out, un
     for (uint32_t i = 0; i < month->via.map.size; i++) {
         const msgpack_object *k = &month->via.map.ptr[i].key;
         const msgpack_object *v = &month->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || str_is(k, "month"))
+        if (k->type != MSGPACK_OBJECT_STR || proto_str_is(k, "month"))
             continue;
         if (v->type == MSGPACK_OBJECT_MAP) {
             for (uint32_t j = 0; j < v->via.map.size && n < cap; j++) {
@@ -124,7 +118,7 @@ static const char *label(char *buf, size_t cap, const struct measure *m)
     if (m->sub)
         table_clean(sub, sizeof sub, m->sub->via.str.ptr, m->sub->via.str.size);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (!str_is(m->key, names[i].key))
+        if (!proto_str_is(m->key, names[i].key))
             continue;
         if (m->sub && names[i].sub_label)
             snprintf(buf, cap, "%s%s", names[i].sub_label, sub);

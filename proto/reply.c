@@ -52,13 +52,17 @@ int proto_pack_error(msgpack_packer *pk, uint64_t id, bool has_id, enum proto_er
     return rc;
 }
 
+bool proto_str_is(const msgpack_object *o, const char *lit)
+{
+    return o && o->type == MSGPACK_OBJECT_STR && proto_str_eq(o->via.str.ptr, o->via.str.size, lit);
+}
+
 const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
 {
     if (!map || map->type != MSGPACK_OBJECT_MAP)
         return NULL;
     for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && proto_str_eq(k->via.str.ptr, k->via.str.size, key))
+        if (proto_str_is(&map->via.map.ptr[i].key, key))
             return &map->via.map.ptr[i].val;
     }
     return NULL;

@@ -583,6 +583,8 @@ void proto_reply_free(struct proto_reply *r);
 
 /* Looks up a key in a msgpack map object; NULL when absent or when `map` is not a map. */
 const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
+/* Whether `o` is a msgpack string equal to `lit`; false for NULL. */
+bool proto_str_is(const msgpack_object *o, const char *lit);
 
 #ifdef __cplusplus
 }
