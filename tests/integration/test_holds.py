@@ -791,10 +791,10 @@ def test_lists_come_in_pages(env):
         len(open_sthlm)
 
 
-def test_a_page_of_a_wide_area_is_one_short_call(env, capsys):
-    """An on-call service whose area is the whole country merges 290 lists: a page reads a
-    chunk of each and only what it shows beyond that, not a page of every list. Prints
-    Redis's time per page (a figure, not asserted)."""
+def test_pages_of_a_wide_area_merge_every_list(env, capsys):
+    """An on-call service whose area is the whole country merges 290 lists, newest first, each
+    record once, page after page. Each list is read a chunk at a time, not a page of every
+    list; Redis's time per page is printed (a figure, not asserted)."""
     import bulk
     ns = env.daemon.namespace
     r = bulk.Redis(env.redis.sock)
